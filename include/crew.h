@@ -1,0 +1,625 @@
+/**
+ * @file crew.h
+ * @brief crew: a C11 thread-pool futures library.
+ *
+ * A fixed pool of worker threads runs submitted closures (a function and
+ * its argument) and hands back futures. crew_when_all() joins many futures
+ * without spending a thread, and its aggregate error collects every failure
+ * with the position of the input that failed.
+ *
+ * Conventions, true of every function below:
+ * - Functions that can fail return @c int: 0 on success, otherwise a positive
+ *   @c errno value or ::CREW_EAGGREGATE. Bad input (a NULL handle, a NULL
+ *   function, @c n > 0 with a NULL array or a NULL entry) returns @c EINVAL
+ *   and changes nothing. Nothing aborts or prints, and no failure leaks.
+ * - A function that hands out a ::crew_future or ::crew_error through an
+ *   out-parameter gives the caller one reference, dropped with the matching
+ *   @c _release. Out-parameters are set to NULL on error. Pointers returned
+ *   by value from accessors are borrowed: valid while the caller holds its
+ *   reference to the object they came from.
+ * - Times are relative, in nanoseconds; ::CREW_FOREVER waits without limit.
+ * - Every function is safe to call from any thread at any time, except
+ *   crew_pool_destroy() racing other calls on the same pool.
+ */
+#ifndef CREW_H
+#define CREW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CREW_STATIC)
+#define CREW_API
+#elif defined(__GNUC__)
+#define CREW_API __attribute__((visibility("default")))
+#else
+#define CREW_API
+#endif
+
+#if defined(__GNUC__)
+#define CREW_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CREW_PRINTF(fmt, args)
+#endif
+
+/** @brief Major version: incompatible changes of the contract. */
+#define CREW_VERSION_MAJOR 0
+/** @brief Minor version: additions. */
+#define CREW_VERSION_MINOR 1
+/** @brief Patch version: fixes. */
+#define CREW_VERSION_PATCH 0
+
+/** @brief A timeout that never expires. */
+#define CREW_FOREVER UINT64_MAX
+
+/**
+ * @brief The code of an aggregate error: "one or more inputs failed".
+ *
+ * An @c int outside the range of @c errno values, so it never collides
+ * with a code a task returns.
+ */
+#define CREW_EAGGREGATE 0x43524557
+
+/** @brief A fixed set of worker threads. */
+typedef struct crew_pool crew_pool;
+/** @brief The outcome of a task, a combinator or a promise. */
+typedef struct crew_future crew_future;
+/** @brief The running task; valid only inside its function. */
+typedef struct crew_task crew_task;
+/** @brief An immutable failure, possibly an aggregate of others. */
+typedef struct crew_error crew_error;
+
+/**
+ * @brief A task's function.
+ *
+ * Its return value decides the outcome: 0 succeeds (with the value given to
+ * crew_task_return(), or NULL); @c ECANCELED once cancellation has been
+ * requested is a cancellation; any other value fails with that code.
+ */
+typedef int (*crew_fn)(crew_task *task, void *arg);
+/** @brief Frees an argument or a value. */
+typedef void (*crew_free_fn)(void *p);
+/** @brief Runs once a future has resolved. */
+typedef void (*crew_callback)(crew_future *future, void *user);
+
+/** @brief Where a future stands. */
+typedef enum crew_state {
+    CREW_PENDING,   /**< queued, or waiting on its inputs       */
+    CREW_RUNNING,   /**< its function is executing              */
+    CREW_SUCCEEDED, /**< resolved with a result                 */
+    CREW_FAILED,    /**< resolved with an error                 */
+    CREW_CANCELLED  /**< resolved without running to completion */
+} crew_state;
+
+/** @brief How crew_pool_shutdown() treats the tasks still queued. */
+typedef enum crew_shutdown {
+    CREW_DRAIN, /**< run them, and the tasks they submit */
+    CREW_CANCEL /**< resolve them cancelled, unrun        */
+} crew_shutdown;
+
+/**
+ * @brief The library's version, "MAJOR.MINOR.PATCH".
+ *
+ * @return a static string; never NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API const char *crew_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief How to build a pool. A zeroed struct, or NULL, means every default.
+ */
+typedef struct crew_pool_options {
+    /** Worker threads; 0: the number of online CPUs. */
+    unsigned threads;
+    /** 0: unbounded; else at most this many tasks wait to run. */
+    size_t max_queued;
+    /** Worker thread-name prefix (copied); NULL: "crew". */
+    const char *name;
+    /** Stack size of each worker in bytes; 0: the system default. */
+    size_t stack_size;
+    /** Runs on each worker before it takes any task; may be NULL. */
+    void (*on_thread_start)(crew_pool *pool, unsigned worker, void *user);
+    /** Runs on each worker after its last task, before it exits. */
+    void (*on_thread_stop)(crew_pool *pool, unsigned worker, void *user);
+    /** Passed to both hooks. */
+    void *user;
+} crew_pool_options;
+
+/**
+ * @brief Start a pool of worker threads.
+ *
+ * Workers are named "<name>-<index>" (truncated to what the system allows)
+ * and block every asynchronous signal, so a program's handlers never run on
+ * them. The calling thread's signal mask is left as it was.
+ *
+ * Ownership: on success @p *pool is the caller's, to be ended with
+ * crew_pool_destroy().
+ *
+ * @param pool     receives the new pool; NULL on error
+ * @param options  NULL, or the options (copied; need not outlive the call)
+ * @return 0; EINVAL if @p pool is NULL or @p stack_size is below the system
+ *         minimum; ENOMEM; EAGAIN if a thread could not be created (the
+ *         threads already started are stopped and joined first).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_pool_create(crew_pool **pool,
+                              const crew_pool_options *options);
+
+/**
+ * @brief Stop accepting tasks and wait for the workers to exit.
+ *
+ * From the call on, crew_submit() returns ESHUTDOWN, except that under
+ * ::CREW_DRAIN a task running on this pool may still submit to it.
+ * ::CREW_DRAIN runs every task already queued, including the tasks those
+ * tasks submit. ::CREW_CANCEL resolves every queued task as
+ * ::CREW_CANCELLED without running it (its @c arg_free runs) and makes
+ * crew_task_cancelled() true for the running ones. Both then wait for the
+ * workers to exit. Submitters waiting for room wake with ESHUTDOWN.
+ *
+ * A second call, even a concurrent one, returns 0 once the workers have
+ * exited and does not change how the first shuts down.
+ *
+ * @param pool  the pool
+ * @param how   ::CREW_DRAIN or ::CREW_CANCEL
+ * @return 0; EINVAL for a NULL pool or another @p how; EDEADLK when called
+ *         from one of the pool's own workers; ESHUTDOWN in a child process
+ *         after fork(), where the pool has no workers.
+ * @note Thread safety: any thread but the pool's workers.
+ */
+CREW_API int crew_pool_shutdown(crew_pool *pool, crew_shutdown how);
+
+/**
+ * @brief Shut a pool down (::CREW_DRAIN, if not done yet) and free it.
+ *
+ * Futures outlive their pool: they stay readable until their last
+ * reference is released. Called from one of the pool's own workers it does
+ * not wait: it starts a ::CREW_DRAIN shutdown, and the pool frees itself
+ * when its last worker exits. In a child process after fork() it frees the
+ * pool without joining the workers, which the child does not have.
+ *
+ * @param pool  the pool, or NULL (nothing is done)
+ * @note Thread safety: must not race other calls on the same pool.
+ */
+CREW_API void crew_pool_destroy(crew_pool *pool);
+
+/**
+ * @brief The number of worker threads of @p pool.
+ *
+ * @return the count; 0 for a NULL pool.
+ * @note Thread safety: any thread.
+ */
+CREW_API unsigned crew_pool_threads(const crew_pool *pool);
+
+/* ------------------------------------------------------------------ */
+/* Submitting work                                                    */
+/* ------------------------------------------------------------------ */
+
+/** @brief Submission flag: return EAGAIN instead of waiting for room. */
+#define CREW_NONBLOCKING 0x1u
+
+/**
+ * @brief Queue @p fn(task, @p arg) on @p pool.
+ *
+ * The same as crew_submit_ex(pool, fn, arg, NULL, 0, future).
+ */
+CREW_API int crew_submit(crew_pool *pool, crew_fn fn, void *arg,
+                         crew_future **future);
+
+/**
+ * @brief Queue @p fn(task, @p arg) on @p pool, with a destructor and flags.
+ *
+ * A task submitted from one of the pool's own workers goes on that
+ * worker's deque, others on the pool's injection queue. When the pool has
+ * a @c max_queued limit and that many tasks wait, the caller waits for room
+ * (or gets EAGAIN with ::CREW_NONBLOCKING), except one of the pool's own
+ * workers, which is never blocked: its task is queued anyway.
+ *
+ * @p arg_free(@p arg), when given, runs exactly once: after @p fn returns,
+ * or when the task is cancelled before it ran; always before the future
+ * resolves. On error @p fn never runs and @p arg_free is not called.
+ *
+ * Ownership: @p *future, when @p future is not NULL, is a reference for the
+ * caller. Releasing it never cancels: the task still runs.
+ *
+ * @param pool      the pool
+ * @param fn        the task's function
+ * @param arg       passed to @p fn
+ * @param arg_free  NULL, or frees @p arg
+ * @param flags     0 or ::CREW_NONBLOCKING
+ * @param future    NULL (fire and forget), or receives the task's future
+ * @return 0; EINVAL (NULL pool or fn, unknown flags); ENOMEM; ESHUTDOWN
+ *         (the pool is shutting down, or this is a child after fork());
+ *         EAGAIN (::CREW_NONBLOCKING while @c max_queued tasks wait).
+ * @note Thread safety: any thread, tasks included.
+ */
+CREW_API int crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg,
+                            crew_free_fn arg_free, unsigned flags,
+                            crew_future **future);
+
+/* ------------------------------------------------------------------ */
+/* Inside a task                                                      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Set the value the task succeeds with.
+ *
+ * Called twice, keeps the second value and releases the first with its
+ * @p value_free. @p value_free(@p value) runs once the future's last
+ * reference is released, or when the task resolves, if it did not succeed.
+ *
+ * @param task        the running task (nothing is done if NULL)
+ * @param value       the result
+ * @param value_free  NULL, or frees @p value
+ * @note Thread safety: only inside the task's function.
+ */
+CREW_API void crew_task_return(crew_task *task, void *value,
+                               crew_free_fn value_free);
+
+/**
+ * @brief Record why the task fails, printf-style, and return @p code.
+ *
+ * The message is kept whole, however long; a later call replaces it. It
+ * becomes the failure's message if the function returns a code other than
+ * 0 (and other than ECANCELED after a cancellation request), so a task may
+ * write <tt>return crew_task_fail(task, ENOENT, "open %s", path);</tt>.
+ * Without a recorded message the failure gets a default one naming the
+ * code. If memory runs out, the failure keeps its code and a fixed message
+ * saying the rest was lost.
+ *
+ * @param task    the running task
+ * @param code    returned as it is
+ * @param format  printf format of the message; NULL forgets a recorded one
+ * @return @p code; EINVAL if @p task is NULL.
+ * @note Thread safety: only inside the task's function.
+ */
+CREW_API int crew_task_fail(crew_task *task, int code, const char *format,
+                            ...) CREW_PRINTF(3, 4);
+
+/**
+ * @brief Whether cancellation of the running task has been requested.
+ *
+ * True after crew_future_cancel() on its future, or once its pool is
+ * shutting down with ::CREW_CANCEL. The task decides: returning ECANCELED
+ * then resolves it ::CREW_CANCELLED.
+ *
+ * @return the answer; false for a NULL task.
+ * @note Thread safety: only inside the task's function.
+ */
+CREW_API bool crew_task_cancelled(const crew_task *task);
+
+/**
+ * @brief The pool the task runs on, to submit more work to it.
+ *
+ * @return the pool (borrowed); NULL for a NULL task.
+ * @note Thread safety: only inside the task's function.
+ */
+CREW_API crew_pool *crew_task_pool(const crew_task *task);
+
+/* ------------------------------------------------------------------ */
+/* Futures                                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Where @p future stands now.
+ *
+ * @return its state; ::CREW_PENDING for a NULL future.
+ * @note Thread safety: any thread.
+ */
+CREW_API crew_state crew_future_state(const crew_future *future);
+
+/**
+ * @brief Block until @p future resolves.
+ *
+ * On one of a pool's workers, waiting runs other queued tasks of that pool
+ * meanwhile, so tasks that wait on tasks they submitted never deadlock a
+ * fixed pool, however deep the nesting. Helping has two costs: a helping
+ * worker may run an unrelated task, which must not need a lock the waiting
+ * task holds; and a helped task that itself waits nests another frame on
+ * the worker's stack. Past a nesting depth of 256 helped tasks, a worker
+ * helps only with tasks from its own deque, where the awaited work came
+ * from.
+ *
+ * Ownership: borrows @p future.
+ *
+ * @return 0 if it succeeded, ECANCELED if it was cancelled, otherwise the
+ *         failure's code; EINVAL if @p future is NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_future_wait(crew_future *future);
+
+/**
+ * @brief Block until @p future resolves or @p timeout_ns has passed.
+ *
+ * As crew_future_wait(). ETIMEDOUT is never reported early: only after at
+ * least @p timeout_ns has passed. A helping worker may overrun the timeout
+ * by the length of the task it is running.
+ *
+ * @return as crew_future_wait(), or ETIMEDOUT.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_future_wait_for(crew_future *future, uint64_t timeout_ns);
+
+/**
+ * @brief The value of a succeeded future.
+ *
+ * @return the value (borrowed: valid while the caller holds its reference;
+ *         its @c value_free runs with the last one), else NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API void *crew_future_result(const crew_future *future);
+
+/**
+ * @brief The error of a failed or cancelled future.
+ *
+ * A cancelled future's error has code ECANCELED.
+ *
+ * @return the error (borrowed; crew_error_retain() keeps it longer), or
+ *         NULL if @p future has not failed or been cancelled.
+ * @note Thread safety: any thread.
+ */
+CREW_API const crew_error *crew_future_error(const crew_future *future);
+
+/**
+ * @brief Request cancellation.
+ *
+ * A queued task will not run: it is ::CREW_CANCELLED, its @c arg_free done,
+ * before this returns, even while every worker is busy, and it no longer
+ * counts against @c max_queued. A running task sees crew_task_cancelled()
+ * become true and decides itself. A pending promise becomes
+ * ::CREW_CANCELLED. A crew_when_all() or crew_when_any() future passes the
+ * request to its inputs.
+ *
+ * @return 0; EALREADY if @p future had already resolved; EINVAL if NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_future_cancel(crew_future *future);
+
+/**
+ * @brief Run @p cb(@p future, @p user) once @p future has resolved.
+ *
+ * Runs exactly once: at once on the calling thread if the future has
+ * already resolved, otherwise on the thread that resolves it. Callbacks
+ * registered before resolution run in the order registered; one registered
+ * after runs at once, possibly while earlier ones still run on the
+ * resolving thread. A callback may release the future (the library holds
+ * its own reference while it dispatches) and may submit work.
+ *
+ * @return 0; EINVAL (NULL future or cb); ENOMEM (then @p cb never runs).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_future_on_complete(crew_future *future, crew_callback cb,
+                                     void *user);
+
+/**
+ * @brief Take another reference to @p future.
+ *
+ * @return @p future (NULL for NULL).
+ * @note Thread safety: any thread.
+ */
+CREW_API crew_future *crew_future_retain(crew_future *future);
+
+/**
+ * @brief Drop a reference; the last one frees the future and its value.
+ *
+ * Releasing never cancels: a task whose future nobody holds still runs.
+ *
+ * @param future  a reference the caller owns, or NULL (nothing is done)
+ * @note Thread safety: any thread.
+ */
+CREW_API void crew_future_release(crew_future *future);
+
+/* ------------------------------------------------------------------ */
+/* Joining many futures                                               */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief A future that resolves once every input has resolved.
+ *
+ * It succeeds (result NULL: read the inputs) when all succeeded; else it
+ * fails when any failed, with an error of code ::CREW_EAGGREGATE holding
+ * one inner error per failed input position, in input order (cancelled
+ * inputs add none); else it is cancelled. @p n == 0 gives a future that has
+ * already succeeded. The same future may appear more than once. No thread
+ * waits: the input that resolves last resolves it, and runs its callbacks,
+ * inside its own resolution. Cancelling it passes the request to the
+ * inputs.
+ *
+ * Ownership: the result holds its own references to the inputs (until its
+ * last reference goes); the caller's stay the caller's. @p *all is one
+ * reference for the caller. An input that never resolves (a promise never
+ * resolved) keeps the result alive.
+ *
+ * @return 0; EINVAL (NULL @p all, NULL array with @p n > 0, NULL entry);
+ *         ENOMEM.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_when_all(crew_future *const *futures, size_t n,
+                           crew_future **all);
+
+/**
+ * @brief Block until every input has resolved.
+ *
+ * On a worker, helps as crew_future_wait() does; elsewhere waits once, on
+ * the join, not once per input.
+ *
+ * @param error  NULL, or receives a new reference to the aggregate error
+ *               (NULL on success and on error)
+ * @return 0 when all succeeded, otherwise ::CREW_EAGGREGATE or ECANCELED
+ *         as crew_when_all() resolves; EINVAL; ENOMEM (then nothing was
+ *         waited for).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_wait_all(crew_future *const *futures, size_t n,
+                           crew_error **error);
+
+/**
+ * @brief A future that resolves as soon as the first input resolves.
+ *
+ * It succeeds, whatever the winner's outcome, with the winning input as
+ * result: a borrowed pointer, kept alive by the caller's own reference.
+ * When several inputs have already resolved, the lowest position wins.
+ *
+ * Ownership: as crew_when_all().
+ *
+ * @return 0; EINVAL (as crew_when_all(), and @p n == 0); ENOMEM.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_when_any(crew_future *const *futures, size_t n,
+                           crew_future **any);
+
+/**
+ * @brief Block for at most @p timeout_ns until one input resolves.
+ *
+ * On a worker, helps as crew_future_wait() does.
+ *
+ * @param index  receives the winner's position; untouched on ETIMEDOUT
+ * @return 0; ETIMEDOUT; EINVAL (as crew_when_any(), and a NULL @p index);
+ *         ENOMEM (then nothing was waited for).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_wait_any(crew_future *const *futures, size_t n,
+                           uint64_t timeout_ns, size_t *index);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief The error's code: an @c errno value, a task's own code, or
+ *        ::CREW_EAGGREGATE.
+ *
+ * @return the code; 0 for NULL.
+ * @note Thread safety: any thread (errors are immutable).
+ */
+CREW_API int crew_error_code(const crew_error *error);
+
+/**
+ * @brief The error's message.
+ *
+ * @return a string borrowed from @p error; "" for NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API const char *crew_error_message(const crew_error *error);
+
+/**
+ * @brief How many inner errors an aggregate holds (0 for a leaf or NULL).
+ * @note Thread safety: any thread.
+ */
+CREW_API size_t crew_error_count(const crew_error *error);
+
+/**
+ * @brief The @p i-th inner error of an aggregate.
+ *
+ * The position belongs to the aggregate's entry, not to the inner error,
+ * which may be shared: the same failed future given at positions 0 and 3
+ * gives two entries. An inner error can itself be an aggregate, when a
+ * crew_when_all() was nested in another.
+ *
+ * @param input  NULL, or receives the position of the failed input in its
+ *               crew_when_all() (untouched when NULL is returned)
+ * @return the inner error (borrowed from @p error), or NULL when
+ *         @p i >= crew_error_count(@p error).
+ * @note Thread safety: any thread.
+ */
+CREW_API const crew_error *crew_error_inner(const crew_error *error,
+                                            size_t i, size_t *input);
+
+/**
+ * @brief A new aggregate whose inner errors are all the leaves of @p error.
+ *
+ * Leaves come depth-first, in order, each with the position it had in its
+ * innermost crew_when_all(). A leaf given as @p error yields an aggregate
+ * holding it alone, at position 0.
+ *
+ * @return one reference for the caller; NULL for NULL or on ENOMEM.
+ * @note Thread safety: any thread.
+ */
+CREW_API crew_error *crew_error_flatten(const crew_error *error);
+
+/**
+ * @brief Write a readable, indented, multi-line account of the whole tree.
+ *
+ * snprintf-style: writes at most @p size bytes, NUL included, and returns
+ * the length it needed, NUL excluded. @p buf may be NULL when @p size is 0.
+ *
+ * @return the length needed; -1 (writing nothing) for a NULL @p error.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_error_format(const crew_error *error, char *buf,
+                               size_t size);
+
+/**
+ * @brief Take another reference to @p error.
+ *
+ * @return @p error (NULL for NULL).
+ * @note Thread safety: any thread.
+ */
+CREW_API crew_error *crew_error_retain(const crew_error *error);
+
+/**
+ * @brief Drop a reference to @p error; NULL does nothing.
+ * @note Thread safety: any thread.
+ */
+CREW_API void crew_error_release(crew_error *error);
+
+/**
+ * @brief Describe a code: ::CREW_EAGGREGATE, ESHUTDOWN, any @c errno value.
+ *
+ * @return a static string; never NULL ("unknown error" for other codes).
+ * @note Thread safety: any thread.
+ */
+CREW_API const char *crew_strerror(int code);
+
+/* ------------------------------------------------------------------ */
+/* Promises                                                           */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief A future resolved by hand, for work that runs on no pool.
+ *
+ * A promise must be resolved, failed or cancelled eventually if anything
+ * waits on it or joins it.
+ *
+ * @return 0; EINVAL for a NULL @p future; ENOMEM.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_promise_create(crew_future **future);
+
+/**
+ * @brief Resolve a promise as succeeded with @p value.
+ *
+ * On success @p value becomes the future's: @p value_free runs with its
+ * last reference. On error @p value stays the caller's.
+ *
+ * @return 0; EALREADY if it had resolved (or been cancelled); EINVAL for
+ *         NULL or a future that is not a promise.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_promise_resolve(crew_future *future, void *value,
+                                  crew_free_fn value_free);
+
+/**
+ * @brief Resolve a promise as failed with @p code and a printf message.
+ *
+ * Any code but 0, negative ones included, is kept as given. If memory runs
+ * out, the promise still fails with @p code and a fixed message.
+ *
+ * @return 0; EALREADY; EINVAL (NULL, not a promise, @p code 0).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_promise_fail(crew_future *future, int code,
+                               const char *format, ...) CREW_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CREW_H */

@@ -1,0 +1,333 @@
+/*
+ * The future: states, references, waiting, callbacks, cancel.
+ *
+ * Theory of operation. A future is one block, reference counted. Its
+ * state word moves PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED,
+ * or PENDING -> CLAIMED -> CANCELLED for a queued task cancelled in its
+ * queue; every change happens under the future's own four-byte lock, and
+ * the final one is a release store made after the outcome (value, error)
+ * is written, so lock-free readers acquire the state and then read the
+ * outcome.
+ *
+ * The lock also guards two lists. The completion list holds callbacks and
+ * the internal nodes of joins, appended in registration order; the
+ * resolver detaches it under the lock and runs it outside, in order, while
+ * holding its own reference to the future (so a callback may release the
+ * last one of the caller's). A registration that finds the future resolved
+ * runs at once, on the registering thread. The waiter list holds threads
+ * blocked on the future, each node in the sleeper's stack frame; the
+ * resolver notifies and unlinks them under the lock, and a sleeper leaves
+ * only after taking the lock to unlink itself if it still is, so nothing
+ * is left behind by a wait that timed out, and no node is touched after
+ * its owner has gone.
+ *
+ * Lock order: a future's lock may be held while taking a pool's injection
+ * queue lock (a claimed task gives its slot back), never the reverse. No
+ * user code runs under any library lock.
+ */
+#include "future.h"
+
+#include "alloc.h"
+#include "platform.h"
+#include "pool.h"
+
+#include <errno.h>
+
+void
+crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
+{
+    atomic_init(&future->lock.word, 0);
+    atomic_init(&future->state, CREW_PENDING);
+    atomic_init(&future->refs, refs);
+    future->kind = (uint8_t)kind;
+    atomic_init(&future->cancel_requested, false);
+    future->link.next = NULL;
+    future->first = NULL;
+    future->last = NULL;
+    future->waiters = NULL;
+    future->value = NULL;
+    future->value_free = NULL;
+    future->error = NULL;
+}
+
+int
+crew__future_complete(crew_future *future,
+                      const struct crew__outcome *outcome)
+{
+    struct crew__completion *node;
+
+    crew__lock_acquire(&future->lock);
+    if (crew__state_is_final(
+            atomic_load_explicit(&future->state, memory_order_relaxed))) {
+        crew__lock_release(&future->lock);
+        return EALREADY;
+    }
+    /* The resolver's own reference: callbacks may drop every other one. */
+    crew_future_retain(future);
+    future->value = outcome->value;
+    future->value_free = outcome->value_free;
+    future->error = outcome->error;
+    if (outcome->state == CREW_FAILED && outcome->error == NULL) {
+        crew__error_embed_lost(&future->u.lost, future, outcome->code);
+        future->error = &future->u.lost;
+    }
+    /* Release: pairs with the acquire in crew__future_is_resolved(); the
+     * outcome above is visible to whoever sees the final state. */
+    atomic_store_explicit(&future->state, (uint32_t)outcome->state,
+                          memory_order_release);
+    node = future->first;
+    future->first = NULL;
+    future->last = NULL;
+    for (struct crew__waiter *w = future->waiters; w != NULL; w = w->next) {
+        w->linked = false;
+        crew__event_notify_all(w->event);
+    }
+    future->waiters = NULL;
+    crew__lock_release(&future->lock);
+
+    while (node != NULL) {
+        struct crew__completion *next = node->next;
+        node->fire(node, future);
+        node = next;
+    }
+    crew_future_release(future);
+    return 0;
+}
+
+void
+crew__future_subscribe(crew_future *future, struct crew__completion *node)
+{
+    bool resolved;
+
+    node->next = NULL;
+    crew__lock_acquire(&future->lock);
+    resolved = crew__state_is_final(
+        atomic_load_explicit(&future->state, memory_order_relaxed));
+    if (!resolved) {
+        if (future->last != NULL)
+            future->last->next = node;
+        else
+            future->first = node;
+        future->last = node;
+    }
+    crew__lock_release(&future->lock);
+    if (resolved)
+        node->fire(node, future);
+}
+
+bool
+crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter)
+{
+    bool added;
+
+    crew__lock_acquire(&future->lock);
+    added = !crew__state_is_final(
+        atomic_load_explicit(&future->state, memory_order_relaxed));
+    if (added) {
+        waiter->prev = NULL;
+        waiter->next = future->waiters;
+        if (future->waiters != NULL)
+            future->waiters->prev = waiter;
+        future->waiters = waiter;
+        waiter->linked = true;
+    }
+    crew__lock_release(&future->lock);
+    return added;
+}
+
+void
+crew__future_remove_waiter(crew_future *future, struct crew__waiter *waiter)
+{
+    crew__lock_acquire(&future->lock);
+    if (waiter->linked) {
+        if (waiter->prev != NULL)
+            waiter->prev->next = waiter->next;
+        else
+            future->waiters = waiter->next;
+        if (waiter->next != NULL)
+            waiter->next->prev = waiter->prev;
+        waiter->linked = false;
+    }
+    crew__lock_release(&future->lock);
+}
+
+int
+crew__future_await(crew_future *future, uint64_t deadline)
+{
+    struct crew__worker *self;
+    struct crew__event event;
+    struct crew__waiter waiter = {.event = &event};
+    uint32_t key;
+    int err;
+
+    if (crew__future_is_resolved(future))
+        return 0;
+    self = crew__worker_self();
+    if (self != NULL)
+        return crew__worker_wait(self, future, deadline);
+
+    /* A thread outside every pool sleeps on an event of its own, which
+     * only this future's resolver notifies. */
+    crew__event_init(&event);
+    key = crew__event_prepare(&event);
+    if (!crew__future_add_waiter(future, &waiter)) {
+        crew__event_cancel(&event);
+        return 0;
+    }
+    err = crew__event_wait(&event, key, deadline);
+    crew__future_remove_waiter(future, &waiter);
+    return crew__future_is_resolved(future) ? 0 : err;
+}
+
+int
+crew__future_code(const crew_future *future)
+{
+    switch (atomic_load_explicit(&future->state, memory_order_acquire)) {
+    case CREW_SUCCEEDED:
+        return 0;
+    case CREW_CANCELLED:
+        return ECANCELED;
+    default:
+        return future->error->code;
+    }
+}
+
+crew_state
+crew_future_state(const crew_future *future)
+{
+    uint32_t state;
+
+    if (future == NULL)
+        return CREW_PENDING;
+    /* Relaxed: a snapshot; it orders nothing the caller reads after. */
+    state = atomic_load_explicit(&future->state, memory_order_relaxed);
+    return state == CREW__CLAIMED ? CREW_PENDING : (crew_state)state;
+}
+
+int
+crew_future_wait(crew_future *future)
+{
+    if (future == NULL)
+        return EINVAL;
+    crew__future_await(future, UINT64_MAX);
+    return crew__future_code(future);
+}
+
+int
+crew_future_wait_for(crew_future *future, uint64_t timeout_ns)
+{
+    if (future == NULL)
+        return EINVAL;
+    if (crew__future_await(future, crew__deadline_after(timeout_ns)) != 0)
+        return ETIMEDOUT;
+    return crew__future_code(future);
+}
+
+void *
+crew_future_result(const crew_future *future)
+{
+    if (future == NULL || atomic_load_explicit(&future->state,
+                                               memory_order_acquire) !=
+                              CREW_SUCCEEDED)
+        return NULL;
+    return future->value;
+}
+
+const crew_error *
+crew_future_error(const crew_future *future)
+{
+    uint32_t state;
+
+    if (future == NULL)
+        return NULL;
+    state = atomic_load_explicit(&future->state, memory_order_acquire);
+    if (state != CREW_FAILED && state != CREW_CANCELLED)
+        return NULL;
+    return future->error;
+}
+
+int
+crew_future_cancel(crew_future *future)
+{
+    if (future == NULL)
+        return EINVAL;
+    switch (future->kind) {
+    case CREW__TASK:
+        return crew__task_cancel(future);
+    case CREW__PROMISE: {
+        struct crew__outcome cancelled = {.state = CREW_CANCELLED,
+                                          .error = &crew__error_cancelled};
+        return crew__future_complete(future, &cancelled);
+    }
+    default:
+        return crew__join_cancel(future);
+    }
+}
+
+/* A user's callback on the completion list. */
+struct callback {
+    struct crew__completion node;
+    crew_callback cb;
+    void *user;
+};
+
+static void
+fire_callback(struct crew__completion *node, crew_future *future)
+{
+    struct callback *c = (struct callback *)node;
+    crew_callback cb = c->cb;
+    void *user = c->user;
+
+    crew__free(c);
+    cb(future, user);
+}
+
+int
+crew_future_on_complete(crew_future *future, crew_callback cb, void *user)
+{
+    struct callback *c;
+
+    if (future == NULL || cb == NULL)
+        return EINVAL;
+    c = crew__malloc(sizeof(*c));
+    if (c == NULL)
+        return ENOMEM;
+    c->node.fire = fire_callback;
+    c->cb = cb;
+    c->user = user;
+    crew__future_subscribe(future, &c->node);
+    return 0;
+}
+
+crew_future *
+crew_future_retain(crew_future *future)
+{
+    if (future != NULL) {
+        /* Relaxed: the caller already holds a reference. */
+        atomic_fetch_add_explicit(&future->refs, 1, memory_order_relaxed);
+    }
+    return future;
+}
+
+void
+crew_future_release(crew_future *future)
+{
+    if (future == NULL)
+        return;
+    /* Acquire-release: the last release sees every write made under the
+     * other references before it frees. */
+    if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) !=
+        1)
+        return;
+    if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
+            CREW_SUCCEEDED &&
+        future->value_free != NULL)
+        future->value_free(future->value);
+    /* The embedded fallback shares the future's references: nothing to
+     * drop. */
+    if (future->error != &future->u.lost)
+        crew_error_release(future->error);
+    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY)
+        crew__join_destroy(future);
+    crew__free(future);
+}

@@ -1,0 +1,128 @@
+/*
+ * The future block, shared by tasks, promises and joins, and the calls
+ * other files make on it.
+ */
+#ifndef CREW_FUTURE_H
+#define CREW_FUTURE_H
+
+#include "crew.h"
+#include "error.h"
+#include "inject.h"
+#include "park.h"
+
+#include <stdatomic.h>
+
+/* A future's state word holds a crew_state, or this: a queued task that a
+ * canceller has claimed and is resolving. Readers see it as pending. */
+#define CREW__CLAIMED 5u
+
+enum crew__kind {
+    CREW__TASK,
+    CREW__PROMISE,
+    CREW__JOIN_ALL,
+    CREW__JOIN_ANY
+};
+
+/* A node on a future's completion list: fire(node, future) runs once,
+ * after resolution, outside every library lock. fire may free the node. */
+struct crew__completion {
+    struct crew__completion *next;
+    void (*fire)(struct crew__completion *node, crew_future *future);
+};
+
+/* A thread blocked on a future: linked while it sleeps, in its own stack
+ * frame. The resolver notifies `event` and unlinks it under the future's
+ * lock; the waiter takes that lock before it leaves, so the node is alive
+ * whenever the resolver touches it. */
+struct crew__waiter {
+    struct crew__waiter *next;
+    struct crew__waiter *prev;
+    struct crew__event *event;
+    bool linked;
+};
+
+/* A task's closure: read by the worker that runs it, dead once it has
+ * run or been cancelled. */
+struct crew__closure {
+    crew_fn fn;
+    void *arg;
+    crew_free_fn arg_free;
+    crew_pool *pool;
+};
+
+struct crew_future {
+    struct crew__lock lock;  /* guards the lists and every state change */
+    _Atomic uint32_t state;  /* a crew_state or CREW__CLAIMED */
+    _Atomic uint32_t refs;   /* references; the last frees the block */
+    uint8_t kind;            /* enum crew__kind; constant */
+    atomic_bool cancel_requested; /* a running task was asked to stop */
+    struct crew__link link;  /* in the pool's injection queue */
+    struct crew__completion *first; /* completion list, oldest first */
+    struct crew__completion *last;
+    struct crew__waiter *waiters;
+    /* The outcome: written once, before the release store of a final
+     * state, read after an acquire load of it. */
+    void *value;
+    crew_free_fn value_free;
+    crew_error *error;
+    union {
+        struct crew__closure task; /* CREW__TASK, until it resolves */
+        crew_error lost;           /* the fallback failure, at resolution */
+    } u;
+};
+
+/* What a future resolves with. A failure without an error (error NULL)
+ * gets the embedded fallback with `code`. */
+struct crew__outcome {
+    crew_state state;
+    void *value;
+    crew_free_fn value_free;
+    crew_error *error;
+    int code;
+};
+
+void crew__future_init(crew_future *future, enum crew__kind kind,
+                       uint32_t refs);
+/* Resolve: publish the outcome, wake the waiters, run the completions.
+ * Returns 0, or EALREADY (the outcome stays the caller's) if the future
+ * had resolved. */
+int crew__future_complete(crew_future *future,
+                          const struct crew__outcome *outcome);
+/* Run node->fire(node, future) once the future has resolved: now, on
+ * this thread, if it has. */
+void crew__future_subscribe(crew_future *future,
+                            struct crew__completion *node);
+/* Block until the future resolves or the absolute deadline passes;
+ * a worker helps its pool meanwhile. Returns 0 or ETIMEDOUT. */
+int crew__future_await(crew_future *future, uint64_t deadline);
+/* Link a waiter unless the future has resolved (then false). */
+bool crew__future_add_waiter(crew_future *future,
+                             struct crew__waiter *waiter);
+void crew__future_remove_waiter(crew_future *future,
+                                struct crew__waiter *waiter);
+
+static inline bool
+crew__state_is_final(uint32_t state)
+{
+    return state >= CREW_SUCCEEDED && state <= CREW_CANCELLED;
+}
+
+static inline bool
+crew__future_is_resolved(const crew_future *future)
+{
+    /* Acquire: pairs with the release store in crew__future_complete(),
+     * so a caller that sees a final state sees the outcome too. */
+    return crew__state_is_final(
+        atomic_load_explicit(&future->state, memory_order_acquire));
+}
+
+/* The code a wait reports: 0, ECANCELED or the failure's code. The future
+ * has resolved. */
+int crew__future_code(const crew_future *future);
+
+/* Defined in task.c and when.c: the parts of a future only they know. */
+int crew__task_cancel(crew_future *future);
+int crew__join_cancel(crew_future *future);
+void crew__join_destroy(crew_future *future);
+
+#endif

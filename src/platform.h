@@ -1,0 +1,107 @@
+/*
+ * The few operating-system bits: the CPU count, thread names, the
+ * monotonic clock and the futex. Everything #ifdef'd on the platform
+ * lives here, as whole functions.
+ */
+#ifndef CREW_PLATFORM_H
+#define CREW_PLATFORM_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__) && !defined(CREW_PARK_PORTABLE)
+#define CREW_HAVE_FUTEX 1
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+/* The number of online CPUs, at least 1. */
+static inline unsigned
+crew__cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Now on the monotonic clock, in nanoseconds. */
+static inline uint64_t
+crew__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The absolute deadline timeout_ns from now; UINT64_MAX for no limit. */
+static inline uint64_t
+crew__deadline_after(uint64_t timeout_ns)
+{
+    uint64_t now = crew__now_ns();
+    if (timeout_ns >= UINT64_MAX - now)
+        return UINT64_MAX;
+    return now + timeout_ns;
+}
+
+static inline struct timespec
+crew__timespec_of(uint64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    return ts;
+}
+
+/* Name the calling thread; best effort, names are a debugging aid. */
+#if defined(__linux__) || defined(__GLIBC__)
+static inline void
+crew__thread_set_name(const char *name)
+{
+    (void)pthread_setname_np(pthread_self(), name);
+}
+#else
+static inline void
+crew__thread_set_name(const char *name)
+{
+    (void)name;
+}
+#endif
+
+#ifdef CREW_HAVE_FUTEX
+/*
+ * Sleep while *word == expected, until the absolute monotonic deadline
+ * (UINT64_MAX: none). Returns 0 when woken (or the word differed: callers
+ * recheck), ETIMEDOUT once the deadline has passed.
+ */
+static inline int
+crew__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != UINT64_MAX) {
+        ts = crew__timespec_of(deadline);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+     * errno is the caller's: put it back as it was. */
+    int saved = errno;
+    long r = syscall(SYS_futex, (void *)word,
+                     FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tsp,
+                     NULL, FUTEX_BITSET_MATCH_ANY);
+    int err = (r == -1 && errno == ETIMEDOUT) ? ETIMEDOUT : 0;
+    errno = saved;
+    return err;
+}
+
+static inline void
+crew__futex_wake(_Atomic uint32_t *word, int n)
+{
+    int saved = errno;
+    syscall(SYS_futex, (void *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n,
+            NULL, NULL, 0);
+    errno = saved;
+}
+#endif
+
+#endif

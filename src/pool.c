@@ -1,0 +1,669 @@
+/*
+ * Pools: lifecycle, the worker loop, helping while waiting, shutdown,
+ * submission.
+ *
+ * Theory of operation. Each worker owns a deque: a task submitted from a
+ * worker goes on that worker's own deque, a task from any other thread on
+ * the pool's injection queue. A worker looks for work in its own deque
+ * (newest first), then the injection queue, then the other workers' deques
+ * (oldest first), starting from a random victim. Finding none, it parks
+ * on the pool's eventcount `idle`: announce, recheck every queue, sleep.
+ * Every submission notifies `idle` once, after its task is in a queue, so
+ * no wake-up is lost (see park.c).
+ *
+ * A worker that waits on a future helps: it runs tasks as above until the
+ * future resolves, and with none to run sleeps on `idle` with a waiter
+ * node on the future, so either new work or the resolution wakes it.
+ * Helping nests: a helped task that waits helps in turn. Past HELP_DEPTH
+ * nested helped tasks a worker takes only from its own deque, where the
+ * work it waits for came from, and sleeps on an event of its own that only
+ * the future's resolution notifies, bounding the stack that unrelated
+ * tasks can pile up.
+ *
+ * Shutdown. The injection queue closes first, then `mode` leaves OPEN, so
+ * a worker that sees the new mode finds every outside task in the queue.
+ * Workers keep running (DRAIN) or cancelling (CANCEL) whatever they find.
+ * A worker that finds nothing during shutdown counts itself in `stopping`:
+ * an idle worker pushes nothing, so once every worker is counted, every
+ * deque is empty for good, and the last one counted sets `done` and wakes
+ * the rest, which exit. A pool destroyed from one of its own workers is
+ * `detached`: its threads are detached and the last worker to exit frees
+ * it.
+ *
+ * After fork() the child has none of the workers: a pool made before the
+ * fork (generation older than the process's) refuses everything that
+ * needs them, and is freed without joining.
+ *
+ * Lock order: `life_lock` is outermost; nothing else nests with it. No
+ * user code runs under a library lock.
+ */
+#include "pool.h"
+
+#include "alloc.h"
+#include "deque.h"
+#include "future.h"
+#include "inject.h"
+#include "park.h"
+#include "platform.h"
+#include "task.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HELP_DEPTH 256
+#define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
+
+enum mode { OPEN, DRAINING, CANCELLING };
+enum life { RUNNING, STOPPING, JOINED };
+
+struct crew__worker {
+    alignas(64) struct crew__deque deque; /* pushed and popped by owner */
+    struct crew__event own; /* deep helpers sleep here; see file comment */
+    crew_pool *pool;
+    pthread_t thread;
+    unsigned index;
+    unsigned depth; /* helped tasks nested on this thread's stack */
+    uint32_t rng;   /* xorshift state for picking victims; owner only */
+};
+
+struct crew_pool {
+    struct crew__inject inject;
+    struct crew__event idle; /* workers with nothing to do sleep here */
+    _Atomic int mode;        /* enum mode; only ever moves forward */
+    atomic_uint stopping;    /* workers idle during shutdown */
+    atomic_bool done;        /* every worker idle during shutdown */
+    atomic_bool detached;    /* destroyed from a worker: last one frees */
+    atomic_uint live;        /* workers that have not exited */
+    unsigned threads;
+    struct crew__worker *workers;
+    unsigned long generation; /* fork generation when created */
+    pthread_mutex_t life_lock; /* guards `life` */
+    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
+    enum life life;
+    char *name;
+    void (*on_thread_start)(crew_pool *pool, unsigned worker, void *user);
+    void (*on_thread_stop)(crew_pool *pool, unsigned worker, void *user);
+    void *user;
+};
+
+static _Thread_local struct crew__worker *self;
+
+/* Bumped in each child after fork(); pools remember the value they were
+ * made under. */
+static atomic_ulong fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+after_fork_in_child(void)
+{
+    /* Relaxed: the child has a single thread now. */
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+static void
+register_atfork(void)
+{
+    /* If registration fails (ENOMEM), fork detection is lost, nothing
+     * else: there is no caller to tell, and pools still work. */
+    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+static bool
+is_orphan(const crew_pool *pool)
+{
+    return pool->generation !=
+           atomic_load_explicit(&fork_generation, memory_order_relaxed);
+}
+
+struct crew__worker *
+crew__worker_self(void)
+{
+    return self;
+}
+
+bool
+crew__pool_is_cancelling(const crew_pool *pool)
+{
+    /* Relaxed: a hint for running tasks; it carries no data. */
+    return atomic_load_explicit(&((crew_pool *)pool)->mode,
+                                memory_order_relaxed) == CANCELLING;
+}
+
+void
+crew__pool_release_slot(crew_pool *pool)
+{
+    crew__inject_release_slot(&pool->inject);
+}
+
+static crew_future *
+future_of_link(struct crew__link *link)
+{
+    return link != NULL ? (crew_future *)((char *)link -
+                                          offsetof(crew_future, link))
+                        : NULL;
+}
+
+static uint32_t
+next_random(struct crew__worker *w)
+{
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rng = x;
+    return x;
+}
+
+static crew_future *
+steal(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+    unsigned n = pool->threads;
+    unsigned start = next_random(w) % n;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct crew__worker *victim = &pool->workers[(start + i) % n];
+        if (victim == w)
+            continue;
+        crew_future *f = crew__deque_steal(&victim->deque);
+        if (f != NULL)
+            return f;
+    }
+    return NULL;
+}
+
+/* The next task for w: its own deque, the injection queue, then a
+ * victim's deque; only its own deque when `own_only`. */
+static crew_future *
+find_task(struct crew__worker *w, bool own_only)
+{
+    crew_future *f = crew__deque_pop(&w->deque);
+
+    if (f != NULL || own_only)
+        return f;
+    f = future_of_link(crew__inject_pop(&w->pool->inject));
+    if (f != NULL)
+        return f;
+    return steal(w);
+}
+
+static bool
+has_work(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    if (!crew__inject_is_empty(&pool->inject))
+        return true;
+    for (unsigned i = 0; i < pool->threads; i++) {
+        if (!crew__deque_is_empty(&pool->workers[i].deque))
+            return true;
+    }
+    return false;
+}
+
+static enum mode
+mode_of(crew_pool *pool)
+{
+    /* seq_cst: a worker reads the mode before its last search for work,
+     * and the shutdown closed the injection queue before storing it. */
+    return (enum mode)atomic_load_explicit(&pool->mode, memory_order_seq_cst);
+}
+
+static void
+run(struct crew__worker *w, crew_future *f)
+{
+    crew__task_run(f, mode_of(w->pool) == CANCELLING);
+}
+
+int
+crew__worker_wait(struct crew__worker *w, crew_future *future,
+                  uint64_t deadline)
+{
+    bool own_only = w->depth >= HELP_DEPTH;
+    struct crew__event *event = own_only ? &w->own : &w->pool->idle;
+    struct crew__waiter waiter = {.event = event};
+
+    for (;;) {
+        if (crew__future_is_resolved(future))
+            return 0;
+        if (deadline != UINT64_MAX && crew__now_ns() >= deadline)
+            return ETIMEDOUT;
+        crew_future *f = find_task(w, own_only);
+        if (f != NULL) {
+            w->depth++;
+            run(w, f);
+            w->depth--;
+            continue;
+        }
+        uint32_t key = crew__event_prepare(event);
+        if (!crew__future_add_waiter(future, &waiter)) {
+            crew__event_cancel(event);
+            return 0;
+        }
+        if (!own_only && has_work(w)) {
+            crew__event_cancel(event);
+            crew__future_remove_waiter(future, &waiter);
+            continue;
+        }
+        crew__event_wait(event, key, deadline);
+        crew__future_remove_waiter(future, &waiter);
+    }
+}
+
+/* Park an idle worker of an open pool until something changes. */
+static void
+park(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+    uint32_t key = crew__event_prepare(&pool->idle);
+
+    if (has_work(w) || mode_of(pool) != OPEN) {
+        crew__event_cancel(&pool->idle);
+        return;
+    }
+    crew__event_wait(&pool->idle, key, UINT64_MAX);
+}
+
+/* A worker found nothing to do during shutdown. Returns true when every
+ * worker is idle, and it may exit. */
+static bool
+idle_while_stopping(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    /* Acquire-release: the last worker counted sees the others' searches
+     * as finished. */
+    if (atomic_fetch_add_explicit(&pool->stopping, 1, memory_order_acq_rel) +
+            1 ==
+        pool->threads) {
+        atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
+        crew__event_notify_all(&pool->idle);
+        return true;
+    }
+    uint32_t key = crew__event_prepare(&pool->idle);
+    if (atomic_load_explicit(&pool->done, memory_order_seq_cst))
+        crew__event_cancel(&pool->idle);
+    else if (has_work(w))
+        crew__event_cancel(&pool->idle);
+    else
+        crew__event_wait(&pool->idle, key, UINT64_MAX);
+    if (atomic_load_explicit(&pool->done, memory_order_seq_cst))
+        return true;
+    atomic_fetch_sub_explicit(&pool->stopping, 1, memory_order_acq_rel);
+    return false;
+}
+
+static void pool_free(crew_pool *pool);
+
+static void *
+worker_main(void *arg)
+{
+    struct crew__worker *w = arg;
+    crew_pool *pool = w->pool;
+    char name[NAME_MAX_LENGTH + 1];
+
+    self = w;
+    snprintf(name, sizeof(name), "%s-%u", pool->name, w->index);
+    crew__thread_set_name(name);
+    if (pool->on_thread_start != NULL)
+        pool->on_thread_start(pool, w->index, pool->user);
+    for (;;) {
+        enum mode mode = mode_of(pool);
+        crew_future *f = find_task(w, false);
+        if (f != NULL) {
+            run(w, f);
+            continue;
+        }
+        if (mode == OPEN)
+            park(w);
+        else if (idle_while_stopping(w))
+            break;
+    }
+    if (pool->on_thread_stop != NULL)
+        pool->on_thread_stop(pool, w->index, pool->user);
+    self = NULL;
+    /* Acquire-release: the last worker out sees `detached` and every
+     * other worker's last writes before it frees the pool. */
+    if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_acq_rel) ==
+            1 &&
+        atomic_load_explicit(&pool->detached, memory_order_acquire))
+        pool_free(pool);
+    return NULL;
+}
+
+/* Close the pool to new work and start its workers towards the exit. */
+static void
+begin_shutdown(crew_pool *pool, crew_shutdown how)
+{
+    struct crew__link *queued =
+        crew__inject_close(&pool->inject, how == CREW_CANCEL);
+
+    /* seq_cst: pairs with mode_of(); see the file comment. */
+    atomic_store_explicit(&pool->mode,
+                          how == CREW_CANCEL ? CANCELLING : DRAINING,
+                          memory_order_seq_cst);
+    crew__event_notify_all(&pool->idle);
+    while (queued != NULL) {
+        crew_future *f = future_of_link(queued);
+        queued = queued->next;
+        crew__task_run(f, true);
+    }
+}
+
+static void
+join_workers(crew_pool *pool, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+}
+
+/* The signals workers block: every one but those the kernel sends to the
+ * thread that caused them. */
+static void
+worker_signal_mask(sigset_t *set)
+{
+    static const int synchronous[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                                      SIGTRAP, SIGSYS, SIGABRT};
+
+    sigfillset(set);
+    for (size_t i = 0; i < sizeof(synchronous) / sizeof(synchronous[0]); i++)
+        sigdelset(set, synchronous[i]);
+}
+
+static int
+start_workers(crew_pool *pool, size_t stack_size)
+{
+    pthread_attr_t attr;
+    sigset_t blocked, saved;
+    unsigned started = 0;
+    int err;
+
+    err = pthread_attr_init(&attr);
+    if (err != 0)
+        return err;
+    if (stack_size != 0) {
+        long page = sysconf(_SC_PAGESIZE);
+        size_t rounded = stack_size;
+        if (page > 0 && rounded % (size_t)page != 0)
+            rounded += (size_t)page - rounded % (size_t)page;
+        err = pthread_attr_setstacksize(&attr, rounded);
+        if (err != 0)
+            goto out_destroy_attr;
+    }
+    worker_signal_mask(&blocked);
+    pthread_sigmask(SIG_SETMASK, &blocked, &saved);
+    atomic_store_explicit(&pool->live, pool->threads, memory_order_relaxed);
+    for (; started < pool->threads; started++) {
+        struct crew__worker *w = &pool->workers[started];
+        err = pthread_create(&w->thread, &attr, worker_main, w);
+        if (err != 0)
+            break;
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (err != 0) {
+        /* The workers that started see `done` and exit at once. */
+        atomic_fetch_sub_explicit(&pool->live, pool->threads - started,
+                                  memory_order_relaxed);
+        begin_shutdown(pool, CREW_CANCEL);
+        atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
+        crew__event_notify_all(&pool->idle);
+        join_workers(pool, started);
+    }
+out_destroy_attr:
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+static void
+workers_free(crew_pool *pool, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        struct crew__deque *d = &pool->workers[i].deque;
+        crew_future *f;
+        /* Only an orphan after fork() can still hold tasks here. */
+        while ((f = crew__deque_pop(d)) != NULL)
+            crew_future_release(f);
+        crew__deque_destroy(d);
+    }
+    crew__free(pool->workers);
+}
+
+static void
+pool_free(crew_pool *pool)
+{
+    crew_future *f;
+
+    while ((f = future_of_link(crew__inject_pop(&pool->inject))) != NULL)
+        crew_future_release(f);
+    workers_free(pool, pool->threads);
+    crew__inject_destroy(&pool->inject);
+    pthread_cond_destroy(&pool->life_cond);
+    pthread_mutex_destroy(&pool->life_lock);
+    crew__free(pool->name);
+    crew__free(pool);
+}
+
+static char *
+copy_name(const char *name)
+{
+    size_t length = strlen(name);
+    char *copy = crew__malloc(length + 1);
+
+    if (copy != NULL)
+        memcpy(copy, name, length + 1);
+    return copy;
+}
+
+static int
+workers_new(crew_pool *pool)
+{
+    unsigned i;
+    int err = 0;
+
+    pool->workers = crew__calloc(pool->threads, sizeof(*pool->workers));
+    if (pool->workers == NULL)
+        return ENOMEM;
+    for (i = 0; i < pool->threads; i++) {
+        struct crew__worker *w = &pool->workers[i];
+        err = crew__deque_init(&w->deque);
+        if (err != 0)
+            break;
+        crew__event_init(&w->own);
+        w->pool = pool;
+        w->index = i;
+        w->rng = 2654435761u * (i + 1);
+    }
+    if (err != 0)
+        workers_free(pool, i);
+    return err;
+}
+
+int
+crew_pool_create(crew_pool **out, const crew_pool_options *options)
+{
+    static const crew_pool_options defaults = {0};
+    crew_pool *pool;
+    int err;
+
+    if (out == NULL)
+        return EINVAL;
+    *out = NULL;
+    if (options == NULL)
+        options = &defaults;
+    pthread_once(&atfork_once, register_atfork);
+
+    pool = crew__calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return ENOMEM;
+    pool->threads =
+        options->threads != 0 ? options->threads : crew__cpu_count();
+    pool->on_thread_start = options->on_thread_start;
+    pool->on_thread_stop = options->on_thread_stop;
+    pool->user = options->user;
+    pool->generation =
+        atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    pool->life = RUNNING;
+    atomic_init(&pool->mode, OPEN);
+    crew__event_init(&pool->idle);
+    pool->name = copy_name(options->name != NULL ? options->name : "crew");
+    if (pool->name == NULL) {
+        err = ENOMEM;
+        goto out_free_pool;
+    }
+    err = crew__inject_init(&pool->inject, options->max_queued);
+    if (err != 0)
+        goto out_free_name;
+    err = pthread_mutex_init(&pool->life_lock, NULL);
+    if (err != 0)
+        goto out_destroy_inject;
+    err = pthread_cond_init(&pool->life_cond, NULL);
+    if (err != 0)
+        goto out_destroy_life_lock;
+    err = workers_new(pool);
+    if (err != 0)
+        goto out_destroy_life_cond;
+    err = start_workers(pool, options->stack_size);
+    if (err != 0)
+        goto out_free_workers;
+    *out = pool;
+    return 0;
+
+out_free_workers:
+    workers_free(pool, pool->threads);
+out_destroy_life_cond:
+    pthread_cond_destroy(&pool->life_cond);
+out_destroy_life_lock:
+    pthread_mutex_destroy(&pool->life_lock);
+out_destroy_inject:
+    crew__inject_destroy(&pool->inject);
+out_free_name:
+    crew__free(pool->name);
+out_free_pool:
+    crew__free(pool);
+    return err;
+}
+
+static bool
+is_own_worker(const crew_pool *pool)
+{
+    return self != NULL && self->pool == pool;
+}
+
+int
+crew_pool_shutdown(crew_pool *pool, crew_shutdown how)
+{
+    if (pool == NULL || (how != CREW_DRAIN && how != CREW_CANCEL))
+        return EINVAL;
+    if (is_orphan(pool))
+        return ESHUTDOWN;
+    if (is_own_worker(pool))
+        return EDEADLK;
+
+    pthread_mutex_lock(&pool->life_lock);
+    if (pool->life == RUNNING) {
+        pool->life = STOPPING;
+        pthread_mutex_unlock(&pool->life_lock);
+        begin_shutdown(pool, how);
+        join_workers(pool, pool->threads);
+        pthread_mutex_lock(&pool->life_lock);
+        pool->life = JOINED;
+        pthread_cond_broadcast(&pool->life_cond);
+    }
+    while (pool->life != JOINED)
+        pthread_cond_wait(&pool->life_cond, &pool->life_lock);
+    pthread_mutex_unlock(&pool->life_lock);
+    return 0;
+}
+
+void
+crew_pool_destroy(crew_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    if (is_orphan(pool)) {
+        /* The workers live only in the parent, and the locks may have
+         * been held there at the fork: take nothing, free the memory. */
+        struct crew__link *queued = pool->inject.head;
+        while (queued != NULL) {
+            crew_future *f = future_of_link(queued);
+            queued = queued->next;
+            crew_future_release(f);
+        }
+        workers_free(pool, pool->threads);
+        crew__free(pool->name);
+        crew__free(pool);
+        return;
+    }
+    if (!is_own_worker(pool)) {
+        crew_pool_shutdown(pool, CREW_DRAIN);
+        pool_free(pool);
+        return;
+    }
+    /* From a worker: drain without waiting; the last worker frees. */
+    for (unsigned i = 0; i < pool->threads; i++)
+        pthread_detach(pool->workers[i].thread);
+    atomic_store_explicit(&pool->detached, true, memory_order_release);
+    pthread_mutex_lock(&pool->life_lock);
+    bool first = pool->life == RUNNING;
+    pool->life = STOPPING;
+    pthread_mutex_unlock(&pool->life_lock);
+    if (first)
+        begin_shutdown(pool, CREW_DRAIN);
+}
+
+unsigned
+crew_pool_threads(const crew_pool *pool)
+{
+    return pool != NULL ? pool->threads : 0;
+}
+
+int
+crew_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future)
+{
+    return crew_submit_ex(pool, fn, arg, NULL, 0, future);
+}
+
+int
+crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
+               unsigned flags, crew_future **future)
+{
+    bool nonblocking = (flags & CREW_NONBLOCKING) != 0;
+    crew_future *f;
+    int err;
+
+    if (future != NULL)
+        *future = NULL;
+    if (pool == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
+        return EINVAL;
+    if (is_orphan(pool))
+        return ESHUTDOWN;
+
+    bool own = is_own_worker(pool);
+    enum mode mode = mode_of(pool);
+    if (mode == CANCELLING || (mode == DRAINING && !own))
+        return ESHUTDOWN;
+    f = crew__task_new(pool, fn, arg, arg_free, future != NULL ? 2 : 1);
+    if (f == NULL)
+        return ENOMEM;
+    if (own) {
+        err = crew__inject_take_slot(&pool->inject, nonblocking);
+        if (err == 0) {
+            err = crew__deque_push(&self->deque, f);
+            if (err != 0)
+                crew__inject_release_slot(&pool->inject);
+        }
+    } else {
+        err = crew__inject_push(&pool->inject, &f->link, nonblocking);
+    }
+    if (err != 0) {
+        crew__task_discard(f);
+        return err;
+    }
+    crew__event_notify_one(&pool->idle);
+    if (future != NULL)
+        *future = f;
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * What the rest of the library asks of the pool: who is a worker, how a
+ * worker waits while helping, and two facts about a pool's state.
+ */
+#ifndef CREW_POOL_H
+#define CREW_POOL_H
+
+#include "crew.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct crew__worker;
+
+/* The calling thread's worker, or NULL outside every pool. */
+struct crew__worker *crew__worker_self(void);
+/* Wait for a future on a worker, running other tasks meanwhile. Returns
+ * 0 once it has resolved, or ETIMEDOUT at the absolute deadline. */
+int crew__worker_wait(struct crew__worker *worker, crew_future *future,
+                      uint64_t deadline);
+/* Whether a CREW_CANCEL shutdown of the pool has begun. */
+bool crew__pool_is_cancelling(const crew_pool *pool);
+/* A task of the pool stopped waiting to run: started, or cancelled. */
+void crew__pool_release_slot(crew_pool *pool);
+
+#endif

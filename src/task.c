@@ -1,0 +1,215 @@
+/*
+ * Running a task, cancelling a queued one, and the crew_task_* calls.
+ *
+ * Theory of operation. A queued task's future is PENDING and its queue
+ * holds a reference. Whoever takes it first, under the future's lock,
+ * decides: a worker moves it to RUNNING and runs it; a canceller moves it
+ * to CLAIMED and resolves it cancelled, running arg_free itself before the
+ * future resolves. The loser of that race does nothing more (a worker
+ * that pops a claimed task just drops the queue's reference), so a task
+ * runs at most once and its arg_free runs exactly once. The winner gives
+ * the task's max_queued slot back while still holding the future's lock:
+ * that is what keeps the pool alive for the call, since the pool cannot
+ * finish shutting down while one of its queues still holds the task.
+ *
+ * crew_task lives on the running worker's stack: the value and message
+ * recorded by crew_task_return and crew_task_fail stay there until the
+ * function returns and the outcome is decided.
+ */
+#include "task.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "future.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <stdarg.h>
+
+struct crew_task {
+    crew_future *future;
+    crew_pool *pool;
+    void *value;
+    crew_free_fn value_free;
+    crew_error *failure; /* from crew_task_fail(), private until resolution */
+    bool failure_lost;   /* crew_task_fail() ran out of memory */
+};
+
+crew_future *
+crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
+               uint32_t refs)
+{
+    crew_future *future = crew__malloc(sizeof(*future));
+
+    if (future == NULL)
+        return NULL;
+    crew__future_init(future, CREW__TASK, refs);
+    future->u.task.fn = fn;
+    future->u.task.arg = arg;
+    future->u.task.arg_free = arg_free;
+    future->u.task.pool = pool;
+    return future;
+}
+
+void
+crew__task_discard(crew_future *future)
+{
+    crew__free(future);
+}
+
+/* Move a queued task from PENDING to `to`, giving its slot back; false if
+ * someone else took it first. */
+static bool
+claim(crew_future *future, uint32_t to)
+{
+    bool won;
+
+    crew__lock_acquire(&future->lock);
+    won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
+          CREW_PENDING;
+    if (won) {
+        /* Relaxed: the lock orders this with every other transition, and
+         * readers of a non-final state read no outcome. */
+        atomic_store_explicit(&future->state, to, memory_order_relaxed);
+        crew__pool_release_slot(future->u.task.pool);
+    }
+    crew__lock_release(&future->lock);
+    return won;
+}
+
+/* Resolve a claimed task as cancelled, its arg_free first. */
+static void
+resolve_cancelled(crew_future *future)
+{
+    static const struct crew__outcome cancelled = {
+        .state = CREW_CANCELLED, .error = &crew__error_cancelled};
+    struct crew__closure task = future->u.task;
+
+    if (task.arg_free != NULL)
+        task.arg_free(task.arg);
+    crew__future_complete(future, &cancelled);
+}
+
+static bool
+cancel_requested(const crew_future *future, const crew_pool *pool)
+{
+    /* Relaxed: a hint the task polls; no data travels with it. */
+    return atomic_load_explicit(&future->cancel_requested,
+                                memory_order_relaxed) ||
+           crew__pool_is_cancelling(pool);
+}
+
+void
+crew__task_run(crew_future *future, bool cancel)
+{
+    if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
+        crew_future_release(future);
+        return;
+    }
+    if (cancel) {
+        resolve_cancelled(future);
+        crew_future_release(future);
+        return;
+    }
+
+    struct crew__closure closure = future->u.task;
+    struct crew_task task = {.future = future, .pool = closure.pool};
+    struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
+    int rc = closure.fn(&task, closure.arg);
+
+    if (closure.arg_free != NULL)
+        closure.arg_free(closure.arg);
+    if (rc == 0) {
+        outcome.value = task.value;
+        outcome.value_free = task.value_free;
+    } else if (rc == ECANCELED && cancel_requested(future, closure.pool)) {
+        outcome.state = CREW_CANCELLED;
+        outcome.error = &crew__error_cancelled;
+    } else {
+        outcome.state = CREW_FAILED;
+        outcome.code = rc;
+        if (task.failure != NULL) {
+            /* Still private: the code becomes the function's own. */
+            task.failure->code = rc;
+            outcome.error = task.failure;
+            task.failure = NULL;
+        } else if (!task.failure_lost) {
+            outcome.error = crew__error_default(rc);
+        }
+    }
+    crew_error_release(task.failure);
+    if (outcome.state != CREW_SUCCEEDED && task.value_free != NULL)
+        task.value_free(task.value);
+    crew__future_complete(future, &outcome);
+    crew_future_release(future);
+}
+
+int
+crew__task_cancel(crew_future *future)
+{
+    uint32_t state;
+
+    if (claim(future, CREW__CLAIMED)) {
+        resolve_cancelled(future);
+        return 0;
+    }
+    crew__lock_acquire(&future->lock);
+    state = atomic_load_explicit(&future->state, memory_order_relaxed);
+    if (state == CREW_RUNNING) {
+        /* Relaxed: see cancel_requested(). */
+        atomic_store_explicit(&future->cancel_requested, true,
+                              memory_order_relaxed);
+    }
+    crew__lock_release(&future->lock);
+    if (state == CREW__CLAIMED) {
+        /* Another canceller won: it resolves the task promptly. Return
+         * once it has, as the winner does. */
+        crew__future_await(future, UINT64_MAX);
+        return 0;
+    }
+    return crew__state_is_final(state) ? EALREADY : 0;
+}
+
+void
+crew_task_return(crew_task *task, void *value, crew_free_fn value_free)
+{
+    if (task == NULL)
+        return;
+    if (task->value_free != NULL && task->value != value)
+        task->value_free(task->value);
+    task->value = value;
+    task->value_free = value_free;
+}
+
+int
+crew_task_fail(crew_task *task, int code, const char *format, ...)
+{
+    va_list args;
+
+    if (task == NULL)
+        return EINVAL;
+    crew_error_release(task->failure);
+    task->failure = NULL;
+    task->failure_lost = false;
+    if (format == NULL)
+        return code;
+    va_start(args, format);
+    task->failure = crew__error_vformat(code, format, args);
+    va_end(args);
+    task->failure_lost = task->failure == NULL;
+    return code;
+}
+
+bool
+crew_task_cancelled(const crew_task *task)
+{
+    if (task == NULL)
+        return false;
+    return cancel_requested(task->future, task->pool);
+}
+
+crew_pool *
+crew_task_pool(const crew_task *task)
+{
+    return task != NULL ? task->pool : NULL;
+}

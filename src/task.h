@@ -1,0 +1,23 @@
+/*
+ * Tasks as the pool sees them: made at submission, run or cancelled by
+ * whoever takes them from a queue.
+ */
+#ifndef CREW_TASK_H
+#define CREW_TASK_H
+
+#include "crew.h"
+
+#include <stdint.h>
+
+/* A task's future, not yet queued, with `refs` references. NULL on
+ * ENOMEM. */
+crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
+                            crew_free_fn arg_free, uint32_t refs);
+/* Free a task that was never queued: its function and arg_free never
+ * run. */
+void crew__task_discard(crew_future *future);
+/* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
+ * shutdown) resolve it cancelled. Drops the queue's reference. */
+void crew__task_run(crew_future *future, bool cancel);
+
+#endif

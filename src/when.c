@@ -1,0 +1,243 @@
+/*
+ * Joins: crew_when_all, crew_when_any and their blocking forms.
+ *
+ * Theory of operation. A join is one block: its own future, then one
+ * input record per position, each embedding the completion node it hangs
+ * on that input. No thread waits: each input's resolution fires its node.
+ * For when_all, the node that brings `remaining` to zero reads every
+ * input's outcome and resolves the join, inside that input's resolution;
+ * for when_any, the first node to set `decided` resolves it.
+ *
+ * References: the join holds one to each input, dropped when the join is
+ * freed, so cancelling the join can always reach its inputs. Each node
+ * not yet fired holds one to the join, so the block outlives every node
+ * hanging on an input.
+ */
+#include "future.h"
+
+#include "alloc.h"
+#include "platform.h"
+
+#include <errno.h>
+
+struct join;
+
+struct input {
+    struct crew__completion node; /* on the input's completion list */
+    struct join *join;
+    crew_future *future; /* a reference held by the join */
+};
+
+struct join {
+    crew_future base;
+    size_t n;
+    atomic_size_t remaining; /* when_all: inputs not yet resolved */
+    atomic_bool decided;     /* when_any: a winner has been chosen */
+    size_t winner;           /* when_any: written before resolution */
+    struct input inputs[];
+};
+
+static struct join *
+join_of(crew_future *future)
+{
+    return (struct join *)future;
+}
+
+static size_t
+position_of(const struct input *in)
+{
+    return (size_t)(in - in->join->inputs);
+}
+
+static bool
+inputs_are_valid(crew_future *const *futures, size_t n)
+{
+    if (n > 0 && futures == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (futures[i] == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* The outcome of a when_all whose inputs have all resolved. */
+static struct crew__outcome
+all_outcome(struct join *j)
+{
+    struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
+    struct crew__entry *entries;
+    size_t failed = 0;
+    bool cancelled = false;
+
+    for (size_t i = 0; i < j->n; i++) {
+        crew_state state = crew_future_state(j->inputs[i].future);
+        failed += state == CREW_FAILED;
+        cancelled |= state == CREW_CANCELLED;
+    }
+    if (failed > 0) {
+        outcome.state = CREW_FAILED;
+        outcome.code = CREW_EAGGREGATE;
+        outcome.error = crew__error_aggregate(failed, j->n, &entries);
+        if (outcome.error == NULL)
+            return outcome;
+        for (size_t i = 0; i < j->n; i++) {
+            const crew_future *in = j->inputs[i].future;
+            if (crew_future_state(in) != CREW_FAILED)
+                continue;
+            entries->inner = crew_error_retain(crew_future_error(in));
+            entries->input = i;
+            entries++;
+        }
+    } else if (cancelled) {
+        outcome.state = CREW_CANCELLED;
+        outcome.error = &crew__error_cancelled;
+    }
+    return outcome;
+}
+
+static void
+all_input_resolved(struct crew__completion *node, crew_future *future)
+{
+    struct input *in = (struct input *)node;
+    struct join *j = in->join;
+
+    (void)future;
+    /* Acquire-release: the last input's resolver must see the outcomes of
+     * the others, each published before its decrement. */
+    if (atomic_fetch_sub_explicit(&j->remaining, 1, memory_order_acq_rel) ==
+        1) {
+        struct crew__outcome outcome = all_outcome(j);
+        crew__future_complete(&j->base, &outcome);
+    }
+    crew_future_release(&j->base);
+}
+
+static void
+any_input_resolved(struct crew__completion *node, crew_future *future)
+{
+    struct input *in = (struct input *)node;
+    struct join *j = in->join;
+
+    /* Relaxed: the exchange only elects one winner; the outcome travels
+     * through the join's own resolution. */
+    if (!atomic_exchange_explicit(&j->decided, true, memory_order_relaxed)) {
+        struct crew__outcome outcome = {.state = CREW_SUCCEEDED,
+                                        .value = future};
+        j->winner = position_of(in);
+        crew__future_complete(&j->base, &outcome);
+    }
+    crew_future_release(&j->base);
+}
+
+static int
+join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
+         crew_future **out)
+{
+    struct join *j;
+
+    if (out != NULL)
+        *out = NULL;
+    if (out == NULL || !inputs_are_valid(futures, n) ||
+        (kind == CREW__JOIN_ANY && n == 0))
+        return EINVAL;
+    if (n > (SIZE_MAX - sizeof(*j)) / sizeof(j->inputs[0]) ||
+        n >= UINT32_MAX)
+        return ENOMEM;
+    j = crew__malloc(sizeof(*j) + n * sizeof(j->inputs[0]));
+    if (j == NULL)
+        return ENOMEM;
+    crew__future_init(&j->base, kind, (uint32_t)n + 1);
+    j->n = n;
+    atomic_init(&j->remaining, n);
+    atomic_init(&j->decided, false);
+    j->winner = 0;
+    for (size_t i = 0; i < n; i++) {
+        j->inputs[i].node.fire =
+            kind == CREW__JOIN_ALL ? all_input_resolved : any_input_resolved;
+        j->inputs[i].join = j;
+        j->inputs[i].future = crew_future_retain(futures[i]);
+    }
+    if (n == 0) {
+        static const struct crew__outcome succeeded = {
+            .state = CREW_SUCCEEDED};
+        crew__future_complete(&j->base, &succeeded);
+    }
+    /* In position order, so that among inputs already resolved the lowest
+     * position fires first. */
+    for (size_t i = 0; i < n; i++)
+        crew__future_subscribe(j->inputs[i].future, &j->inputs[i].node);
+    *out = &j->base;
+    return 0;
+}
+
+void
+crew__join_destroy(crew_future *future)
+{
+    struct join *j = join_of(future);
+
+    for (size_t i = 0; i < j->n; i++)
+        crew_future_release(j->inputs[i].future);
+}
+
+int
+crew__join_cancel(crew_future *future)
+{
+    struct join *j = join_of(future);
+
+    if (crew__future_is_resolved(future))
+        return EALREADY;
+    for (size_t i = 0; i < j->n; i++)
+        crew_future_cancel(j->inputs[i].future);
+    return 0;
+}
+
+int
+crew_when_all(crew_future *const *futures, size_t n, crew_future **all)
+{
+    return join_new(futures, n, CREW__JOIN_ALL, all);
+}
+
+int
+crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
+{
+    return join_new(futures, n, CREW__JOIN_ANY, any);
+}
+
+int
+crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
+{
+    crew_future *all;
+    int err;
+
+    if (error != NULL)
+        *error = NULL;
+    err = crew_when_all(futures, n, &all);
+    if (err != 0)
+        return err;
+    crew__future_await(all, UINT64_MAX);
+    err = crew__future_code(all);
+    if (err != 0 && error != NULL)
+        *error = crew_error_retain(crew_future_error(all));
+    crew_future_release(all);
+    return err;
+}
+
+int
+crew_wait_any(crew_future *const *futures, size_t n, uint64_t timeout_ns,
+              size_t *index)
+{
+    crew_future *any;
+    int err;
+
+    if (index == NULL)
+        return EINVAL;
+    err = crew_when_any(futures, n, &any);
+    if (err != 0)
+        return err;
+    err = crew__future_await(any, crew__deadline_after(timeout_ns));
+    if (err == 0)
+        *index = join_of(any)->winner;
+    crew_future_release(any);
+    return err;
+}

@@ -1,0 +1,197 @@
+/*
+ * The concurrency scenarios: plain functions, one body shared by two front
+ * ends (see ../../../shared/RELIABILITY.md). tests/test_scenarios.c runs
+ * them under Criterion in the normal and ASan builds; tests/driver.c runs
+ * them standalone, where Criterion cannot start (ThreadSanitizer).
+ *
+ * A scenario returns NULL when every invariant held, otherwise a string
+ * literal naming the first one that did not. It releases everything it
+ * made, on success and on failure, and never sleeps to synchronize: threads
+ * meet on gates (a mutex and a condition variable), barriers or promises.
+ *
+ * Iteration counts go through crew_scenario_scale(): the environment
+ * variable CREW_STRESS multiplies them (a factor, default 1; 10 for a long
+ * soak, 0.1 for a quick pass under valgrind), and a ThreadSanitizer build,
+ * several times slower, takes the smaller count each scenario names.
+ */
+#ifndef CREW_TESTS_SCENARIOS_H
+#define CREW_TESTS_SCENARIOS_H
+
+#include <crew.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define CREW_SCENARIO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CREW_SCENARIO_TSAN 1
+#endif
+#endif
+#ifndef CREW_SCENARIO_TSAN
+#define CREW_SCENARIO_TSAN 0
+#endif
+
+struct crew_scenario {
+    const char *name;
+    const char *(*run)(void);
+};
+
+/*
+ * Every scenario, in the order the driver runs them. Both front ends
+ * expand this list, so a scenario added here is declared, listed in
+ * crew_scenarios[] and given a Criterion test at once.
+ */
+#define CREW_SCENARIO_LIST(X)                                                 \
+    X(races_cancel_vs_start)                                                  \
+    X(races_promise_settle)                                                   \
+    X(races_release_storm)                                                    \
+    X(races_when_inputs)                                                      \
+    X(nesting_deep_chain)                                                     \
+    X(nesting_fib_one_thread)                                                 \
+    X(nesting_fib_two_threads)                                                \
+    X(nesting_waits_on_workers)                                               \
+    X(pingpong_one_thread)                                                    \
+    X(pingpong_two_threads)                                                   \
+    X(shutdown_drain_under_load)                                              \
+    X(shutdown_cancel_under_load)                                             \
+    X(shutdown_destroy_from_worker)                                           \
+    X(stress_mixed)                                                           \
+    X(stress_one_thread)                                                      \
+    X(stress_many_threads)
+
+#define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
+CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
+#undef CREW_SCENARIO_DECLARE
+
+extern const struct crew_scenario crew_scenarios[];
+extern const size_t crew_scenario_count;
+
+/*
+ * An iteration count: @p normal, or @p tsan under ThreadSanitizer, times
+ * the CREW_STRESS factor; never below 1.
+ */
+size_t crew_scenario_scale(size_t normal, size_t tsan);
+
+/* The CREW_STRESS factor: a positive number, 1 when unset or malformed. */
+double crew_scenario_stress(void);
+
+/* ------------------------------------------------------------------ */
+/* Helpers shared by the scenario files                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The first violated invariant of one scenario run. Any thread may record
+ * one (a task, a callback, a helper thread); the first recorded wins.
+ */
+struct scn_verdict {
+    _Atomic(const char *) why;
+};
+
+#define SCN_STR_(x) #x
+#define SCN_STR(x)  SCN_STR_(x)
+
+/*
+ * Evaluates to @p cond; when false, records @p why (a string literal),
+ * tagged with the line, unless an earlier failure was recorded.
+ */
+#define SCN_CHECK(verdict, cond, why)                                         \
+    ((cond) ? true                                                            \
+            : scn_fail((verdict), why " (line " SCN_STR(__LINE__) ")"))
+
+/* Records @p why unless a failure was recorded before; returns false. */
+bool scn_fail(struct scn_verdict *verdict, const char *why);
+
+/* Whether a failure has been recorded. */
+bool scn_failed(struct scn_verdict *verdict);
+
+/* The first failure recorded, or NULL. */
+const char *scn_result(struct scn_verdict *verdict);
+
+/*
+ * A counting gate: threads wait until the count reaches a target. Whoever
+ * adds holds the lock while it changes the count, then broadcasts, so no
+ * wake-up is lost; a waiter re-checks in a loop.
+ */
+struct scn_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t count; /* guarded by lock */
+};
+
+void scn_gate_init(struct scn_gate *gate);
+void scn_gate_destroy(struct scn_gate *gate);
+void scn_gate_add(struct scn_gate *gate, size_t n);
+void scn_gate_wait(struct scn_gate *gate, size_t target);
+size_t scn_gate_count(struct scn_gate *gate);
+
+/* xorshift64: cheap, per thread, seeded with a fixed non-zero value. */
+static inline uint64_t
+scn_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+/* A number in [0, n), n > 0. */
+static inline unsigned
+scn_below(uint64_t *state, unsigned n)
+{
+    return (unsigned)((scn_rand(state) >> 11) % n);
+}
+
+/* A seed for stream @p k: fixed, distinct and never zero. */
+static inline uint64_t
+scn_seed(uint64_t k)
+{
+    return 0x9E3779B97F4A7C15u * (k + 1) | 1u;
+}
+
+/* Burns roughly @p n loop iterations: timing jitter, never synchronization. */
+void scn_spin(unsigned n);
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+uint64_t scn_now_ns(void);
+
+static inline bool
+scn_resolved(crew_state state)
+{
+    return state == CREW_SUCCEEDED || state == CREW_FAILED ||
+           state == CREW_CANCELLED;
+}
+
+/*
+ * Whether crew_future_wait()'s return @p err agrees with the state of the
+ * resolved @p future: 0 when it succeeded, ECANCELED when cancelled, the
+ * error's code when it failed.
+ */
+bool scn_wait_agrees(const crew_future *future, int err);
+
+/*
+ * Whether @p all, a resolved crew_when_all() over @p inputs, holds what
+ * the contract says: failed when any input failed, with one inner error
+ * per failed position, in order, each with that input's code, message
+ * and inner count; else cancelled when any input was cancelled; else
+ * succeeded with a NULL result. Every input must have resolved. Returns
+ * NULL or the first difference.
+ */
+const char *scn_check_when_all(const crew_future *all,
+                               crew_future *const *inputs, size_t n);
+
+/*
+ * The same for the aggregate @p error reported by crew_wait_all() with
+ * return value @p err over @p inputs.
+ */
+const char *scn_check_wait_all(int err, const crew_error *error,
+                               crew_future *const *inputs, size_t n);
+
+#endif

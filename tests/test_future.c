@@ -1,0 +1,1592 @@
+#include "common.h"
+
+/*
+ * Futures: every state a future passes through, waiting, the outcome
+ * accessors, cancellation, completion callbacks, references, bad input,
+ * and races between cancel, resolution and callback registration.
+ *
+ * Workers are held on gates the test opens, never put to sleep: a task
+ * that reaches its gate says so, and the test waits for that word.
+ */
+
+#include <crew.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+TestSuite(future, CREW_SUITE);
+
+/* How long a test waits for something another thread does, at most. */
+#define PATIENCE_S 10
+
+/* Rounds of each race; CREW_STRESS multiplies them. */
+static int
+race_rounds(void)
+{
+    const char *scale = getenv("CREW_STRESS");
+    int n = scale != NULL ? atoi(scale) : 1;
+    return 2000 * (n > 0 ? n : 1);
+}
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct timespec
+deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += PATIENCE_S;
+    return ts;
+}
+
+/* A count other threads bump and the test waits for. */
+struct counter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n;
+};
+
+static void
+counter_init(struct counter *c)
+{
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->n = 0;
+}
+
+static void
+counter_destroy(struct counter *c)
+{
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static void
+counter_add(struct counter *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->n++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int
+counter_get(struct counter *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int n = c->n;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* Waits until the count reaches n, for PATIENCE_S at most; returns it. */
+static int
+counter_wait(struct counter *c, int n)
+{
+    struct timespec until = deadline();
+    pthread_mutex_lock(&c->lock);
+    while (c->n < n) {
+        if (pthread_cond_timedwait(&c->cond, &c->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    int got = c->n;
+    pthread_mutex_unlock(&c->lock);
+    return got;
+}
+
+/* A crew_free_fn whose argument is the counter it bumps. */
+static void
+counter_free(void *p)
+{
+    counter_add(p);
+}
+
+/* Holds the tasks that reach it until the test opens it. */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int arrived;
+    bool open;
+};
+
+static void
+gate_init(struct gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->arrived = 0;
+    g->open = false;
+}
+
+static void
+gate_destroy(struct gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+static void
+gate_pass(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->arrived++;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Waits until n tasks have reached the gate; returns how many did. */
+static int
+gate_wait_arrived(struct gate *g, int n)
+{
+    struct timespec until = deadline();
+    pthread_mutex_lock(&g->lock);
+    while (g->arrived < n) {
+        if (pthread_cond_timedwait(&g->cond, &g->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    int got = g->arrived;
+    pthread_mutex_unlock(&g->lock);
+    return got;
+}
+
+static void
+gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* A task that does what the test scripts, and reports what it saw. */
+struct job {
+    struct gate *gate;       /* passed first, when not NULL */
+    bool set_value;          /* calls crew_task_return(value, value_free) */
+    void *value;             /* the value it returns */
+    crew_free_fn value_free; /* frees it */
+    bool honour_cancel;      /* returns ECANCELED when asked to cancel */
+    const char *message;     /* recorded with crew_task_fail when not NULL */
+    int ret;                 /* what it returns otherwise */
+    atomic_int runs;         /* times the function ran */
+    atomic_int frees;        /* times arg_free ran */
+    atomic_bool cancelled_at_start;
+    atomic_bool cancelled_at_end;
+};
+
+static int
+job_run(crew_task *task, void *arg)
+{
+    struct job *job = arg;
+    atomic_fetch_add(&job->runs, 1);
+    atomic_store(&job->cancelled_at_start, crew_task_cancelled(task));
+    if (job->gate != NULL)
+        gate_pass(job->gate);
+    bool cancelled = crew_task_cancelled(task);
+    atomic_store(&job->cancelled_at_end, cancelled);
+    if (job->set_value)
+        crew_task_return(task, job->value, job->value_free);
+    if (job->honour_cancel && cancelled)
+        return ECANCELED;
+    if (job->message != NULL)
+        return crew_task_fail(task, job->ret, "%s", job->message);
+    return job->ret;
+}
+
+static void
+job_free(void *arg)
+{
+    struct job *job = arg;
+    atomic_fetch_add(&job->frees, 1);
+}
+
+static crew_pool *
+make_pool(unsigned threads, size_t max_queued)
+{
+    crew_pool_options options;
+    memset(&options, 0, sizeof(options));
+    options.threads = threads;
+    options.max_queued = max_queued;
+    crew_pool *pool = NULL;
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_not_null(pool);
+    return pool;
+}
+
+static crew_future *
+submit(crew_pool *pool, struct job *job)
+{
+    crew_future *future = NULL;
+    cr_assert_eq(crew_submit_ex(pool, job_run, job, job_free, 0, &future), 0);
+    cr_assert_not_null(future);
+    return future;
+}
+
+static crew_future *
+promise(void)
+{
+    crew_future *future = NULL;
+    cr_assert_eq(crew_promise_create(&future), 0);
+    cr_assert_not_null(future);
+    return future;
+}
+
+/* Holds every one of n workers on gate g; fills held[0..n). */
+static void
+hold_workers(crew_pool *pool, struct gate *g, struct job *jobs, unsigned n,
+             crew_future **held)
+{
+    for (unsigned i = 0; i < n; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].gate = g;
+        held[i] = submit(pool, &jobs[i]);
+    }
+    cr_assert_eq(gate_wait_arrived(g, (int)n), (int)n,
+                 "the workers never all reached the gate");
+}
+
+static void
+release_workers(struct gate *g, unsigned n, crew_future **held)
+{
+    gate_open(g);
+    for (unsigned i = 0; i < n; i++) {
+        cr_assert_eq(crew_future_wait(held[i]), 0);
+        crew_future_release(held[i]);
+    }
+}
+
+/* A callback's record: how often it ran, where, and what it saw. */
+struct seen {
+    struct counter calls;
+    pthread_t thread;
+    crew_state state;
+    void *result;
+    int error_code;
+};
+
+static void
+seen_init(struct seen *s)
+{
+    memset(s, 0, sizeof(*s));
+    counter_init(&s->calls);
+}
+
+static void
+seen_cb(crew_future *future, void *user)
+{
+    struct seen *s = user;
+    s->thread = pthread_self();
+    s->state = crew_future_state(future);
+    s->result = crew_future_result(future);
+    s->error_code = crew_error_code(crew_future_error(future));
+    counter_add(&s->calls);
+}
+
+static bool
+is_resolved(crew_state state)
+{
+    return state == CREW_SUCCEEDED || state == CREW_FAILED ||
+           state == CREW_CANCELLED;
+}
+
+/* ------------------------------------------------------------------ */
+/* States                                                             */
+/* ------------------------------------------------------------------ */
+
+Test(future, is_pending_while_its_task_waits_in_the_queue)
+{
+    crew_pool *pool = make_pool(1, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job hold;
+    crew_future *held;
+    hold_workers(pool, &gate, &hold, 1, &held);
+
+    struct job queued = {0};
+    crew_future *f = submit(pool, &queued);
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_null(crew_future_error(f));
+    cr_assert_eq(atomic_load(&queued.runs), 0);
+
+    release_workers(&gate, 1, &held);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_eq(atomic_load(&queued.runs), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+Test(future, is_running_while_its_function_executes)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job job = {.gate = &gate};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+
+    cr_assert_eq(crew_future_state(f), CREW_RUNNING);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_null(crew_future_error(f));
+
+    gate_open(&gate);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+Test(future, succeeds_with_the_value_its_task_returned)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct counter freed;
+    counter_init(&freed);
+    struct job job = {
+        .set_value = true, .value = &freed, .value_free = counter_free};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(f), &freed);
+    cr_assert_null(crew_future_error(f));
+    cr_assert_eq(atomic_load(&job.frees), 1, "arg_free ran before resolution");
+    cr_assert_eq(counter_get(&freed), 0, "the value was freed while held");
+
+    /* The worker may hold the last reference a moment longer. */
+    crew_future_release(f);
+    cr_assert_eq(counter_wait(&freed, 1), 1);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
+    counter_destroy(&freed);
+}
+
+Test(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct job job = {0};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_null(crew_future_error(f));
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+Test(future, fails_with_the_code_and_message_its_task_recorded)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct job job = {.ret = EIO, .message = "disk on fire"};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), EIO);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    cr_assert_null(crew_future_result(f));
+    const crew_error *e = crew_future_error(f);
+    cr_assert_not_null(e);
+    cr_assert_eq(crew_error_code(e), EIO);
+    cr_assert_str_eq(crew_error_message(e), "disk on fire");
+    cr_assert_eq(crew_error_count(e), 0);
+    cr_assert_eq(crew_future_wait_for(f, 0), EIO);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+Test(future, fails_with_a_default_message_naming_an_errno_code)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct job job = {.ret = ENOENT};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), ENOENT);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    const crew_error *e = crew_future_error(f);
+    cr_assert_eq(crew_error_code(e), ENOENT);
+    const char *msg = crew_error_message(e);
+    cr_assert_not_null(msg);
+    cr_assert(strstr(msg, crew_strerror(ENOENT)) != NULL ||
+                  strstr(msg, "ENOENT") != NULL || strstr(msg, "2") != NULL,
+              "the default message \"%s\" does not name ENOENT", msg);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+Test(future, fails_with_a_default_message_naming_a_code_of_its_own)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct job job = {.ret = 4711};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), 4711);
+    const crew_error *e = crew_future_error(f);
+    cr_assert_eq(crew_error_code(e), 4711);
+    cr_assert_not_null(strstr(crew_error_message(e), "4711"),
+                       "the default message \"%s\" does not name 4711",
+                       crew_error_message(e));
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+Test(future, frees_the_value_of_a_failed_task_at_once)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct counter freed;
+    counter_init(&freed);
+    struct job job = {.set_value = true,
+                      .value = &freed,
+                      .value_free = counter_free,
+                      .ret = EIO};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), EIO);
+    cr_assert_null(crew_future_result(f));
+    /* Still held: only "at once" explains a free now. */
+    cr_assert_eq(counter_wait(&freed, 1), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
+    counter_destroy(&freed);
+}
+
+Test(future, frees_the_value_of_a_cancelled_task_at_once)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct counter freed;
+    counter_init(&freed);
+    struct gate gate;
+    gate_init(&gate);
+    struct job job = {.gate = &gate,
+                      .set_value = true,
+                      .value = &freed,
+                      .value_free = counter_free,
+                      .honour_cancel = true};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(crew_future_cancel(f), 0);
+    gate_open(&gate);
+
+    cr_assert_eq(crew_future_wait(f), ECANCELED);
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_eq(counter_wait(&freed, 1), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
+    gate_destroy(&gate);
+    counter_destroy(&freed);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                            */
+/* ------------------------------------------------------------------ */
+
+Test(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
+{
+    crew_pool *pool = make_pool(1, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job hold;
+    crew_future *held;
+    hold_workers(pool, &gate, &hold, 1, &held);
+    struct job queued = {0};
+    crew_future *f = submit(pool, &queued);
+
+    static const uint64_t timeouts[] = {0,       1,        1000,
+                                        1000000, 20000000, 50000000};
+    for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        crew_future *targets[] = {held, f};
+        for (size_t k = 0; k < 2; k++) {
+            uint64_t start = now_ns();
+            int err = crew_future_wait_for(targets[k], timeouts[i]);
+            uint64_t took = now_ns() - start;
+            cr_assert_eq(err, ETIMEDOUT, "timeout %llu: got %d",
+                         (unsigned long long)timeouts[i], err);
+            cr_assert_geq(took, timeouts[i],
+                          "ETIMEDOUT after %llu ns of a %llu ns timeout",
+                          (unsigned long long)took,
+                          (unsigned long long)timeouts[i]);
+        }
+    }
+    cr_assert_eq(crew_future_state(held), CREW_RUNNING);
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+
+    release_workers(&gate, 1, &held);
+    cr_assert_eq(crew_future_wait_for(f, CREW_FOREVER), 0);
+    cr_assert_eq(atomic_load(&queued.runs), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+Test(future, wait_for_returns_at_once_when_the_future_has_resolved)
+{
+    crew_future *ok = promise();
+    crew_future *bad = promise();
+    crew_future *gone = promise();
+    cr_assert_eq(crew_promise_resolve(ok, NULL, NULL), 0);
+    cr_assert_eq(crew_promise_fail(bad, ENOENT, "no"), 0);
+    cr_assert_eq(crew_future_cancel(gone), 0);
+
+    crew_future *futures[] = {ok, bad, gone};
+    int expect[] = {0, ENOENT, ECANCELED};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(crew_future_wait_for(futures[i], 0), expect[i]);
+        uint64_t start = now_ns();
+        cr_assert_eq(crew_future_wait_for(futures[i], 20000000000u), expect[i]);
+        cr_assert_eq(crew_future_wait_for(futures[i], CREW_FOREVER), expect[i]);
+        cr_assert_eq(crew_future_wait(futures[i]), expect[i]);
+        cr_assert_lt(now_ns() - start, 5000000000u,
+                     "waiting on a resolved future took seconds");
+        crew_future_release(futures[i]);
+    }
+}
+
+struct resolver {
+    pthread_t thread;
+    crew_future *future;
+    void *value;
+    int err;
+};
+
+static void *
+resolver_main(void *p)
+{
+    struct resolver *r = p;
+    r->err = crew_promise_resolve(r->future, r->value, NULL);
+    return NULL;
+}
+
+static void
+resolve_from_thread(struct resolver *r, crew_future *f, void *value)
+{
+    r->future = f;
+    r->value = value;
+    r->err = -1;
+    cr_assert_eq(pthread_create(&r->thread, NULL, resolver_main, r), 0);
+}
+
+Test(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
+{
+    static const uint64_t timeouts[] = {20000000000u, UINT64_MAX - 1,
+                                        CREW_FOREVER};
+    for (size_t i = 0; i < 3; i++) {
+        crew_future *f = promise();
+        int token;
+        struct resolver r;
+        uint64_t start = now_ns();
+        resolve_from_thread(&r, f, &token);
+        cr_assert_eq(crew_future_wait_for(f, timeouts[i]), 0);
+        cr_assert_lt(now_ns() - start, 10000000000u);
+        cr_assert_eq(crew_future_result(f), &token);
+        pthread_join(r.thread, NULL);
+        cr_assert_eq(r.err, 0);
+        crew_future_release(f);
+    }
+}
+
+Test(future, wait_wakes_when_a_running_task_finishes)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(crew_future_wait_for(f, 1000000), ETIMEDOUT);
+    gate_open(&gate);
+    cr_assert_eq(crew_future_wait(f), EPERM);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    cr_assert_eq(atomic_load(&job.frees), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+/* ------------------------------------------------------------------ */
+/* Outcome accessors                                                  */
+/* ------------------------------------------------------------------ */
+
+Test(future, has_neither_result_nor_error_while_pending)
+{
+    crew_future *f = promise();
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_null(crew_future_error(f));
+    cr_assert_eq(crew_future_wait_for(f, 0), ETIMEDOUT);
+    cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
+    crew_future_release(f);
+}
+
+Test(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
+{
+    crew_future *f = promise();
+    cr_assert_eq(crew_future_cancel(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    cr_assert_null(crew_future_result(f));
+    const crew_error *e = crew_future_error(f);
+    cr_assert_not_null(e);
+    cr_assert_eq(crew_error_code(e), ECANCELED);
+    cr_assert_eq(crew_error_count(e), 0);
+    cr_assert_not_null(crew_error_message(e));
+    cr_assert_eq(crew_future_wait(f), ECANCELED);
+    crew_future_release(f);
+}
+
+Test(future, when_failed_has_an_error_and_no_result)
+{
+    crew_future *f = promise();
+    int token;
+    cr_assert_eq(crew_promise_fail(f, EBUSY, "busy %d", 7), 0);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_eq(crew_error_code(crew_future_error(f)), EBUSY);
+    cr_assert_str_eq(crew_error_message(crew_future_error(f)), "busy 7");
+    cr_assert_eq(crew_promise_resolve(f, &token, NULL), EALREADY);
+    cr_assert_null(crew_future_result(f));
+    crew_future_release(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cancellation                                                       */
+/* ------------------------------------------------------------------ */
+
+Test(future,
+     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job holds[2];
+    crew_future *held[2];
+    hold_workers(pool, &gate, holds, 2, held);
+
+    struct job queued = {0};
+    crew_future *f = submit(pool, &queued);
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+
+    cr_assert_eq(crew_future_cancel(f), 0);
+    /* Every worker is still held: only cancel itself can have done this. */
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    cr_assert_eq(atomic_load(&queued.frees), 1, "arg_free had not run");
+    cr_assert_eq(atomic_load(&queued.runs), 0);
+    cr_assert_eq(crew_future_wait_for(f, 0), ECANCELED);
+    cr_assert_eq(crew_error_code(crew_future_error(f)), ECANCELED);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert(pthread_equal(seen.thread, pthread_self()),
+              "the callback did not run on the cancelling thread");
+    cr_assert_eq(seen.state, CREW_CANCELLED);
+    cr_assert_eq(crew_future_cancel(f), EALREADY);
+
+    release_workers(&gate, 2, held);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&queued.runs), 0, "a cancelled task ran");
+    cr_assert_eq(atomic_load(&queued.frees), 1, "arg_free ran twice");
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    crew_future_release(f);
+    gate_destroy(&gate);
+}
+
+Test(future, cancelled_queued_task_no_longer_counts_against_max_queued)
+{
+    crew_pool *pool = make_pool(1, 1);
+    struct gate gate;
+    gate_init(&gate);
+    struct job hold;
+    crew_future *held;
+    hold_workers(pool, &gate, &hold, 1, &held);
+
+    struct job a = {0}, b = {0}, c = {0};
+    crew_future *fa = submit(pool, &a);
+    crew_future *fb = (crew_future *)&b;
+    cr_assert_eq(
+        crew_submit_ex(pool, job_run, &b, job_free, CREW_NONBLOCKING, &fb),
+        EAGAIN);
+    cr_assert_null(fb);
+    cr_assert_eq(crew_future_cancel(fa), 0);
+    crew_future *fc = NULL;
+    cr_assert_eq(
+        crew_submit_ex(pool, job_run, &c, job_free, CREW_NONBLOCKING, &fc), 0,
+        "the cancelled task still takes the queue's room");
+
+    release_workers(&gate, 1, &held);
+    cr_assert_eq(crew_future_wait(fc), 0);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&a.runs), 0);
+    cr_assert_eq(atomic_load(&a.frees), 1);
+    cr_assert_eq(atomic_load(&b.runs), 0);
+    cr_assert_eq(atomic_load(&b.frees), 0);
+    cr_assert_eq(atomic_load(&c.runs), 1);
+    crew_future_release(fa);
+    crew_future_release(fc);
+    gate_destroy(&gate);
+}
+
+Test(future,
+     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job job = {.gate = &gate, .honour_cancel = true};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_not(atomic_load(&job.cancelled_at_start));
+
+    cr_assert_eq(crew_future_cancel(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_RUNNING,
+                 "a running task decides itself");
+    gate_open(&gate);
+
+    cr_assert_eq(crew_future_wait(f), ECANCELED);
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    cr_assert(atomic_load(&job.cancelled_at_end),
+              "crew_task_cancelled stayed false");
+    cr_assert_eq(crew_error_code(crew_future_error(f)), ECANCELED);
+    cr_assert_eq(atomic_load(&job.runs), 1);
+    cr_assert_eq(atomic_load(&job.frees), 1);
+    cr_assert_eq(crew_future_cancel(f), EALREADY);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+Test(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    int token;
+    struct job job = {.gate = &gate, .set_value = true, .value = &token};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(crew_future_cancel(f), 0);
+    gate_open(&gate);
+
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(f), &token);
+    cr_assert(atomic_load(&job.cancelled_at_end));
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    gate_destroy(&gate);
+}
+
+Test(future, a_task_returning_ecanceled_without_a_request_has_failed)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct job job = {.ret = ECANCELED, .honour_cancel = true};
+    crew_future *f = submit(pool, &job);
+
+    cr_assert_eq(crew_future_wait(f), ECANCELED);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    cr_assert_not(atomic_load(&job.cancelled_at_end));
+    const crew_error *e = crew_future_error(f);
+    cr_assert_not_null(e);
+    cr_assert_eq(crew_error_code(e), ECANCELED);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+Test(future, cancelling_a_resolved_future_returns_ealready_and_changes_nothing)
+{
+    crew_pool *pool = make_pool(2, 0);
+    int token;
+    struct job good = {.set_value = true, .value = &token};
+    struct job bad = {.ret = EIO, .message = "bad"};
+    crew_future *fg = submit(pool, &good);
+    crew_future *fb = submit(pool, &bad);
+    crew_future *fc = promise();
+    cr_assert_eq(crew_future_wait(fg), 0);
+    cr_assert_eq(crew_future_wait(fb), EIO);
+    cr_assert_eq(crew_future_cancel(fc), 0);
+    struct seen seen[3];
+    crew_future *all[] = {fg, fb, fc};
+    for (int i = 0; i < 3; i++) {
+        seen_init(&seen[i]);
+        cr_assert_eq(crew_future_on_complete(all[i], seen_cb, &seen[i]), 0);
+    }
+
+    cr_assert_eq(crew_future_cancel(fg), EALREADY);
+    cr_assert_eq(crew_future_cancel(fb), EALREADY);
+    cr_assert_eq(crew_future_cancel(fc), EALREADY);
+
+    cr_assert_eq(crew_future_state(fg), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(fg), &token);
+    cr_assert_null(crew_future_error(fg));
+    cr_assert_eq(crew_future_state(fb), CREW_FAILED);
+    cr_assert_eq(crew_error_code(crew_future_error(fb)), EIO);
+    cr_assert_str_eq(crew_error_message(crew_future_error(fb)), "bad");
+    cr_assert_eq(crew_future_state(fc), CREW_CANCELLED);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(counter_get(&seen[i].calls), 1,
+                     "cancel ran callbacks again");
+        crew_future_release(all[i]);
+    }
+    crew_pool_destroy(pool);
+}
+
+struct canceller {
+    pthread_t thread;
+    crew_future *future;
+    int err;
+};
+
+static void *
+canceller_main(void *p)
+{
+    struct canceller *c = p;
+    c->err = crew_future_cancel(c->future);
+    return NULL;
+}
+
+Test(future, cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
+{
+    crew_future *f = promise();
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+
+    struct canceller c = {.future = f, .err = -1};
+    cr_assert_eq(pthread_create(&c.thread, NULL, canceller_main, &c), 0);
+    pthread_join(c.thread, NULL);
+
+    cr_assert_eq(c.err, 0);
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert(pthread_equal(seen.thread, c.thread));
+    cr_assert_eq(seen.state, CREW_CANCELLED);
+    cr_assert_eq(seen.error_code, ECANCELED);
+    crew_future_release(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion callbacks                                               */
+/* ------------------------------------------------------------------ */
+
+#define NCALLBACKS 8
+
+struct order_log {
+    atomic_int next;
+    int order[NCALLBACKS * 2];
+    pthread_t thread[NCALLBACKS * 2];
+    crew_state state[NCALLBACKS * 2];
+    void *result[NCALLBACKS * 2];
+};
+
+struct order_cb {
+    struct order_log *log;
+    int index;
+};
+
+static void
+order_cb(crew_future *future, void *user)
+{
+    struct order_cb *cb = user;
+    int slot = atomic_fetch_add(&cb->log->next, 1);
+    if (slot >= NCALLBACKS * 2)
+        return;
+    cb->log->order[slot] = cb->index;
+    cb->log->thread[slot] = pthread_self();
+    cb->log->state[slot] = crew_future_state(future);
+    cb->log->result[slot] = crew_future_result(future);
+}
+
+Test(future, runs_callbacks_registered_before_resolution_once_in_order)
+{
+    crew_future *f = promise();
+    struct order_log log;
+    memset(&log, 0, sizeof(log));
+    struct order_cb cbs[NCALLBACKS];
+    for (int i = 0; i < NCALLBACKS; i++) {
+        cbs[i].log = &log;
+        cbs[i].index = i;
+        cr_assert_eq(crew_future_on_complete(f, order_cb, &cbs[i]), 0);
+    }
+    cr_assert_eq(atomic_load(&log.next), 0, "a callback ran before resolution");
+
+    int token;
+    struct resolver r;
+    resolve_from_thread(&r, f, &token);
+    pthread_join(r.thread, NULL);
+    cr_assert_eq(r.err, 0);
+
+    cr_assert_eq(atomic_load(&log.next), NCALLBACKS);
+    for (int i = 0; i < NCALLBACKS; i++) {
+        cr_assert_eq(log.order[i], i, "callback %d ran in place %d",
+                     log.order[i], i);
+        cr_assert(pthread_equal(log.thread[i], r.thread),
+                  "callback %d ran off the resolving thread", i);
+        cr_assert_eq(log.state[i], CREW_SUCCEEDED);
+        cr_assert_eq(log.result[i], &token);
+    }
+    crew_future_release(f);
+}
+
+Test(future, runs_a_callback_registered_after_resolution_at_once_on_the_caller)
+{
+    crew_future *f = promise();
+    int token;
+    cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
+    struct seen seen;
+    seen_init(&seen);
+
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(counter_get(&seen.calls), 1, "did not run at once");
+    cr_assert(pthread_equal(seen.thread, pthread_self()));
+    cr_assert_eq(seen.state, CREW_SUCCEEDED);
+    cr_assert_eq(seen.result, &token);
+
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(counter_get(&seen.calls), 2, "each registration runs once");
+    crew_future_release(f);
+}
+
+Test(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    int token;
+    struct job job = {.gate = &gate, .set_value = true, .value = &token};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(counter_get(&seen.calls), 0, "ran before resolution");
+
+    gate_open(&gate);
+    cr_assert_eq(counter_wait(&seen.calls, 1), 1);
+    cr_assert_not(pthread_equal(seen.thread, pthread_self()));
+    cr_assert_eq(seen.state, CREW_SUCCEEDED);
+    cr_assert_eq(seen.result, &token);
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    gate_destroy(&gate);
+}
+
+struct releasing {
+    crew_future *future; /* the reference the first callback drops */
+    struct seen later[3];
+};
+
+static void
+release_cb(crew_future *future, void *user)
+{
+    struct releasing *r = user;
+    (void)future;
+    crew_future_release(r->future);
+}
+
+Test(future,
+     a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
+{
+    struct counter freed;
+    counter_init(&freed);
+    struct releasing r;
+    r.future = promise();
+    cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        seen_init(&r.later[i]);
+        cr_assert_eq(crew_future_on_complete(r.future, seen_cb, &r.later[i]),
+                     0);
+    }
+    /* The test's only reference now belongs to release_cb. */
+    cr_assert_eq(crew_promise_resolve(r.future, &freed, counter_free), 0);
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(counter_get(&r.later[i].calls), 1);
+        cr_assert_eq(r.later[i].state, CREW_SUCCEEDED);
+        cr_assert_eq(r.later[i].result, &freed);
+    }
+    cr_assert_eq(counter_wait(&freed, 1), 1,
+                 "the value was not freed with the last reference");
+    counter_destroy(&freed);
+}
+
+Test(future, a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct counter freed;
+    counter_init(&freed);
+    struct job job = {.gate = &gate,
+                      .set_value = true,
+                      .value = &freed,
+                      .value_free = counter_free};
+    struct releasing r;
+    r.future = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        seen_init(&r.later[i]);
+        cr_assert_eq(crew_future_on_complete(r.future, seen_cb, &r.later[i]),
+                     0);
+    }
+    gate_open(&gate);
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(counter_wait(&r.later[i].calls, 1), 1);
+        cr_assert_eq(r.later[i].state, CREW_SUCCEEDED);
+        cr_assert_eq(r.later[i].result, &freed);
+    }
+    cr_assert_eq(counter_wait(&freed, 1), 1);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&freed), 1);
+    counter_destroy(&freed);
+    gate_destroy(&gate);
+}
+
+struct submitting {
+    crew_pool *pool;
+    struct counter done;     /* bumped by the task the callback submits */
+    struct counter returned; /* bumped once err holds crew_submit's answer */
+    int err;
+};
+
+static int
+count_run(crew_task *task, void *arg)
+{
+    (void)task;
+    counter_add(arg);
+    return 0;
+}
+
+static void
+submit_cb(crew_future *future, void *user)
+{
+    struct submitting *s = user;
+    (void)future;
+    s->err = crew_submit(s->pool, count_run, &s->done, NULL);
+    counter_add(&s->returned);
+}
+
+Test(future, a_callback_may_submit_work)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job job = {.gate = &gate};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+
+    /* One runs on the worker that resolves f, one at once on this thread. */
+    struct submitting on_worker = {.pool = pool, .err = -1};
+    struct submitting on_caller = {.pool = pool, .err = -1};
+    counter_init(&on_worker.done);
+    counter_init(&on_worker.returned);
+    counter_init(&on_caller.done);
+    counter_init(&on_caller.returned);
+    cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_worker), 0);
+    gate_open(&gate);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_caller), 0);
+    cr_assert_eq(on_caller.err, 0);
+
+    cr_assert_eq(counter_wait(&on_worker.returned, 1), 1);
+    cr_assert_eq(on_worker.err, 0);
+    cr_assert_eq(counter_wait(&on_worker.done, 1), 1);
+    cr_assert_eq(counter_wait(&on_caller.done, 1), 1);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&on_worker.done), 1);
+    cr_assert_eq(counter_get(&on_caller.done), 1);
+    gate_destroy(&gate);
+}
+
+/* ------------------------------------------------------------------ */
+/* References                                                         */
+/* ------------------------------------------------------------------ */
+
+Test(future, retain_and_release_accept_null)
+{
+    cr_assert_null(crew_future_retain(NULL));
+    crew_future_release(NULL);
+}
+
+Test(future, frees_its_value_exactly_once_at_the_last_release)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct counter freed;
+    counter_init(&freed);
+    struct job job = {
+        .set_value = true, .value = &freed, .value_free = counter_free};
+    crew_future *f = submit(pool, &job);
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_pool_destroy(pool);
+
+    cr_assert_eq(crew_future_retain(f), f);
+    cr_assert_eq(crew_future_retain(f), f);
+    crew_future_release(f);
+    cr_assert_eq(counter_get(&freed), 0);
+    cr_assert_eq(crew_future_result(f), &freed,
+                 "futures stay readable after their pool");
+    crew_future_release(f);
+    cr_assert_eq(counter_get(&freed), 0);
+    crew_future_release(f);
+    cr_assert_eq(counter_get(&freed), 1);
+    counter_destroy(&freed);
+}
+
+Test(future, releasing_a_queued_tasks_future_does_not_cancel_it)
+{
+    crew_pool *pool = make_pool(1, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job hold;
+    crew_future *held;
+    hold_workers(pool, &gate, &hold, 1, &held);
+
+    struct counter freed;
+    counter_init(&freed);
+    struct job job = {
+        .set_value = true, .value = &freed, .value_free = counter_free};
+    crew_future *f = submit(pool, &job);
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    crew_future_release(f);
+
+    release_workers(&gate, 1, &held);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&job.runs), 1, "the released task did not run");
+    cr_assert_eq(atomic_load(&job.frees), 1);
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(seen.state, CREW_SUCCEEDED);
+    cr_assert_eq(counter_wait(&freed, 1), 1);
+    counter_destroy(&freed);
+    gate_destroy(&gate);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bad input                                                          */
+/* ------------------------------------------------------------------ */
+
+Test(future, rejects_a_null_future_with_einval_and_does_nothing)
+{
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_wait(NULL), EINVAL);
+    cr_assert_eq(crew_future_wait_for(NULL, 0), EINVAL);
+    cr_assert_eq(crew_future_wait_for(NULL, 1000), EINVAL);
+    cr_assert_eq(crew_future_cancel(NULL), EINVAL);
+    cr_assert_eq(crew_future_on_complete(NULL, seen_cb, &seen), EINVAL);
+    cr_assert_eq(counter_get(&seen.calls), 0);
+    cr_assert_eq(crew_future_state(NULL), CREW_PENDING);
+    cr_assert_null(crew_future_result(NULL));
+    cr_assert_null(crew_future_error(NULL));
+}
+
+Test(future, rejects_a_null_callback_with_einval_and_registers_nothing)
+{
+    crew_future *f = promise();
+    struct seen seen;
+    seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);
+    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);
+    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    crew_future_release(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Races                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A thread that acts once a round, between two barriers shared with the
+ * test, which sets the round up before the first and checks it after the
+ * second. */
+struct racer {
+    pthread_t thread;
+    pthread_barrier_t *start;
+    pthread_barrier_t *end;
+    int rounds;
+    void (*act)(void *ctx);
+    void *ctx;
+};
+
+static void *
+racer_main(void *p)
+{
+    struct racer *r = p;
+    for (int i = 0; i < r->rounds; i++) {
+        pthread_barrier_wait(r->start);
+        r->act(r->ctx);
+        pthread_barrier_wait(r->end);
+    }
+    return NULL;
+}
+
+static void
+racer_start(struct racer *r, pthread_barrier_t *start, pthread_barrier_t *end,
+            int rounds, void (*act)(void *), void *ctx)
+{
+    r->start = start;
+    r->end = end;
+    r->rounds = rounds;
+    r->act = act;
+    r->ctx = ctx;
+    cr_assert_eq(pthread_create(&r->thread, NULL, racer_main, r), 0);
+}
+
+struct promise_race {
+    crew_future *f;
+    struct counter freed; /* the value's value_free */
+    atomic_int callbacks;
+    atomic_int unresolved; /* callbacks that saw no outcome */
+    int resolve_err;
+    int register_err;
+};
+
+static void
+race_cb(crew_future *future, void *user)
+{
+    struct promise_race *r = user;
+    if (!is_resolved(crew_future_state(future)))
+        atomic_fetch_add(&r->unresolved, 1);
+    atomic_fetch_add(&r->callbacks, 1);
+}
+
+static void
+race_resolve(void *ctx)
+{
+    struct promise_race *r = ctx;
+    r->resolve_err = crew_promise_resolve(r->f, &r->freed, counter_free);
+}
+
+static void
+race_register(void *ctx)
+{
+    struct promise_race *r = ctx;
+    r->register_err = crew_future_on_complete(r->f, race_cb, r);
+}
+
+Test(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
+{
+    int rounds = race_rounds();
+    pthread_barrier_t start, end;
+    pthread_barrier_init(&start, NULL, 3);
+    pthread_barrier_init(&end, NULL, 3);
+    struct promise_race r;
+    memset(&r, 0, sizeof(r));
+    counter_init(&r.freed);
+    struct racer resolver, registrar;
+    racer_start(&resolver, &start, &end, rounds, race_resolve, &r);
+    racer_start(&registrar, &start, &end, rounds, race_register, &r);
+
+    int resolved = 0, cancelled = 0;
+    for (int i = 0; i < rounds; i++) {
+        r.f = promise();
+        int before = counter_get(&r.freed);
+        atomic_store(&r.callbacks, 0);
+        cr_assert_eq(crew_future_on_complete(r.f, race_cb, &r), 0);
+        pthread_barrier_wait(&start);
+        int cancel_err = crew_future_cancel(r.f);
+        pthread_barrier_wait(&end);
+
+        cr_assert_eq(r.register_err, 0);
+        cr_assert_eq(atomic_load(&r.callbacks), 2,
+                     "round %d: %d callbacks ran, not 2", i,
+                     atomic_load(&r.callbacks));
+        crew_state state = crew_future_state(r.f);
+        if (r.resolve_err == 0) {
+            resolved++;
+            cr_assert_eq(cancel_err, EALREADY, "round %d: both won", i);
+            cr_assert_eq(state, CREW_SUCCEEDED);
+        } else {
+            cancelled++;
+            cr_assert_eq(r.resolve_err, EALREADY, "round %d", i);
+            cr_assert_eq(cancel_err, 0, "round %d: neither won", i);
+            cr_assert_eq(state, CREW_CANCELLED);
+        }
+        crew_future_release(r.f);
+        cr_assert_eq(counter_get(&r.freed) - before, r.resolve_err == 0,
+                     "round %d: value_free ran %d times", i,
+                     counter_get(&r.freed) - before);
+    }
+    pthread_join(resolver.thread, NULL);
+    pthread_join(registrar.thread, NULL);
+    cr_assert_eq(atomic_load(&r.unresolved), 0,
+                 "a callback ran before resolution");
+    cr_assert_eq(resolved + cancelled, rounds);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+    counter_destroy(&r.freed);
+}
+
+struct task_race {
+    crew_future *f;
+    struct counter callbacks;
+    atomic_int unresolved;
+    int register_err;
+};
+
+static void
+task_race_cb(crew_future *future, void *user)
+{
+    struct task_race *r = user;
+    if (!is_resolved(crew_future_state(future)))
+        atomic_fetch_add(&r->unresolved, 1);
+    counter_add(&r->callbacks);
+}
+
+static void
+task_race_register(void *ctx)
+{
+    struct task_race *r = ctx;
+    r->register_err = crew_future_on_complete(r->f, task_race_cb, r);
+}
+
+Test(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
+{
+    int rounds = race_rounds();
+    crew_pool *pool = make_pool(2, 0);
+    pthread_barrier_t start, end;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_barrier_init(&end, NULL, 2);
+    struct task_race r;
+    memset(&r, 0, sizeof(r));
+    counter_init(&r.callbacks);
+    struct racer registrar;
+    racer_start(&registrar, &start, &end, rounds, task_race_register, &r);
+
+    int ran = 0, skipped = 0;
+    for (int i = 0; i < rounds; i++) {
+        struct job job;
+        memset(&job, 0, sizeof(job));
+        job.honour_cancel = true;
+        r.f = submit(pool, &job);
+        pthread_barrier_wait(&start);
+        int cancel_err = crew_future_cancel(r.f);
+        pthread_barrier_wait(&end);
+        int err = crew_future_wait(r.f);
+
+        cr_assert_eq(r.register_err, 0);
+        cr_assert_eq(atomic_load(&job.frees), 1,
+                     "round %d: arg_free ran %d times by resolution", i,
+                     atomic_load(&job.frees));
+        int runs = atomic_load(&job.runs);
+        cr_assert_leq(runs, 1, "round %d: ran %d times", i, runs);
+        crew_state state = crew_future_state(r.f);
+        if (state == CREW_CANCELLED) {
+            cr_assert_eq(cancel_err, 0, "round %d", i);
+            cr_assert_eq(err, ECANCELED);
+            cr_assert(runs == 0 || atomic_load(&job.cancelled_at_end));
+        } else {
+            cr_assert_eq(state, CREW_SUCCEEDED, "round %d: state %d", i, state);
+            cr_assert_eq(err, 0);
+            cr_assert_eq(runs, 1, "round %d: succeeded unrun", i);
+            cr_assert_not(atomic_load(&job.cancelled_at_end));
+        }
+        if (cancel_err == EALREADY)
+            cr_assert_eq(state, CREW_SUCCEEDED);
+        else
+            cr_assert_eq(cancel_err, 0);
+        if (runs == 0)
+            skipped++;
+        else
+            ran++;
+
+        cr_assert_geq(counter_wait(&r.callbacks, i + 1), i + 1,
+                      "round %d: the callback never ran", i);
+        crew_future_release(r.f);
+    }
+    pthread_join(registrar.thread, NULL);
+    crew_pool_destroy(pool);
+    cr_assert_eq(counter_get(&r.callbacks), rounds,
+                 "%d callbacks ran for %d registrations",
+                 counter_get(&r.callbacks), rounds);
+    cr_assert_eq(atomic_load(&r.unresolved), 0);
+    cr_assert_eq(ran + skipped, rounds);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+    counter_destroy(&r.callbacks);
+}
+
+struct order_race {
+    crew_future *f;
+    struct order_log log;
+    struct order_cb cbs[NCALLBACKS];
+    int errs[NCALLBACKS];
+};
+
+static void
+order_race_register(void *ctx)
+{
+    struct order_race *r = ctx;
+    for (int i = 0; i < NCALLBACKS; i++)
+        r->errs[i] = crew_future_on_complete(r->f, order_cb, &r->cbs[i]);
+}
+
+Test(future, registration_racing_resolution_runs_each_callback_once_in_order)
+{
+    int rounds = race_rounds();
+    pthread_barrier_t start, end;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_barrier_init(&end, NULL, 2);
+    struct order_race r;
+    memset(&r, 0, sizeof(r));
+    for (int i = 0; i < NCALLBACKS; i++) {
+        r.cbs[i].log = &r.log;
+        r.cbs[i].index = i;
+    }
+    struct racer registrar;
+    racer_start(&registrar, &start, &end, rounds, order_race_register, &r);
+
+    int token;
+    for (int round = 0; round < rounds; round++) {
+        r.f = promise();
+        memset(&r.log, 0, sizeof(r.log));
+        pthread_barrier_wait(&start);
+        cr_assert_eq(crew_promise_resolve(r.f, &token, NULL), 0);
+        pthread_barrier_wait(&end);
+
+        cr_assert_eq(atomic_load(&r.log.next), NCALLBACKS,
+                     "round %d: %d callbacks ran for %d registrations", round,
+                     atomic_load(&r.log.next), NCALLBACKS);
+        bool done[NCALLBACKS] = {false};
+        int last_here = -1, last_there = -1;
+        for (int k = 0; k < NCALLBACKS; k++) {
+            int idx = r.log.order[k];
+            cr_assert_eq(r.errs[k], 0);
+            cr_assert(idx >= 0 && idx < NCALLBACKS && !done[idx],
+                      "round %d: callback %d ran twice", round, idx);
+            done[idx] = true;
+            cr_assert_eq(r.log.state[k], CREW_SUCCEEDED);
+            cr_assert_eq(r.log.result[k], &token);
+            /* Each thread runs its share in registration order. */
+            int *last = pthread_equal(r.log.thread[k], pthread_self())
+                            ? &last_here
+                            : &last_there;
+            cr_assert_gt(idx, *last, "round %d: out of order", round);
+            *last = idx;
+        }
+        crew_future_release(r.f);
+    }
+    pthread_join(registrar.thread, NULL);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+}
+
+struct forgotten {
+    struct counter freed;
+    struct counter callbacks;
+    atomic_int runs;
+};
+
+static int
+forgotten_run(crew_task *task, void *arg)
+{
+    struct forgotten *f = arg;
+    atomic_fetch_add(&f->runs, 1);
+    crew_task_return(task, &f->freed, counter_free);
+    return 0;
+}
+
+static void
+forgotten_cb(crew_future *future, void *user)
+{
+    struct forgotten *f = user;
+    if (crew_future_result(future) == &f->freed)
+        counter_add(&f->callbacks);
+}
+
+Test(future, releasing_racing_resolution_runs_every_task_and_frees_once)
+{
+    int rounds = race_rounds();
+    crew_pool *pool = make_pool(2, 0);
+    struct forgotten fg;
+    memset(&fg, 0, sizeof(fg));
+    counter_init(&fg.freed);
+    counter_init(&fg.callbacks);
+
+    for (int i = 0; i < rounds; i++) {
+        crew_future *f = NULL;
+        cr_assert_eq(crew_submit(pool, forgotten_run, &fg, &f), 0);
+        cr_assert_eq(crew_future_on_complete(f, forgotten_cb, &fg), 0);
+        crew_future_release(f);
+    }
+    cr_assert_eq(counter_wait(&fg.callbacks, rounds), rounds);
+    cr_assert_eq(counter_wait(&fg.freed, rounds), rounds);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&fg.runs), rounds);
+    cr_assert_eq(counter_get(&fg.callbacks), rounds);
+    cr_assert_eq(counter_get(&fg.freed), rounds, "values freed %d times",
+                 counter_get(&fg.freed));
+    counter_destroy(&fg.freed);
+    counter_destroy(&fg.callbacks);
+}
+
+struct wait_race {
+    crew_future *f;
+    int token;
+    int resolve_err;
+};
+
+static void
+wait_race_resolve(void *ctx)
+{
+    struct wait_race *r = ctx;
+    r->resolve_err = crew_promise_resolve(r->f, &r->token, NULL);
+}
+
+Test(future, wait_for_racing_resolution_never_times_out_early)
+{
+    int rounds = race_rounds();
+    pthread_barrier_t start, end;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_barrier_init(&end, NULL, 2);
+    struct wait_race r;
+    memset(&r, 0, sizeof(r));
+    struct racer resolver;
+    racer_start(&resolver, &start, &end, rounds, wait_race_resolve, &r);
+
+    const uint64_t timeout = 50000;
+    for (int i = 0; i < rounds; i++) {
+        r.f = promise();
+        pthread_barrier_wait(&start);
+        uint64_t begin = now_ns();
+        int err = crew_future_wait_for(r.f, timeout);
+        uint64_t took = now_ns() - begin;
+        if (err == ETIMEDOUT)
+            cr_assert_geq(took, timeout, "round %d: early after %llu ns", i,
+                          (unsigned long long)took);
+        else
+            cr_assert_eq(err, 0, "round %d: %d", i, err);
+        pthread_barrier_wait(&end);
+        cr_assert_eq(r.resolve_err, 0);
+        cr_assert_eq(crew_future_wait(r.f), 0);
+        cr_assert_eq(crew_future_result(r.f), &r.token);
+        crew_future_release(r.f);
+    }
+    pthread_join(resolver.thread, NULL);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+}

@@ -1,0 +1,1387 @@
+/*
+ * Pools: options and their defaults, thread hooks, names and stacks, the
+ * max_queued limit, shutdown and destroy, nested waits, signal masks.
+ *
+ * Workers are held on gates (a mutex and a condition variable the test
+ * opens), never put to sleep. A task that must see a cancellation spins on
+ * crew_task_cancelled() with a deadline, so a request that never comes
+ * fails the test instead of hanging it. Nothing here asserts from another
+ * thread: tasks and helper threads record what they saw, and the test
+ * checks it once it has synchronised with them.
+ */
+#define _GNU_SOURCE /* pthread_getname_np(), pthread_getattr_np() */
+#include "common.h"
+
+#include <crew.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The longest wait for something that must happen. */
+#define WAIT_MS 10000u
+/* How long a thread that must stay blocked is watched. */
+#define BLOCKED_MS 200u
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct timespec
+deadline_after_ms(unsigned ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* A count that threads raise and the test waits on. */
+struct latch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned count;
+};
+
+#define LATCH_INIT                                             \
+    {                                                          \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
+    }
+
+static void
+latch_add(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->count++;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Waits at most ms for the count to reach n; true if it did. */
+static bool
+latch_wait_ms(struct latch *l, unsigned n, unsigned ms)
+{
+    struct timespec deadline = deadline_after_ms(ms);
+    bool reached;
+
+    pthread_mutex_lock(&l->lock);
+    while (l->count < n &&
+           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
+        continue;
+    reached = l->count >= n;
+    pthread_mutex_unlock(&l->lock);
+    return reached;
+}
+
+static bool
+latch_wait(struct latch *l, unsigned n)
+{
+    return latch_wait_ms(l, n, WAIT_MS);
+}
+
+/* Closed until the test opens it; a task passing it holds its worker. */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+};
+
+#define GATE_INIT                                                  \
+    {                                                              \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
+    }
+
+static void
+gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void
+gate_pass(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* How often a task ran and its argument was freed. */
+struct counters {
+    atomic_uint ran;
+    atomic_uint freed;
+};
+
+static int
+count_task(crew_task *task, void *arg)
+{
+    struct counters *c = arg;
+
+    (void)task;
+    atomic_fetch_add(&c->ran, 1);
+    return 0;
+}
+
+static void
+count_free(void *arg)
+{
+    struct counters *c = arg;
+
+    atomic_fetch_add(&c->freed, 1);
+}
+
+/* Tasks that hold their workers until the gate opens. */
+struct hold {
+    struct latch entered;
+    struct gate gate;
+    atomic_uint saw_cancel;
+};
+
+#define HOLD_INIT                \
+    {                            \
+        LATCH_INIT, GATE_INIT, 0 \
+    }
+
+static int
+hold_task(crew_task *task, void *arg)
+{
+    struct hold *h = arg;
+
+    latch_add(&h->entered);
+    gate_pass(&h->gate);
+    if (crew_task_cancelled(task))
+        atomic_fetch_add(&h->saw_cancel, 1);
+    return 0;
+}
+
+/* Submits the nth holding task and waits until a worker runs it. */
+static crew_future *
+hold_worker(crew_pool *pool, struct hold *h, unsigned nth)
+{
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_submit(pool, hold_task, h, &f), 0);
+    cr_assert(latch_wait(&h->entered, nth), "the holding task never ran");
+    return f;
+}
+
+/* Spins until cancellation is requested; false if it never was. */
+static bool
+spin_until_cancelled(crew_task *task)
+{
+    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
+
+    while (!crew_task_cancelled(task)) {
+        if (now_ns() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+static void
+wait_and_release(crew_future *f)
+{
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_future_release(f);
+}
+
+/* A thread that submits one counting task and records how it went. */
+struct submitter {
+    crew_pool *pool;
+    struct counters *counters;
+    struct latch started;
+    struct latch done;
+    int err;
+    crew_future *future;
+};
+
+static void *
+submit_thread(void *arg)
+{
+    struct submitter *s = arg;
+
+    latch_add(&s->started);
+    s->err = crew_submit_ex(s->pool, count_task, s->counters, count_free, 0,
+                            &s->future);
+    latch_add(&s->done);
+    return NULL;
+}
+
+static atomic_uint stopped_workers;
+
+static void
+count_stop(crew_pool *pool, unsigned worker, void *user)
+{
+    (void)pool;
+    (void)worker;
+    (void)user;
+    atomic_fetch_add(&stopped_workers, 1);
+}
+
+/* A thread that shuts a pool down and records how it went. */
+struct shutter {
+    crew_pool *pool;
+    crew_shutdown how;
+    struct latch done;
+    int err;
+    unsigned stopped_at_return;
+};
+
+static void *
+shutdown_thread(void *arg)
+{
+    struct shutter *s = arg;
+
+    s->err = crew_pool_shutdown(s->pool, s->how);
+    s->stopped_at_return = atomic_load(&stopped_workers);
+    latch_add(&s->done);
+    return NULL;
+}
+
+/* Submits counting probes until the pool refuses one with ESHUTDOWN: proof
+ * that a shutdown has begun. The probes accepted before are counted. */
+static bool
+wait_for_eshutdown(crew_pool *pool, struct counters *probes, unsigned *accepted)
+{
+    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
+
+    for (;;) {
+        int err = crew_submit_ex(pool, count_task, probes, NULL, 0, NULL);
+
+        if (err == ESHUTDOWN)
+            return true;
+        if (err != 0 || now_ns() > deadline)
+            return false;
+        (*accepted)++;
+        sched_yield();
+    }
+}
+
+/* Proves the pool has n workers by holding n of them at once. */
+static void
+assert_runs_tasks_on(crew_pool *pool, unsigned n)
+{
+    static struct hold h = HOLD_INIT;
+    crew_future **f = calloc(n, sizeof(*f));
+
+    cr_assert_not_null(f);
+    for (unsigned i = 0; i < n; i++)
+        f[i] = hold_worker(pool, &h, i + 1);
+    gate_open(&h.gate);
+    for (unsigned i = 0; i < n; i++)
+        wait_and_release(f[i]);
+    free(f);
+}
+
+TestSuite(pool, CREW_SUITE);
+
+Test(pool, created_with_null_options_has_one_worker_per_online_cpu)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    crew_pool *p = NULL;
+
+    cr_assert_gt(cpus, 0);
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_not_null(p);
+    cr_assert_eq(crew_pool_threads(p), (unsigned)cpus);
+    assert_runs_tasks_on(p, (unsigned)cpus);
+    crew_pool_destroy(p);
+}
+
+Test(pool, created_with_zeroed_options_has_one_worker_per_online_cpu)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    crew_pool_options o;
+    crew_pool *p = NULL;
+
+    memset(&o, 0, sizeof(o));
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_not_null(p);
+    cr_assert_eq(crew_pool_threads(p), (unsigned)cpus);
+    assert_runs_tasks_on(p, (unsigned)cpus);
+    crew_pool_destroy(p);
+}
+
+Test(pool, created_with_explicit_threads_has_that_many_workers)
+{
+    crew_pool_options o = {.threads = 3};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(crew_pool_threads(p), 3);
+    assert_runs_tasks_on(p, 3);
+    crew_pool_destroy(p);
+}
+
+Test(pool, threads_of_a_null_pool_is_zero)
+{
+    cr_assert_eq(crew_pool_threads(NULL), 0);
+}
+
+static atomic_uint started_workers;
+
+static void
+count_start(crew_pool *pool, unsigned worker, void *user)
+{
+    (void)pool;
+    (void)worker;
+    (void)user;
+    atomic_fetch_add(&started_workers, 1);
+}
+
+Test(pool, create_with_a_null_out_parameter_is_einval_and_starts_nothing)
+{
+    crew_pool_options o = {.threads = 2, .on_thread_start = count_start};
+
+    cr_assert_eq(crew_pool_create(NULL, &o), EINVAL);
+    cr_assert_eq(crew_pool_create(NULL, NULL), EINVAL);
+    cr_assert_eq(atomic_load(&started_workers), 0);
+}
+
+Test(pool, create_with_a_stack_below_the_minimum_is_einval_and_starts_nothing)
+{
+    static char sentinel;
+    crew_pool_options o = {
+        .threads = 2, .stack_size = 1, .on_thread_start = count_start};
+    crew_pool *p = (crew_pool *)(void *)&sentinel;
+
+    cr_assert_eq(crew_pool_create(&p, &o), EINVAL);
+    cr_assert_null(p);
+    cr_assert_eq(atomic_load(&started_workers), 0);
+}
+
+#define HOOKED_MAX 8
+
+static struct {
+    atomic_uint starts[HOOKED_MAX];
+    atomic_uint stops[HOOKED_MAX];
+    atomic_uint out_of_range;
+    uintptr_t start_pool[HOOKED_MAX];
+    uintptr_t stop_pool[HOOKED_MAX];
+    void *start_user[HOOKED_MAX];
+    void *stop_user[HOOKED_MAX];
+    pthread_t start_thread[HOOKED_MAX];
+    bool stopped_on_start_thread[HOOKED_MAX];
+    atomic_uint tasks_before_start;
+} hooks;
+
+static _Thread_local bool hook_started;
+
+static void
+record_start(crew_pool *pool, unsigned worker, void *user)
+{
+    if (worker >= HOOKED_MAX) {
+        atomic_fetch_add(&hooks.out_of_range, 1);
+        return;
+    }
+    hooks.start_pool[worker] = (uintptr_t)pool;
+    hooks.start_user[worker] = user;
+    hooks.start_thread[worker] = pthread_self();
+    hook_started = true;
+    atomic_fetch_add(&hooks.starts[worker], 1);
+}
+
+static void
+record_stop(crew_pool *pool, unsigned worker, void *user)
+{
+    if (worker >= HOOKED_MAX) {
+        atomic_fetch_add(&hooks.out_of_range, 1);
+        return;
+    }
+    hooks.stop_pool[worker] = (uintptr_t)pool;
+    hooks.stop_user[worker] = user;
+    hooks.stopped_on_start_thread[worker] =
+        pthread_equal(hooks.start_thread[worker], pthread_self());
+    atomic_fetch_add(&hooks.stops[worker], 1);
+}
+
+static int
+check_started_task(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    if (!hook_started)
+        atomic_fetch_add(&hooks.tasks_before_start, 1);
+    return 0;
+}
+
+Test(pool, thread_hooks_run_once_on_each_worker_with_its_index_user_and_pool)
+{
+    static int user;
+    crew_pool_options o = {.threads = 4,
+                           .on_thread_start = record_start,
+                           .on_thread_stop = record_stop,
+                           .user = &user};
+    crew_future *f[32];
+    crew_pool *p = NULL;
+    uintptr_t pool_id;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    pool_id = (uintptr_t)p;
+    for (size_t i = 0; i < 32; i++)
+        cr_assert_eq(crew_submit(p, check_started_task, NULL, &f[i]), 0);
+    for (size_t i = 0; i < 32; i++)
+        wait_and_release(f[i]);
+    crew_pool_destroy(p);
+
+    cr_assert_eq(atomic_load(&hooks.out_of_range), 0);
+    cr_assert_eq(atomic_load(&hooks.tasks_before_start), 0,
+                 "a task ran on a worker before its start hook");
+    for (unsigned i = 0; i < 4; i++) {
+        cr_assert_eq(atomic_load(&hooks.starts[i]), 1, "worker %u", i);
+        cr_assert_eq(atomic_load(&hooks.stops[i]), 1, "worker %u", i);
+        cr_assert_eq(hooks.start_pool[i], pool_id);
+        cr_assert_eq(hooks.stop_pool[i], pool_id);
+        cr_assert_eq(hooks.start_user[i], (void *)&user);
+        cr_assert_eq(hooks.stop_user[i], (void *)&user);
+        cr_assert(hooks.stopped_on_start_thread[i],
+                  "worker %u stopped on another thread than it started", i);
+    }
+    for (unsigned i = 4; i < HOOKED_MAX; i++) {
+        cr_assert_eq(atomic_load(&hooks.starts[i]), 0);
+        cr_assert_eq(atomic_load(&hooks.stops[i]), 0);
+    }
+}
+
+/* Two tasks held at once record the names of two distinct workers. */
+static struct {
+    struct hold hold;
+    pthread_mutex_t lock;
+    char names[2][16];
+    int errs[2];
+    unsigned n;
+} named = {HOLD_INIT, PTHREAD_MUTEX_INITIALIZER, {{0}}, {0}, 0};
+
+static int
+name_task(crew_task *task, void *arg)
+{
+    char name[16] = {0};
+    int err = pthread_getname_np(pthread_self(), name, sizeof(name));
+
+    (void)arg;
+    pthread_mutex_lock(&named.lock);
+    if (named.n < 2) {
+        memcpy(named.names[named.n], name, sizeof(name));
+        named.errs[named.n] = err;
+    }
+    named.n++;
+    pthread_mutex_unlock(&named.lock);
+    return hold_task(task, &named.hold);
+}
+
+static void
+read_worker_names(crew_pool *p)
+{
+    crew_future *f[2];
+
+    for (unsigned i = 0; i < 2; i++) {
+        cr_assert_eq(crew_submit(p, name_task, NULL, &f[i]), 0);
+        cr_assert(latch_wait(&named.hold.entered, i + 1));
+    }
+    gate_open(&named.hold.gate);
+    for (unsigned i = 0; i < 2; i++)
+        wait_and_release(f[i]);
+    cr_assert_eq(named.n, 2);
+    cr_assert_eq(named.errs[0], 0);
+    cr_assert_eq(named.errs[1], 0);
+}
+
+static void
+assert_names_are(const char *a, const char *b)
+{
+    bool straight =
+        strcmp(named.names[0], a) == 0 && strcmp(named.names[1], b) == 0;
+    bool crossed =
+        strcmp(named.names[0], b) == 0 && strcmp(named.names[1], a) == 0;
+
+    cr_assert(straight || crossed, "workers named \"%s\" and \"%s\"",
+              named.names[0], named.names[1]);
+}
+
+Test(pool, workers_are_named_crew_and_their_index_by_default)
+{
+    crew_pool_options o = {.threads = 2};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    read_worker_names(p);
+    crew_pool_destroy(p);
+    assert_names_are("crew-0", "crew-1");
+}
+
+Test(pool, workers_are_named_with_a_copy_of_the_given_prefix)
+{
+    char prefix[] = "render";
+    crew_pool_options o = {.threads = 2, .name = prefix};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    memcpy(prefix, "XXXXXX", sizeof(prefix));
+    read_worker_names(p);
+    crew_pool_destroy(p);
+    assert_names_are("render-0", "render-1");
+}
+
+Test(pool, a_long_name_prefix_is_truncated_to_what_the_system_allows)
+{
+    crew_pool_options o = {.threads = 2,
+                           .name = "a-rather-long-worker-name-prefix"};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    read_worker_names(p);
+    crew_pool_destroy(p);
+    for (unsigned i = 0; i < 2; i++) {
+        cr_assert_gt(strlen(named.names[i]), 0);
+        cr_assert_leq(strlen(named.names[i]), 15);
+        cr_assert_eq(strncmp(named.names[i], "a-rather", 8), 0,
+                     "worker named \"%s\"", named.names[i]);
+    }
+}
+
+static int
+stack_size_task(crew_task *task, void *arg)
+{
+    size_t *size = arg;
+    pthread_attr_t attr;
+    int err;
+
+    (void)task;
+    err = pthread_getattr_np(pthread_self(), &attr);
+    if (err != 0)
+        return err;
+    err = pthread_attr_getstacksize(&attr, size);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+/* Needs more stack than a default thread has (8 MiB at most on Linux). */
+static int
+big_stack_task(crew_task *task, void *arg)
+{
+    volatile char big[12u << 20];
+
+    (void)task;
+    (void)arg;
+    for (size_t i = 0; i < sizeof(big); i += 4096)
+        big[i] = (char)(i >> 12);
+    big[sizeof(big) - 1] = 1;
+    return big[0] == 0 && big[sizeof(big) - 1] == 1 ? 0 : EIO;
+}
+
+Test(pool, workers_get_the_stack_size_asked_for)
+{
+    crew_pool_options o = {.threads = 1, .stack_size = 16u << 20};
+    crew_pool *p = NULL;
+    crew_future *f = NULL;
+    size_t size = 0;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(crew_submit(p, stack_size_task, &size, &f), 0);
+    wait_and_release(f);
+    cr_assert_geq(size, (size_t)16u << 20, "stack of %zu bytes", size);
+    cr_assert_eq(crew_submit(p, big_stack_task, NULL, &f), 0);
+    wait_and_release(f);
+    crew_pool_destroy(p);
+}
+
+Test(pool, a_blocking_submit_waits_for_room_while_the_queue_is_full)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters queued, late;
+    static struct submitter s = {.started = LATCH_INIT, .done = LATCH_INIT};
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    crew_future *held, *a;
+    crew_pool *p = NULL;
+    pthread_t thread;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    cr_assert_eq(crew_submit_ex(p, count_task, &queued, count_free, 0, &a), 0);
+
+    s.pool = p;
+    s.counters = &late;
+    cr_assert_eq(pthread_create(&thread, NULL, submit_thread, &s), 0);
+    cr_assert(latch_wait(&s.started, 1));
+    cr_assert_not(latch_wait_ms(&s.done, 1, BLOCKED_MS),
+                  "a submit returned while max_queued tasks waited");
+    cr_assert_eq(atomic_load(&late.ran), 0);
+    cr_assert_eq(atomic_load(&late.freed), 0);
+
+    gate_open(&h.gate);
+    cr_assert(latch_wait(&s.done, 1), "the submitter never got room");
+    pthread_join(thread, NULL);
+    cr_assert_eq(s.err, 0);
+    cr_assert_not_null(s.future);
+    wait_and_release(s.future);
+    wait_and_release(a);
+    wait_and_release(held);
+    cr_assert_eq(atomic_load(&queued.ran), 1);
+    cr_assert_eq(atomic_load(&late.ran), 1);
+    cr_assert_eq(atomic_load(&late.freed), 1);
+    crew_pool_destroy(p);
+}
+
+Test(pool, a_nonblocking_submit_to_a_full_queue_is_eagain_and_runs_nothing)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters queued, refused, later;
+    static char sentinel;
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    crew_future *held, *a, *f = (crew_future *)(void *)&sentinel;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
+
+    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+                                CREW_NONBLOCKING, &f),
+                 EAGAIN);
+    cr_assert_null(f);
+    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+                                CREW_NONBLOCKING, NULL),
+                 EAGAIN);
+
+    gate_open(&h.gate);
+    wait_and_release(held);
+    wait_and_release(a);
+    cr_assert_eq(
+        crew_submit_ex(p, count_task, &later, count_free, CREW_NONBLOCKING, &f),
+        0, "a nonblocking submit with room was refused");
+    wait_and_release(f);
+    crew_pool_destroy(p);
+
+    cr_assert_eq(atomic_load(&refused.ran), 0);
+    cr_assert_eq(atomic_load(&refused.freed), 0);
+    cr_assert_eq(atomic_load(&queued.ran), 1);
+    cr_assert_eq(atomic_load(&later.ran), 1);
+    cr_assert_eq(atomic_load(&later.freed), 1);
+}
+
+Test(pool, cancelling_a_queued_task_frees_its_slot)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters cancelled, refused, later;
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    crew_future *held, *a, *b = NULL;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    cr_assert_eq(crew_submit_ex(p, count_task, &cancelled, count_free, 0, &a),
+                 0);
+    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+                                CREW_NONBLOCKING, NULL),
+                 EAGAIN);
+
+    cr_assert_eq(crew_future_cancel(a), 0);
+    cr_assert_eq(crew_future_state(a), CREW_CANCELLED);
+    cr_assert_eq(atomic_load(&cancelled.freed), 1);
+    cr_assert_eq(
+        crew_submit_ex(p, count_task, &later, count_free, CREW_NONBLOCKING, &b),
+        0, "the cancelled task still held its slot");
+
+    gate_open(&h.gate);
+    wait_and_release(b);
+    wait_and_release(held);
+    crew_future_release(a);
+    crew_pool_destroy(p);
+    cr_assert_eq(atomic_load(&cancelled.ran), 0);
+    cr_assert_eq(atomic_load(&later.ran), 1);
+    cr_assert_eq(atomic_load(&refused.ran), 0);
+    cr_assert_eq(atomic_load(&refused.freed), 0);
+}
+
+/* A task that, once let through, submits to its own full pool. */
+static struct {
+    struct hold hold;
+    struct latch submitted;
+    struct counters children;
+    int errs[3];
+    crew_future *futures[3];
+} flood = {HOLD_INIT, LATCH_INIT, {0, 0}, {0}, {NULL}};
+
+static int
+flood_task(crew_task *task, void *arg)
+{
+    (void)arg;
+    hold_task(task, &flood.hold);
+    for (size_t i = 0; i < 3; i++)
+        flood.errs[i] =
+            crew_submit_ex(crew_task_pool(task), count_task, &flood.children,
+                           count_free, 0, &flood.futures[i]);
+    latch_add(&flood.submitted);
+    return 0;
+}
+
+Test(pool, a_worker_submitting_to_its_own_full_pool_is_never_blocked)
+{
+    static struct counters queued;
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    crew_future *w, *a;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(crew_submit(p, flood_task, NULL, &w), 0);
+    cr_assert(latch_wait(&flood.hold.entered, 1));
+    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
+    cr_assert_eq(
+        crew_submit_ex(p, count_task, &queued, NULL, CREW_NONBLOCKING, NULL),
+        EAGAIN, "the queue should be full");
+
+    gate_open(&flood.hold.gate);
+    cr_assert(latch_wait(&flood.submitted, 1),
+              "a worker was blocked submitting to its own pool");
+    wait_and_release(w);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(flood.errs[i], 0);
+        wait_and_release(flood.futures[i]);
+    }
+    wait_and_release(a);
+    crew_pool_destroy(p);
+    cr_assert_eq(atomic_load(&flood.children.ran), 3);
+    cr_assert_eq(atomic_load(&flood.children.freed), 3);
+    cr_assert_eq(atomic_load(&queued.ran), 1);
+}
+
+/* A task that submits a child to its own pool. */
+static struct {
+    struct counters parents;
+    struct counters children;
+    atomic_uint child_errs;
+} drain;
+
+static int
+parent_task(crew_task *task, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&drain.parents.ran, 1);
+    if (crew_submit_ex(crew_task_pool(task), count_task, &drain.children,
+                       count_free, 0, NULL) != 0)
+        atomic_fetch_add(&drain.child_errs, 1);
+    return 0;
+}
+
+Test(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
+{
+    static struct hold h = HOLD_INIT;
+    static struct shutter s = {.how = CREW_DRAIN, .done = LATCH_INIT};
+    static struct counters probes;
+    crew_pool_options o = {.threads = 1};
+    crew_future *held, *f[20];
+    crew_pool *p = NULL;
+    unsigned accepted = 0;
+    pthread_t thread;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    for (size_t i = 0; i < 20; i++)
+        cr_assert_eq(crew_submit(p, parent_task, NULL, &f[i]), 0);
+
+    s.pool = p;
+    cr_assert_eq(pthread_create(&thread, NULL, shutdown_thread, &s), 0);
+    cr_assert(wait_for_eshutdown(p, &probes, &accepted));
+    cr_assert_eq(atomic_load(&drain.parents.ran), 0);
+    gate_open(&h.gate);
+    cr_assert(latch_wait(&s.done, 1), "the drain never finished");
+    pthread_join(thread, NULL);
+    cr_assert_eq(s.err, 0);
+
+    cr_assert_eq(atomic_load(&drain.parents.ran), 20);
+    cr_assert_eq(atomic_load(&drain.child_errs), 0,
+                 "a task could not submit during the drain");
+    cr_assert_eq(atomic_load(&drain.children.ran), 20);
+    cr_assert_eq(atomic_load(&drain.children.freed), 20);
+    cr_assert_eq(atomic_load(&probes.ran), accepted);
+    for (size_t i = 0; i < 20; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
+        crew_future_release(f[i]);
+    }
+    cr_assert_eq(crew_future_state(held), CREW_SUCCEEDED);
+    crew_future_release(held);
+    crew_pool_destroy(p);
+}
+
+static struct {
+    struct latch entered;
+    atomic_uint saw_cancel;
+} spinner = {LATCH_INIT, 0};
+
+static int
+spin_task(crew_task *task, void *arg)
+{
+    (void)arg;
+    latch_add(&spinner.entered);
+    if (!spin_until_cancelled(task))
+        return ETIMEDOUT;
+    atomic_fetch_add(&spinner.saw_cancel, 1);
+    return ECANCELED;
+}
+
+Test(pool, cancel_resolves_queued_tasks_cancelled_and_tells_running_ones)
+{
+    static struct counters queued;
+    crew_pool_options o = {.threads = 1};
+    crew_future *running, *f[10];
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(crew_submit(p, spin_task, NULL, &running), 0);
+    cr_assert(latch_wait(&spinner.entered, 1));
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(
+            crew_submit_ex(p, count_task, &queued, count_free, 0, &f[i]), 0);
+
+    cr_assert_eq(crew_pool_shutdown(p, CREW_CANCEL), 0);
+    cr_assert_eq(atomic_load(&spinner.saw_cancel), 1,
+                 "the running task never saw the cancellation");
+    cr_assert_eq(crew_future_state(running), CREW_CANCELLED);
+    cr_assert_eq(atomic_load(&queued.ran), 0);
+    cr_assert_eq(atomic_load(&queued.freed), 10);
+    for (size_t i = 0; i < 10; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_CANCELLED);
+        cr_assert_eq(crew_future_wait(f[i]), ECANCELED);
+        cr_assert_eq(crew_error_code(crew_future_error(f[i])), ECANCELED);
+        crew_future_release(f[i]);
+    }
+    crew_future_release(running);
+    crew_pool_destroy(p);
+}
+
+Test(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
+{
+    static struct counters refused;
+    static char sentinel;
+    crew_future *f = (crew_future *)(void *)&sentinel;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_eq(crew_pool_shutdown(p, CREW_DRAIN), 0);
+    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free, 0, &f),
+                 ESHUTDOWN);
+    cr_assert_null(f);
+    f = (crew_future *)(void *)&sentinel;
+    cr_assert_eq(crew_submit(p, count_task, &refused, &f), ESHUTDOWN);
+    cr_assert_null(f);
+    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+                                CREW_NONBLOCKING, NULL),
+                 ESHUTDOWN);
+    crew_pool_destroy(p);
+    cr_assert_eq(atomic_load(&refused.ran), 0);
+    cr_assert_eq(atomic_load(&refused.freed), 0);
+}
+
+Test(pool, submitters_waiting_for_room_wake_with_eshutdown)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters queued, late;
+    static struct submitter s = {.started = LATCH_INIT, .done = LATCH_INIT};
+    static struct shutter d = {.how = CREW_DRAIN, .done = LATCH_INIT};
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    crew_future *held, *a;
+    crew_pool *p = NULL;
+    pthread_t submitter, shutter;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
+    s.pool = p;
+    s.counters = &late;
+    cr_assert_eq(pthread_create(&submitter, NULL, submit_thread, &s), 0);
+    cr_assert(latch_wait(&s.started, 1));
+    cr_assert_not(latch_wait_ms(&s.done, 1, BLOCKED_MS),
+                  "a submit returned while max_queued tasks waited");
+
+    d.pool = p;
+    cr_assert_eq(pthread_create(&shutter, NULL, shutdown_thread, &d), 0);
+    cr_assert(latch_wait(&s.done, 1),
+              "the shutdown did not wake the waiting submitter");
+    pthread_join(submitter, NULL);
+    cr_assert_eq(s.err, ESHUTDOWN);
+    cr_assert_null(s.future);
+    cr_assert_eq(atomic_load(&queued.ran), 0,
+                 "the submitter woke for room, not for the shutdown");
+
+    gate_open(&h.gate);
+    cr_assert(latch_wait(&d.done, 1));
+    pthread_join(shutter, NULL);
+    cr_assert_eq(d.err, 0);
+    cr_assert_eq(atomic_load(&queued.ran), 1, "the drain skipped a task");
+    cr_assert_eq(atomic_load(&late.ran), 0);
+    cr_assert_eq(atomic_load(&late.freed), 0);
+    crew_future_release(a);
+    crew_future_release(held);
+    crew_pool_destroy(p);
+}
+
+Test(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
+{
+    static struct counters c;
+    crew_pool_options o = {.threads = 2};
+    crew_future *f[5];
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(crew_submit(p, count_task, &c, &f[i]), 0);
+    cr_assert_eq(crew_pool_shutdown(p, CREW_DRAIN), 0);
+    cr_assert_eq(atomic_load(&c.ran), 5);
+    cr_assert_eq(crew_pool_shutdown(p, CREW_CANCEL), 0);
+    cr_assert_eq(crew_pool_shutdown(p, CREW_DRAIN), 0);
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
+        crew_future_release(f[i]);
+    }
+    cr_assert_eq(crew_submit(p, count_task, &c, NULL), ESHUTDOWN);
+    crew_pool_destroy(p);
+    cr_assert_eq(atomic_load(&c.ran), 5);
+}
+
+Test(pool, concurrent_shutdowns_both_return_zero_once_the_workers_exit)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters queued, probes;
+    static struct shutter first = {.how = CREW_DRAIN, .done = LATCH_INIT};
+    static struct shutter second = {.how = CREW_CANCEL, .done = LATCH_INIT};
+    crew_pool_options o = {.threads = 1, .on_thread_stop = count_stop};
+    crew_future *held, *f[5];
+    crew_pool *p = NULL;
+    pthread_t t1, t2;
+    unsigned accepted = 0;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held = hold_worker(p, &h, 1);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(crew_submit(p, count_task, &queued, &f[i]), 0);
+
+    first.pool = p;
+    cr_assert_eq(pthread_create(&t1, NULL, shutdown_thread, &first), 0);
+    cr_assert(wait_for_eshutdown(p, &probes, &accepted));
+    second.pool = p;
+    cr_assert_eq(pthread_create(&t2, NULL, shutdown_thread, &second), 0);
+    cr_assert_not(latch_wait_ms(&second.done, 1, BLOCKED_MS),
+                  "a second shutdown returned before the workers exited");
+
+    gate_open(&h.gate);
+    cr_assert(latch_wait(&first.done, 1));
+    cr_assert(latch_wait(&second.done, 1));
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    cr_assert_eq(first.err, 0);
+    cr_assert_eq(second.err, 0);
+    cr_assert_eq(first.stopped_at_return, 1);
+    cr_assert_eq(second.stopped_at_return, 1,
+                 "the second shutdown returned before the workers exited");
+    cr_assert_eq(atomic_load(&h.saw_cancel), 0,
+                 "the second call turned the drain into a cancel");
+    cr_assert_eq(atomic_load(&queued.ran), 5);
+    cr_assert_eq(atomic_load(&probes.ran), accepted);
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
+        crew_future_release(f[i]);
+    }
+    crew_future_release(held);
+    crew_pool_destroy(p);
+}
+
+static int
+shutdown_self_task(crew_task *task, void *arg)
+{
+    int *errs = arg;
+
+    errs[0] = crew_pool_shutdown(crew_task_pool(task), CREW_DRAIN);
+    errs[1] = crew_pool_shutdown(crew_task_pool(task), CREW_CANCEL);
+    return 0;
+}
+
+Test(pool, shutdown_from_a_worker_is_edeadlk_and_changes_nothing)
+{
+    static struct counters c;
+    int errs[2] = {-1, -1};
+    crew_future *f;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_eq(crew_submit(p, shutdown_self_task, errs, &f), 0);
+    wait_and_release(f);
+    cr_assert_eq(errs[0], EDEADLK);
+    cr_assert_eq(errs[1], EDEADLK);
+    cr_assert_eq(crew_submit(p, count_task, &c, &f), 0,
+                 "the pool stopped accepting tasks");
+    wait_and_release(f);
+    cr_assert_eq(atomic_load(&c.ran), 1);
+    crew_pool_destroy(p);
+}
+
+Test(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
+{
+    static struct counters c;
+    crew_future *f;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_eq(crew_pool_shutdown(p, (crew_shutdown)7), EINVAL);
+    cr_assert_eq(crew_pool_shutdown(p, (crew_shutdown)-1), EINVAL);
+    cr_assert_eq(crew_pool_shutdown(NULL, CREW_DRAIN), EINVAL);
+    cr_assert_eq(crew_submit(p, count_task, &c, &f), 0,
+                 "the pool stopped accepting tasks");
+    wait_and_release(f);
+    cr_assert_eq(atomic_load(&c.ran), 1);
+    crew_pool_destroy(p);
+}
+
+Test(pool, destroy_of_null_does_nothing)
+{
+    crew_pool *p = NULL;
+
+    crew_pool_destroy(NULL);
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    crew_pool_destroy(p);
+}
+
+/* The number of threads in this process. */
+static unsigned
+thread_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *entry;
+    unsigned n = 0;
+
+    cr_assert_not_null(dir);
+    while ((entry = readdir(dir)) != NULL)
+        if (entry->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+/* Polls until the process is back to n threads; false after the deadline. */
+static bool
+threads_back_to(unsigned n)
+{
+    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
+
+    while (thread_count() > n) {
+        if (now_ns() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+static struct {
+    struct counters rest;
+    struct counters child;
+    struct latch child_ran;
+    atomic_uint destroyed;
+    int child_err;
+} selfdestruct = {{0, 0}, {0, 0}, LATCH_INIT, 0, -1};
+
+static int
+child_task(crew_task *task, void *arg)
+{
+    count_task(task, arg);
+    latch_add(&selfdestruct.child_ran);
+    return 0;
+}
+
+static int
+destroy_self_task(crew_task *task, void *arg)
+{
+    crew_pool *pool = crew_task_pool(task);
+
+    (void)arg;
+    crew_pool_destroy(pool);
+    atomic_fetch_add(&selfdestruct.destroyed, 1);
+    /* A task running on a draining pool may still submit to it. */
+    selfdestruct.child_err = crew_submit_ex(
+        pool, child_task, &selfdestruct.child, count_free, 0, NULL);
+    return 0;
+}
+
+Test(pool,
+     destroy_from_a_worker_returns_and_the_pool_frees_itself_after_draining)
+{
+    static struct hold h = HOLD_INIT;
+    crew_pool_options o = {.threads = 2, .on_thread_stop = count_stop};
+    crew_future *held[2], *d, *f[10];
+    crew_pool *p = NULL;
+    unsigned baseline = thread_count();
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    held[0] = hold_worker(p, &h, 1);
+    held[1] = hold_worker(p, &h, 2);
+    cr_assert_eq(crew_submit(p, destroy_self_task, NULL, &d), 0);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(crew_submit_ex(p, count_task, &selfdestruct.rest,
+                                    count_free, 0, &f[i]),
+                     0);
+    /* From here on the pool is the worker's to free: never touch it. */
+    p = NULL;
+    gate_open(&h.gate);
+
+    cr_assert_eq(crew_future_wait(d), 0);
+    cr_assert_eq(atomic_load(&selfdestruct.destroyed), 1);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(crew_future_wait(f[i]), 0, "queued task %zu", i);
+    cr_assert(latch_wait(&selfdestruct.child_ran, 1),
+              "a task submitted during the drain never ran");
+    cr_assert(threads_back_to(baseline), "the workers never exited");
+
+    cr_assert_eq(selfdestruct.child_err, 0);
+    cr_assert_eq(atomic_load(&selfdestruct.child.freed), 1);
+    cr_assert_eq(atomic_load(&selfdestruct.rest.ran), 10);
+    cr_assert_eq(atomic_load(&selfdestruct.rest.freed), 10);
+    cr_assert_eq(atomic_load(&stopped_workers), 2);
+    /* The futures outlive the pool that freed itself. */
+    for (size_t i = 0; i < 10; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
+        crew_future_release(f[i]);
+    }
+    crew_future_release(d);
+    wait_and_release(held[0]);
+    wait_and_release(held[1]);
+}
+
+static atomic_uint values_freed;
+
+static void
+free_value(void *value)
+{
+    free(value);
+    atomic_fetch_add(&values_freed, 1);
+}
+
+static int
+value_task(crew_task *task, void *arg)
+{
+    char *value = malloc(8);
+
+    (void)arg;
+    if (value == NULL)
+        return ENOMEM;
+    memcpy(value, "kept", 5);
+    crew_task_return(task, value, free_value);
+    return 0;
+}
+
+static int
+fail_task(crew_task *task, void *arg)
+{
+    (void)arg;
+    return crew_task_fail(task, EIO, "lost %d", 7);
+}
+
+static void
+flag_callback(crew_future *future, void *user)
+{
+    (void)future;
+    atomic_fetch_add((atomic_uint *)user, 1);
+}
+
+Test(pool, futures_outlive_their_pool)
+{
+    static struct hold h = HOLD_INIT;
+    static struct counters queued;
+    static atomic_uint called;
+    crew_future *ok, *failed, *held, *f[5];
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_eq(crew_submit(p, value_task, NULL, &ok), 0);
+    cr_assert_eq(crew_submit(p, fail_task, NULL, &failed), 0);
+    cr_assert_eq(crew_future_wait(ok), 0);
+    cr_assert_eq(crew_future_wait(failed), EIO);
+    held = hold_worker(p, &h, 1);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(crew_submit(p, count_task, &queued, &f[i]), 0);
+    gate_open(&h.gate);
+    crew_pool_destroy(p);
+
+    cr_assert_eq(atomic_load(&queued.ran), 5, "destroy did not drain");
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
+        crew_future_release(f[i]);
+    }
+    cr_assert_eq(crew_future_state(held), CREW_SUCCEEDED);
+    crew_future_release(held);
+
+    cr_assert_eq(crew_future_state(ok), CREW_SUCCEEDED);
+    cr_assert_str_eq((const char *)crew_future_result(ok), "kept");
+    cr_assert_eq(crew_future_on_complete(ok, flag_callback, &called), 0);
+    cr_assert_eq(atomic_load(&called), 1);
+    cr_assert_eq(crew_future_state(failed), CREW_FAILED);
+    cr_assert_eq(crew_error_code(crew_future_error(failed)), EIO);
+    cr_assert_str_eq(crew_error_message(crew_future_error(failed)), "lost 7");
+    cr_assert_eq(atomic_load(&values_freed), 0);
+    crew_future_release(ok);
+    crew_future_release(failed);
+    cr_assert_eq(atomic_load(&values_freed), 1);
+}
+
+#define CHAIN_DEPTH 5000u
+
+static atomic_uint chain_levels;
+
+static int
+chain_task(crew_task *task, void *arg)
+{
+    uintptr_t depth = (uintptr_t)arg;
+    crew_future *next;
+    int err;
+
+    atomic_fetch_add(&chain_levels, 1);
+    if (depth == 0)
+        return 0;
+    err = crew_submit(crew_task_pool(task), chain_task, (void *)(depth - 1),
+                      &next);
+    if (err != 0)
+        return err;
+    err = crew_future_wait(next);
+    crew_future_release(next);
+    return err;
+}
+
+Test(pool, a_chain_of_5000_nested_waits_finishes_on_one_thread)
+{
+    crew_pool_options o = {.threads = 1, .stack_size = 64u << 20};
+    crew_future *root;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(
+        crew_submit(p, chain_task, (void *)(uintptr_t)CHAIN_DEPTH, &root), 0);
+    cr_assert_eq(crew_future_wait(root), 0);
+    cr_assert_eq(atomic_load(&chain_levels), CHAIN_DEPTH + 1);
+    crew_future_release(root);
+    crew_pool_destroy(p);
+}
+
+static int fib_task(crew_task *task, void *arg);
+
+/* fib(n), submitting fib(n - 1) as a task and computing fib(n - 2) here. */
+static int
+fib(crew_task *task, uintptr_t n, uintptr_t *out)
+{
+    crew_future *child;
+    uintptr_t a, b;
+    int err, wait_err;
+
+    if (n < 2) {
+        *out = n;
+        return 0;
+    }
+    err = crew_submit(crew_task_pool(task), fib_task, (void *)(n - 1), &child);
+    if (err != 0)
+        return err;
+    err = fib(task, n - 2, &b);
+    wait_err = crew_future_wait(child);
+    a = (uintptr_t)crew_future_result(child);
+    crew_future_release(child);
+    if (err != 0)
+        return err;
+    if (wait_err != 0)
+        return wait_err;
+    *out = a + b;
+    return 0;
+}
+
+static int
+fib_task(crew_task *task, void *arg)
+{
+    uintptr_t result;
+    int err = fib(task, (uintptr_t)arg, &result);
+
+    if (err == 0)
+        crew_task_return(task, (void *)result, NULL);
+    return err;
+}
+
+static void
+assert_fib_25_on(unsigned threads)
+{
+    crew_pool_options o = {.threads = threads, .stack_size = 16u << 20};
+    crew_future *f;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_eq(crew_submit(p, fib_task, (void *)(uintptr_t)25, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0, "on %u threads", threads);
+    cr_assert_eq((uintptr_t)crew_future_result(f), 75025, "on %u threads",
+                 threads);
+    crew_future_release(f);
+    crew_pool_destroy(p);
+}
+
+Test(pool, fib_of_25_with_nested_waits_is_right_on_one_thread)
+{
+    assert_fib_25_on(1);
+}
+
+Test(pool, fib_of_25_with_nested_waits_is_right_on_two_threads)
+{
+    assert_fib_25_on(2);
+}
+
+static int
+mask_task(crew_task *task, void *arg)
+{
+    (void)task;
+    return pthread_sigmask(SIG_BLOCK, NULL, (sigset_t *)arg);
+}
+
+Test(pool, workers_block_asynchronous_signals_and_the_creator_keeps_its_mask)
+{
+    static const int async[] = {SIGINT,  SIGTERM, SIGUSR1, SIGUSR2, SIGHUP,
+                                SIGQUIT, SIGCHLD, SIGPIPE, SIGALRM};
+    sigset_t saved, before, after, worker;
+    crew_future *f;
+    crew_pool *p = NULL;
+
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &saved), 0);
+    before = saved;
+    for (size_t i = 0; i < sizeof(async) / sizeof(async[0]); i++)
+        sigdelset(&before, async[i]);
+    sigaddset(&before, SIGUSR2);
+    cr_assert_eq(pthread_sigmask(SIG_SETMASK, &before, NULL), 0);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+
+    cr_assert_eq(crew_pool_create(&p, NULL), 0);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
+    sigemptyset(&worker);
+    cr_assert_eq(crew_submit(p, mask_task, &worker, &f), 0);
+    wait_and_release(f);
+    crew_pool_destroy(p);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+    for (size_t i = 0; i < sizeof(async) / sizeof(async[0]); i++)
+        cr_assert_eq(sigismember(&worker, async[i]), 1,
+                     "signal %d reaches a worker", async[i]);
+    for (int sig = 1; sig < SIGRTMAX; sig++)
+        cr_assert_eq(sigismember(&after, sig), sigismember(&before, sig),
+                     "creating a pool changed the mask of signal %d", sig);
+}

@@ -1,0 +1,556 @@
+/*
+ * Waiting for the first input: crew_when_any() and crew_wait_any(). The
+ * winner, whatever its outcome; ties among inputs already resolved; bad
+ * input; timeouts; where the combinator resolves; cancellation; helping.
+ *
+ * Inputs are mostly promises, resolved by the test in the order it needs,
+ * and every one is resolved or cancelled before it is released: an input
+ * that never resolves may keep its combinator alive. Tasks, callbacks and
+ * helper threads only record what they see; the test asserts once it has
+ * synchronised with them.
+ */
+#include "common.h"
+
+#include <crew.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* The longest wait for something that must happen. */
+#define WAIT_MS 10000u
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A count that threads raise and the test waits on. */
+struct latch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned count;
+};
+
+#define LATCH_INIT                                             \
+    {                                                          \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
+    }
+
+static void
+latch_add(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->count++;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Waits at most WAIT_MS for the count to reach n; true if it did. */
+static bool
+latch_wait(struct latch *l, unsigned n)
+{
+    struct timespec deadline;
+    bool reached;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&l->lock);
+    while (l->count < n &&
+           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
+        continue;
+    reached = l->count >= n;
+    pthread_mutex_unlock(&l->lock);
+    return reached;
+}
+
+/* Closed until the test opens it; a task passing it holds its worker. */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+};
+
+#define GATE_INIT                                                  \
+    {                                                              \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
+    }
+
+static void
+gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void
+gate_pass(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Tasks that hold their workers until the gate opens. */
+struct hold {
+    struct latch entered;
+    struct gate gate;
+};
+
+#define HOLD_INIT             \
+    {                         \
+        LATCH_INIT, GATE_INIT \
+    }
+
+static int
+hold_task(crew_task *task, void *arg)
+{
+    struct hold *h = arg;
+
+    (void)task;
+    latch_add(&h->entered);
+    gate_pass(&h->gate);
+    return 0;
+}
+
+static crew_pool *
+pool_of(unsigned threads)
+{
+    crew_pool_options o = {.threads = threads};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    return p;
+}
+
+static crew_future *
+promise(void)
+{
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_promise_create(&f), 0);
+    return f;
+}
+
+/* Cancels what is still pending, then releases every future. */
+static void
+settle_and_release(crew_future **f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        crew_future_cancel(f[i]);
+    for (size_t i = 0; i < n; i++)
+        crew_future_release(f[i]);
+}
+
+static atomic_uint values_freed;
+
+static void
+count_value_free(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&values_freed, 1);
+}
+
+static int
+ok_task(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 0;
+}
+
+TestSuite(when_any, CREW_SUITE);
+
+Test(when_any, resolves_with_the_first_input_to_resolve)
+{
+    crew_future *in[3], *any = NULL;
+
+    for (size_t i = 0; i < 3; i++)
+        in[i] = promise();
+    cr_assert_eq(crew_when_any(in, 3, &any), 0);
+    cr_assert_not_null(any);
+    cr_assert_eq(crew_future_state(any), CREW_PENDING);
+    cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
+
+    cr_assert_eq(crew_future_state(any), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_wait(any), 0);
+    cr_assert_eq(crew_future_result(any), (void *)in[1]);
+    cr_assert_null(crew_future_error(any));
+    cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
+    cr_assert_eq(crew_promise_fail(in[2], EIO, "late"), 0);
+    cr_assert_eq(crew_future_result(any), (void *)in[1],
+                 "a later input changed the winner");
+    crew_future_release(any);
+    settle_and_release(in, 3);
+}
+
+Test(when_any, a_failed_or_cancelled_winner_still_succeeds_the_combinator)
+{
+    crew_future *in[2] = {promise(), promise()};
+    crew_future *other[2] = {promise(), promise()};
+    crew_future *any = NULL, *any_cancelled = NULL;
+
+    cr_assert_eq(crew_when_any(in, 2, &any), 0);
+    cr_assert_eq(crew_when_any(other, 2, &any_cancelled), 0);
+    cr_assert_eq(crew_promise_fail(in[1], ENOENT, "gone"), 0);
+    cr_assert_eq(crew_future_cancel(other[0]), 0);
+
+    cr_assert_eq(crew_future_state(any), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_wait(any), 0);
+    cr_assert_eq(crew_future_result(any), (void *)in[1]);
+    cr_assert_null(crew_future_error(any));
+    cr_assert_eq(crew_future_state(any_cancelled), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_wait(any_cancelled), 0);
+    cr_assert_eq(crew_future_result(any_cancelled), (void *)other[0]);
+    crew_future_release(any);
+    crew_future_release(any_cancelled);
+    settle_and_release(in, 2);
+    settle_and_release(other, 2);
+}
+
+Test(when_any, the_lowest_position_wins_among_inputs_already_resolved)
+{
+    crew_future *in[4], *any = NULL, *all_done = NULL;
+    size_t index = 777;
+
+    for (size_t i = 0; i < 4; i++)
+        in[i] = promise();
+    cr_assert_eq(crew_promise_resolve(in[3], NULL, NULL), 0);
+    cr_assert_eq(crew_promise_fail(in[2], EIO, "two"), 0);
+    cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
+    cr_assert_eq(crew_when_any(in, 4, &any), 0);
+    cr_assert_eq(crew_future_state(any), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(any), (void *)in[1]);
+    cr_assert_eq(crew_wait_any(in, 4, CREW_FOREVER, &index), 0);
+    cr_assert_eq(index, 1);
+
+    cr_assert_eq(crew_future_cancel(in[0]), 0);
+    cr_assert_eq(crew_when_any(in, 4, &all_done), 0);
+    cr_assert_eq(crew_future_result(all_done), (void *)in[0]);
+    cr_assert_eq(crew_wait_any(in, 4, 0, &index), 0);
+    cr_assert_eq(index, 0);
+    crew_future_release(any);
+    crew_future_release(all_done);
+    settle_and_release(in, 4);
+}
+
+Test(when_any, with_no_inputs_is_einval)
+{
+    static char sentinel;
+    crew_future *unused[1] = {NULL};
+    crew_future *any = (crew_future *)(void *)&sentinel;
+    size_t index = 777;
+
+    cr_assert_eq(crew_when_any(NULL, 0, &any), EINVAL);
+    cr_assert_null(any);
+    any = (crew_future *)(void *)&sentinel;
+    cr_assert_eq(crew_when_any(unused, 0, &any), EINVAL);
+    cr_assert_null(any);
+    cr_assert_eq(crew_wait_any(NULL, 0, CREW_FOREVER, &index), EINVAL);
+    cr_assert_eq(crew_wait_any(unused, 0, 0, &index), EINVAL);
+    cr_assert_eq(index, 777);
+}
+
+Test(when_any, rejects_bad_input_with_einval_and_changes_nothing)
+{
+    static char sentinel;
+    static int value;
+    crew_future *v = promise(), *pending = promise();
+    crew_future *with_null[3] = {pending, NULL, v};
+    crew_future *any = (crew_future *)(void *)&sentinel;
+    size_t index = 777;
+
+    cr_assert_eq(crew_promise_resolve(v, &value, count_value_free), 0);
+    cr_assert_eq(crew_when_any(&v, 1, NULL), EINVAL);
+    cr_assert_eq(crew_when_any(NULL, 2, &any), EINVAL);
+    cr_assert_null(any);
+    any = (crew_future *)(void *)&sentinel;
+    cr_assert_eq(crew_when_any(with_null, 3, &any), EINVAL);
+    cr_assert_null(any);
+    cr_assert_eq(crew_wait_any(&v, 1, CREW_FOREVER, NULL), EINVAL);
+    cr_assert_eq(crew_wait_any(NULL, 2, CREW_FOREVER, &index), EINVAL);
+    cr_assert_eq(crew_wait_any(with_null, 3, 0, &index), EINVAL);
+    cr_assert_eq(index, 777);
+
+    /* No reference was taken: ours is the last one. */
+    crew_future_release(v);
+    cr_assert_eq(atomic_load(&values_freed), 1,
+                 "a refused combinator kept a reference to its input");
+    cr_assert_eq(crew_promise_resolve(pending, &value, count_value_free), 0);
+    crew_future_release(pending);
+    cr_assert_eq(atomic_load(&values_freed), 2);
+}
+
+Test(when_any, accepts_the_same_future_more_than_once)
+{
+    crew_future *p = promise(), *twice[2] = {p, p}, *any = NULL;
+    size_t index = 777;
+
+    cr_assert_eq(crew_when_any(twice, 2, &any), 0);
+    cr_assert_eq(crew_promise_resolve(p, NULL, NULL), 0);
+    cr_assert_eq(crew_future_state(any), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(any), (void *)p);
+    cr_assert_eq(crew_wait_any(twice, 2, 0, &index), 0);
+    cr_assert_eq(index, 0);
+    crew_future_release(any);
+    crew_future_release(p);
+}
+
+Test(when_any, may_be_released_before_its_inputs_resolve)
+{
+    static int value;
+    crew_future *in[2] = {promise(), promise()}, *any = NULL;
+
+    cr_assert_eq(crew_when_any(in, 2, &any), 0);
+    crew_future_release(any);
+    cr_assert_eq(crew_promise_resolve(in[1], &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
+    settle_and_release(in, 2);
+    cr_assert_eq(atomic_load(&values_freed), 1);
+}
+
+/* What a callback on the combinator saw, and on which thread it ran. */
+static struct {
+    pthread_t thread;
+    crew_state state;
+    void *result;
+    atomic_uint calls;
+} callback;
+
+static void
+record_callback(crew_future *future, void *user)
+{
+    (void)user;
+    callback.thread = pthread_self();
+    callback.state = crew_future_state(future);
+    callback.result = crew_future_result(future);
+    atomic_fetch_add(&callback.calls, 1);
+}
+
+/* Resolves the first input on its own thread and looks at once. */
+static struct {
+    crew_future *input;
+    crew_future *any;
+    pthread_t thread;
+    int err;
+    crew_state state_after;
+    unsigned calls_after;
+} resolver;
+
+static void *
+resolve_thread(void *arg)
+{
+    (void)arg;
+    resolver.thread = pthread_self();
+    resolver.err = crew_promise_fail(resolver.input, EIO, "first");
+    resolver.state_after = crew_future_state(resolver.any);
+    resolver.calls_after = atomic_load(&callback.calls);
+    return NULL;
+}
+
+Test(when_any,
+     resolves_and_calls_back_inside_the_call_resolving_the_first_input)
+{
+    crew_future *in[3], *any = NULL;
+    pthread_t thread;
+
+    for (size_t i = 0; i < 3; i++)
+        in[i] = promise();
+    cr_assert_eq(crew_when_any(in, 3, &any), 0);
+    cr_assert_eq(crew_future_on_complete(any, record_callback, NULL), 0);
+    resolver.input = in[2];
+    resolver.any = any;
+    cr_assert_eq(pthread_create(&thread, NULL, resolve_thread, NULL), 0);
+    pthread_join(thread, NULL);
+
+    cr_assert_eq(resolver.err, 0);
+    cr_assert_eq(resolver.state_after, CREW_SUCCEEDED,
+                 "the combinator had not resolved when its first input's "
+                 "resolution returned");
+    cr_assert_eq(resolver.calls_after, 1,
+                 "the callback had not run when the first input's "
+                 "resolution returned");
+    cr_assert(pthread_equal(callback.thread, resolver.thread),
+              "the callback ran on another thread than the resolver");
+    cr_assert_eq(callback.state, CREW_SUCCEEDED);
+    cr_assert_eq(callback.result, (void *)in[2]);
+    cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
+    cr_assert_eq(atomic_load(&callback.calls), 1);
+    crew_future_release(any);
+    settle_and_release(in, 3);
+}
+
+Test(when_any, wait_any_stores_the_position_of_the_winner)
+{
+    static struct hold h = HOLD_INIT;
+    crew_pool *p = pool_of(2);
+    crew_future *in[3];
+    size_t index = 777;
+
+    cr_assert_eq(crew_submit(p, hold_task, &h, &in[0]), 0);
+    cr_assert(latch_wait(&h.entered, 1));
+    in[1] = promise();
+    cr_assert_eq(crew_submit(p, ok_task, NULL, &in[2]), 0);
+    cr_assert_eq(crew_wait_any(in, 3, CREW_FOREVER, &index), 0);
+    cr_assert_eq(index, 2);
+    cr_assert_eq(crew_future_state(in[0]), CREW_RUNNING);
+    cr_assert_eq(crew_future_state(in[1]), CREW_PENDING);
+    gate_open(&h.gate);
+    cr_assert_eq(crew_future_wait(in[0]), 0);
+    settle_and_release(in, 3);
+    crew_pool_destroy(p);
+}
+
+static void *
+resolve_later_thread(void *arg)
+{
+    crew_promise_resolve(arg, NULL, NULL);
+    return NULL;
+}
+
+Test(when_any, wait_any_wakes_when_another_thread_resolves_an_input)
+{
+    crew_future *in[3];
+    pthread_t thread;
+    size_t index = 777;
+
+    for (size_t i = 0; i < 3; i++)
+        in[i] = promise();
+    cr_assert_eq(pthread_create(&thread, NULL, resolve_later_thread, in[2]), 0);
+    cr_assert_eq(crew_wait_any(in, 3, CREW_FOREVER, &index), 0);
+    pthread_join(thread, NULL);
+    cr_assert_eq(index, 2);
+    cr_assert_eq(crew_future_state(in[2]), CREW_SUCCEEDED);
+    settle_and_release(in, 3);
+}
+
+Test(when_any, wait_any_times_out_without_touching_the_index)
+{
+    crew_future *in[2] = {promise(), promise()};
+    size_t index = 777;
+    uint64_t start = now_ns();
+
+    cr_assert_eq(crew_wait_any(in, 2, 20000000u, &index), ETIMEDOUT);
+    cr_assert_geq(now_ns() - start, 20000000u, "timed out early");
+    cr_assert_eq(index, 777);
+    cr_assert_eq(crew_wait_any(in, 2, 0, &index), ETIMEDOUT);
+    cr_assert_eq(index, 777);
+    cr_assert_eq(crew_future_state(in[0]), CREW_PENDING);
+    cr_assert_eq(crew_future_state(in[1]), CREW_PENDING);
+
+    cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
+    cr_assert_eq(crew_wait_any(in, 2, 0, &index), 0,
+                 "a zero timeout missed an input already resolved");
+    cr_assert_eq(index, 1);
+    settle_and_release(in, 2);
+}
+
+/* A task that waits for the first of a pending promise and its child. */
+static struct {
+    crew_future *never;
+    int err;
+    size_t index;
+} helper = {NULL, -1, 777};
+
+static int
+wait_child_task(crew_task *task, void *arg)
+{
+    crew_future *in[2];
+    uint64_t timeout_ns = arg == NULL ? CREW_FOREVER : 20000000000u;
+    int err;
+
+    in[0] = helper.never;
+    err = crew_submit(crew_task_pool(task), ok_task, NULL, &in[1]);
+    if (err != 0)
+        return err;
+    helper.err = crew_wait_any(in, 2, timeout_ns, &helper.index);
+    crew_future_release(in[1]);
+    return 0;
+}
+
+Test(when_any, wait_any_on_the_only_worker_helps_instead_of_deadlocking)
+{
+    crew_pool *p = pool_of(1);
+    crew_future *f;
+
+    helper.never = promise();
+    cr_assert_eq(crew_submit(p, wait_child_task, NULL, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(helper.err, 0);
+    cr_assert_eq(helper.index, 1);
+    crew_future_release(f);
+
+    /* With a timeout too: the worker helps, it does not just time out. */
+    helper.err = -1;
+    helper.index = 777;
+    cr_assert_eq(crew_submit(p, wait_child_task, (void *)&helper, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(helper.err, 0);
+    cr_assert_eq(helper.index, 1);
+    crew_future_release(f);
+    settle_and_release(&helper.never, 1);
+    crew_pool_destroy(p);
+}
+
+static struct {
+    atomic_uint ran;
+    atomic_uint freed;
+} queued;
+
+static int
+queued_task(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    atomic_fetch_add(&queued.ran, 1);
+    return 0;
+}
+
+static void
+queued_free(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&queued.freed, 1);
+}
+
+Test(when_any, cancelling_it_passes_the_request_to_its_inputs)
+{
+    static struct hold h = HOLD_INIT;
+    crew_pool *p = pool_of(1);
+    crew_future *blocker, *in[2], *any = NULL;
+
+    cr_assert_eq(crew_submit(p, hold_task, &h, &blocker), 0);
+    cr_assert(latch_wait(&h.entered, 1));
+    in[0] = promise();
+    cr_assert_eq(crew_submit_ex(p, queued_task, NULL, queued_free, 0, &in[1]),
+                 0);
+    cr_assert_eq(crew_when_any(in, 2, &any), 0);
+
+    cr_assert_eq(crew_future_cancel(any), 0);
+    cr_assert_eq(crew_future_state(in[0]), CREW_CANCELLED,
+                 "the pending promise was not cancelled");
+    cr_assert_eq(crew_future_state(in[1]), CREW_CANCELLED,
+                 "the queued task was not cancelled");
+    cr_assert_eq(atomic_load(&queued.freed), 1);
+    cr_assert_neq(crew_future_state(any), CREW_PENDING);
+    cr_assert_eq(crew_future_cancel(any), EALREADY);
+
+    gate_open(&h.gate);
+    cr_assert_eq(crew_future_wait(blocker), 0);
+    crew_future_release(blocker);
+    crew_future_release(any);
+    settle_and_release(in, 2);
+    crew_pool_destroy(p);
+    cr_assert_eq(atomic_load(&queued.ran), 0);
+    cr_assert_eq(atomic_load(&queued.freed), 1);
+}
