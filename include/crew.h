@@ -280,8 +280,8 @@ CREW_API void crew_task_return(crew_task *task, void *value,
  * @return @p code; EINVAL if @p task is NULL.
  * @note Thread safety: only inside the task's function.
  */
-CREW_API int crew_task_fail(crew_task *task, int code, const char *format,
-                            ...) CREW_PRINTF(3, 4);
+CREW_API int crew_task_fail(crew_task *task, int code, const char *format, ...)
+    CREW_PRINTF(3, 4);
 
 /**
  * @brief Whether cancellation of the running task has been requested.
@@ -529,8 +529,8 @@ CREW_API size_t crew_error_count(const crew_error *error);
  *         @p i >= crew_error_count(@p error).
  * @note Thread safety: any thread.
  */
-CREW_API const crew_error *crew_error_inner(const crew_error *error,
-                                            size_t i, size_t *input);
+CREW_API const crew_error *crew_error_inner(const crew_error *error, size_t i,
+                                            size_t *input);
 
 /**
  * @brief A new aggregate whose inner errors are all the leaves of @p error.
@@ -553,8 +553,7 @@ CREW_API crew_error *crew_error_flatten(const crew_error *error);
  * @return the length needed; -1 (writing nothing) for a NULL @p error.
  * @note Thread safety: any thread.
  */
-CREW_API int crew_error_format(const crew_error *error, char *buf,
-                               size_t size);
+CREW_API int crew_error_format(const crew_error *error, char *buf, size_t size);
 
 /**
  * @brief Take another reference to @p error.

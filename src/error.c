@@ -84,8 +84,7 @@ crew__error_default(int code)
 }
 
 crew_error *
-crew__error_aggregate(size_t count, size_t inputs,
-                      struct crew__entry **entries)
+crew__error_aggregate(size_t count, size_t inputs, struct crew__entry **entries)
 {
     static const char format[] = "%zu of %zu inputs failed";
     int length = snprintf(NULL, 0, format, count, inputs);
@@ -252,8 +251,8 @@ struct writer {
     size_t length;
 };
 
-static void
-write_text(struct writer *w, const char *format, ...) CREW_PRINTF(2, 3);
+static void write_text(struct writer *w, const char *format, ...)
+    CREW_PRINTF(2, 3);
 
 static void
 write_text(struct writer *w, const char *format, ...)
@@ -262,8 +261,7 @@ write_text(struct writer *w, const char *format, ...)
     size_t room = w->length < w->size ? w->size - w->length : 0;
 
     va_start(args, format);
-    int n = vsnprintf(room > 0 ? w->buf + w->length : NULL, room, format,
-                      args);
+    int n = vsnprintf(room > 0 ? w->buf + w->length : NULL, room, format, args);
     va_end(args);
     if (n > 0)
         w->length += (size_t)n;

@@ -51,8 +51,7 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
 }
 
 int
-crew__future_complete(crew_future *future,
-                      const struct crew__outcome *outcome)
+crew__future_complete(crew_future *future, const struct crew__outcome *outcome)
 {
     struct crew__completion *node;
 
@@ -226,9 +225,9 @@ crew_future_wait_for(crew_future *future, uint64_t timeout_ns)
 void *
 crew_future_result(const crew_future *future)
 {
-    if (future == NULL || atomic_load_explicit(&future->state,
-                                               memory_order_acquire) !=
-                              CREW_SUCCEEDED)
+    if (future == NULL ||
+        atomic_load_explicit(&future->state, memory_order_acquire) !=
+            CREW_SUCCEEDED)
         return NULL;
     return future->value;
 }
@@ -316,8 +315,7 @@ crew_future_release(crew_future *future)
         return;
     /* Acquire-release: the last release sees every write made under the
      * other references before it frees. */
-    if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) !=
-        1)
+    if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
             CREW_SUCCEEDED &&

@@ -16,12 +16,7 @@
  * canceller has claimed and is resolving. Readers see it as pending. */
 #define CREW__CLAIMED 5u
 
-enum crew__kind {
-    CREW__TASK,
-    CREW__PROMISE,
-    CREW__JOIN_ALL,
-    CREW__JOIN_ANY
-};
+enum crew__kind { CREW__TASK, CREW__PROMISE, CREW__JOIN_ALL, CREW__JOIN_ANY };
 
 /* A node on a future's completion list: fire(node, future) runs once,
  * after resolution, outside every library lock. fire may free the node. */
@@ -51,12 +46,12 @@ struct crew__closure {
 };
 
 struct crew_future {
-    struct crew__lock lock;  /* guards the lists and every state change */
-    _Atomic uint32_t state;  /* a crew_state or CREW__CLAIMED */
-    _Atomic uint32_t refs;   /* references; the last frees the block */
-    uint8_t kind;            /* enum crew__kind; constant */
+    struct crew__lock lock;       /* guards the lists and every state change */
+    _Atomic uint32_t state;       /* a crew_state or CREW__CLAIMED */
+    _Atomic uint32_t refs;        /* references; the last frees the block */
+    uint8_t kind;                 /* enum crew__kind; constant */
     atomic_bool cancel_requested; /* a running task was asked to stop */
-    struct crew__link link;  /* in the pool's injection queue */
+    struct crew__link link;       /* in the pool's injection queue */
     struct crew__completion *first; /* completion list, oldest first */
     struct crew__completion *last;
     struct crew__waiter *waiters;
@@ -90,14 +85,12 @@ int crew__future_complete(crew_future *future,
                           const struct crew__outcome *outcome);
 /* Run node->fire(node, future) once the future has resolved: now, on
  * this thread, if it has. */
-void crew__future_subscribe(crew_future *future,
-                            struct crew__completion *node);
+void crew__future_subscribe(crew_future *future, struct crew__completion *node);
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0 or ETIMEDOUT. */
 int crew__future_await(crew_future *future, uint64_t deadline);
 /* Link a waiter unless the future has resolved (then false). */
-bool crew__future_add_waiter(crew_future *future,
-                             struct crew__waiter *waiter);
+bool crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter);
 void crew__future_remove_waiter(crew_future *future,
                                 struct crew__waiter *waiter);
 

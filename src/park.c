@@ -52,9 +52,13 @@ static struct stripe {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* realtime clock: statically initialised */
 } stripes[STRIPES] = {
-#define S {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}
+#define S                                                   \
+    {                                                       \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER \
+    }
 #define S8 S, S, S, S, S, S, S, S
-    S8, S8, S8, S8, S8, S8, S8, S8
+    S8, S8, S8, S8, S8,
+    S8, S8, S8
 #undef S8
 #undef S
 };
@@ -126,16 +130,14 @@ crew__lock_acquire(struct crew__lock *lock)
 
     /* Acquire: pairs with the release in crew__lock_release(), so the
      * previous holder's writes are visible inside the section. */
-    if (atomic_compare_exchange_strong_explicit(&lock->word, &c, 1,
-                                                memory_order_acquire,
-                                                memory_order_relaxed))
+    if (atomic_compare_exchange_strong_explicit(
+            &lock->word, &c, 1, memory_order_acquire, memory_order_relaxed))
         return;
     for (int spin = 0; spin < 64; spin++) {
         crew__cpu_relax();
         c = 0;
-        if (atomic_compare_exchange_weak_explicit(&lock->word, &c, 1,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(
+                &lock->word, &c, 1, memory_order_acquire, memory_order_relaxed))
             return;
     }
     if (c != 2)
@@ -150,8 +152,7 @@ void
 crew__lock_release(struct crew__lock *lock)
 {
     /* Release: publishes the section's writes to the next acquirer. */
-    if (atomic_fetch_sub_explicit(&lock->word, 1, memory_order_release) !=
-        1) {
+    if (atomic_fetch_sub_explicit(&lock->word, 1, memory_order_release) != 1) {
         atomic_store_explicit(&lock->word, 0, memory_order_release);
         crew__park_wake(&lock->word, false);
     }

@@ -33,7 +33,10 @@ struct crew__lock {
     _Atomic uint32_t word; /* 0 free, 1 held, 2 held with sleepers */
 };
 
-#define CREW__LOCK_INIT {0}
+#define CREW__LOCK_INIT \
+    {                   \
+        0               \
+    }
 
 void crew__lock_acquire(struct crew__lock *lock);
 void crew__lock_release(struct crew__lock *lock);

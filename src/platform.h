@@ -86,9 +86,9 @@ crew__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline)
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
      * errno is the caller's: put it back as it was. */
     int saved = errno;
-    long r = syscall(SYS_futex, (void *)word,
-                     FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tsp,
-                     NULL, FUTEX_BITSET_MATCH_ANY);
+    long r =
+        syscall(SYS_futex, (void *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
     int err = (r == -1 && errno == ETIMEDOUT) ? ETIMEDOUT : 0;
     errno = saved;
     return err;
@@ -98,8 +98,8 @@ static inline void
 crew__futex_wake(_Atomic uint32_t *word, int n)
 {
     int saved = errno;
-    syscall(SYS_futex, (void *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n,
-            NULL, NULL, 0);
+    syscall(SYS_futex, (void *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL,
+            NULL, 0);
     errno = saved;
 }
 #endif

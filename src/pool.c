@@ -53,7 +53,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HELP_DEPTH 256
+#define HELP_DEPTH      256
 #define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
 
 enum mode { OPEN, DRAINING, CANCELLING };
@@ -79,7 +79,7 @@ struct crew_pool {
     atomic_uint live;        /* workers that have not exited */
     unsigned threads;
     struct crew__worker *workers;
-    unsigned long generation; /* fork generation when created */
+    unsigned long generation;  /* fork generation when created */
     pthread_mutex_t life_lock; /* guards `life` */
     pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
     enum life life;
@@ -141,9 +141,9 @@ crew__pool_release_slot(crew_pool *pool)
 static crew_future *
 future_of_link(struct crew__link *link)
 {
-    return link != NULL ? (crew_future *)((char *)link -
-                                          offsetof(crew_future, link))
-                        : NULL;
+    return link != NULL
+               ? (crew_future *)((char *)link - offsetof(crew_future, link))
+               : NULL;
 }
 
 static uint32_t
@@ -327,8 +327,7 @@ worker_main(void *arg)
     self = NULL;
     /* Acquire-release: the last worker out sees `detached` and every
      * other worker's last writes before it frees the pool. */
-    if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_acq_rel) ==
-            1 &&
+    if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_acq_rel) == 1 &&
         atomic_load_explicit(&pool->detached, memory_order_acquire))
         pool_free(pool);
     return NULL;

@@ -27,8 +27,7 @@ crew_promise_create(crew_future **future)
 }
 
 int
-crew_promise_resolve(crew_future *future, void *value,
-                     crew_free_fn value_free)
+crew_promise_resolve(crew_future *future, void *value, crew_free_fn value_free)
 {
     struct crew__outcome outcome = {
         .state = CREW_SUCCEEDED, .value = value, .value_free = value_free};

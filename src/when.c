@@ -141,8 +141,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     if (out == NULL || !inputs_are_valid(futures, n) ||
         (kind == CREW__JOIN_ANY && n == 0))
         return EINVAL;
-    if (n > (SIZE_MAX - sizeof(*j)) / sizeof(j->inputs[0]) ||
-        n >= UINT32_MAX)
+    if (n > (SIZE_MAX - sizeof(*j)) / sizeof(j->inputs[0]) || n >= UINT32_MAX)
         return ENOMEM;
     j = crew__malloc(sizeof(*j) + n * sizeof(j->inputs[0]));
     if (j == NULL)
@@ -159,8 +158,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
         j->inputs[i].future = crew_future_retain(futures[i]);
     }
     if (n == 0) {
-        static const struct crew__outcome succeeded = {
-            .state = CREW_SUCCEEDED};
+        static const struct crew__outcome succeeded = {.state = CREW_SUCCEEDED};
         crew__future_complete(&j->base, &succeeded);
     }
     /* In position order, so that among inputs already resolved the lowest

@@ -176,12 +176,11 @@ main(int argc, char **argv)
     pthread_cond_init(&watch.cond, &attr);
     pthread_condattr_destroy(&attr);
     watch.run_deadline =
-        scn_now_ns() + (uint64_t)(840.0 * (stress > 1.0 ? stress : 1.0) *
-                                  NS_PER_S);
+        scn_now_ns() +
+        (uint64_t)(840.0 * (stress > 1.0 ? stress : 1.0) * NS_PER_S);
     err = pthread_create(&thread, NULL, watchdog, NULL);
     if (err != 0) {
-        fprintf(stderr, "crew_driver: no watchdog thread: %s\n",
-                strerror(err));
+        fprintf(stderr, "crew_driver: no watchdog thread: %s\n", strerror(err));
         return 1;
     }
     printf("crew_driver: crew %s, CREW_STRESS=%g, %s, watchdog %.0f s a "

@@ -100,7 +100,7 @@ expect_leaf(const crew_error *agg, size_t i, int code, const char *message,
 /* Leaves                                                             */
 /* ------------------------------------------------------------------ */
 
-Test(error, a_leaf_has_its_code_and_message_and_no_inner_errors)
+CREW_TEST(error, a_leaf_has_its_code_and_message_and_no_inner_errors)
 {
     crew_future *f = failed(ENOENT, "no such thing");
     const crew_error *e = crew_future_error(f);
@@ -115,7 +115,7 @@ Test(error, a_leaf_has_its_code_and_message_and_no_inner_errors)
     crew_future_release(f);
 }
 
-Test(error, accessors_of_a_null_error_return_neutral_values)
+CREW_TEST(error, accessors_of_a_null_error_return_neutral_values)
 {
     cr_assert_eq(crew_error_code(NULL), 0);
     cr_assert_not_null(crew_error_message(NULL));
@@ -131,7 +131,7 @@ Test(error, accessors_of_a_null_error_return_neutral_values)
 /* Aggregates                                                         */
 /* ------------------------------------------------------------------ */
 
-Test(error, an_aggregate_holds_one_entry_per_failed_input_in_input_order)
+CREW_TEST(error, an_aggregate_holds_one_entry_per_failed_input_in_input_order)
 {
     crew_future *in[] = {failed(EIO, "first"), succeeded(),
                          failed(ENOENT, "third"), cancelled(),
@@ -154,7 +154,7 @@ Test(error, an_aggregate_holds_one_entry_per_failed_input_in_input_order)
     release_all(in, 5);
 }
 
-Test(error, every_pattern_of_failures_gives_exactly_its_entries)
+CREW_TEST(error, every_pattern_of_failures_gives_exactly_its_entries)
 {
     enum { N = 5 };
     for (unsigned mask = 0; mask < (1u << N); mask++) {
@@ -185,7 +185,7 @@ Test(error, every_pattern_of_failures_gives_exactly_its_entries)
     }
 }
 
-Test(error, entries_follow_input_order_whatever_the_order_of_failure)
+CREW_TEST(error, entries_follow_input_order_whatever_the_order_of_failure)
 {
     crew_future *in[4];
     for (int i = 0; i < 4; i++)
@@ -208,7 +208,7 @@ Test(error, entries_follow_input_order_whatever_the_order_of_failure)
     release_all(in, 4);
 }
 
-Test(error, the_same_failed_future_at_two_positions_gives_two_entries)
+CREW_TEST(error, the_same_failed_future_at_two_positions_gives_two_entries)
 {
     crew_future *bad = failed(EACCES, "shared");
     crew_future *ok = succeeded();
@@ -224,7 +224,7 @@ Test(error, the_same_failed_future_at_two_positions_gives_two_entries)
     crew_future_release(ok);
 }
 
-Test(error, cancelled_inputs_add_no_inner_error)
+CREW_TEST(error, cancelled_inputs_add_no_inner_error)
 {
     crew_future *in[] = {cancelled(), failed(EBUSY, "busy"), cancelled(),
                          succeeded()};
@@ -236,7 +236,7 @@ Test(error, cancelled_inputs_add_no_inner_error)
     release_all(in, 4);
 }
 
-Test(error, all_cancelled_inputs_give_a_cancelled_join)
+CREW_TEST(error, all_cancelled_inputs_give_a_cancelled_join)
 {
     crew_future *in[] = {cancelled(), cancelled(), cancelled()};
     crew_future *all = join(in, 3);
@@ -257,7 +257,7 @@ Test(error, all_cancelled_inputs_give_a_cancelled_join)
     release_all(in, 3);
 }
 
-Test(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
+CREW_TEST(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
 {
     crew_future *in[] = {succeeded(), cancelled(), succeeded()};
     crew_future *all = join(in, 3);
@@ -268,7 +268,7 @@ Test(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
     release_all(in, 3);
 }
 
-Test(error, wait_all_hands_out_the_aggregate)
+CREW_TEST(error, wait_all_hands_out_the_aggregate)
 {
     crew_future *in[] = {succeeded(), failed(EIO, "one"), cancelled(),
                          failed(ENOENT, "three")};
@@ -286,7 +286,7 @@ Test(error, wait_all_hands_out_the_aggregate)
     crew_error_release(e);
 }
 
-Test(error, wait_all_stores_null_when_everything_succeeded)
+CREW_TEST(error, wait_all_stores_null_when_everything_succeeded)
 {
     crew_future *in[] = {succeeded(), succeeded()};
     crew_error *e = (crew_error *)in;
@@ -309,7 +309,7 @@ failing_run(crew_task *task, void *arg)
     return crew_task_fail(task, job->code, "task %d failed", job->index);
 }
 
-Test(error, an_aggregate_holds_the_errors_of_failed_tasks)
+CREW_TEST(error, an_aggregate_holds_the_errors_of_failed_tasks)
 {
     crew_pool_options options;
     memset(&options, 0, sizeof(options));
@@ -368,7 +368,7 @@ nest_release(struct nest *n)
     release_all(n->leaves, 5);
 }
 
-Test(error, a_nested_when_all_keeps_the_nesting)
+CREW_TEST(error, a_nested_when_all_keeps_the_nesting)
 {
     struct nest n;
     nest_build(&n);
@@ -389,7 +389,8 @@ Test(error, a_nested_when_all_keeps_the_nesting)
     nest_release(&n);
 }
 
-Test(error, flatten_lists_the_leaves_depth_first_with_their_innermost_positions)
+CREW_TEST(error,
+          flatten_lists_the_leaves_depth_first_with_their_innermost_positions)
 {
     struct nest n;
     nest_build(&n);
@@ -406,7 +407,7 @@ Test(error, flatten_lists_the_leaves_depth_first_with_their_innermost_positions)
     nest_release(&n);
 }
 
-Test(error, flatten_reaches_leaves_three_levels_down)
+CREW_TEST(error, flatten_reaches_leaves_three_levels_down)
 {
     /* l3 = (ok, y); l2 = (l3, z, ok); l1 = (w, ok, l2, v) */
     crew_future *ok = succeeded();
@@ -443,7 +444,7 @@ Test(error, flatten_reaches_leaves_three_levels_down)
     release_all(all, 8);
 }
 
-Test(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
+CREW_TEST(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
 {
     crew_future *f = failed(ETIMEDOUT, "too slow");
     const crew_error *leaf = crew_future_error(f);
@@ -459,7 +460,7 @@ Test(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
     crew_error_release(flat);
 }
 
-Test(error, flatten_of_a_flat_aggregate_keeps_its_entries)
+CREW_TEST(error, flatten_of_a_flat_aggregate_keeps_its_entries)
 {
     crew_future *bad = failed(EIO, "x");
     crew_future *ok = succeeded(), *broken = failed(EPIPE, "y");
@@ -550,7 +551,7 @@ tree_release(struct tree *t)
     release_all(all, 6);
 }
 
-Test(error, format_returns_the_length_it_needs_and_writes_the_whole_text)
+CREW_TEST(error, format_returns_the_length_it_needs_and_writes_the_whole_text)
 {
     struct tree t;
     tree_build(&t);
@@ -568,7 +569,7 @@ Test(error, format_returns_the_length_it_needs_and_writes_the_whole_text)
     tree_release(&t);
 }
 
-Test(error, format_mentions_every_message_and_every_position)
+CREW_TEST(error, format_mentions_every_message_and_every_position)
 {
     struct tree t;
     tree_build(&t);
@@ -588,7 +589,7 @@ Test(error, format_mentions_every_message_and_every_position)
     tree_release(&t);
 }
 
-Test(error, format_indents_nested_errors_deeper)
+CREW_TEST(error, format_indents_nested_errors_deeper)
 {
     struct tree t;
     tree_build(&t);
@@ -603,7 +604,7 @@ Test(error, format_indents_nested_errors_deeper)
     tree_release(&t);
 }
 
-Test(error, format_truncates_to_a_nul_terminated_prefix)
+CREW_TEST(error, format_truncates_to_a_nul_terminated_prefix)
 {
     struct tree t;
     tree_build(&t);
@@ -633,7 +634,7 @@ Test(error, format_truncates_to_a_nul_terminated_prefix)
     tree_release(&t);
 }
 
-Test(error, format_with_size_0_writes_nothing)
+CREW_TEST(error, format_with_size_0_writes_nothing)
 {
     crew_future *f = failed(EIO, "leaf text");
     const crew_error *e = crew_future_error(f);
@@ -647,7 +648,7 @@ Test(error, format_with_size_0_writes_nothing)
     crew_future_release(f);
 }
 
-Test(error, format_of_a_null_error_returns_minus_1_and_writes_nothing)
+CREW_TEST(error, format_of_a_null_error_returns_minus_1_and_writes_nothing)
 {
     char buf[16];
     memset(buf, '#', sizeof(buf));
@@ -657,7 +658,7 @@ Test(error, format_of_a_null_error_returns_minus_1_and_writes_nothing)
     cr_assert_eq(crew_error_format(NULL, NULL, 0), -1);
 }
 
-Test(error, format_of_a_leaf_mentions_its_message)
+CREW_TEST(error, format_of_a_leaf_mentions_its_message)
 {
     crew_future *f = failed(ENOENT, "the missing file");
     char *text = format_all(crew_future_error(f));
@@ -666,7 +667,7 @@ Test(error, format_of_a_leaf_mentions_its_message)
     crew_future_release(f);
 }
 
-Test(error, format_writes_a_long_message_whole)
+CREW_TEST(error, format_writes_a_long_message_whole)
 {
     enum { LEN = 100 * 1024 };
     char *big = malloc(LEN + 1);
@@ -691,13 +692,13 @@ Test(error, format_writes_a_long_message_whole)
 /* References                                                         */
 /* ------------------------------------------------------------------ */
 
-Test(error, retain_and_release_accept_null)
+CREW_TEST(error, retain_and_release_accept_null)
 {
     cr_assert_null(crew_error_retain(NULL));
     crew_error_release(NULL);
 }
 
-Test(error, a_retained_error_outlives_its_future)
+CREW_TEST(error, a_retained_error_outlives_its_future)
 {
     crew_future *f = failed(EILSEQ, "kept alive");
     crew_error *e = crew_error_retain(crew_future_error(f));
@@ -711,7 +712,7 @@ Test(error, a_retained_error_outlives_its_future)
     crew_error_release(e);
 }
 
-Test(error, a_retained_aggregate_keeps_its_inner_errors)
+CREW_TEST(error, a_retained_aggregate_keeps_its_inner_errors)
 {
     struct nest n;
     nest_build(&n);
@@ -731,7 +732,7 @@ Test(error, a_retained_aggregate_keeps_its_inner_errors)
 /* crew_strerror and crew_version                                     */
 /* ------------------------------------------------------------------ */
 
-Test(error, strerror_describes_each_code_distinctly)
+CREW_TEST(error, strerror_describes_each_code_distinctly)
 {
     static const int codes[] = {CREW_EAGGREGATE, ESHUTDOWN, ENOENT, ECANCELED,
                                 ETIMEDOUT,       EALREADY,  EINVAL, ENOMEM,
@@ -751,7 +752,7 @@ Test(error, strerror_describes_each_code_distinctly)
     }
 }
 
-Test(error, strerror_of_an_unknown_code_is_not_null)
+CREW_TEST(error, strerror_of_an_unknown_code_is_not_null)
 {
     static const int codes[] = {-1, -4711, 0x7ffffff0, INT32_MIN,
                                 CREW_EAGGREGATE + 1};
@@ -761,7 +762,7 @@ Test(error, strerror_of_an_unknown_code_is_not_null)
         cr_assert_not_null(crew_strerror(code), "code %d", code);
 }
 
-Test(error, version_matches_the_version_macros)
+CREW_TEST(error, version_matches_the_version_macros)
 {
     char expect[64];
     snprintf(expect, sizeof(expect), "%d.%d.%d", CREW_VERSION_MAJOR,

@@ -303,11 +303,27 @@ is_resolved(crew_state state)
            state == CREW_CANCELLED;
 }
 
+/* A callback that notes how often arg_free had run when it was called. */
+struct frees_probe {
+    struct job *job;
+    struct counter calls;
+    int frees_seen;
+};
+
+static void
+frees_probe_cb(crew_future *future, void *user)
+{
+    struct frees_probe *p = user;
+    (void)future;
+    p->frees_seen = atomic_load(&p->job->frees);
+    counter_add(&p->calls);
+}
+
 /* ------------------------------------------------------------------ */
 /* States                                                             */
 /* ------------------------------------------------------------------ */
 
-Test(future, is_pending_while_its_task_waits_in_the_queue)
+CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 {
     crew_pool *pool = make_pool(1, 0);
     struct gate gate;
@@ -332,7 +348,7 @@ Test(future, is_pending_while_its_task_waits_in_the_queue)
     gate_destroy(&gate);
 }
 
-Test(future, is_running_while_its_function_executes)
+CREW_TEST(future, is_running_while_its_function_executes)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -353,7 +369,7 @@ Test(future, is_running_while_its_function_executes)
     gate_destroy(&gate);
 }
 
-Test(future, succeeds_with_the_value_its_task_returned)
+CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 {
     crew_pool *pool = make_pool(2, 0);
     struct counter freed;
@@ -377,7 +393,7 @@ Test(future, succeeds_with_the_value_its_task_returned)
     counter_destroy(&freed);
 }
 
-Test(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
+CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
 {
     crew_pool *pool = make_pool(2, 0);
     struct job job = {0};
@@ -390,7 +406,7 @@ Test(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
     crew_pool_destroy(pool);
 }
 
-Test(future, fails_with_the_code_and_message_its_task_recorded)
+CREW_TEST(future, fails_with_the_code_and_message_its_task_recorded)
 {
     crew_pool *pool = make_pool(2, 0);
     struct job job = {.ret = EIO, .message = "disk on fire"};
@@ -409,7 +425,7 @@ Test(future, fails_with_the_code_and_message_its_task_recorded)
     crew_pool_destroy(pool);
 }
 
-Test(future, fails_with_a_default_message_naming_an_errno_code)
+CREW_TEST(future, fails_with_a_default_message_naming_an_errno_code)
 {
     crew_pool *pool = make_pool(2, 0);
     struct job job = {.ret = ENOENT};
@@ -428,7 +444,7 @@ Test(future, fails_with_a_default_message_naming_an_errno_code)
     crew_pool_destroy(pool);
 }
 
-Test(future, fails_with_a_default_message_naming_a_code_of_its_own)
+CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 {
     crew_pool *pool = make_pool(2, 0);
     struct job job = {.ret = 4711};
@@ -444,7 +460,7 @@ Test(future, fails_with_a_default_message_naming_a_code_of_its_own)
     crew_pool_destroy(pool);
 }
 
-Test(future, frees_the_value_of_a_failed_task_at_once)
+CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 {
     crew_pool *pool = make_pool(2, 0);
     struct counter freed;
@@ -465,7 +481,7 @@ Test(future, frees_the_value_of_a_failed_task_at_once)
     counter_destroy(&freed);
 }
 
-Test(future, frees_the_value_of_a_cancelled_task_at_once)
+CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
     crew_pool *pool = make_pool(2, 0);
     struct counter freed;
@@ -497,7 +513,7 @@ Test(future, frees_the_value_of_a_cancelled_task_at_once)
 /* Waiting                                                            */
 /* ------------------------------------------------------------------ */
 
-Test(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
+CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 {
     crew_pool *pool = make_pool(1, 0);
     struct gate gate;
@@ -535,7 +551,7 @@ Test(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
     gate_destroy(&gate);
 }
 
-Test(future, wait_for_returns_at_once_when_the_future_has_resolved)
+CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
 {
     crew_future *ok = promise();
     crew_future *bad = promise();
@@ -582,7 +598,7 @@ resolve_from_thread(struct resolver *r, crew_future *f, void *value)
     cr_assert_eq(pthread_create(&r->thread, NULL, resolver_main, r), 0);
 }
 
-Test(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
+CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 {
     static const uint64_t timeouts[] = {20000000000u, UINT64_MAX - 1,
                                         CREW_FOREVER};
@@ -601,7 +617,7 @@ Test(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
     }
 }
 
-Test(future, wait_wakes_when_a_running_task_finishes)
+CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -619,11 +635,43 @@ Test(future, wait_wakes_when_a_running_task_finishes)
     gate_destroy(&gate);
 }
 
+CREW_TEST(future, runs_arg_free_before_its_task_resolves)
+{
+    crew_pool *pool = make_pool(2, 0);
+    struct gate gate;
+    gate_init(&gate);
+    struct job jobs[2] = {{.gate = &gate}, {.gate = &gate, .ret = EIO}};
+    struct frees_probe probes[2];
+    crew_future *f[2];
+    for (int i = 0; i < 2; i++) {
+        f[i] = submit(pool, &jobs[i]);
+        probes[i].job = &jobs[i];
+        probes[i].frees_seen = -1;
+        counter_init(&probes[i].calls);
+    }
+    cr_assert_eq(gate_wait_arrived(&gate, 2), 2);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(crew_future_on_complete(f[i], frees_probe_cb, &probes[i]),
+                     0);
+    cr_assert_eq(atomic_load(&jobs[0].frees), 0, "arg_free ran before fn");
+    gate_open(&gate);
+
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(counter_wait(&probes[i].calls, 1), 1);
+        cr_assert_eq(probes[i].frees_seen, 1, "task %d resolved first", i);
+        crew_future_release(f[i]);
+    }
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&jobs[0].frees), 1);
+    cr_assert_eq(atomic_load(&jobs[1].frees), 1);
+    gate_destroy(&gate);
+}
+
 /* ------------------------------------------------------------------ */
 /* Outcome accessors                                                  */
 /* ------------------------------------------------------------------ */
 
-Test(future, has_neither_result_nor_error_while_pending)
+CREW_TEST(future, has_neither_result_nor_error_while_pending)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
@@ -634,7 +682,7 @@ Test(future, has_neither_result_nor_error_while_pending)
     crew_future_release(f);
 }
 
-Test(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
+CREW_TEST(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_future_cancel(f), 0);
@@ -649,7 +697,7 @@ Test(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
     crew_future_release(f);
 }
 
-Test(future, when_failed_has_an_error_and_no_result)
+CREW_TEST(future, when_failed_has_an_error_and_no_result)
 {
     crew_future *f = promise();
     int token;
@@ -667,8 +715,9 @@ Test(future, when_failed_has_an_error_and_no_result)
 /* Cancellation                                                       */
 /* ------------------------------------------------------------------ */
 
-Test(future,
-     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
+CREW_TEST(
+    future,
+    cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -682,6 +731,9 @@ Test(future,
     struct seen seen;
     seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct frees_probe probe = {.job = &queued, .frees_seen = -1};
+    counter_init(&probe.calls);
+    cr_assert_eq(crew_future_on_complete(f, frees_probe_cb, &probe), 0);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
 
     cr_assert_eq(crew_future_cancel(f), 0);
@@ -696,6 +748,8 @@ Test(future,
     cr_assert(pthread_equal(seen.thread, pthread_self()),
               "the callback did not run on the cancelling thread");
     cr_assert_eq(seen.state, CREW_CANCELLED);
+    cr_assert_eq(counter_get(&probe.calls), 1);
+    cr_assert_eq(probe.frees_seen, 1, "resolved before arg_free ran");
     cr_assert_eq(crew_future_cancel(f), EALREADY);
 
     release_workers(&gate, 2, held);
@@ -707,7 +761,7 @@ Test(future,
     gate_destroy(&gate);
 }
 
-Test(future, cancelled_queued_task_no_longer_counts_against_max_queued)
+CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
 {
     crew_pool *pool = make_pool(1, 1);
     struct gate gate;
@@ -742,8 +796,9 @@ Test(future, cancelled_queued_task_no_longer_counts_against_max_queued)
     gate_destroy(&gate);
 }
 
-Test(future,
-     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
+CREW_TEST(
+    future,
+    cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -771,7 +826,7 @@ Test(future,
     gate_destroy(&gate);
 }
 
-Test(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
+CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -792,7 +847,7 @@ Test(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
     gate_destroy(&gate);
 }
 
-Test(future, a_task_returning_ecanceled_without_a_request_has_failed)
+CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
 {
     crew_pool *pool = make_pool(2, 0);
     struct job job = {.ret = ECANCELED, .honour_cancel = true};
@@ -808,7 +863,8 @@ Test(future, a_task_returning_ecanceled_without_a_request_has_failed)
     crew_pool_destroy(pool);
 }
 
-Test(future, cancelling_a_resolved_future_returns_ealready_and_changes_nothing)
+CREW_TEST(future,
+          cancelling_a_resolved_future_returns_ealready_and_changes_nothing)
 {
     crew_pool *pool = make_pool(2, 0);
     int token;
@@ -860,7 +916,8 @@ canceller_main(void *p)
     return NULL;
 }
 
-Test(future, cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
+CREW_TEST(future,
+          cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
 {
     crew_future *f = promise();
     struct seen seen;
@@ -912,7 +969,7 @@ order_cb(crew_future *future, void *user)
     cb->log->result[slot] = crew_future_result(future);
 }
 
-Test(future, runs_callbacks_registered_before_resolution_once_in_order)
+CREW_TEST(future, runs_callbacks_registered_before_resolution_once_in_order)
 {
     crew_future *f = promise();
     struct order_log log;
@@ -943,7 +1000,8 @@ Test(future, runs_callbacks_registered_before_resolution_once_in_order)
     crew_future_release(f);
 }
 
-Test(future, runs_a_callback_registered_after_resolution_at_once_on_the_caller)
+CREW_TEST(future,
+          runs_a_callback_registered_after_resolution_at_once_on_the_caller)
 {
     crew_future *f = promise();
     int token;
@@ -962,7 +1020,7 @@ Test(future, runs_a_callback_registered_after_resolution_at_once_on_the_caller)
     crew_future_release(f);
 }
 
-Test(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
+CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -1001,8 +1059,9 @@ release_cb(crew_future *future, void *user)
     crew_future_release(r->future);
 }
 
-Test(future,
-     a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
+CREW_TEST(
+    future,
+    a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
 {
     struct counter freed;
     counter_init(&freed);
@@ -1027,7 +1086,8 @@ Test(future,
     counter_destroy(&freed);
 }
 
-Test(future, a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
+CREW_TEST(future,
+          a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -1085,7 +1145,7 @@ submit_cb(crew_future *future, void *user)
     counter_add(&s->returned);
 }
 
-Test(future, a_callback_may_submit_work)
+CREW_TEST(future, a_callback_may_submit_work)
 {
     crew_pool *pool = make_pool(2, 0);
     struct gate gate;
@@ -1122,13 +1182,13 @@ Test(future, a_callback_may_submit_work)
 /* References                                                         */
 /* ------------------------------------------------------------------ */
 
-Test(future, retain_and_release_accept_null)
+CREW_TEST(future, retain_and_release_accept_null)
 {
     cr_assert_null(crew_future_retain(NULL));
     crew_future_release(NULL);
 }
 
-Test(future, frees_its_value_exactly_once_at_the_last_release)
+CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
     crew_pool *pool = make_pool(2, 0);
     struct counter freed;
@@ -1152,7 +1212,7 @@ Test(future, frees_its_value_exactly_once_at_the_last_release)
     counter_destroy(&freed);
 }
 
-Test(future, releasing_a_queued_tasks_future_does_not_cancel_it)
+CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 {
     crew_pool *pool = make_pool(1, 0);
     struct gate gate;
@@ -1186,7 +1246,7 @@ Test(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 /* Bad input                                                          */
 /* ------------------------------------------------------------------ */
 
-Test(future, rejects_a_null_future_with_einval_and_does_nothing)
+CREW_TEST(future, rejects_a_null_future_with_einval_and_does_nothing)
 {
     struct seen seen;
     seen_init(&seen);
@@ -1201,7 +1261,7 @@ Test(future, rejects_a_null_future_with_einval_and_does_nothing)
     cr_assert_null(crew_future_error(NULL));
 }
 
-Test(future, rejects_a_null_callback_with_einval_and_registers_nothing)
+CREW_TEST(future, rejects_a_null_callback_with_einval_and_registers_nothing)
 {
     crew_future *f = promise();
     struct seen seen;
@@ -1288,7 +1348,7 @@ race_register(void *ctx)
     r->register_err = crew_future_on_complete(r->f, race_cb, r);
 }
 
-Test(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
+CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
 {
     int rounds = race_rounds();
     pthread_barrier_t start, end;
@@ -1364,7 +1424,7 @@ task_race_register(void *ctx)
     r->register_err = crew_future_on_complete(r->f, task_race_cb, r);
 }
 
-Test(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
+CREW_TEST(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
 {
     int rounds = race_rounds();
     crew_pool *pool = make_pool(2, 0);
@@ -1445,7 +1505,8 @@ order_race_register(void *ctx)
         r->errs[i] = crew_future_on_complete(r->f, order_cb, &r->cbs[i]);
 }
 
-Test(future, registration_racing_resolution_runs_each_callback_once_in_order)
+CREW_TEST(future,
+          registration_racing_resolution_runs_each_callback_once_in_order)
 {
     int rounds = race_rounds();
     pthread_barrier_t start, end;
@@ -1518,7 +1579,7 @@ forgotten_cb(crew_future *future, void *user)
         counter_add(&f->callbacks);
 }
 
-Test(future, releasing_racing_resolution_runs_every_task_and_frees_once)
+CREW_TEST(future, releasing_racing_resolution_runs_every_task_and_frees_once)
 {
     int rounds = race_rounds();
     crew_pool *pool = make_pool(2, 0);
@@ -1557,7 +1618,7 @@ wait_race_resolve(void *ctx)
     r->resolve_err = crew_promise_resolve(r->f, &r->token, NULL);
 }
 
-Test(future, wait_for_racing_resolution_never_times_out_early)
+CREW_TEST(future, wait_for_racing_resolution_never_times_out_early)
 {
     int rounds = race_rounds();
     pthread_barrier_t start, end;

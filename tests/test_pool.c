@@ -298,7 +298,7 @@ assert_runs_tasks_on(crew_pool *pool, unsigned n)
 
 TestSuite(pool, CREW_SUITE);
 
-Test(pool, created_with_null_options_has_one_worker_per_online_cpu)
+CREW_TEST(pool, null_options_give_one_worker_per_online_cpu)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     crew_pool *p = NULL;
@@ -311,7 +311,7 @@ Test(pool, created_with_null_options_has_one_worker_per_online_cpu)
     crew_pool_destroy(p);
 }
 
-Test(pool, created_with_zeroed_options_has_one_worker_per_online_cpu)
+CREW_TEST(pool, zeroed_options_give_one_worker_per_online_cpu)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     crew_pool_options o;
@@ -325,7 +325,7 @@ Test(pool, created_with_zeroed_options_has_one_worker_per_online_cpu)
     crew_pool_destroy(p);
 }
 
-Test(pool, created_with_explicit_threads_has_that_many_workers)
+CREW_TEST(pool, created_with_explicit_threads_has_that_many_workers)
 {
     crew_pool_options o = {.threads = 3};
     crew_pool *p = NULL;
@@ -336,7 +336,7 @@ Test(pool, created_with_explicit_threads_has_that_many_workers)
     crew_pool_destroy(p);
 }
 
-Test(pool, threads_of_a_null_pool_is_zero)
+CREW_TEST(pool, threads_of_a_null_pool_is_zero)
 {
     cr_assert_eq(crew_pool_threads(NULL), 0);
 }
@@ -352,7 +352,7 @@ count_start(crew_pool *pool, unsigned worker, void *user)
     atomic_fetch_add(&started_workers, 1);
 }
 
-Test(pool, create_with_a_null_out_parameter_is_einval_and_starts_nothing)
+CREW_TEST(pool, a_null_out_parameter_is_einval_and_starts_nothing)
 {
     crew_pool_options o = {.threads = 2, .on_thread_start = count_start};
 
@@ -361,7 +361,7 @@ Test(pool, create_with_a_null_out_parameter_is_einval_and_starts_nothing)
     cr_assert_eq(atomic_load(&started_workers), 0);
 }
 
-Test(pool, create_with_a_stack_below_the_minimum_is_einval_and_starts_nothing)
+CREW_TEST(pool, a_stack_below_the_minimum_is_einval_and_starts_nothing)
 {
     static char sentinel;
     crew_pool_options o = {
@@ -428,7 +428,7 @@ check_started_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(pool, thread_hooks_run_once_on_each_worker_with_its_index_user_and_pool)
+CREW_TEST(pool, hooks_run_once_per_worker_with_its_index_user_and_pool)
 {
     static int user;
     crew_pool_options o = {.threads = 4,
@@ -521,7 +521,7 @@ assert_names_are(const char *a, const char *b)
               named.names[0], named.names[1]);
 }
 
-Test(pool, workers_are_named_crew_and_their_index_by_default)
+CREW_TEST(pool, workers_are_named_crew_and_their_index_by_default)
 {
     crew_pool_options o = {.threads = 2};
     crew_pool *p = NULL;
@@ -532,7 +532,7 @@ Test(pool, workers_are_named_crew_and_their_index_by_default)
     assert_names_are("crew-0", "crew-1");
 }
 
-Test(pool, workers_are_named_with_a_copy_of_the_given_prefix)
+CREW_TEST(pool, workers_are_named_with_a_copy_of_the_given_prefix)
 {
     char prefix[] = "render";
     crew_pool_options o = {.threads = 2, .name = prefix};
@@ -545,7 +545,7 @@ Test(pool, workers_are_named_with_a_copy_of_the_given_prefix)
     assert_names_are("render-0", "render-1");
 }
 
-Test(pool, a_long_name_prefix_is_truncated_to_what_the_system_allows)
+CREW_TEST(pool, a_long_name_prefix_is_cut_to_what_the_system_allows)
 {
     crew_pool_options o = {.threads = 2,
                            .name = "a-rather-long-worker-name-prefix"};
@@ -592,7 +592,7 @@ big_stack_task(crew_task *task, void *arg)
     return big[0] == 0 && big[sizeof(big) - 1] == 1 ? 0 : EIO;
 }
 
-Test(pool, workers_get_the_stack_size_asked_for)
+CREW_TEST(pool, workers_get_the_stack_size_asked_for)
 {
     crew_pool_options o = {.threads = 1, .stack_size = 16u << 20};
     crew_pool *p = NULL;
@@ -608,7 +608,7 @@ Test(pool, workers_get_the_stack_size_asked_for)
     crew_pool_destroy(p);
 }
 
-Test(pool, a_blocking_submit_waits_for_room_while_the_queue_is_full)
+CREW_TEST(pool, a_blocking_submit_waits_for_room_in_a_full_queue)
 {
     static struct hold h = HOLD_INIT;
     static struct counters queued, late;
@@ -637,15 +637,17 @@ Test(pool, a_blocking_submit_waits_for_room_while_the_queue_is_full)
     cr_assert_eq(s.err, 0);
     cr_assert_not_null(s.future);
     wait_and_release(s.future);
+    s.future = NULL;
     wait_and_release(a);
     wait_and_release(held);
     cr_assert_eq(atomic_load(&queued.ran), 1);
     cr_assert_eq(atomic_load(&late.ran), 1);
     cr_assert_eq(atomic_load(&late.freed), 1);
     crew_pool_destroy(p);
+    s.pool = NULL;
 }
 
-Test(pool, a_nonblocking_submit_to_a_full_queue_is_eagain_and_runs_nothing)
+CREW_TEST(pool, a_full_queue_refuses_a_nonblocking_submit_with_eagain)
 {
     static struct hold h = HOLD_INIT;
     static struct counters queued, refused, later;
@@ -682,7 +684,7 @@ Test(pool, a_nonblocking_submit_to_a_full_queue_is_eagain_and_runs_nothing)
     cr_assert_eq(atomic_load(&later.freed), 1);
 }
 
-Test(pool, cancelling_a_queued_task_frees_its_slot)
+CREW_TEST(pool, cancelling_a_queued_task_frees_its_slot)
 {
     static struct hold h = HOLD_INIT;
     static struct counters cancelled, refused, later;
@@ -738,7 +740,7 @@ flood_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(pool, a_worker_submitting_to_its_own_full_pool_is_never_blocked)
+CREW_TEST(pool, a_worker_submitting_to_its_full_pool_is_never_blocked)
 {
     static struct counters queued;
     crew_pool_options o = {.threads = 1, .max_queued = 1};
@@ -760,6 +762,7 @@ Test(pool, a_worker_submitting_to_its_own_full_pool_is_never_blocked)
     for (size_t i = 0; i < 3; i++) {
         cr_assert_eq(flood.errs[i], 0);
         wait_and_release(flood.futures[i]);
+        flood.futures[i] = NULL;
     }
     wait_and_release(a);
     crew_pool_destroy(p);
@@ -786,7 +789,7 @@ parent_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
+CREW_TEST(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
 {
     static struct hold h = HOLD_INIT;
     static struct shutter s = {.how = CREW_DRAIN, .done = LATCH_INIT};
@@ -824,6 +827,7 @@ Test(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
     cr_assert_eq(crew_future_state(held), CREW_SUCCEEDED);
     crew_future_release(held);
     crew_pool_destroy(p);
+    s.pool = NULL;
 }
 
 static struct {
@@ -842,7 +846,7 @@ spin_task(crew_task *task, void *arg)
     return ECANCELED;
 }
 
-Test(pool, cancel_resolves_queued_tasks_cancelled_and_tells_running_ones)
+CREW_TEST(pool, cancel_resolves_queued_tasks_and_tells_running_ones)
 {
     static struct counters queued;
     crew_pool_options o = {.threads = 1};
@@ -872,7 +876,7 @@ Test(pool, cancel_resolves_queued_tasks_cancelled_and_tells_running_ones)
     crew_pool_destroy(p);
 }
 
-Test(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
+CREW_TEST(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
 {
     static struct counters refused;
     static char sentinel;
@@ -895,7 +899,7 @@ Test(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
     cr_assert_eq(atomic_load(&refused.freed), 0);
 }
 
-Test(pool, submitters_waiting_for_room_wake_with_eshutdown)
+CREW_TEST(pool, submitters_waiting_for_room_wake_with_eshutdown)
 {
     static struct hold h = HOLD_INIT;
     static struct counters queued, late;
@@ -936,9 +940,11 @@ Test(pool, submitters_waiting_for_room_wake_with_eshutdown)
     crew_future_release(a);
     crew_future_release(held);
     crew_pool_destroy(p);
+    s.pool = NULL;
+    d.pool = NULL;
 }
 
-Test(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
+CREW_TEST(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
 {
     static struct counters c;
     crew_pool_options o = {.threads = 2};
@@ -961,7 +967,7 @@ Test(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
     cr_assert_eq(atomic_load(&c.ran), 5);
 }
 
-Test(pool, concurrent_shutdowns_both_return_zero_once_the_workers_exit)
+CREW_TEST(pool, concurrent_shutdowns_return_zero_once_workers_exit)
 {
     static struct hold h = HOLD_INIT;
     static struct counters queued, probes;
@@ -1006,6 +1012,8 @@ Test(pool, concurrent_shutdowns_both_return_zero_once_the_workers_exit)
     }
     crew_future_release(held);
     crew_pool_destroy(p);
+    first.pool = NULL;
+    second.pool = NULL;
 }
 
 static int
@@ -1018,7 +1026,7 @@ shutdown_self_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(pool, shutdown_from_a_worker_is_edeadlk_and_changes_nothing)
+CREW_TEST(pool, shutdown_from_a_worker_is_edeadlk_and_changes_nothing)
 {
     static struct counters c;
     int errs[2] = {-1, -1};
@@ -1037,7 +1045,7 @@ Test(pool, shutdown_from_a_worker_is_edeadlk_and_changes_nothing)
     crew_pool_destroy(p);
 }
 
-Test(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
+CREW_TEST(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
 {
     static struct counters c;
     crew_future *f;
@@ -1054,7 +1062,7 @@ Test(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
     crew_pool_destroy(p);
 }
 
-Test(pool, destroy_of_null_does_nothing)
+CREW_TEST(pool, destroy_of_null_does_nothing)
 {
     crew_pool *p = NULL;
 
@@ -1123,8 +1131,7 @@ destroy_self_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(pool,
-     destroy_from_a_worker_returns_and_the_pool_frees_itself_after_draining)
+CREW_TEST(pool, destroy_from_a_worker_drains_and_the_pool_frees_itself)
 {
     static struct hold h = HOLD_INIT;
     crew_pool_options o = {.threads = 2, .on_thread_stop = count_stop};
@@ -1203,7 +1210,7 @@ flag_callback(crew_future *future, void *user)
     atomic_fetch_add((atomic_uint *)user, 1);
 }
 
-Test(pool, futures_outlive_their_pool)
+CREW_TEST(pool, futures_outlive_their_pool)
 {
     static struct hold h = HOLD_INIT;
     static struct counters queued;
@@ -1266,7 +1273,7 @@ chain_task(crew_task *task, void *arg)
     return err;
 }
 
-Test(pool, a_chain_of_5000_nested_waits_finishes_on_one_thread)
+CREW_TEST(pool, a_chain_of_5000_nested_waits_finishes_on_one_thread)
 {
     crew_pool_options o = {.threads = 1, .stack_size = 64u << 20};
     crew_future *root;
@@ -1337,12 +1344,12 @@ assert_fib_25_on(unsigned threads)
     crew_pool_destroy(p);
 }
 
-Test(pool, fib_of_25_with_nested_waits_is_right_on_one_thread)
+CREW_TEST(pool, fib_of_25_with_nested_waits_is_right_on_one_thread)
 {
     assert_fib_25_on(1);
 }
 
-Test(pool, fib_of_25_with_nested_waits_is_right_on_two_threads)
+CREW_TEST(pool, fib_of_25_with_nested_waits_is_right_on_two_threads)
 {
     assert_fib_25_on(2);
 }
@@ -1354,7 +1361,7 @@ mask_task(crew_task *task, void *arg)
     return pthread_sigmask(SIG_BLOCK, NULL, (sigset_t *)arg);
 }
 
-Test(pool, workers_block_asynchronous_signals_and_the_creator_keeps_its_mask)
+CREW_TEST(pool, workers_block_async_signals_the_creator_keeps_its_mask)
 {
     static const int async[] = {SIGINT,  SIGTERM, SIGUSR1, SIGUSR2, SIGHUP,
                                 SIGQUIT, SIGCHLD, SIGPIPE, SIGALRM};

@@ -127,7 +127,7 @@ seen_cb(crew_future *future, void *user)
 /* Creating                                                           */
 /* ------------------------------------------------------------------ */
 
-Test(promise, is_created_pending_with_neither_result_nor_error)
+CREW_TEST(promise, is_created_pending_with_neither_result_nor_error)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
@@ -137,12 +137,12 @@ Test(promise, is_created_pending_with_neither_result_nor_error)
     crew_future_release(f);
 }
 
-Test(promise, creating_with_a_null_out_parameter_is_einval)
+CREW_TEST(promise, creating_with_a_null_out_parameter_is_einval)
 {
     cr_assert_eq(crew_promise_create(NULL), EINVAL);
 }
 
-Test(promise, released_unresolved_leaks_nothing)
+CREW_TEST(promise, released_unresolved_leaks_nothing)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_future_retain(f), f);
@@ -154,7 +154,7 @@ Test(promise, released_unresolved_leaks_nothing)
 /* Resolving and failing                                              */
 /* ------------------------------------------------------------------ */
 
-Test(promise, resolving_succeeds_with_the_value_given)
+CREW_TEST(promise, resolving_succeeds_with_the_value_given)
 {
     struct counter freed;
     counter_init(&freed);
@@ -172,7 +172,7 @@ Test(promise, resolving_succeeds_with_the_value_given)
     counter_destroy(&freed);
 }
 
-Test(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
+CREW_TEST(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
@@ -183,7 +183,7 @@ Test(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
     crew_future_release(f);
 }
 
-Test(promise, frees_its_value_once_after_every_reference_is_released)
+CREW_TEST(promise, frees_its_value_once_after_every_reference_is_released)
 {
     struct counter freed;
     counter_init(&freed);
@@ -201,7 +201,7 @@ Test(promise, frees_its_value_once_after_every_reference_is_released)
     counter_destroy(&freed);
 }
 
-Test(promise, failing_records_the_code_and_the_formatted_message)
+CREW_TEST(promise, failing_records_the_code_and_the_formatted_message)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_promise_fail(f, ENOENT, "open %s: %d", "a.txt", 42), 0);
@@ -217,7 +217,7 @@ Test(promise, failing_records_the_code_and_the_formatted_message)
     crew_future_release(f);
 }
 
-Test(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
+CREW_TEST(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
 {
     crew_future *f = promise();
     struct seen seen = {0};
@@ -234,7 +234,7 @@ Test(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
     crew_future_release(f);
 }
 
-Test(promise, failing_with_a_negative_code_keeps_it_as_given)
+CREW_TEST(promise, failing_with_a_negative_code_keeps_it_as_given)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_promise_fail(f, -42, "below zero"), 0);
@@ -245,7 +245,7 @@ Test(promise, failing_with_a_negative_code_keeps_it_as_given)
     crew_future_release(f);
 }
 
-Test(promise, failing_with_ecanceled_is_a_failure_not_a_cancellation)
+CREW_TEST(promise, failing_with_ecanceled_is_a_failure_not_a_cancellation)
 {
     crew_future *f = promise();
     cr_assert_eq(crew_promise_fail(f, ECANCELED, "gave up"), 0);
@@ -256,7 +256,7 @@ Test(promise, failing_with_ecanceled_is_a_failure_not_a_cancellation)
     crew_future_release(f);
 }
 
-Test(promise, failing_applies_every_printf_conversion)
+CREW_TEST(promise, failing_applies_every_printf_conversion)
 {
     crew_future *f = promise();
     char expect[256];
@@ -271,7 +271,7 @@ Test(promise, failing_applies_every_printf_conversion)
     crew_future_release(f);
 }
 
-Test(promise, failing_copies_the_message_at_the_call)
+CREW_TEST(promise, failing_copies_the_message_at_the_call)
 {
     crew_future *f = promise();
     char text[] = "original words";
@@ -282,7 +282,7 @@ Test(promise, failing_copies_the_message_at_the_call)
     crew_future_release(f);
 }
 
-Test(promise, failing_keeps_a_long_message_whole)
+CREW_TEST(promise, failing_keeps_a_long_message_whole)
 {
     enum { LEN = 100 * 1024 };
     char *big = malloc(LEN + 1);
@@ -307,7 +307,7 @@ Test(promise, failing_keeps_a_long_message_whole)
 /* Resolving twice                                                    */
 /* ------------------------------------------------------------------ */
 
-Test(promise, resolving_twice_returns_ealready)
+CREW_TEST(promise, resolving_twice_returns_ealready)
 {
     struct counter first, second;
     counter_init(&first);
@@ -329,7 +329,7 @@ Test(promise, resolving_twice_returns_ealready)
     counter_destroy(&second);
 }
 
-Test(promise, failing_twice_returns_ealready)
+CREW_TEST(promise, failing_twice_returns_ealready)
 {
     struct counter refused;
     counter_init(&refused);
@@ -348,8 +348,8 @@ Test(promise, failing_twice_returns_ealready)
     counter_destroy(&refused);
 }
 
-Test(promise,
-     resolving_a_cancelled_promise_returns_ealready_and_leaves_the_value)
+CREW_TEST(promise,
+          resolving_a_cancelled_promise_returns_ealready_and_leaves_the_value)
 {
     struct counter refused;
     counter_init(&refused);
@@ -396,7 +396,7 @@ contest_main(void *p)
     return NULL;
 }
 
-Test(promise, resolvers_racing_leave_exactly_one_winner)
+CREW_TEST(promise, resolvers_racing_leave_exactly_one_winner)
 {
     enum { CONTENDERS = 4, ROUNDS = 500 };
     pthread_barrier_t start;
@@ -477,7 +477,7 @@ gate_run(crew_task *task, void *arg)
     return 0;
 }
 
-Test(promise, resolving_a_task_future_is_einval)
+CREW_TEST(promise, resolving_a_task_future_is_einval)
 {
     crew_pool_options options;
     memset(&options, 0, sizeof(options));
@@ -520,7 +520,7 @@ Test(promise, resolving_a_task_future_is_einval)
     counter_destroy(&refused);
 }
 
-Test(promise, resolving_a_combinator_future_is_einval)
+CREW_TEST(promise, resolving_a_combinator_future_is_einval)
 {
     crew_future *p = promise();
     crew_future *all = NULL, *any = NULL;
@@ -547,7 +547,7 @@ Test(promise, resolving_a_combinator_future_is_einval)
     counter_destroy(&refused);
 }
 
-Test(promise, resolving_or_failing_null_is_einval)
+CREW_TEST(promise, resolving_or_failing_null_is_einval)
 {
     struct counter refused;
     counter_init(&refused);
@@ -619,7 +619,7 @@ join_waiters(struct waiter *w, struct counter *started)
     counter_destroy(started);
 }
 
-Test(promise, waiting_threads_wake_when_it_is_resolved)
+CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
@@ -635,7 +635,7 @@ Test(promise, waiting_threads_wake_when_it_is_resolved)
     crew_future_release(f);
 }
 
-Test(promise, waiting_threads_wake_with_the_code_when_it_fails)
+CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
@@ -651,7 +651,7 @@ Test(promise, waiting_threads_wake_with_the_code_when_it_fails)
     crew_future_release(f);
 }
 
-Test(promise, waiting_threads_wake_when_it_is_cancelled)
+CREW_TEST(promise, waiting_threads_wake_when_it_is_cancelled)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
@@ -686,7 +686,7 @@ settler_main(void *p)
     return NULL;
 }
 
-Test(promise, runs_callbacks_on_the_thread_that_resolves_it)
+CREW_TEST(promise, runs_callbacks_on_the_thread_that_resolves_it)
 {
     static const crew_state outcome[] = {CREW_SUCCEEDED, CREW_FAILED,
                                          CREW_CANCELLED};
@@ -732,7 +732,7 @@ resolve_run(crew_task *task, void *arg)
     return crew_promise_resolve(r->f, r->freed, counter_free);
 }
 
-Test(promise, can_be_resolved_from_a_pool_task)
+CREW_TEST(promise, can_be_resolved_from_a_pool_task)
 {
     crew_pool_options options;
     memset(&options, 0, sizeof(options));

@@ -9,14 +9,14 @@
 #include "common.h"
 #include "scenarios.h"
 
-TestSuite(scenarios, .timeout = 300, .fini = crew_test_fini);
+TestSuite(scenarios, .timeout = 300);
 
-#define SCENARIO_TEST(name)                                                   \
-    Test(scenarios, name)                                                     \
-    {                                                                         \
-        const char *why = crew_scenario_##name();                             \
-                                                                              \
-        cr_assert_null(why, "%s", why != NULL ? why : "");                    \
+#define SCENARIO_TEST(name)                                \
+    CREW_TEST(scenarios, name)                             \
+    {                                                      \
+        const char *why = crew_scenario_##name();          \
+                                                           \
+        cr_assert_null(why, "%s", why != NULL ? why : ""); \
     }
 
 CREW_SCENARIO_LIST(SCENARIO_TEST)

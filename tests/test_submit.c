@@ -187,7 +187,7 @@ count_free(void *arg)
 
 TestSuite(submit, CREW_SUITE);
 
-Test(submit, to_a_null_pool_is_einval_and_runs_nothing)
+CREW_TEST(submit, to_a_null_pool_is_einval_and_runs_nothing)
 {
     static struct counters c = COUNTERS_INIT;
     static char sentinel;
@@ -205,7 +205,7 @@ Test(submit, to_a_null_pool_is_einval_and_runs_nothing)
     cr_assert_eq(atomic_load(&c.freed), 0);
 }
 
-Test(submit, of_a_null_function_is_einval_and_frees_nothing)
+CREW_TEST(submit, of_a_null_function_is_einval_and_frees_nothing)
 {
     static struct counters c = COUNTERS_INIT;
     static char sentinel;
@@ -223,7 +223,7 @@ Test(submit, of_a_null_function_is_einval_and_frees_nothing)
     cr_assert_eq(atomic_load(&c.freed), 0);
 }
 
-Test(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
+CREW_TEST(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
 {
     static const unsigned bad[] = {0x2u, 0x80u, 0x80000000u, ~CREW_NONBLOCKING,
                                    ~0u};
@@ -246,7 +246,7 @@ Test(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
     cr_assert_eq(atomic_load(&c.freed), 0);
 }
 
-Test(submit, with_a_null_future_still_runs_the_task)
+CREW_TEST(submit, with_a_null_future_still_runs_the_task)
 {
     static struct hold h = HOLD_INIT;
     static struct counters c = COUNTERS_INIT;
@@ -299,7 +299,7 @@ order_free(void *arg)
     atomic_fetch_add(&o->frees, 1);
 }
 
-Test(submit, arg_free_runs_exactly_once_after_the_function_returns)
+CREW_TEST(submit, arg_free_runs_exactly_once_after_the_function_returns)
 {
     /* Succeeds, fails, and returns ECANCELED unasked (a failure). */
     static struct order o[3] = {
@@ -345,7 +345,7 @@ see_frees(crew_future *future, void *user)
     atomic_fetch_add(&seen.calls[i], 1);
 }
 
-Test(submit, arg_free_has_run_by_the_time_the_future_resolves)
+CREW_TEST(submit, arg_free_has_run_by_the_time_the_future_resolves)
 {
     static struct hold h = HOLD_INIT;
     crew_pool_options o = {.threads = 2};
@@ -381,7 +381,7 @@ Test(submit, arg_free_has_run_by_the_time_the_future_resolves)
     }
 }
 
-Test(submit, arg_free_runs_once_when_a_queued_task_is_cancelled)
+CREW_TEST(submit, arg_free_runs_once_when_a_queued_task_is_cancelled)
 {
     static struct hold h = HOLD_INIT;
     crew_pool *p = one_thread_pool();
@@ -452,7 +452,7 @@ submit_share(void *arg)
     return NULL;
 }
 
-Test(submit, ten_thousand_tasks_from_four_threads_each_run_exactly_once)
+CREW_TEST(submit, ten_thousand_tasks_from_four_threads_run_once_each)
 {
     pthread_t threads[SUBMITTERS];
 
@@ -470,15 +470,17 @@ Test(submit, ten_thousand_tasks_from_four_threads_each_run_exactly_once)
         cr_assert_eq(atomic_load(&many.runs[i]), 1, "task %zu", i);
         cr_assert_eq(atomic_load(&many.frees[i]), 1, "task %zu", i);
         crew_future_release(many.futures[i]);
+        many.futures[i] = NULL;
     }
     crew_pool_destroy(many.pool);
+    many.pool = NULL;
     for (size_t i = 0; i < MANY; i++) {
         cr_assert_eq(atomic_load(&many.runs[i]), 1, "task %zu", i);
         cr_assert_eq(atomic_load(&many.frees[i]), 1, "task %zu", i);
     }
 }
 
-Test(submit, releasing_the_future_never_cancels_the_task)
+CREW_TEST(submit, releasing_the_future_never_cancels_the_task)
 {
     static struct hold h = HOLD_INIT;
     static struct counters c = COUNTERS_INIT;
@@ -519,7 +521,7 @@ refuse_task(crew_task *task, void *arg)
     return crew_task_fail(task, EPERM, "refused %s", (const char *)arg);
 }
 
-Test(submit, hands_back_a_future_with_the_task_outcome)
+CREW_TEST(submit, hands_back_a_future_with_the_task_outcome)
 {
     crew_pool *p = one_thread_pool();
     crew_future *ok, *no;
@@ -557,7 +559,7 @@ submit_child_task(crew_task *task, void *arg)
     return nested.err;
 }
 
-Test(submit, a_task_may_submit_to_its_own_pool)
+CREW_TEST(submit, a_task_may_submit_to_its_own_pool)
 {
     crew_pool *p = one_thread_pool();
     crew_future *f;
@@ -566,6 +568,7 @@ Test(submit, a_task_may_submit_to_its_own_pool)
     wait_and_release(f);
     cr_assert_eq(nested.err, 0);
     wait_and_release(nested.future);
+    nested.future = NULL;
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&nested.child.ran), 1);
     cr_assert_eq(atomic_load(&nested.child.freed), 1);

@@ -139,7 +139,7 @@ return_value_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, return_gives_the_value_until_the_last_reference_goes)
+CREW_TEST(task, return_gives_the_value_until_the_last_reference_goes)
 {
     static struct value v;
     crew_future *f = run_alone(return_value_task, &v);
@@ -173,7 +173,7 @@ null_value_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, without_a_value_succeeds_with_null)
+CREW_TEST(task, without_a_value_succeeds_with_null)
 {
     crew_future *f = run_alone(no_value_task, NULL);
     crew_future *g = run_alone(null_value_task, NULL);
@@ -198,7 +198,7 @@ return_twice_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, return_twice_keeps_the_second_and_frees_the_first_with_its_free)
+CREW_TEST(task, returning_twice_keeps_the_second_and_frees_the_first)
 {
     crew_future *f = run_alone(return_twice_task, NULL);
 
@@ -226,7 +226,7 @@ open_fail_task(crew_task *task, void *arg)
     return fail_returned;
 }
 
-Test(task, fail_formats_its_message_printf_style_and_returns_the_code)
+CREW_TEST(task, fail_formats_printf_style_and_returns_the_code)
 {
     crew_future *f = run_alone(open_fail_task, "data.txt");
 
@@ -250,7 +250,7 @@ fail_twice_task(crew_task *task, void *arg)
     return EBUSY;
 }
 
-Test(task, the_code_is_the_return_value_and_the_message_the_last_recorded)
+CREW_TEST(task, code_is_the_return_value_and_message_the_last_recorded)
 {
     crew_future *f = run_alone(fail_twice_task, NULL);
 
@@ -268,7 +268,7 @@ negative_fail_task(crew_task *task, void *arg)
     return fail_returned;
 }
 
-Test(task, a_negative_code_is_kept_as_given)
+CREW_TEST(task, a_negative_code_is_kept_as_given)
 {
     crew_future *f = run_alone(negative_fail_task, NULL);
 
@@ -288,7 +288,7 @@ fail_then_succeed_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, a_recorded_failure_is_ignored_when_the_function_returns_zero)
+CREW_TEST(task, a_recorded_failure_is_ignored_when_returning_zero)
 {
     static struct value v;
     crew_future *f = run_alone(fail_then_succeed_task, &v);
@@ -308,7 +308,7 @@ big_fail_task(crew_task *task, void *arg)
     return crew_task_fail(task, EIO, "%s|end", (const char *)arg);
 }
 
-Test(task, fail_keeps_a_64_kib_message_whole)
+CREW_TEST(task, fail_keeps_a_64_kib_message_whole)
 {
     char *big = malloc(BIG_MESSAGE + 1);
     crew_future *f;
@@ -355,7 +355,7 @@ assert_default_message_names(crew_future *f, int code)
               code);
 }
 
-Test(task, a_failure_without_a_message_gets_a_default_naming_the_code)
+CREW_TEST(task, no_message_gives_a_default_naming_the_code)
 {
     crew_future *f = run_alone(bare_fail_task, (void *)(intptr_t)EACCES);
 
@@ -371,7 +371,7 @@ forget_fail_task(crew_task *task, void *arg)
     return crew_task_fail(task, EIO, NULL);
 }
 
-Test(task, fail_with_a_null_format_forgets_the_recorded_message)
+CREW_TEST(task, fail_with_a_null_format_forgets_the_recorded_message)
 {
     crew_future *f = run_alone(forget_fail_task, NULL);
 
@@ -388,7 +388,7 @@ return_then_fail_task(crew_task *task, void *arg)
     return crew_task_fail(task, EIO, "failed after returning");
 }
 
-Test(task, value_free_runs_at_once_when_the_task_fails_after_returning)
+CREW_TEST(task, value_free_runs_at_once_when_failing_after_return)
 {
     static struct value v;
     crew_future *f = run_alone(return_then_fail_task, &v);
@@ -441,7 +441,7 @@ cancel_while_running(int outcome)
     return f;
 }
 
-Test(task, cancelled_becomes_true_and_returning_ecanceled_cancels)
+CREW_TEST(task, cancelled_becomes_true_and_returning_ecanceled_cancels)
 {
     crew_future *f = cancel_while_running(ECANCELED);
 
@@ -455,7 +455,7 @@ Test(task, cancelled_becomes_true_and_returning_ecanceled_cancels)
     cr_assert_eq(atomic_load(&running.value.by_first), 1);
 }
 
-Test(task, a_cancelled_task_that_returns_zero_still_succeeds)
+CREW_TEST(task, a_cancelled_task_that_returns_zero_still_succeeds)
 {
     crew_future *f = cancel_while_running(0);
 
@@ -466,7 +466,7 @@ Test(task, a_cancelled_task_that_returns_zero_still_succeeds)
     cr_assert_eq(atomic_load(&running.value.by_first), 1);
 }
 
-Test(task, a_cancelled_task_that_returns_another_code_fails)
+CREW_TEST(task, a_cancelled_task_that_returns_another_code_fails)
 {
     crew_future *f = cancel_while_running(EIO);
 
@@ -482,7 +482,7 @@ unasked_cancel_task(crew_task *task, void *arg)
     return crew_task_fail(task, ECANCELED, "gave up");
 }
 
-Test(task, returning_ecanceled_unasked_is_a_failure_with_that_code)
+CREW_TEST(task, returning_ecanceled_unasked_is_a_failure_with_that_code)
 {
     crew_future *f = run_alone(unasked_cancel_task, NULL);
 
@@ -508,7 +508,7 @@ check_not_cancelled_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, cancelled_is_false_for_a_task_nobody_cancelled)
+CREW_TEST(task, cancelled_is_false_for_a_task_nobody_cancelled)
 {
     crew_future *f = run_alone(check_not_cancelled_task, NULL);
 
@@ -525,7 +525,7 @@ record_pool_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(task, pool_is_the_pool_the_task_runs_on)
+CREW_TEST(task, pool_is_the_pool_the_task_runs_on)
 {
     crew_pool *a = one_thread_pool(), *b = one_thread_pool();
     crew_pool *seen_a = NULL, *seen_b = NULL;
@@ -543,7 +543,7 @@ Test(task, pool_is_the_pool_the_task_runs_on)
     crew_pool_destroy(b);
 }
 
-Test(task, a_null_task_is_refused_without_side_effects)
+CREW_TEST(task, a_null_task_is_refused_without_side_effects)
 {
     static struct value v;
 

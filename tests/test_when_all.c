@@ -204,7 +204,7 @@ fail_task(crew_task *task, void *arg)
 
 TestSuite(when_all, CREW_SUITE);
 
-Test(when_all, succeeds_with_a_null_result_once_every_input_has_succeeded)
+CREW_TEST(when_all, succeeds_with_null_once_every_input_has_succeeded)
 {
     static int values[3];
     crew_future *in[3], *all = NULL;
@@ -230,7 +230,7 @@ Test(when_all, succeeds_with_a_null_result_once_every_input_has_succeeded)
     release_all(in, 3);
 }
 
-Test(when_all, collects_every_failure_in_input_order_with_positions)
+CREW_TEST(when_all, collects_each_failure_in_input_order_with_positions)
 {
     crew_future *in[5], *all = NULL;
     const crew_error *e;
@@ -263,7 +263,7 @@ Test(when_all, collects_every_failure_in_input_order_with_positions)
     release_all(in, 5);
 }
 
-Test(when_all, collects_the_failures_of_tasks_on_a_pool)
+CREW_TEST(when_all, collects_the_failures_of_tasks_on_a_pool)
 {
     crew_pool *p = pool_of(2);
     crew_future *in[1000], *all = NULL;
@@ -289,7 +289,7 @@ Test(when_all, collects_the_failures_of_tasks_on_a_pool)
     crew_pool_destroy(p);
 }
 
-Test(when_all, cancelled_inputs_add_no_inner_error)
+CREW_TEST(when_all, cancelled_inputs_add_no_inner_error)
 {
     crew_future *in[3], *all = NULL;
 
@@ -308,7 +308,7 @@ Test(when_all, cancelled_inputs_add_no_inner_error)
     release_all(in, 3);
 }
 
-Test(when_all, is_cancelled_when_inputs_were_cancelled_and_none_failed)
+CREW_TEST(when_all, is_cancelled_when_some_were_cancelled_none_failed)
 {
     crew_future *in[2], *all = NULL, *mixed[2], *some = NULL;
 
@@ -334,7 +334,7 @@ Test(when_all, is_cancelled_when_inputs_were_cancelled_and_none_failed)
     release_all(mixed, 2);
 }
 
-Test(when_all, with_no_inputs_has_already_succeeded)
+CREW_TEST(when_all, with_no_inputs_has_already_succeeded)
 {
     crew_future *none = NULL, *empty = NULL, *unused[1] = {NULL};
 
@@ -349,7 +349,7 @@ Test(when_all, with_no_inputs_has_already_succeeded)
     crew_future_release(empty);
 }
 
-Test(when_all, accepts_the_same_future_more_than_once)
+CREW_TEST(when_all, accepts_the_same_future_more_than_once)
 {
     crew_future *p = promise(), *q = promise(), *x = promise();
     crew_future *twice[2] = {p, p}, *thrice[3] = {q, x, q};
@@ -375,7 +375,7 @@ Test(when_all, accepts_the_same_future_more_than_once)
     crew_future_release(x);
 }
 
-Test(when_all, rejects_bad_input_with_einval_and_changes_nothing)
+CREW_TEST(when_all, rejects_bad_input_with_einval_and_changes_nothing)
 {
     static char sentinel;
     static int value;
@@ -401,7 +401,7 @@ Test(when_all, rejects_bad_input_with_einval_and_changes_nothing)
     cr_assert_eq(atomic_load(&values_freed), 2);
 }
 
-Test(when_all, holds_its_own_references_to_the_inputs)
+CREW_TEST(when_all, holds_its_own_references_to_the_inputs)
 {
     static struct gate gate = GATE_INIT;
     static struct latch entered = LATCH_INIT;
@@ -428,7 +428,7 @@ Test(when_all, holds_its_own_references_to_the_inputs)
     crew_pool_destroy(p);
 }
 
-Test(when_all, may_be_released_before_its_inputs_resolve)
+CREW_TEST(when_all, may_be_released_before_its_inputs_resolve)
 {
     static int value;
     crew_future *in[2] = {promise(), promise()}, *all = NULL;
@@ -516,21 +516,23 @@ assert_resolved_inside_the_last_resolution(int code, crew_state expected)
               "the callback ran on another thread than the resolver");
     cr_assert_eq(callback.state, expected);
     cr_assert_eq(atomic_load(&callback.calls), 1);
+    resolver.input = NULL;
+    resolver.join = NULL;
     crew_future_release(all);
     release_all(in, 3);
 }
 
-Test(when_all, resolves_and_calls_back_inside_the_call_resolving_the_last_input)
+CREW_TEST(when_all, resolves_and_calls_back_inside_the_last_resolution)
 {
     assert_resolved_inside_the_last_resolution(0, CREW_SUCCEEDED);
 }
 
-Test(when_all, fails_and_calls_back_inside_the_call_failing_the_last_input)
+CREW_TEST(when_all, fails_and_calls_back_inside_the_last_failure)
 {
     assert_resolved_inside_the_last_resolution(EIO, CREW_FAILED);
 }
 
-Test(when_all, resolves_on_the_worker_that_finished_the_last_task)
+CREW_TEST(when_all, resolves_on_the_worker_that_finished_the_last_task)
 {
     static struct gate gate = GATE_INIT;
     static struct latch entered = LATCH_INIT;
@@ -592,7 +594,7 @@ queued_free(void *arg)
     atomic_fetch_add(&queued.freed, 1);
 }
 
-Test(when_all, cancelling_it_passes_the_request_to_its_inputs)
+CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
 {
     static struct gate gate = GATE_INIT;
     static struct latch entered = LATCH_INIT;
@@ -632,7 +634,7 @@ Test(when_all, cancelling_it_passes_the_request_to_its_inputs)
     cr_assert_eq(atomic_load(&queued.freed), 1);
 }
 
-Test(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
+CREW_TEST(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
 {
     crew_future *in[2] = {promise(), promise()}, *all = NULL;
 
@@ -645,7 +647,7 @@ Test(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
     release_all(in, 2);
 }
 
-Test(when_all, nested_joins_keep_the_nesting)
+CREW_TEST(when_all, nested_joins_keep_the_nesting)
 {
     crew_future *a = promise(), *b = promise(), *c = promise(), *d = promise();
     crew_future *inner_in[2] = {a, b}, *inner = NULL;
@@ -682,7 +684,7 @@ Test(when_all, nested_joins_keep_the_nesting)
     crew_future_release(d);
 }
 
-Test(when_all, nested_joins_of_successes_succeed)
+CREW_TEST(when_all, nested_joins_of_successes_succeed)
 {
     crew_future *a = promise(), *b = promise(), *inner = NULL, *outer = NULL;
     crew_future *outer_in[2];
@@ -702,7 +704,7 @@ Test(when_all, nested_joins_of_successes_succeed)
     crew_future_release(b);
 }
 
-Test(when_all, wait_all_returns_zero_and_a_null_error_when_all_succeed)
+CREW_TEST(when_all, wait_all_gives_zero_and_a_null_error_on_success)
 {
     static char sentinel;
     crew_pool *p = pool_of(2);
@@ -720,7 +722,7 @@ Test(when_all, wait_all_returns_zero_and_a_null_error_when_all_succeed)
     crew_pool_destroy(p);
 }
 
-Test(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
+CREW_TEST(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
 {
     crew_pool *p = pool_of(2);
     crew_future *in[6];
@@ -742,7 +744,7 @@ Test(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
     crew_pool_destroy(p);
 }
 
-Test(when_all, wait_all_returns_ecanceled_when_inputs_were_cancelled)
+CREW_TEST(when_all, wait_all_returns_ecanceled_for_cancelled_inputs)
 {
     crew_future *in[2] = {promise(), promise()};
     crew_error *error = NULL;
@@ -757,7 +759,7 @@ Test(when_all, wait_all_returns_ecanceled_when_inputs_were_cancelled)
     release_all(in, 2);
 }
 
-Test(when_all, wait_all_of_no_inputs_returns_zero_at_once)
+CREW_TEST(when_all, wait_all_of_no_inputs_returns_zero_at_once)
 {
     static char sentinel;
     crew_error *error = (crew_error *)(void *)&sentinel;
@@ -766,7 +768,7 @@ Test(when_all, wait_all_of_no_inputs_returns_zero_at_once)
     cr_assert_null(error);
 }
 
-Test(when_all, wait_all_rejects_bad_input_with_einval)
+CREW_TEST(when_all, wait_all_rejects_bad_input_with_einval)
 {
     static char sentinel;
     static int value;
@@ -830,7 +832,7 @@ wait_children_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(when_all, wait_all_on_the_only_worker_helps_instead_of_deadlocking)
+CREW_TEST(when_all, wait_all_on_the_only_worker_helps_not_deadlocks)
 {
     crew_pool *p = pool_of(1);
     crew_future *f;

@@ -171,7 +171,7 @@ ok_task(crew_task *task, void *arg)
 
 TestSuite(when_any, CREW_SUITE);
 
-Test(when_any, resolves_with_the_first_input_to_resolve)
+CREW_TEST(when_any, resolves_with_the_first_input_to_resolve)
 {
     crew_future *in[3], *any = NULL;
 
@@ -194,7 +194,7 @@ Test(when_any, resolves_with_the_first_input_to_resolve)
     settle_and_release(in, 3);
 }
 
-Test(when_any, a_failed_or_cancelled_winner_still_succeeds_the_combinator)
+CREW_TEST(when_any, a_failed_or_cancelled_winner_still_succeeds_it)
 {
     crew_future *in[2] = {promise(), promise()};
     crew_future *other[2] = {promise(), promise()};
@@ -218,7 +218,7 @@ Test(when_any, a_failed_or_cancelled_winner_still_succeeds_the_combinator)
     settle_and_release(other, 2);
 }
 
-Test(when_any, the_lowest_position_wins_among_inputs_already_resolved)
+CREW_TEST(when_any, the_lowest_position_wins_among_resolved_inputs)
 {
     crew_future *in[4], *any = NULL, *all_done = NULL;
     size_t index = 777;
@@ -244,7 +244,7 @@ Test(when_any, the_lowest_position_wins_among_inputs_already_resolved)
     settle_and_release(in, 4);
 }
 
-Test(when_any, with_no_inputs_is_einval)
+CREW_TEST(when_any, with_no_inputs_is_einval)
 {
     static char sentinel;
     crew_future *unused[1] = {NULL};
@@ -261,7 +261,7 @@ Test(when_any, with_no_inputs_is_einval)
     cr_assert_eq(index, 777);
 }
 
-Test(when_any, rejects_bad_input_with_einval_and_changes_nothing)
+CREW_TEST(when_any, rejects_bad_input_with_einval_and_changes_nothing)
 {
     static char sentinel;
     static int value;
@@ -291,7 +291,7 @@ Test(when_any, rejects_bad_input_with_einval_and_changes_nothing)
     cr_assert_eq(atomic_load(&values_freed), 2);
 }
 
-Test(when_any, accepts_the_same_future_more_than_once)
+CREW_TEST(when_any, accepts_the_same_future_more_than_once)
 {
     crew_future *p = promise(), *twice[2] = {p, p}, *any = NULL;
     size_t index = 777;
@@ -306,7 +306,7 @@ Test(when_any, accepts_the_same_future_more_than_once)
     crew_future_release(p);
 }
 
-Test(when_any, may_be_released_before_its_inputs_resolve)
+CREW_TEST(when_any, may_be_released_before_its_inputs_resolve)
 {
     static int value;
     crew_future *in[2] = {promise(), promise()}, *any = NULL;
@@ -358,8 +358,7 @@ resolve_thread(void *arg)
     return NULL;
 }
 
-Test(when_any,
-     resolves_and_calls_back_inside_the_call_resolving_the_first_input)
+CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
 {
     crew_future *in[3], *any = NULL;
     pthread_t thread;
@@ -386,11 +385,14 @@ Test(when_any,
     cr_assert_eq(callback.result, (void *)in[2]);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
     cr_assert_eq(atomic_load(&callback.calls), 1);
+    resolver.input = NULL;
+    resolver.any = NULL;
+    callback.result = NULL;
     crew_future_release(any);
     settle_and_release(in, 3);
 }
 
-Test(when_any, wait_any_stores_the_position_of_the_winner)
+CREW_TEST(when_any, wait_any_stores_the_position_of_the_winner)
 {
     static struct hold h = HOLD_INIT;
     crew_pool *p = pool_of(2);
@@ -418,7 +420,7 @@ resolve_later_thread(void *arg)
     return NULL;
 }
 
-Test(when_any, wait_any_wakes_when_another_thread_resolves_an_input)
+CREW_TEST(when_any, wait_any_wakes_when_another_thread_resolves)
 {
     crew_future *in[3];
     pthread_t thread;
@@ -434,7 +436,7 @@ Test(when_any, wait_any_wakes_when_another_thread_resolves_an_input)
     settle_and_release(in, 3);
 }
 
-Test(when_any, wait_any_times_out_without_touching_the_index)
+CREW_TEST(when_any, wait_any_times_out_without_touching_the_index)
 {
     crew_future *in[2] = {promise(), promise()};
     size_t index = 777;
@@ -478,7 +480,7 @@ wait_child_task(crew_task *task, void *arg)
     return 0;
 }
 
-Test(when_any, wait_any_on_the_only_worker_helps_instead_of_deadlocking)
+CREW_TEST(when_any, wait_any_on_the_only_worker_helps_not_deadlocks)
 {
     crew_pool *p = pool_of(1);
     crew_future *f;
@@ -499,6 +501,7 @@ Test(when_any, wait_any_on_the_only_worker_helps_instead_of_deadlocking)
     cr_assert_eq(helper.index, 1);
     crew_future_release(f);
     settle_and_release(&helper.never, 1);
+    helper.never = NULL;
     crew_pool_destroy(p);
 }
 
@@ -523,7 +526,7 @@ queued_free(void *arg)
     atomic_fetch_add(&queued.freed, 1);
 }
 
-Test(when_any, cancelling_it_passes_the_request_to_its_inputs)
+CREW_TEST(when_any, cancelling_it_passes_the_request_to_its_inputs)
 {
     static struct hold h = HOLD_INIT;
     crew_pool *p = pool_of(1);

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define AS_VALUE(n) ((void *)(uintptr_t)((n) + 1))
-#define AS_COUNT(p) ((size_t)(uintptr_t)(p) - 1)
+#define AS_COUNT(p) ((size_t)(uintptr_t)(p)-1)
 
 /* ------------------------------------------------------------------ */
 /* nesting_deep_chain                                                  */
@@ -45,15 +45,15 @@ chain_run(crew_task *task, void *arg)
     int err;
     bool ok;
 
-    atomic_fetch_add_explicit(&link->chain->ran, 1, memory_order_relaxed);
+    atomic_fetch_add(&link->chain->ran, 1);
     if (link->depth > 0) {
         next = malloc(sizeof(*next));
         if (next == NULL)
             return crew_task_fail(task, ENOMEM, "out of memory");
         next->chain = link->chain;
         next->depth = link->depth - 1;
-        err = crew_submit_ex(crew_task_pool(task), chain_run, next, free, 0,
-                             &f);
+        err =
+            crew_submit_ex(crew_task_pool(task), chain_run, next, free, 0, &f);
         if (err != 0) {
             free(next);
             return crew_task_fail(task, err, "submit at depth %zu",
@@ -77,8 +77,7 @@ crew_scenario_nesting_deep_chain(void)
     /* Not scaled by CREW_STRESS: the depth is bounded by the stack. */
     size_t depth = CREW_SCENARIO_TSAN ? 500 : 2000;
     size_t rounds = crew_scenario_scale(2, 1);
-    crew_pool_options options = {.threads = 1,
-                                 .stack_size = (size_t)64 << 20};
+    crew_pool_options options = {.threads = 1, .stack_size = (size_t)64 << 20};
     struct scn_verdict v = {NULL};
     crew_pool *pool;
     int err;
@@ -153,7 +152,7 @@ fib_run(crew_task *task, void *arg)
     size_t sum;
     int err;
 
-    atomic_fetch_add_explicit(&a->fib->calls, 1, memory_order_relaxed);
+    atomic_fetch_add(&a->fib->calls, 1);
     if (a->n < 2) {
         crew_task_return(task, AS_VALUE(a->n), NULL);
         return 0;
@@ -190,9 +189,9 @@ static const char *
 fib_scenario(unsigned threads)
 {
     const unsigned n = 20;
-    const size_t expect = 6765;  /* fib(20) */
-    const size_t calls = 21891;  /* 2 fib(21) - 1 */
-    size_t rounds = crew_scenario_scale(3, 1);
+    const size_t expect = 6765; /* fib(20) */
+    const size_t calls = 21891; /* 2 fib(21) - 1 */
+    size_t rounds = crew_scenario_scale(3, 2);
     crew_pool_options options = {.threads = threads};
     struct scn_verdict v = {NULL};
     crew_pool *pool;
@@ -267,8 +266,7 @@ ww_kid(crew_task *task, void *arg)
 static int
 ww_spawn(crew_task *task, int code, crew_future **f)
 {
-    return crew_submit(crew_task_pool(task), ww_kid, (void *)(intptr_t)code,
-                       f);
+    return crew_submit(crew_task_pool(task), ww_kid, (void *)(intptr_t)code, f);
 }
 
 /* A middle task: submits grandchildren and waits on them all. */
@@ -422,7 +420,7 @@ ww_outer(crew_task *task, void *arg)
 const char *
 crew_scenario_nesting_waits_on_workers(void)
 {
-    size_t rounds = crew_scenario_scale(200, 40);
+    size_t rounds = crew_scenario_scale(200, 100);
     struct scn_verdict v = {NULL};
     uint64_t rng = scn_seed(600);
 

@@ -52,7 +52,7 @@ pp_relay(crew_task *task, void *arg)
 static const char *
 pingpong(unsigned threads)
 {
-    size_t rounds = crew_scenario_scale(20000, 5000);
+    size_t rounds = crew_scenario_scale(20000, 10000);
     crew_pool_options options = {.threads = threads};
     struct scn_verdict v = {NULL};
     struct pp pp = {.promise = NULL};

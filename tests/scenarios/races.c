@@ -66,12 +66,12 @@ cvs_task(crew_task *task, void *arg)
 {
     struct cvs_slot *slot = arg;
 
-    atomic_fetch_add_explicit(&slot->ran, 1, memory_order_relaxed);
+    atomic_fetch_add(&slot->ran, 1);
     scn_spin(slot->spin);
     /* Read by the main thread after crew_future_wait(). */
     slot->check_ticket = atomic_fetch_add(slot->tickets, 1);
     if (crew_task_cancelled(task)) {
-        atomic_store_explicit(&slot->saw_cancel, 1, memory_order_relaxed);
+        atomic_store(&slot->saw_cancel, 1);
         return ECANCELED;
     }
     crew_task_return(task, slot, NULL);
@@ -83,7 +83,7 @@ cvs_free(void *arg)
 {
     struct cvs_slot *slot = arg;
 
-    atomic_fetch_add_explicit(&slot->freed, 1, memory_order_relaxed);
+    atomic_fetch_add(&slot->freed, 1);
 }
 
 static void
@@ -187,8 +187,8 @@ cvs_check(struct scn_verdict *v, struct cvs_slot *slot)
 const char *
 crew_scenario_races_cancel_vs_start(void)
 {
-    /* 4 tasks a round: 20,000 tasks, 4,000 under TSan. */
-    size_t rounds = crew_scenario_scale(5000, 1000);
+    /* 4 tasks a round: 20,000 tasks, 10,000 under TSan. */
+    size_t rounds = crew_scenario_scale(5000, 2500);
     crew_pool_options options = {.threads = 2};
     struct scn_verdict v = {NULL};
     struct cvs *c;
@@ -219,7 +219,7 @@ crew_scenario_races_cancel_vs_start(void)
             atomic_store(&slot->saw_cancel, 0);
             slot->tickets = &c->tickets;
             slot->cancel_err[0] = slot->cancel_err[1] = -1;
-            slot->spin = scn_below(&rng, 3000);
+            slot->spin = scn_below(&rng, scn_below(&rng, 2) ? 3000 : 40000);
             slot->who = scn_below(&rng, 8);
             if ((slot->who & CVS_MAIN_EARLY) && (slot->who & CVS_MAIN_LATE))
                 slot->who &= ~CVS_MAIN_LATE;
@@ -355,8 +355,7 @@ ps_settle(struct ps *ps, int t, uint64_t *rng)
         value->ps = ps;
         atomic_fetch_add(&ps->values_made, 1);
         ps->value[t] = value;
-        ps->result[t] =
-            crew_promise_resolve(ps->promise, value, ps_value_free);
+        ps->result[t] = crew_promise_resolve(ps->promise, value, ps_value_free);
         if (ps->result[t] != 0) {
             /* On error the value stays ours. */
             atomic_fetch_add(&ps->values_kept, 1);
@@ -402,7 +401,7 @@ ps_settler(void *arg)
     return NULL;
 }
 
-/* The checks of one round, after `done`; every call has returned. */
+/* The checks of one round, after `done`: every call has returned. */
 static void
 ps_check(struct scn_verdict *v, struct ps *ps)
 {
@@ -413,8 +412,7 @@ ps_check(struct scn_verdict *v, struct ps *ps)
     int err;
 
     for (int t = 1; t < PS_THREADS; t++) {
-        SCN_CHECK(v, !ps->register_failed[t],
-                  "crew_future_on_complete failed");
+        SCN_CHECK(v, !ps->register_failed[t], "crew_future_on_complete failed");
         SCN_CHECK(v, ps->result[t] == 0 || ps->result[t] == EALREADY,
                   "settling a promise returned neither 0 nor EALREADY");
         if (ps->result[t] == 0) {
@@ -440,10 +438,9 @@ ps_check(struct scn_verdict *v, struct ps *ps)
     case PS_FAIL:
         SCN_CHECK(v, state == CREW_FAILED,
                   "the fail that won left the promise unfailed");
-        SCN_CHECK(v,
-                  crew_error_code(crew_future_error(promise)) ==
-                      ps->code[winner],
-                  "a failed promise's code is not the one given");
+        SCN_CHECK(
+            v, crew_error_code(crew_future_error(promise)) == ps->code[winner],
+            "a failed promise's code is not the one given");
         SCN_CHECK(v,
                   strcmp(crew_error_message(crew_future_error(promise)),
                          winner == 1 ? "settler 1" : "settler 2") == 0,
@@ -452,8 +449,7 @@ ps_check(struct scn_verdict *v, struct ps *ps)
     default:
         SCN_CHECK(v, state == CREW_CANCELLED,
                   "the cancel that won left the promise uncancelled");
-        SCN_CHECK(v,
-                  crew_error_code(crew_future_error(promise)) == ECANCELED,
+        SCN_CHECK(v, crew_error_code(crew_future_error(promise)) == ECANCELED,
                   "a cancelled promise's error code is not ECANCELED");
         break;
     }
@@ -488,7 +484,7 @@ ps_check(struct scn_verdict *v, struct ps *ps)
 const char *
 crew_scenario_races_promise_settle(void)
 {
-    size_t rounds = crew_scenario_scale(20000, 2000);
+    size_t rounds = crew_scenario_scale(20000, 10000);
     struct scn_verdict v = {NULL};
     struct ps *ps;
     struct ps_settler settlers[PS_THREADS];
@@ -701,7 +697,7 @@ rs_helper(void *arg)
 const char *
 crew_scenario_races_release_storm(void)
 {
-    size_t rounds = crew_scenario_scale(10000, 1500);
+    size_t rounds = crew_scenario_scale(10000, 5000);
     crew_pool_options options = {.threads = 2};
     struct scn_verdict v = {NULL};
     struct rs *rs;
@@ -766,8 +762,7 @@ crew_scenario_races_release_storm(void)
          * the last reference a moment longer. */
         if (!rs->is_task)
             SCN_CHECK(&v,
-                      atomic_load(&rs->promise_values_freed) ==
-                          promise_values,
+                      atomic_load(&rs->promise_values_freed) == promise_values,
                       "racing releases did not free a promise's value "
                       "exactly once");
     }
@@ -778,8 +773,7 @@ crew_scenario_races_release_storm(void)
         pthread_join(helpers[i].thread, NULL);
     crew_pool_destroy(rs->pool);
     SCN_CHECK(&v,
-              atomic_load(&rs->values_freed) ==
-                  atomic_load(&rs->values_made),
+              atomic_load(&rs->values_freed) == atomic_load(&rs->values_made),
               "value_free did not run exactly once per value after racing "
               "releases");
     pthread_barrier_destroy(&rs->start);
@@ -902,8 +896,8 @@ wi_settle(struct wi *wi, size_t p, uint64_t *rng)
         }
         break;
     case WI_FAIL:
-        wi->result[p] = crew_promise_fail(wi->promises[p], 200 + (int)p,
-                                          "promise %zu", p);
+        wi->result[p] =
+            crew_promise_fail(wi->promises[p], 200 + (int)p, "promise %zu", p);
         break;
     case WI_CANCEL:
         wi->result[p] = crew_future_cancel(wi->promises[p]);
@@ -1006,7 +1000,7 @@ wi_check(struct scn_verdict *v, struct wi *wi, int cancelled_combo)
 const char *
 crew_scenario_races_when_inputs(void)
 {
-    size_t rounds = crew_scenario_scale(5000, 800);
+    size_t rounds = crew_scenario_scale(5000, 2500);
     struct scn_verdict v = {NULL};
     struct wi *wi;
     struct wi_resolver resolvers[WI_RESOLVERS];
@@ -1024,8 +1018,7 @@ crew_scenario_races_when_inputs(void)
         resolvers[i].wi = wi;
         resolvers[i].index = i;
         resolvers[i].rng = scn_seed(510 + (uint64_t)i);
-        pthread_create(&resolvers[i].thread, NULL, wi_resolver,
-                       &resolvers[i]);
+        pthread_create(&resolvers[i].thread, NULL, wi_resolver, &resolvers[i]);
     }
 
     for (size_t r = 0; r < rounds && !scn_failed(&v); r++) {
@@ -1062,10 +1055,9 @@ crew_scenario_races_when_inputs(void)
         /* Every promise once, in order, then duplicates. */
         wi->ni = wi->np + scn_below(&rng, WI_INPUTS - wi->np + 1);
         for (size_t i = 0; i < wi->ni; i++)
-            wi->inputs[i] = wi->promises[i < wi->np
-                                             ? i
-                                             : scn_below(&rng,
-                                                         (unsigned)wi->np)];
+            wi->inputs[i] =
+                wi->promises[i < wi->np ? i
+                                        : scn_below(&rng, (unsigned)wi->np)];
         for (int k = 0; k < WI_COMBOS; k++)
             wi->combos[k] = NULL;
         wi_make(wi, 0);

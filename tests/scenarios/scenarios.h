@@ -1,8 +1,8 @@
 /*
  * The concurrency scenarios: plain functions, one body shared by two front
- * ends (see ../../../shared/RELIABILITY.md). tests/test_scenarios.c runs
- * them under Criterion in the normal and ASan builds; tests/driver.c runs
- * them standalone, where Criterion cannot start (ThreadSanitizer).
+ * ends, as RELIABILITY.md asks. tests/test_scenarios.c runs them under
+ * Criterion in the normal and ASan builds; tests/driver.c runs them
+ * standalone, where Criterion cannot start (ThreadSanitizer).
  *
  * A scenario returns NULL when every invariant held, otherwise a string
  * literal naming the first one that did not. It releases everything it
@@ -12,7 +12,7 @@
  * Iteration counts go through crew_scenario_scale(): the environment
  * variable CREW_STRESS multiplies them (a factor, default 1; 10 for a long
  * soak, 0.1 for a quick pass under valgrind), and a ThreadSanitizer build,
- * several times slower, takes the smaller count each scenario names.
+ * slower, takes the smaller count each scenario names.
  */
 #ifndef CREW_TESTS_SCENARIOS_H
 #define CREW_TESTS_SCENARIOS_H
@@ -46,22 +46,22 @@ struct crew_scenario {
  * expand this list, so a scenario added here is declared, listed in
  * crew_scenarios[] and given a Criterion test at once.
  */
-#define CREW_SCENARIO_LIST(X)                                                 \
-    X(races_cancel_vs_start)                                                  \
-    X(races_promise_settle)                                                   \
-    X(races_release_storm)                                                    \
-    X(races_when_inputs)                                                      \
-    X(nesting_deep_chain)                                                     \
-    X(nesting_fib_one_thread)                                                 \
-    X(nesting_fib_two_threads)                                                \
-    X(nesting_waits_on_workers)                                               \
-    X(pingpong_one_thread)                                                    \
-    X(pingpong_two_threads)                                                   \
-    X(shutdown_drain_under_load)                                              \
-    X(shutdown_cancel_under_load)                                             \
-    X(shutdown_destroy_from_worker)                                           \
-    X(stress_mixed)                                                           \
-    X(stress_one_thread)                                                      \
+#define CREW_SCENARIO_LIST(X)       \
+    X(races_cancel_vs_start)        \
+    X(races_promise_settle)         \
+    X(races_release_storm)          \
+    X(races_when_inputs)            \
+    X(nesting_deep_chain)           \
+    X(nesting_fib_one_thread)       \
+    X(nesting_fib_two_threads)      \
+    X(nesting_waits_on_workers)     \
+    X(pingpong_one_thread)          \
+    X(pingpong_two_threads)         \
+    X(shutdown_drain_under_load)    \
+    X(shutdown_cancel_under_load)   \
+    X(shutdown_destroy_from_worker) \
+    X(stress_mixed)                 \
+    X(stress_one_thread)            \
     X(stress_many_threads)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
@@ -99,9 +99,8 @@ struct scn_verdict {
  * Evaluates to @p cond; when false, records @p why (a string literal),
  * tagged with the line, unless an earlier failure was recorded.
  */
-#define SCN_CHECK(verdict, cond, why)                                         \
-    ((cond) ? true                                                            \
-            : scn_fail((verdict), why " (line " SCN_STR(__LINE__) ")"))
+#define SCN_CHECK(verdict, cond, why) \
+    ((cond) ? true : scn_fail((verdict), why " (line " SCN_STR(__LINE__) ")"))
 
 /* Records @p why unless a failure was recorded before; returns false. */
 bool scn_fail(struct scn_verdict *verdict, const char *why);

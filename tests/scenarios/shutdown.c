@@ -61,11 +61,11 @@ struct sd_round {
     crew_pool *pool;
     crew_shutdown how;
     unsigned threads;
-    size_t cap;                /* submissions per submitter, at most */
-    bool bounded;              /* max_queued is set */
-    struct scn_gate progress;  /* accepted submissions, in steps of 32 */
-    atomic_size_t started;     /* on_thread_start calls */
-    atomic_size_t stopped;     /* on_thread_stop calls */
+    size_t cap;               /* submissions per submitter, at most */
+    bool bounded;             /* max_queued is set */
+    struct scn_gate progress; /* accepted submissions, in steps of 32 */
+    atomic_size_t started;    /* on_thread_start calls */
+    atomic_size_t stopped;    /* on_thread_stop calls */
     atomic_size_t child_accepted;
     atomic_size_t child_ran;
     atomic_size_t child_freed;
@@ -192,11 +192,11 @@ sd_after_refusal(struct sd_submitter *s, struct sd_rec *rec)
     }
     if (!s->shuts_down_again)
         return;
-    err = crew_pool_shutdown(round->pool, round->how == CREW_DRAIN
-                                              ? CREW_CANCEL
-                                              : CREW_DRAIN);
-    SCN_CHECK(v, err == 0, "a concurrent second crew_pool_shutdown did not "
-                           "return 0");
+    err = crew_pool_shutdown(
+        round->pool, round->how == CREW_DRAIN ? CREW_CANCEL : CREW_DRAIN);
+    SCN_CHECK(v, err == 0,
+              "a concurrent second crew_pool_shutdown did not "
+              "return 0");
     SCN_CHECK(v, atomic_load(&round->stopped) == round->threads,
               "a second crew_pool_shutdown returned before the workers "
               "exited");
@@ -218,9 +218,8 @@ sd_submitter_run(void *arg)
     for (size_t i = 0; i < round->cap && !scn_failed(v); i++) {
         struct sd_rec *rec = &s->recs[i];
         bool keep = scn_below(&s->rng, 2) == 0;
-        unsigned flags = round->bounded && scn_below(&s->rng, 4) == 0
-                             ? CREW_NONBLOCKING
-                             : 0;
+        unsigned flags =
+            round->bounded && scn_below(&s->rng, 4) == 0 ? CREW_NONBLOCKING : 0;
         int err;
 
         rec->round = round;
@@ -366,13 +365,12 @@ sd_round(struct scn_verdict *v, crew_shutdown how, size_t r, size_t threshold)
         s->fate = calloc(round.cap, sizeof(*s->fate));
         s->tried = 0;
         s->shuts_down_again = j == 0 && r % 2 == 1;
-        if (!SCN_CHECK(v, s->recs && s->futures && s->fate,
-                       "out of memory"))
+        if (!SCN_CHECK(v, s->recs && s->futures && s->fate, "out of memory"))
             round.cap = 0;
     }
     for (int j = 0; j < SD_SUBMITTERS; j++, started++)
-        if (pthread_create(&subs[j].thread, NULL, sd_submitter_run,
-                           &subs[j]) != 0)
+        if (pthread_create(&subs[j].thread, NULL, sd_submitter_run, &subs[j]) !=
+            0)
             break;
     if (started < SD_SUBMITTERS) {
         scn_fail(v, "pthread_create failed");
@@ -415,8 +413,8 @@ sd_round(struct scn_verdict *v, crew_shutdown how, size_t r, size_t threshold)
 static const char *
 sd_scenario(crew_shutdown how)
 {
-    size_t rounds = crew_scenario_scale(20, 6);
-    size_t threshold = CREW_SCENARIO_TSAN ? 300 : 2000;
+    size_t rounds = crew_scenario_scale(20, 10);
+    size_t threshold = CREW_SCENARIO_TSAN ? 1000 : 2000;
     struct scn_verdict v = {NULL};
 
     for (size_t r = 0; r < rounds && !scn_failed(&v); r++)
@@ -498,8 +496,8 @@ dw_destroyer(crew_task *task, void *arg)
     crew_pool_destroy(pool);
     /* The pool lives until its last worker exits, and a drain accepts
      * the submissions of running tasks. */
-    atomic_store(&dw->follow_err, crew_submit_ex(pool, dw_follow, dw,
-                                                 dw_follow_free, 0, NULL));
+    atomic_store(&dw->follow_err,
+                 crew_submit_ex(pool, dw_follow, dw, dw_follow_free, 0, NULL));
     return 0;
 }
 
@@ -517,9 +515,8 @@ static void
 dw_round(struct scn_verdict *v, unsigned threads)
 {
     struct dw dw;
-    crew_pool_options options = {.threads = threads,
-                                 .on_thread_stop = dw_stopped,
-                                 .user = &dw};
+    crew_pool_options options = {
+        .threads = threads, .on_thread_stop = dw_stopped, .user = &dw};
     crew_future *futures[DW_PLAIN + 1] = {NULL};
     crew_pool *pool;
     size_t submitted = 0;
@@ -541,8 +538,7 @@ dw_round(struct scn_verdict *v, unsigned threads)
             err = crew_submit(pool, dw_destroyer, &dw, &futures[i]);
             destroyer = err == 0;
         } else {
-            err = crew_submit_ex(pool, dw_plain, &dw, dw_free, 0,
-                                 &futures[i]);
+            err = crew_submit_ex(pool, dw_plain, &dw, dw_free, 0, &futures[i]);
             submitted += err == 0;
         }
         SCN_CHECK(v, err == 0, "crew_submit failed");
@@ -552,8 +548,8 @@ dw_round(struct scn_verdict *v, unsigned threads)
         if (futures[i] == NULL)
             continue;
         err = crew_future_wait(futures[i]);
-        SCN_CHECK(v, err == 0 && crew_future_state(futures[i]) ==
-                                     CREW_SUCCEEDED,
+        SCN_CHECK(v,
+                  err == 0 && crew_future_state(futures[i]) == CREW_SUCCEEDED,
                   "a task queued around a destroy from a worker did not "
                   "succeed");
     }
@@ -585,7 +581,7 @@ out:
 const char *
 crew_scenario_shutdown_destroy_from_worker(void)
 {
-    size_t rounds = crew_scenario_scale(50, 20);
+    size_t rounds = crew_scenario_scale(50, 50);
     struct scn_verdict v = {NULL};
 
     for (size_t r = 0; r < rounds && !scn_failed(&v); r++)

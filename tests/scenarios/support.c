@@ -43,23 +43,20 @@ scn_fail(struct scn_verdict *verdict, const char *why)
 {
     const char *expected = NULL;
 
-    atomic_compare_exchange_strong_explicit(&verdict->why, &expected, why,
-                                            memory_order_acq_rel,
-                                            memory_order_acquire);
+    atomic_compare_exchange_strong(&verdict->why, &expected, why);
     return false;
 }
 
 bool
 scn_failed(struct scn_verdict *verdict)
 {
-    /* Acquire: pairs with the compare-and-swap in scn_fail(). */
-    return atomic_load_explicit(&verdict->why, memory_order_acquire) != NULL;
+    return atomic_load(&verdict->why) != NULL;
 }
 
 const char *
 scn_result(struct scn_verdict *verdict)
 {
-    return atomic_load_explicit(&verdict->why, memory_order_acquire);
+    return atomic_load(&verdict->why);
 }
 
 void
@@ -175,8 +172,8 @@ tally(crew_future *const *inputs, size_t n, size_t *failed, bool *cancelled)
 }
 
 static const char *
-check_aggregate(const crew_error *error, crew_future *const *inputs,
-                size_t n, size_t failed)
+check_aggregate(const crew_error *error, crew_future *const *inputs, size_t n,
+                size_t failed)
 {
     size_t k = 0;
     size_t position = SIZE_MAX;
@@ -207,8 +204,7 @@ check_aggregate(const crew_error *error, crew_future *const *inputs,
 }
 
 const char *
-scn_check_when_all(const crew_future *all, crew_future *const *inputs,
-                   size_t n)
+scn_check_when_all(const crew_future *all, crew_future *const *inputs, size_t n)
 {
     crew_state state = crew_future_state(all);
     size_t failed;
@@ -240,8 +236,8 @@ scn_check_when_all(const crew_future *all, crew_future *const *inputs,
 }
 
 const char *
-scn_check_wait_all(int err, const crew_error *error,
-                   crew_future *const *inputs, size_t n)
+scn_check_wait_all(int err, const crew_error *error, crew_future *const *inputs,
+                   size_t n)
 {
     size_t failed;
     bool cancelled;
