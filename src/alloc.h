@@ -9,7 +9,6 @@
 
 void *crew__malloc(size_t size);
 void *crew__calloc(size_t n, size_t size);
-void *crew__realloc(void *p, size_t size);
 void crew__free(void *p);
 
 #endif

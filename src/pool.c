@@ -41,6 +41,7 @@
 
 #include "alloc.h"
 #include "deque.h"
+#include "fault.h"
 #include "future.h"
 #include "inject.h"
 #include "park.h"
@@ -397,7 +398,9 @@ start_workers(crew_pool *pool, size_t stack_size)
     atomic_store_explicit(&pool->live, pool->threads, memory_order_relaxed);
     for (; started < pool->threads; started++) {
         struct crew__worker *w = &pool->workers[started];
-        err = pthread_create(&w->thread, &attr, worker_main, w);
+        err = crew__fault_thread()
+                  ? EAGAIN
+                  : pthread_create(&w->thread, &attr, worker_main, w);
         if (err != 0)
             break;
     }

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1391,4 +1392,61 @@ CREW_TEST(pool, workers_block_async_signals_the_creator_keeps_its_mask)
     for (int sig = 1; sig < SIGRTMAX; sig++)
         cr_assert_eq(sigismember(&after, sig), sigismember(&before, sig),
                      "creating a pool changed the mask of signal %d", sig);
+}
+
+/*
+ * fork(): the child inherits the pool's memory but none of its workers.
+ * The child's calls must fail at once with ESHUTDOWN instead of waiting
+ * for workers it does not have, and destroy must free without joining;
+ * the parent's pool goes on as before. The child reports through its exit
+ * status: 0, or the number of the check that failed.
+ */
+static int
+check_orphan_pool(crew_pool *pool)
+{
+    struct counters c = {0};
+    crew_future *f = NULL;
+
+    if (crew_submit_ex(pool, count_task, &c, count_free, 0, &f) != ESHUTDOWN)
+        return 1;
+    if (f != NULL || atomic_load(&c.freed) != 0)
+        return 2;
+    if (crew_pool_shutdown(pool, CREW_DRAIN) != ESHUTDOWN)
+        return 3;
+    if (crew_pool_shutdown(pool, CREW_CANCEL) != ESHUTDOWN)
+        return 4;
+    crew_pool_destroy(pool);
+    return atomic_load(&c.ran) == 0 ? 0 : 5;
+}
+
+CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
+{
+    crew_pool_options options = {.threads = 1};
+    struct hold h = HOLD_INIT;
+    struct counters c = {0};
+    crew_pool *pool;
+    crew_future *held, *queued, *after;
+    int status;
+
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    /* The one worker is busy and a task waits in the queue at the fork. */
+    held = hold_worker(pool, &h, 1);
+    cr_assert_eq(crew_submit(pool, count_task, &c, &queued), 0);
+
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0)
+        _exit(check_orphan_pool(pool));
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status), "the child did not exit normally");
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
+                 WEXITSTATUS(status));
+
+    gate_open(&h.gate);
+    wait_and_release(held);
+    wait_and_release(queued);
+    cr_assert_eq(crew_submit(pool, count_task, &c, &after), 0);
+    wait_and_release(after);
+    cr_assert_eq(atomic_load(&c.ran), 2);
+    crew_pool_destroy(pool);
 }

@@ -573,3 +573,61 @@ CREW_TEST(submit, a_task_may_submit_to_its_own_pool)
     cr_assert_eq(atomic_load(&nested.child.ran), 1);
     cr_assert_eq(atomic_load(&nested.child.freed), 1);
 }
+
+/* The parent queues every child on its own worker's deque before waiting:
+ * on a one-thread pool nothing runs them meanwhile, so the deque must grow
+ * far past its first capacity and still hand back each child once. */
+#define CHILDREN 10000
+
+struct fan {
+    atomic_int runs[CHILDREN];
+    crew_future *children[CHILDREN];
+};
+
+static int
+count_child(crew_task *task, void *arg)
+{
+    (void)task;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static int
+fan_out_then_wait(crew_task *task, void *arg)
+{
+    struct fan *fan = arg;
+    int err = 0;
+
+    for (size_t i = 0; i < CHILDREN && err == 0; i++)
+        err = crew_submit(crew_task_pool(task), count_child, &fan->runs[i],
+                          &fan->children[i]);
+    if (err != 0)
+        return err;
+    for (size_t i = 0; i < CHILDREN; i++) {
+        if (atomic_load(&fan->runs[i]) != 0)
+            return crew_task_fail(task, EPROTO, "child %zu ran early", i);
+    }
+    return crew_wait_all(fan->children, CHILDREN, NULL);
+}
+
+CREW_TEST(submit, a_task_queues_ten_thousand_children_on_its_own_worker)
+{
+    crew_pool_options options = {.threads = 1};
+    crew_pool *pool;
+    crew_future *parent;
+    struct fan *fan = calloc(1, sizeof(*fan));
+
+    cr_assert_not_null(fan);
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_eq(crew_submit(pool, fan_out_then_wait, fan, &parent), 0);
+    cr_assert_eq(crew_future_wait(parent), 0, "%s",
+                 crew_error_message(crew_future_error(parent)));
+    for (size_t i = 0; i < CHILDREN; i++) {
+        cr_assert_eq(atomic_load(&fan->runs[i]), 1, "child %zu ran %d times",
+                     i, atomic_load(&fan->runs[i]));
+        crew_future_release(fan->children[i]);
+    }
+    crew_future_release(parent);
+    crew_pool_destroy(pool);
+    free(fan);
+}

@@ -1,0 +1,34 @@
+/*
+ * Fault injection, for tests only. Built with CREW_TEST_HOOKS, the two
+ * predicates below fail the k-th allocation, or the k-th thread creation,
+ * that the calling thread makes after a test armed them; without it they
+ * are constant false and cost nothing.
+ *
+ * The countdowns are per thread, so what a pool's workers allocate never
+ * disturbs the count of the thread under test. Tests arm them through
+ * crew_test_fail_alloc() and crew_test_fail_thread(), exported from the
+ * library only in hooked builds (declared in tests/fault.h).
+ */
+#ifndef CREW_FAULT_H
+#define CREW_FAULT_H
+
+#include <stdbool.h>
+
+#ifdef CREW_TEST_HOOKS
+bool crew__fault_alloc(void);
+bool crew__fault_thread(void);
+#else
+static inline bool
+crew__fault_alloc(void)
+{
+    return false;
+}
+
+static inline bool
+crew__fault_thread(void)
+{
+    return false;
+}
+#endif
+
+#endif
