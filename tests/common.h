@@ -5,10 +5,13 @@
  * LeakSanitizer's report: the test stays green. A failed assertion in a
  * suite's .fini does not fail the test either (Criterion 2.4). So every
  * test is declared with CREW_TEST, which runs the body in a function of
- * its own, then checks for leaks inside the test itself. The body is
- * called through a volatile pointer so that it is not inlined: pointers
- * the body left in its dead stack frame would otherwise still look
- * reachable and hide a leak.
+ * its own, then checks for leaks inside the test itself.
+ *
+ * LeakSanitizer counts a block as reachable if any word of the thread's
+ * stack points to it, dead frames included: a pointer the body left behind
+ * can hide a leak. So the body runs in frames below the test's own (called
+ * through a volatile pointer, so it is not inlined), and that stretch of
+ * stack is zeroed before the check.
  */
 #ifndef CREW_TESTS_COMMON_H
 #define CREW_TESTS_COMMON_H
@@ -27,6 +30,16 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+/* Zero the stack below the caller's frame: what a finished body left. */
+static inline void
+crew_test_scrub_stack(void)
+{
+    volatile unsigned char area[256 * 1024];
+
+    for (size_t i = 0; i < sizeof(area); i++)
+        area[i] = 0;
+}
+
 static inline void
 crew_test_leak_check(void)
 {
@@ -40,15 +53,17 @@ crew_test_leak_check(void)
 #define CREW_SUITE .timeout = 30
 
 /* A test: CREW_TEST(suite, name) { body }, leak-checked at its end. */
-#define CREW_TEST(suite, name)                               \
-    static void suite##_##name##_body(void);                 \
-    Test(suite, name)                                        \
-    {                                                        \
-        void (*volatile body)(void) = suite##_##name##_body; \
-                                                             \
-        body();                                              \
-        crew_test_leak_check();                              \
-    }                                                        \
+#define CREW_TEST(suite, name)                                \
+    static void suite##_##name##_body(void);                  \
+    Test(suite, name)                                         \
+    {                                                         \
+        void (*volatile body)(void) = suite##_##name##_body;  \
+        void (*volatile scrub)(void) = crew_test_scrub_stack; \
+                                                              \
+        body();                                               \
+        scrub();                                              \
+        crew_test_leak_check();                               \
+    }                                                         \
     static void suite##_##name##_body(void)
 
 #endif

@@ -1,4 +1,5 @@
 #include "common.h"
+#include "testkit.h"
 
 /*
  * Errors: leaves and aggregates, their accessors, nesting, flattening,
@@ -70,13 +71,6 @@ aggregate_of(crew_future *all)
     cr_assert_not_null(e);
     cr_assert_eq(crew_error_code(e), CREW_EAGGREGATE);
     return e;
-}
-
-static void
-release_all(crew_future **futures, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        crew_future_release(futures[i]);
 }
 
 /* Checks entry i of agg: a leaf with this code and message, at position. */
@@ -151,7 +145,7 @@ CREW_TEST(error, an_aggregate_holds_one_entry_per_failed_input_in_input_order)
     cr_assert_eq(input, 999, "the position was written for no entry");
     cr_assert_not_null(crew_error_inner(e, 2, NULL));
     crew_future_release(all);
-    release_all(in, 5);
+    scn_release_all(in, 5);
 }
 
 CREW_TEST(error, every_pattern_of_failures_gives_exactly_its_entries)
@@ -181,7 +175,7 @@ CREW_TEST(error, every_pattern_of_failures_gives_exactly_its_entries)
             cr_assert_null(crew_error_inner(e, k, NULL));
         }
         crew_future_release(all);
-        release_all(in, N);
+        scn_release_all(in, N);
     }
 }
 
@@ -205,7 +199,7 @@ CREW_TEST(error, entries_follow_input_order_whatever_the_order_of_failure)
     expect_leaf(e, 1, 12, "c", 2);
     expect_leaf(e, 2, 13, "d", 3);
     crew_future_release(all);
-    release_all(in, 4);
+    scn_release_all(in, 4);
 }
 
 CREW_TEST(error, the_same_failed_future_at_two_positions_gives_two_entries)
@@ -233,7 +227,7 @@ CREW_TEST(error, cancelled_inputs_add_no_inner_error)
     cr_assert_eq(crew_error_count(e), 1);
     expect_leaf(e, 0, EBUSY, "busy", 1);
     crew_future_release(all);
-    release_all(in, 4);
+    scn_release_all(in, 4);
 }
 
 CREW_TEST(error, all_cancelled_inputs_give_a_cancelled_join)
@@ -254,7 +248,7 @@ CREW_TEST(error, all_cancelled_inputs_give_a_cancelled_join)
     crew_error_release(out);
     cr_assert_eq(crew_wait_all(in, 3, NULL), ECANCELED);
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
@@ -265,7 +259,7 @@ CREW_TEST(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
     cr_assert_eq(crew_error_code(crew_future_error(all)), ECANCELED);
     cr_assert_eq(crew_wait_all(in, 3, NULL), ECANCELED);
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(error, wait_all_hands_out_the_aggregate)
@@ -280,7 +274,7 @@ CREW_TEST(error, wait_all_hands_out_the_aggregate)
     expect_leaf(e, 0, EIO, "one", 1);
     expect_leaf(e, 1, ENOENT, "three", 3);
     cr_assert_eq(crew_wait_all(in, 4, NULL), CREW_EAGGREGATE);
-    release_all(in, 4);
+    scn_release_all(in, 4);
     /* The reference is the caller's: it outlives the inputs. */
     expect_leaf(e, 1, ENOENT, "three", 3);
     crew_error_release(e);
@@ -292,7 +286,7 @@ CREW_TEST(error, wait_all_stores_null_when_everything_succeeded)
     crew_error *e = (crew_error *)in;
     cr_assert_eq(crew_wait_all(in, 2, &e), 0);
     cr_assert_null(e);
-    release_all(in, 2);
+    scn_release_all(in, 2);
 }
 
 struct failing_job {
@@ -331,7 +325,7 @@ CREW_TEST(error, an_aggregate_holds_the_errors_of_failed_tasks)
     expect_leaf(e, 1, 204, "task 4 failed", 4);
     expect_leaf(e, 2, 207, "task 7 failed", 7);
     crew_error_release(e);
-    release_all(in, N);
+    scn_release_all(in, N);
     crew_pool_destroy(pool);
 }
 
@@ -365,7 +359,7 @@ nest_release(struct nest *n)
 {
     crew_future_release(n->outer);
     crew_future_release(n->inner);
-    release_all(n->leaves, 5);
+    scn_release_all(n->leaves, 5);
 }
 
 CREW_TEST(error, a_nested_when_all_keeps_the_nesting)
@@ -441,7 +435,7 @@ CREW_TEST(error, flatten_reaches_leaves_three_levels_down)
     crew_error_release(flat);
 
     crew_future *all[] = {l1, l2, l3, ok, y, z, w, v};
-    release_all(all, 8);
+    scn_release_all(all, 8);
 }
 
 CREW_TEST(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
@@ -476,7 +470,7 @@ CREW_TEST(error, flatten_of_a_flat_aggregate_keeps_its_entries)
     expect_leaf(flat, 2, EIO, "x", 3);
     /* Whatever it holds, it holds on its own. */
     crew_future *mine[] = {all, ok, bad, broken};
-    release_all(mine, 4);
+    scn_release_all(mine, 4);
     expect_leaf(flat, 2, EIO, "x", 3);
     crew_error_release(flat);
 }
@@ -548,7 +542,7 @@ tree_release(struct tree *t)
 {
     crew_future *all[] = {t->outer, t->inner, t->ok,
                           t->alpha, t->beta,  t->gamma};
-    release_all(all, 6);
+    scn_release_all(all, 6);
 }
 
 CREW_TEST(error, format_returns_the_length_it_needs_and_writes_the_whole_text)
@@ -670,11 +664,8 @@ CREW_TEST(error, format_of_a_leaf_mentions_its_message)
 CREW_TEST(error, format_writes_a_long_message_whole)
 {
     enum { LEN = 100 * 1024 };
-    char *big = malloc(LEN + 1);
+    char *big = scn_letters(LEN);
     cr_assert_not_null(big);
-    for (size_t i = 0; i < LEN; i++)
-        big[i] = (char)('a' + i % 26);
-    big[LEN] = '\0';
     crew_future *f = failed(E2BIG, big);
     crew_future *in[] = {f};
     crew_future *all = join(in, 1);

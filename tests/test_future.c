@@ -1,4 +1,5 @@
 #include "common.h"
+#include "testkit.h"
 
 /*
  * Futures: every state a future passes through, waiting, the outcome
@@ -19,12 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 TestSuite(future, CREW_SUITE);
-
-/* How long a test waits for something another thread does, at most. */
-#define PATIENCE_S 10
 
 /* Rounds of each race; CREW_STRESS multiplies them. */
 static int
@@ -35,147 +32,9 @@ race_rounds(void)
     return 2000 * (n > 0 ? n : 1);
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct timespec
-deadline(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += PATIENCE_S;
-    return ts;
-}
-
-/* A count other threads bump and the test waits for. */
-struct counter {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int n;
-};
-
-static void
-counter_init(struct counter *c)
-{
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
-    c->n = 0;
-}
-
-static void
-counter_destroy(struct counter *c)
-{
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->lock);
-}
-
-static void
-counter_add(struct counter *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->n++;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int
-counter_get(struct counter *c)
-{
-    pthread_mutex_lock(&c->lock);
-    int n = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* Waits until the count reaches n, for PATIENCE_S at most; returns it. */
-static int
-counter_wait(struct counter *c, int n)
-{
-    struct timespec until = deadline();
-    pthread_mutex_lock(&c->lock);
-    while (c->n < n) {
-        if (pthread_cond_timedwait(&c->cond, &c->lock, &until) == ETIMEDOUT)
-            break;
-    }
-    int got = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return got;
-}
-
-/* A crew_free_fn whose argument is the counter it bumps. */
-static void
-counter_free(void *p)
-{
-    counter_add(p);
-}
-
-/* Holds the tasks that reach it until the test opens it. */
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int arrived;
-    bool open;
-};
-
-static void
-gate_init(struct gate *g)
-{
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->arrived = 0;
-    g->open = false;
-}
-
-static void
-gate_destroy(struct gate *g)
-{
-    pthread_cond_destroy(&g->cond);
-    pthread_mutex_destroy(&g->lock);
-}
-
-static void
-gate_pass(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->arrived++;
-    pthread_cond_broadcast(&g->cond);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
-/* Waits until n tasks have reached the gate; returns how many did. */
-static int
-gate_wait_arrived(struct gate *g, int n)
-{
-    struct timespec until = deadline();
-    pthread_mutex_lock(&g->lock);
-    while (g->arrived < n) {
-        if (pthread_cond_timedwait(&g->cond, &g->lock, &until) == ETIMEDOUT)
-            break;
-    }
-    int got = g->arrived;
-    pthread_mutex_unlock(&g->lock);
-    return got;
-}
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
-
 /* A task that does what the test scripts, and reports what it saw. */
 struct job {
-    struct gate *gate;       /* passed first, when not NULL */
+    struct scn_hold *gate;   /* held at first, when not NULL */
     bool set_value;          /* calls crew_task_return(value, value_free) */
     void *value;             /* the value it returns */
     crew_free_fn value_free; /* frees it */
@@ -195,7 +54,7 @@ job_run(crew_task *task, void *arg)
     atomic_fetch_add(&job->runs, 1);
     atomic_store(&job->cancelled_at_start, crew_task_cancelled(task));
     if (job->gate != NULL)
-        gate_pass(job->gate);
+        scn_hold_task(task, job->gate);
     bool cancelled = crew_task_cancelled(task);
     atomic_store(&job->cancelled_at_end, cancelled);
     if (job->set_value)
@@ -247,7 +106,7 @@ promise(void)
 
 /* Holds every one of n workers on gate g; fills held[0..n). */
 static void
-hold_workers(crew_pool *pool, struct gate *g, struct job *jobs, unsigned n,
+hold_workers(crew_pool *pool, struct scn_hold *g, struct job *jobs, unsigned n,
              crew_future **held)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -255,58 +114,22 @@ hold_workers(crew_pool *pool, struct gate *g, struct job *jobs, unsigned n,
         jobs[i].gate = g;
         held[i] = submit(pool, &jobs[i]);
     }
-    cr_assert_eq(gate_wait_arrived(g, (int)n), (int)n,
+    cr_assert_eq(scn_gate_await(&g->entered, n), n,
                  "the workers never all reached the gate");
 }
 
 static void
-release_workers(struct gate *g, unsigned n, crew_future **held)
+release_workers(struct scn_hold *g, unsigned n, crew_future **held)
 {
-    gate_open(g);
-    for (unsigned i = 0; i < n; i++) {
-        cr_assert_eq(crew_future_wait(held[i]), 0);
-        crew_future_release(held[i]);
-    }
-}
-
-/* A callback's record: how often it ran, where, and what it saw. */
-struct seen {
-    struct counter calls;
-    pthread_t thread;
-    crew_state state;
-    void *result;
-    int error_code;
-};
-
-static void
-seen_init(struct seen *s)
-{
-    memset(s, 0, sizeof(*s));
-    counter_init(&s->calls);
-}
-
-static void
-seen_cb(crew_future *future, void *user)
-{
-    struct seen *s = user;
-    s->thread = pthread_self();
-    s->state = crew_future_state(future);
-    s->result = crew_future_result(future);
-    s->error_code = crew_error_code(crew_future_error(future));
-    counter_add(&s->calls);
-}
-
-static bool
-is_resolved(crew_state state)
-{
-    return state == CREW_SUCCEEDED || state == CREW_FAILED ||
-           state == CREW_CANCELLED;
+    scn_hold_open(g);
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(scn_wait_and_release(held[i]), 0);
 }
 
 /* A callback that notes how often arg_free had run when it was called. */
 struct frees_probe {
     struct job *job;
-    struct counter calls;
+    struct scn_gate calls;
     int frees_seen;
 };
 
@@ -316,7 +139,7 @@ frees_probe_cb(crew_future *future, void *user)
     struct frees_probe *p = user;
     (void)future;
     p->frees_seen = atomic_load(&p->job->frees);
-    counter_add(&p->calls);
+    scn_gate_add(&p->calls, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -326,8 +149,8 @@ frees_probe_cb(crew_future *future, void *user)
 CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 {
     crew_pool *pool = make_pool(1, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job hold;
     crew_future *held;
     hold_workers(pool, &gate, &hold, 1, &held);
@@ -345,37 +168,37 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, is_running_while_its_function_executes)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
 
     cr_assert_eq(crew_future_state(f), CREW_RUNNING);
     cr_assert_null(crew_future_result(f));
     cr_assert_null(crew_future_error(f));
 
-    gate_open(&gate);
+    scn_hold_open(&gate);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct job job = {
-        .set_value = true, .value = &freed, .value_free = counter_free};
+        .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
 
     cr_assert_eq(crew_future_wait(f), 0);
@@ -383,14 +206,14 @@ CREW_TEST(future, succeeds_with_the_value_its_task_returned)
     cr_assert_eq(crew_future_result(f), &freed);
     cr_assert_null(crew_future_error(f));
     cr_assert_eq(atomic_load(&job.frees), 1, "arg_free ran before resolution");
-    cr_assert_eq(counter_get(&freed), 0, "the value was freed while held");
+    cr_assert_eq(scn_gate_count(&freed), 0, "the value was freed while held");
 
     /* The worker may hold the last reference a moment longer. */
     crew_future_release(f);
-    cr_assert_eq(counter_wait(&freed, 1), 1);
+    cr_assert_eq(scn_gate_await(&freed, 1), 1);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1, "the value was freed twice");
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
@@ -463,50 +286,50 @@ CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct job job = {.set_value = true,
                       .value = &freed,
-                      .value_free = counter_free,
+                      .value_free = scn_gate_bump,
                       .ret = EIO};
     crew_future *f = submit(pool, &job);
 
     cr_assert_eq(crew_future_wait(f), EIO);
     cr_assert_null(crew_future_result(f));
     /* Still held: only "at once" explains a free now. */
-    cr_assert_eq(counter_wait(&freed, 1), 1);
+    cr_assert_eq(scn_gate_await(&freed, 1), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1, "the value was freed twice");
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct counter freed;
-    counter_init(&freed);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
-                      .value_free = counter_free,
+                      .value_free = scn_gate_bump,
                       .honour_cancel = true};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
     cr_assert_eq(crew_future_cancel(f), 0);
-    gate_open(&gate);
+    scn_hold_open(&gate);
 
     cr_assert_eq(crew_future_wait(f), ECANCELED);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
     cr_assert_null(crew_future_result(f));
-    cr_assert_eq(counter_wait(&freed, 1), 1);
+    cr_assert_eq(scn_gate_await(&freed, 1), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&freed), 1, "the value was freed twice");
-    gate_destroy(&gate);
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1, "the value was freed twice");
+    scn_hold_destroy(&gate);
+    scn_gate_destroy(&freed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -516,8 +339,8 @@ CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 {
     crew_pool *pool = make_pool(1, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job hold;
     crew_future *held;
     hold_workers(pool, &gate, &hold, 1, &held);
@@ -529,9 +352,9 @@ CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
     for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
         crew_future *targets[] = {held, f};
         for (size_t k = 0; k < 2; k++) {
-            uint64_t start = now_ns();
+            uint64_t start = scn_now_ns();
             int err = crew_future_wait_for(targets[k], timeouts[i]);
-            uint64_t took = now_ns() - start;
+            uint64_t took = scn_now_ns() - start;
             cr_assert_eq(err, ETIMEDOUT, "timeout %llu: got %d",
                          (unsigned long long)timeouts[i], err);
             cr_assert_geq(took, timeouts[i],
@@ -548,7 +371,7 @@ CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
@@ -564,11 +387,11 @@ CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
     int expect[] = {0, ENOENT, ECANCELED};
     for (size_t i = 0; i < 3; i++) {
         cr_assert_eq(crew_future_wait_for(futures[i], 0), expect[i]);
-        uint64_t start = now_ns();
+        uint64_t start = scn_now_ns();
         cr_assert_eq(crew_future_wait_for(futures[i], 20000000000u), expect[i]);
         cr_assert_eq(crew_future_wait_for(futures[i], CREW_FOREVER), expect[i]);
         cr_assert_eq(crew_future_wait(futures[i]), expect[i]);
-        cr_assert_lt(now_ns() - start, 5000000000u,
+        cr_assert_lt(scn_now_ns() - start, 5000000000u,
                      "waiting on a resolved future took seconds");
         crew_future_release(futures[i]);
     }
@@ -606,10 +429,10 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
         crew_future *f = promise();
         int token;
         struct resolver r;
-        uint64_t start = now_ns();
+        uint64_t start = scn_now_ns();
         resolve_from_thread(&r, f, &token);
         cr_assert_eq(crew_future_wait_for(f, timeouts[i]), 0);
-        cr_assert_lt(now_ns() - start, 10000000000u);
+        cr_assert_lt(scn_now_ns() - start, 10000000000u);
         cr_assert_eq(crew_future_result(f), &token);
         pthread_join(r.thread, NULL);
         cr_assert_eq(r.err, 0);
@@ -620,26 +443,26 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
     cr_assert_eq(crew_future_wait_for(f, 1000000), ETIMEDOUT);
-    gate_open(&gate);
+    scn_hold_open(&gate);
     cr_assert_eq(crew_future_wait(f), EPERM);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
     cr_assert_eq(atomic_load(&job.frees), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job jobs[2] = {{.gate = &gate}, {.gate = &gate, .ret = EIO}};
     struct frees_probe probes[2];
     crew_future *f[2];
@@ -647,24 +470,24 @@ CREW_TEST(future, runs_arg_free_before_its_task_resolves)
         f[i] = submit(pool, &jobs[i]);
         probes[i].job = &jobs[i];
         probes[i].frees_seen = -1;
-        counter_init(&probes[i].calls);
+        scn_gate_init(&probes[i].calls);
     }
-    cr_assert_eq(gate_wait_arrived(&gate, 2), 2);
+    cr_assert_eq(scn_gate_await(&gate.entered, 2), 2);
     for (int i = 0; i < 2; i++)
         cr_assert_eq(crew_future_on_complete(f[i], frees_probe_cb, &probes[i]),
                      0);
     cr_assert_eq(atomic_load(&jobs[0].frees), 0, "arg_free ran before fn");
-    gate_open(&gate);
+    scn_hold_open(&gate);
 
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(counter_wait(&probes[i].calls, 1), 1);
+        cr_assert_eq(scn_gate_await(&probes[i].calls, 1), 1);
         cr_assert_eq(probes[i].frees_seen, 1, "task %d resolved first", i);
         crew_future_release(f[i]);
     }
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&jobs[0].frees), 1);
     cr_assert_eq(atomic_load(&jobs[1].frees), 1);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
@@ -720,19 +543,19 @@ CREW_TEST(
     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job holds[2];
     crew_future *held[2];
     hold_workers(pool, &gate, holds, 2, held);
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
-    struct seen seen;
-    seen_init(&seen);
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     struct frees_probe probe = {.job = &queued, .frees_seen = -1};
-    counter_init(&probe.calls);
+    scn_gate_init(&probe.calls);
     cr_assert_eq(crew_future_on_complete(f, frees_probe_cb, &probe), 0);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
 
@@ -744,11 +567,11 @@ CREW_TEST(
     cr_assert_eq(crew_future_wait_for(f, 0), ECANCELED);
     cr_assert_eq(crew_error_code(crew_future_error(f)), ECANCELED);
     cr_assert_null(crew_future_result(f));
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert(pthread_equal(seen.thread, pthread_self()),
               "the callback did not run on the cancelling thread");
     cr_assert_eq(seen.state, CREW_CANCELLED);
-    cr_assert_eq(counter_get(&probe.calls), 1);
+    cr_assert_eq(scn_gate_count(&probe.calls), 1);
     cr_assert_eq(probe.frees_seen, 1, "resolved before arg_free ran");
     cr_assert_eq(crew_future_cancel(f), EALREADY);
 
@@ -756,16 +579,16 @@ CREW_TEST(
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&queued.runs), 0, "a cancelled task ran");
     cr_assert_eq(atomic_load(&queued.frees), 1, "arg_free ran twice");
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     crew_future_release(f);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
 {
     crew_pool *pool = make_pool(1, 1);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job hold;
     crew_future *held;
     hold_workers(pool, &gate, &hold, 1, &held);
@@ -793,7 +616,7 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
     cr_assert_eq(atomic_load(&c.runs), 1);
     crew_future_release(fa);
     crew_future_release(fc);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(
@@ -801,17 +624,17 @@ CREW_TEST(
     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job job = {.gate = &gate, .honour_cancel = true};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
     cr_assert_not(atomic_load(&job.cancelled_at_start));
 
     cr_assert_eq(crew_future_cancel(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_RUNNING,
                  "a running task decides itself");
-    gate_open(&gate);
+    scn_hold_open(&gate);
 
     cr_assert_eq(crew_future_wait(f), ECANCELED);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
@@ -823,20 +646,20 @@ CREW_TEST(
     cr_assert_eq(crew_future_cancel(f), EALREADY);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
     cr_assert_eq(crew_future_cancel(f), 0);
-    gate_open(&gate);
+    scn_hold_open(&gate);
 
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
@@ -844,7 +667,7 @@ CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
     cr_assert(atomic_load(&job.cancelled_at_end));
     crew_future_release(f);
     crew_pool_destroy(pool);
-    gate_destroy(&gate);
+    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
@@ -876,11 +699,11 @@ CREW_TEST(future,
     cr_assert_eq(crew_future_wait(fg), 0);
     cr_assert_eq(crew_future_wait(fb), EIO);
     cr_assert_eq(crew_future_cancel(fc), 0);
-    struct seen seen[3];
+    struct scn_seen seen[3];
     crew_future *all[] = {fg, fb, fc};
     for (int i = 0; i < 3; i++) {
-        seen_init(&seen[i]);
-        cr_assert_eq(crew_future_on_complete(all[i], seen_cb, &seen[i]), 0);
+        scn_seen_init(&seen[i]);
+        cr_assert_eq(crew_future_on_complete(all[i], scn_seen_cb, &seen[i]), 0);
     }
 
     cr_assert_eq(crew_future_cancel(fg), EALREADY);
@@ -895,7 +718,7 @@ CREW_TEST(future,
     cr_assert_str_eq(crew_error_message(crew_future_error(fb)), "bad");
     cr_assert_eq(crew_future_state(fc), CREW_CANCELLED);
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(counter_get(&seen[i].calls), 1,
+        cr_assert_eq(scn_gate_count(&seen[i].calls), 1,
                      "cancel ran callbacks again");
         crew_future_release(all[i]);
     }
@@ -920,9 +743,9 @@ CREW_TEST(future,
           cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
 {
     crew_future *f = promise();
-    struct seen seen;
-    seen_init(&seen);
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
 
     struct canceller c = {.future = f, .err = -1};
     cr_assert_eq(pthread_create(&c.thread, NULL, canceller_main, &c), 0);
@@ -930,7 +753,7 @@ CREW_TEST(future,
 
     cr_assert_eq(c.err, 0);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert(pthread_equal(seen.thread, c.thread));
     cr_assert_eq(seen.state, CREW_CANCELLED);
     cr_assert_eq(seen.error_code, ECANCELED);
@@ -1006,49 +829,49 @@ CREW_TEST(future,
     crew_future *f = promise();
     int token;
     cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
-    struct seen seen;
-    seen_init(&seen);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
 
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
-    cr_assert_eq(counter_get(&seen.calls), 1, "did not run at once");
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1, "did not run at once");
     cr_assert(pthread_equal(seen.thread, pthread_self()));
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
     cr_assert_eq(seen.result, &token);
 
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
-    cr_assert_eq(counter_get(&seen.calls), 2, "each registration runs once");
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
+    cr_assert_eq(scn_gate_count(&seen.calls), 2, "each registration runs once");
     crew_future_release(f);
 }
 
 CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
-    struct seen seen;
-    seen_init(&seen);
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
-    cr_assert_eq(counter_get(&seen.calls), 0, "ran before resolution");
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
+    cr_assert_eq(scn_gate_count(&seen.calls), 0, "ran before resolution");
 
-    gate_open(&gate);
-    cr_assert_eq(counter_wait(&seen.calls, 1), 1);
+    scn_hold_open(&gate);
+    cr_assert_eq(scn_gate_await(&seen.calls, 1), 1);
     cr_assert_not(pthread_equal(seen.thread, pthread_self()));
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
     cr_assert_eq(seen.result, &token);
     cr_assert_eq(crew_future_wait(f), 0);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&seen.calls), 1);
-    gate_destroy(&gate);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
+    scn_hold_destroy(&gate);
 }
 
 struct releasing {
     crew_future *future; /* the reference the first callback drops */
-    struct seen later[3];
+    struct scn_seen later[3];
 };
 
 static void
@@ -1063,68 +886,68 @@ CREW_TEST(
     future,
     a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
 {
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct releasing r;
     r.future = promise();
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
     for (int i = 0; i < 3; i++) {
-        seen_init(&r.later[i]);
-        cr_assert_eq(crew_future_on_complete(r.future, seen_cb, &r.later[i]),
-                     0);
+        scn_seen_init(&r.later[i]);
+        cr_assert_eq(
+            crew_future_on_complete(r.future, scn_seen_cb, &r.later[i]), 0);
     }
     /* The test's only reference now belongs to release_cb. */
-    cr_assert_eq(crew_promise_resolve(r.future, &freed, counter_free), 0);
+    cr_assert_eq(crew_promise_resolve(r.future, &freed, scn_gate_bump), 0);
 
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(counter_get(&r.later[i].calls), 1);
+        cr_assert_eq(scn_gate_count(&r.later[i].calls), 1);
         cr_assert_eq(r.later[i].state, CREW_SUCCEEDED);
         cr_assert_eq(r.later[i].result, &freed);
     }
-    cr_assert_eq(counter_wait(&freed, 1), 1,
+    cr_assert_eq(scn_gate_await(&freed, 1), 1,
                  "the value was not freed with the last reference");
-    counter_destroy(&freed);
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(future,
           a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
-                      .value_free = counter_free};
+                      .value_free = scn_gate_bump};
     struct releasing r;
     r.future = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
     for (int i = 0; i < 3; i++) {
-        seen_init(&r.later[i]);
-        cr_assert_eq(crew_future_on_complete(r.future, seen_cb, &r.later[i]),
-                     0);
+        scn_seen_init(&r.later[i]);
+        cr_assert_eq(
+            crew_future_on_complete(r.future, scn_seen_cb, &r.later[i]), 0);
     }
-    gate_open(&gate);
+    scn_hold_open(&gate);
 
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(counter_wait(&r.later[i].calls, 1), 1);
+        cr_assert_eq(scn_gate_await(&r.later[i].calls, 1), 1);
         cr_assert_eq(r.later[i].state, CREW_SUCCEEDED);
         cr_assert_eq(r.later[i].result, &freed);
     }
-    cr_assert_eq(counter_wait(&freed, 1), 1);
+    cr_assert_eq(scn_gate_await(&freed, 1), 1);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&freed), 1);
-    counter_destroy(&freed);
-    gate_destroy(&gate);
+    cr_assert_eq(scn_gate_count(&freed), 1);
+    scn_gate_destroy(&freed);
+    scn_hold_destroy(&gate);
 }
 
 struct submitting {
     crew_pool *pool;
-    struct counter done;     /* bumped by the task the callback submits */
-    struct counter returned; /* bumped once err holds crew_submit's answer */
+    struct scn_gate done;     /* bumped by the task the callback submits */
+    struct scn_gate returned; /* bumped once err holds crew_submit's answer */
     int err;
 };
 
@@ -1132,7 +955,7 @@ static int
 count_run(crew_task *task, void *arg)
 {
     (void)task;
-    counter_add(arg);
+    scn_gate_add(arg, 1);
     return 0;
 }
 
@@ -1142,40 +965,40 @@ submit_cb(crew_future *future, void *user)
     struct submitting *s = user;
     (void)future;
     s->err = crew_submit(s->pool, count_run, &s->done, NULL);
-    counter_add(&s->returned);
+    scn_gate_add(&s->returned, 1);
 }
 
 CREW_TEST(future, a_callback_may_submit_work)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
-    cr_assert_eq(gate_wait_arrived(&gate, 1), 1);
+    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
 
     /* One runs on the worker that resolves f, one at once on this thread. */
     struct submitting on_worker = {.pool = pool, .err = -1};
     struct submitting on_caller = {.pool = pool, .err = -1};
-    counter_init(&on_worker.done);
-    counter_init(&on_worker.returned);
-    counter_init(&on_caller.done);
-    counter_init(&on_caller.returned);
+    scn_gate_init(&on_worker.done);
+    scn_gate_init(&on_worker.returned);
+    scn_gate_init(&on_caller.done);
+    scn_gate_init(&on_caller.returned);
     cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_worker), 0);
-    gate_open(&gate);
+    scn_hold_open(&gate);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_caller), 0);
     cr_assert_eq(on_caller.err, 0);
 
-    cr_assert_eq(counter_wait(&on_worker.returned, 1), 1);
+    cr_assert_eq(scn_gate_await(&on_worker.returned, 1), 1);
     cr_assert_eq(on_worker.err, 0);
-    cr_assert_eq(counter_wait(&on_worker.done, 1), 1);
-    cr_assert_eq(counter_wait(&on_caller.done, 1), 1);
+    cr_assert_eq(scn_gate_await(&on_worker.done, 1), 1);
+    cr_assert_eq(scn_gate_await(&on_caller.done, 1), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&on_worker.done), 1);
-    cr_assert_eq(counter_get(&on_caller.done), 1);
-    gate_destroy(&gate);
+    cr_assert_eq(scn_gate_count(&on_worker.done), 1);
+    cr_assert_eq(scn_gate_count(&on_caller.done), 1);
+    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1191,10 +1014,10 @@ CREW_TEST(future, retain_and_release_accept_null)
 CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
     crew_pool *pool = make_pool(2, 0);
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct job job = {
-        .set_value = true, .value = &freed, .value_free = counter_free};
+        .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(crew_future_wait(f), 0);
     crew_pool_destroy(pool);
@@ -1202,44 +1025,44 @@ CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
     cr_assert_eq(crew_future_retain(f), f);
     cr_assert_eq(crew_future_retain(f), f);
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 0);
+    cr_assert_eq(scn_gate_count(&freed), 0);
     cr_assert_eq(crew_future_result(f), &freed,
                  "futures stay readable after their pool");
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 0);
+    cr_assert_eq(scn_gate_count(&freed), 0);
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 1);
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1);
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 {
     crew_pool *pool = make_pool(1, 0);
-    struct gate gate;
-    gate_init(&gate);
+    struct scn_hold gate;
+    scn_hold_init(&gate);
     struct job hold;
     crew_future *held;
     hold_workers(pool, &gate, &hold, 1, &held);
 
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     struct job job = {
-        .set_value = true, .value = &freed, .value_free = counter_free};
+        .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
-    struct seen seen;
-    seen_init(&seen);
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     crew_future_release(f);
 
     release_workers(&gate, 1, &held);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&job.runs), 1, "the released task did not run");
     cr_assert_eq(atomic_load(&job.frees), 1);
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
-    cr_assert_eq(counter_wait(&freed, 1), 1);
-    counter_destroy(&freed);
-    gate_destroy(&gate);
+    cr_assert_eq(scn_gate_await(&freed, 1), 1);
+    scn_gate_destroy(&freed);
+    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1248,14 +1071,14 @@ CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 
 CREW_TEST(future, rejects_a_null_future_with_einval_and_does_nothing)
 {
-    struct seen seen;
-    seen_init(&seen);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
     cr_assert_eq(crew_future_wait(NULL), EINVAL);
     cr_assert_eq(crew_future_wait_for(NULL, 0), EINVAL);
     cr_assert_eq(crew_future_wait_for(NULL, 1000), EINVAL);
     cr_assert_eq(crew_future_cancel(NULL), EINVAL);
-    cr_assert_eq(crew_future_on_complete(NULL, seen_cb, &seen), EINVAL);
-    cr_assert_eq(counter_get(&seen.calls), 0);
+    cr_assert_eq(crew_future_on_complete(NULL, scn_seen_cb, &seen), EINVAL);
+    cr_assert_eq(scn_gate_count(&seen.calls), 0);
     cr_assert_eq(crew_future_state(NULL), CREW_PENDING);
     cr_assert_null(crew_future_result(NULL));
     cr_assert_null(crew_future_error(NULL));
@@ -1264,14 +1087,14 @@ CREW_TEST(future, rejects_a_null_future_with_einval_and_does_nothing)
 CREW_TEST(future, rejects_a_null_callback_with_einval_and_registers_nothing)
 {
     crew_future *f = promise();
-    struct seen seen;
-    seen_init(&seen);
+    struct scn_seen seen;
+    scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);
-    cr_assert_eq(counter_get(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     crew_future_release(f);
 }
@@ -1318,7 +1141,7 @@ racer_start(struct racer *r, pthread_barrier_t *start, pthread_barrier_t *end,
 
 struct promise_race {
     crew_future *f;
-    struct counter freed; /* the value's value_free */
+    struct scn_gate freed; /* the value's value_free */
     atomic_int callbacks;
     atomic_int unresolved; /* callbacks that saw no outcome */
     int resolve_err;
@@ -1329,7 +1152,7 @@ static void
 race_cb(crew_future *future, void *user)
 {
     struct promise_race *r = user;
-    if (!is_resolved(crew_future_state(future)))
+    if (!scn_resolved(crew_future_state(future)))
         atomic_fetch_add(&r->unresolved, 1);
     atomic_fetch_add(&r->callbacks, 1);
 }
@@ -1338,7 +1161,7 @@ static void
 race_resolve(void *ctx)
 {
     struct promise_race *r = ctx;
-    r->resolve_err = crew_promise_resolve(r->f, &r->freed, counter_free);
+    r->resolve_err = crew_promise_resolve(r->f, &r->freed, scn_gate_bump);
 }
 
 static void
@@ -1356,7 +1179,7 @@ CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
     pthread_barrier_init(&end, NULL, 3);
     struct promise_race r;
     memset(&r, 0, sizeof(r));
-    counter_init(&r.freed);
+    scn_gate_init(&r.freed);
     struct racer resolver, registrar;
     racer_start(&resolver, &start, &end, rounds, race_resolve, &r);
     racer_start(&registrar, &start, &end, rounds, race_register, &r);
@@ -1364,7 +1187,7 @@ CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
     int resolved = 0, cancelled = 0;
     for (int i = 0; i < rounds; i++) {
         r.f = promise();
-        int before = counter_get(&r.freed);
+        size_t before = scn_gate_count(&r.freed);
         atomic_store(&r.callbacks, 0);
         cr_assert_eq(crew_future_on_complete(r.f, race_cb, &r), 0);
         pthread_barrier_wait(&start);
@@ -1387,9 +1210,10 @@ CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
             cr_assert_eq(state, CREW_CANCELLED);
         }
         crew_future_release(r.f);
-        cr_assert_eq(counter_get(&r.freed) - before, r.resolve_err == 0,
-                     "round %d: value_free ran %d times", i,
-                     counter_get(&r.freed) - before);
+        cr_assert_eq(scn_gate_count(&r.freed) - before,
+                     (size_t)(r.resolve_err == 0),
+                     "round %d: value_free ran %zu times", i,
+                     scn_gate_count(&r.freed) - before);
     }
     pthread_join(resolver.thread, NULL);
     pthread_join(registrar.thread, NULL);
@@ -1398,12 +1222,12 @@ CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
     cr_assert_eq(resolved + cancelled, rounds);
     pthread_barrier_destroy(&start);
     pthread_barrier_destroy(&end);
-    counter_destroy(&r.freed);
+    scn_gate_destroy(&r.freed);
 }
 
 struct task_race {
     crew_future *f;
-    struct counter callbacks;
+    struct scn_gate callbacks;
     atomic_int unresolved;
     int register_err;
 };
@@ -1412,9 +1236,9 @@ static void
 task_race_cb(crew_future *future, void *user)
 {
     struct task_race *r = user;
-    if (!is_resolved(crew_future_state(future)))
+    if (!scn_resolved(crew_future_state(future)))
         atomic_fetch_add(&r->unresolved, 1);
-    counter_add(&r->callbacks);
+    scn_gate_add(&r->callbacks, 1);
 }
 
 static void
@@ -1433,7 +1257,7 @@ CREW_TEST(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
     pthread_barrier_init(&end, NULL, 2);
     struct task_race r;
     memset(&r, 0, sizeof(r));
-    counter_init(&r.callbacks);
+    scn_gate_init(&r.callbacks);
     struct racer registrar;
     racer_start(&registrar, &start, &end, rounds, task_race_register, &r);
 
@@ -1474,20 +1298,20 @@ CREW_TEST(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
         else
             ran++;
 
-        cr_assert_geq(counter_wait(&r.callbacks, i + 1), i + 1,
-                      "round %d: the callback never ran", i);
+        cr_assert_geq(scn_gate_await(&r.callbacks, (size_t)i + 1),
+                      (size_t)i + 1, "round %d: the callback never ran", i);
         crew_future_release(r.f);
     }
     pthread_join(registrar.thread, NULL);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&r.callbacks), rounds,
-                 "%d callbacks ran for %d registrations",
-                 counter_get(&r.callbacks), rounds);
+    cr_assert_eq(scn_gate_count(&r.callbacks), (size_t)rounds,
+                 "%zu callbacks ran for %d registrations",
+                 scn_gate_count(&r.callbacks), rounds);
     cr_assert_eq(atomic_load(&r.unresolved), 0);
     cr_assert_eq(ran + skipped, rounds);
     pthread_barrier_destroy(&start);
     pthread_barrier_destroy(&end);
-    counter_destroy(&r.callbacks);
+    scn_gate_destroy(&r.callbacks);
 }
 
 struct order_race {
@@ -1557,8 +1381,8 @@ CREW_TEST(future,
 }
 
 struct forgotten {
-    struct counter freed;
-    struct counter callbacks;
+    struct scn_gate freed;
+    struct scn_gate callbacks;
     atomic_int runs;
 };
 
@@ -1567,7 +1391,7 @@ forgotten_run(crew_task *task, void *arg)
 {
     struct forgotten *f = arg;
     atomic_fetch_add(&f->runs, 1);
-    crew_task_return(task, &f->freed, counter_free);
+    crew_task_return(task, &f->freed, scn_gate_bump);
     return 0;
 }
 
@@ -1576,7 +1400,7 @@ forgotten_cb(crew_future *future, void *user)
 {
     struct forgotten *f = user;
     if (crew_future_result(future) == &f->freed)
-        counter_add(&f->callbacks);
+        scn_gate_add(&f->callbacks, 1);
 }
 
 CREW_TEST(future, releasing_racing_resolution_runs_every_task_and_frees_once)
@@ -1585,8 +1409,8 @@ CREW_TEST(future, releasing_racing_resolution_runs_every_task_and_frees_once)
     crew_pool *pool = make_pool(2, 0);
     struct forgotten fg;
     memset(&fg, 0, sizeof(fg));
-    counter_init(&fg.freed);
-    counter_init(&fg.callbacks);
+    scn_gate_init(&fg.freed);
+    scn_gate_init(&fg.callbacks);
 
     for (int i = 0; i < rounds; i++) {
         crew_future *f = NULL;
@@ -1594,15 +1418,15 @@ CREW_TEST(future, releasing_racing_resolution_runs_every_task_and_frees_once)
         cr_assert_eq(crew_future_on_complete(f, forgotten_cb, &fg), 0);
         crew_future_release(f);
     }
-    cr_assert_eq(counter_wait(&fg.callbacks, rounds), rounds);
-    cr_assert_eq(counter_wait(&fg.freed, rounds), rounds);
+    cr_assert_eq(scn_gate_await(&fg.callbacks, (size_t)rounds), (size_t)rounds);
+    cr_assert_eq(scn_gate_await(&fg.freed, (size_t)rounds), (size_t)rounds);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&fg.runs), rounds);
-    cr_assert_eq(counter_get(&fg.callbacks), rounds);
-    cr_assert_eq(counter_get(&fg.freed), rounds, "values freed %d times",
-                 counter_get(&fg.freed));
-    counter_destroy(&fg.freed);
-    counter_destroy(&fg.callbacks);
+    cr_assert_eq(scn_gate_count(&fg.callbacks), (size_t)rounds);
+    cr_assert_eq(scn_gate_count(&fg.freed), (size_t)rounds,
+                 "values freed %zu times", scn_gate_count(&fg.freed));
+    scn_gate_destroy(&fg.freed);
+    scn_gate_destroy(&fg.callbacks);
 }
 
 struct wait_race {
@@ -1633,9 +1457,9 @@ CREW_TEST(future, wait_for_racing_resolution_never_times_out_early)
     for (int i = 0; i < rounds; i++) {
         r.f = promise();
         pthread_barrier_wait(&start);
-        uint64_t begin = now_ns();
+        uint64_t begin = scn_now_ns();
         int err = crew_future_wait_for(r.f, timeout);
-        uint64_t took = now_ns() - begin;
+        uint64_t took = scn_now_ns() - begin;
         if (err == ETIMEDOUT)
             cr_assert_geq(took, timeout, "round %d: early after %llu ns", i,
                           (unsigned long long)took);

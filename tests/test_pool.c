@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE /* pthread_getname_np(), pthread_getattr_np() */
 #include "common.h"
+#include "testkit.h"
 
 #include <crew.h>
 #include <dirent.h>
@@ -18,203 +19,23 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-/* The longest wait for something that must happen. */
-#define WAIT_MS 10000u
 /* How long a thread that must stay blocked is watched. */
 #define BLOCKED_MS 200u
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct timespec
-deadline_after_ms(unsigned ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
-/* A count that threads raise and the test waits on. */
-struct latch {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned count;
-};
-
-#define LATCH_INIT                                             \
-    {                                                          \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
-    }
-
-static void
-latch_add(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->count++;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-/* Waits at most ms for the count to reach n; true if it did. */
-static bool
-latch_wait_ms(struct latch *l, unsigned n, unsigned ms)
-{
-    struct timespec deadline = deadline_after_ms(ms);
-    bool reached;
-
-    pthread_mutex_lock(&l->lock);
-    while (l->count < n &&
-           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
-        continue;
-    reached = l->count >= n;
-    pthread_mutex_unlock(&l->lock);
-    return reached;
-}
-
-static bool
-latch_wait(struct latch *l, unsigned n)
-{
-    return latch_wait_ms(l, n, WAIT_MS);
-}
-
-/* Closed until the test opens it; a task passing it holds its worker. */
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-};
-
-#define GATE_INIT                                                  \
-    {                                                              \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
-    }
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void
-gate_pass(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
-/* How often a task ran and its argument was freed. */
-struct counters {
-    atomic_uint ran;
-    atomic_uint freed;
-};
-
-static int
-count_task(crew_task *task, void *arg)
-{
-    struct counters *c = arg;
-
-    (void)task;
-    atomic_fetch_add(&c->ran, 1);
-    return 0;
-}
-
-static void
-count_free(void *arg)
-{
-    struct counters *c = arg;
-
-    atomic_fetch_add(&c->freed, 1);
-}
-
-/* Tasks that hold their workers until the gate opens. */
-struct hold {
-    struct latch entered;
-    struct gate gate;
-    atomic_uint saw_cancel;
-};
-
-#define HOLD_INIT                \
-    {                            \
-        LATCH_INIT, GATE_INIT, 0 \
-    }
-
-static int
-hold_task(crew_task *task, void *arg)
-{
-    struct hold *h = arg;
-
-    latch_add(&h->entered);
-    gate_pass(&h->gate);
-    if (crew_task_cancelled(task))
-        atomic_fetch_add(&h->saw_cancel, 1);
-    return 0;
-}
-
-/* Submits the nth holding task and waits until a worker runs it. */
-static crew_future *
-hold_worker(crew_pool *pool, struct hold *h, unsigned nth)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_submit(pool, hold_task, h, &f), 0);
-    cr_assert(latch_wait(&h->entered, nth), "the holding task never ran");
-    return f;
-}
-
-/* Spins until cancellation is requested; false if it never was. */
-static bool
-spin_until_cancelled(crew_task *task)
-{
-    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
-
-    while (!crew_task_cancelled(task)) {
-        if (now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
-static void
-wait_and_release(crew_future *f)
-{
-    cr_assert_eq(crew_future_wait(f), 0);
-    crew_future_release(f);
-}
 
 /* A thread that submits one counting task and records how it went. */
 struct submitter {
     crew_pool *pool;
-    struct counters *counters;
-    struct latch started;
-    struct latch done;
+    struct scn_counts *counters;
+    struct scn_gate started;
+    struct scn_gate done;
     int err;
     crew_future *future;
 };
@@ -224,10 +45,10 @@ submit_thread(void *arg)
 {
     struct submitter *s = arg;
 
-    latch_add(&s->started);
-    s->err = crew_submit_ex(s->pool, count_task, s->counters, count_free, 0,
-                            &s->future);
-    latch_add(&s->done);
+    scn_gate_add(&s->started, 1);
+    s->err = crew_submit_ex(s->pool, scn_count_task, s->counters,
+                            scn_count_free, 0, &s->future);
+    scn_gate_add(&s->done, 1);
     return NULL;
 }
 
@@ -246,7 +67,7 @@ count_stop(crew_pool *pool, unsigned worker, void *user)
 struct shutter {
     crew_pool *pool;
     crew_shutdown how;
-    struct latch done;
+    struct scn_gate done;
     int err;
     unsigned stopped_at_return;
 };
@@ -258,23 +79,24 @@ shutdown_thread(void *arg)
 
     s->err = crew_pool_shutdown(s->pool, s->how);
     s->stopped_at_return = atomic_load(&stopped_workers);
-    latch_add(&s->done);
+    scn_gate_add(&s->done, 1);
     return NULL;
 }
 
 /* Submits counting probes until the pool refuses one with ESHUTDOWN: proof
  * that a shutdown has begun. The probes accepted before are counted. */
 static bool
-wait_for_eshutdown(crew_pool *pool, struct counters *probes, unsigned *accepted)
+wait_for_eshutdown(crew_pool *pool, struct scn_counts *probes,
+                   unsigned *accepted)
 {
-    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
+    uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
 
     for (;;) {
-        int err = crew_submit_ex(pool, count_task, probes, NULL, 0, NULL);
+        int err = crew_submit_ex(pool, scn_count_task, probes, NULL, 0, NULL);
 
         if (err == ESHUTDOWN)
             return true;
-        if (err != 0 || now_ns() > deadline)
+        if (err != 0 || scn_now_ns() > deadline)
             return false;
         (*accepted)++;
         sched_yield();
@@ -285,15 +107,16 @@ wait_for_eshutdown(crew_pool *pool, struct counters *probes, unsigned *accepted)
 static void
 assert_runs_tasks_on(crew_pool *pool, unsigned n)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
     crew_future **f = calloc(n, sizeof(*f));
 
     cr_assert_not_null(f);
     for (unsigned i = 0; i < n; i++)
-        f[i] = hold_worker(pool, &h, i + 1);
-    gate_open(&h.gate);
+        cr_assert_eq(scn_hold_worker(pool, &h, i + 1, &f[i]), 0,
+                     "the holding task never ran");
+    scn_hold_open(&h);
     for (unsigned i = 0; i < n; i++)
-        wait_and_release(f[i]);
+        cr_assert_eq(scn_wait_and_release(f[i]), 0);
     free(f);
 }
 
@@ -445,7 +268,7 @@ CREW_TEST(pool, hooks_run_once_per_worker_with_its_index_user_and_pool)
     for (size_t i = 0; i < 32; i++)
         cr_assert_eq(crew_submit(p, check_started_task, NULL, &f[i]), 0);
     for (size_t i = 0; i < 32; i++)
-        wait_and_release(f[i]);
+        cr_assert_eq(scn_wait_and_release(f[i]), 0);
     crew_pool_destroy(p);
 
     cr_assert_eq(atomic_load(&hooks.out_of_range), 0);
@@ -469,12 +292,12 @@ CREW_TEST(pool, hooks_run_once_per_worker_with_its_index_user_and_pool)
 
 /* Two tasks held at once record the names of two distinct workers. */
 static struct {
-    struct hold hold;
+    struct scn_hold hold;
     pthread_mutex_t lock;
     char names[2][16];
     int errs[2];
     unsigned n;
-} named = {HOLD_INIT, PTHREAD_MUTEX_INITIALIZER, {{0}}, {0}, 0};
+} named = {SCN_HOLD_INIT, PTHREAD_MUTEX_INITIALIZER, {{0}}, {0}, 0};
 
 static int
 name_task(crew_task *task, void *arg)
@@ -490,7 +313,7 @@ name_task(crew_task *task, void *arg)
     }
     named.n++;
     pthread_mutex_unlock(&named.lock);
-    return hold_task(task, &named.hold);
+    return scn_hold_task(task, &named.hold);
 }
 
 static void
@@ -500,11 +323,11 @@ read_worker_names(crew_pool *p)
 
     for (unsigned i = 0; i < 2; i++) {
         cr_assert_eq(crew_submit(p, name_task, NULL, &f[i]), 0);
-        cr_assert(latch_wait(&named.hold.entered, i + 1));
+        cr_assert(scn_gate_reaches(&named.hold.entered, i + 1));
     }
-    gate_open(&named.hold.gate);
+    scn_hold_open(&named.hold);
     for (unsigned i = 0; i < 2; i++)
-        wait_and_release(f[i]);
+        cr_assert_eq(scn_wait_and_release(f[i]), 0);
     cr_assert_eq(named.n, 2);
     cr_assert_eq(named.errs[0], 0);
     cr_assert_eq(named.errs[1], 0);
@@ -602,45 +425,48 @@ CREW_TEST(pool, workers_get_the_stack_size_asked_for)
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
     cr_assert_eq(crew_submit(p, stack_size_task, &size, &f), 0);
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     cr_assert_geq(size, (size_t)16u << 20, "stack of %zu bytes", size);
     cr_assert_eq(crew_submit(p, big_stack_task, NULL, &f), 0);
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     crew_pool_destroy(p);
 }
 
 CREW_TEST(pool, a_blocking_submit_waits_for_room_in_a_full_queue)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters queued, late;
-    static struct submitter s = {.started = LATCH_INIT, .done = LATCH_INIT};
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT, late = SCN_COUNTS_INIT;
+    static struct submitter s = {.started = SCN_GATE_INIT,
+                                 .done = SCN_GATE_INIT};
     crew_pool_options o = {.threads = 1, .max_queued = 1};
     crew_future *held, *a;
     crew_pool *p = NULL;
     pthread_t thread;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
-    cr_assert_eq(crew_submit_ex(p, count_task, &queued, count_free, 0, &a), 0);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(
+        crew_submit_ex(p, scn_count_task, &queued, scn_count_free, 0, &a), 0);
 
     s.pool = p;
     s.counters = &late;
     cr_assert_eq(pthread_create(&thread, NULL, submit_thread, &s), 0);
-    cr_assert(latch_wait(&s.started, 1));
-    cr_assert_not(latch_wait_ms(&s.done, 1, BLOCKED_MS),
-                  "a submit returned while max_queued tasks waited");
+    cr_assert(scn_gate_reaches(&s.started, 1));
+    cr_assert_eq(scn_gate_wait_ms(&s.done, 1, BLOCKED_MS), 0,
+                 "a submit returned while max_queued tasks waited");
     cr_assert_eq(atomic_load(&late.ran), 0);
     cr_assert_eq(atomic_load(&late.freed), 0);
 
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&s.done, 1), "the submitter never got room");
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&s.done, 1), "the submitter never got room");
     pthread_join(thread, NULL);
     cr_assert_eq(s.err, 0);
     cr_assert_not_null(s.future);
-    wait_and_release(s.future);
+    cr_assert_eq(scn_wait_and_release(s.future), 0);
     s.future = NULL;
-    wait_and_release(a);
-    wait_and_release(held);
+    cr_assert_eq(scn_wait_and_release(a), 0);
+    cr_assert_eq(scn_wait_and_release(held), 0);
     cr_assert_eq(atomic_load(&queued.ran), 1);
     cr_assert_eq(atomic_load(&late.ran), 1);
     cr_assert_eq(atomic_load(&late.freed), 1);
@@ -650,32 +476,34 @@ CREW_TEST(pool, a_blocking_submit_waits_for_room_in_a_full_queue)
 
 CREW_TEST(pool, a_full_queue_refuses_a_nonblocking_submit_with_eagain)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters queued, refused, later;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT,
+                             refused = SCN_COUNTS_INIT, later = SCN_COUNTS_INIT;
     static char sentinel;
     crew_pool_options o = {.threads = 1, .max_queued = 1};
     crew_future *held, *a, *f = (crew_future *)(void *)&sentinel;
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
-    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &queued, NULL, 0, &a), 0);
 
-    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &refused, scn_count_free,
                                 CREW_NONBLOCKING, &f),
                  EAGAIN);
     cr_assert_null(f);
-    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &refused, scn_count_free,
                                 CREW_NONBLOCKING, NULL),
                  EAGAIN);
 
-    gate_open(&h.gate);
-    wait_and_release(held);
-    wait_and_release(a);
-    cr_assert_eq(
-        crew_submit_ex(p, count_task, &later, count_free, CREW_NONBLOCKING, &f),
-        0, "a nonblocking submit with room was refused");
-    wait_and_release(f);
+    scn_hold_open(&h);
+    cr_assert_eq(scn_wait_and_release(held), 0);
+    cr_assert_eq(scn_wait_and_release(a), 0);
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &later, scn_count_free,
+                                CREW_NONBLOCKING, &f),
+                 0, "a nonblocking submit with room was refused");
+    cr_assert_eq(scn_wait_and_release(f), 0);
     crew_pool_destroy(p);
 
     cr_assert_eq(atomic_load(&refused.ran), 0);
@@ -687,30 +515,33 @@ CREW_TEST(pool, a_full_queue_refuses_a_nonblocking_submit_with_eagain)
 
 CREW_TEST(pool, cancelling_a_queued_task_frees_its_slot)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters cancelled, refused, later;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts cancelled = SCN_COUNTS_INIT,
+                             refused = SCN_COUNTS_INIT, later = SCN_COUNTS_INIT;
     crew_pool_options o = {.threads = 1, .max_queued = 1};
     crew_future *held, *a, *b = NULL;
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
-    cr_assert_eq(crew_submit_ex(p, count_task, &cancelled, count_free, 0, &a),
-                 0);
-    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(
+        crew_submit_ex(p, scn_count_task, &cancelled, scn_count_free, 0, &a),
+        0);
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &refused, scn_count_free,
                                 CREW_NONBLOCKING, NULL),
                  EAGAIN);
 
     cr_assert_eq(crew_future_cancel(a), 0);
     cr_assert_eq(crew_future_state(a), CREW_CANCELLED);
     cr_assert_eq(atomic_load(&cancelled.freed), 1);
-    cr_assert_eq(
-        crew_submit_ex(p, count_task, &later, count_free, CREW_NONBLOCKING, &b),
-        0, "the cancelled task still held its slot");
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &later, scn_count_free,
+                                CREW_NONBLOCKING, &b),
+                 0, "the cancelled task still held its slot");
 
-    gate_open(&h.gate);
-    wait_and_release(b);
-    wait_and_release(held);
+    scn_hold_open(&h);
+    cr_assert_eq(scn_wait_and_release(b), 0);
+    cr_assert_eq(scn_wait_and_release(held), 0);
     crew_future_release(a);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&cancelled.ran), 0);
@@ -721,51 +552,51 @@ CREW_TEST(pool, cancelling_a_queued_task_frees_its_slot)
 
 /* A task that, once let through, submits to its own full pool. */
 static struct {
-    struct hold hold;
-    struct latch submitted;
-    struct counters children;
+    struct scn_hold hold;
+    struct scn_gate submitted;
+    struct scn_counts children;
     int errs[3];
     crew_future *futures[3];
-} flood = {HOLD_INIT, LATCH_INIT, {0, 0}, {0}, {NULL}};
+} flood = {SCN_HOLD_INIT, SCN_GATE_INIT, SCN_COUNTS_INIT, {0}, {NULL}};
 
 static int
 flood_task(crew_task *task, void *arg)
 {
     (void)arg;
-    hold_task(task, &flood.hold);
+    scn_hold_task(task, &flood.hold);
     for (size_t i = 0; i < 3; i++)
-        flood.errs[i] =
-            crew_submit_ex(crew_task_pool(task), count_task, &flood.children,
-                           count_free, 0, &flood.futures[i]);
-    latch_add(&flood.submitted);
+        flood.errs[i] = crew_submit_ex(crew_task_pool(task), scn_count_task,
+                                       &flood.children, scn_count_free, 0,
+                                       &flood.futures[i]);
+    scn_gate_add(&flood.submitted, 1);
     return 0;
 }
 
 CREW_TEST(pool, a_worker_submitting_to_its_full_pool_is_never_blocked)
 {
-    static struct counters queued;
+    static struct scn_counts queued = SCN_COUNTS_INIT;
     crew_pool_options o = {.threads = 1, .max_queued = 1};
     crew_future *w, *a;
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
     cr_assert_eq(crew_submit(p, flood_task, NULL, &w), 0);
-    cr_assert(latch_wait(&flood.hold.entered, 1));
-    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
-    cr_assert_eq(
-        crew_submit_ex(p, count_task, &queued, NULL, CREW_NONBLOCKING, NULL),
-        EAGAIN, "the queue should be full");
+    cr_assert(scn_gate_reaches(&flood.hold.entered, 1));
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &queued, NULL, 0, &a), 0);
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &queued, NULL,
+                                CREW_NONBLOCKING, NULL),
+                 EAGAIN, "the queue should be full");
 
-    gate_open(&flood.hold.gate);
-    cr_assert(latch_wait(&flood.submitted, 1),
+    scn_hold_open(&flood.hold);
+    cr_assert(scn_gate_reaches(&flood.submitted, 1),
               "a worker was blocked submitting to its own pool");
-    wait_and_release(w);
+    cr_assert_eq(scn_wait_and_release(w), 0);
     for (size_t i = 0; i < 3; i++) {
         cr_assert_eq(flood.errs[i], 0);
-        wait_and_release(flood.futures[i]);
+        cr_assert_eq(scn_wait_and_release(flood.futures[i]), 0);
         flood.futures[i] = NULL;
     }
-    wait_and_release(a);
+    cr_assert_eq(scn_wait_and_release(a), 0);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&flood.children.ran), 3);
     cr_assert_eq(atomic_load(&flood.children.freed), 3);
@@ -774,27 +605,27 @@ CREW_TEST(pool, a_worker_submitting_to_its_full_pool_is_never_blocked)
 
 /* A task that submits a child to its own pool. */
 static struct {
-    struct counters parents;
-    struct counters children;
+    struct scn_counts parents;
+    struct scn_counts children;
     atomic_uint child_errs;
-} drain;
+} drain = {SCN_COUNTS_INIT, SCN_COUNTS_INIT, 0};
 
 static int
 parent_task(crew_task *task, void *arg)
 {
     (void)arg;
     atomic_fetch_add(&drain.parents.ran, 1);
-    if (crew_submit_ex(crew_task_pool(task), count_task, &drain.children,
-                       count_free, 0, NULL) != 0)
+    if (crew_submit_ex(crew_task_pool(task), scn_count_task, &drain.children,
+                       scn_count_free, 0, NULL) != 0)
         atomic_fetch_add(&drain.child_errs, 1);
     return 0;
 }
 
 CREW_TEST(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
 {
-    static struct hold h = HOLD_INIT;
-    static struct shutter s = {.how = CREW_DRAIN, .done = LATCH_INIT};
-    static struct counters probes;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct shutter s = {.how = CREW_DRAIN, .done = SCN_GATE_INIT};
+    static struct scn_counts probes = SCN_COUNTS_INIT;
     crew_pool_options o = {.threads = 1};
     crew_future *held, *f[20];
     crew_pool *p = NULL;
@@ -802,7 +633,8 @@ CREW_TEST(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
     pthread_t thread;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
     for (size_t i = 0; i < 20; i++)
         cr_assert_eq(crew_submit(p, parent_task, NULL, &f[i]), 0);
 
@@ -810,8 +642,8 @@ CREW_TEST(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
     cr_assert_eq(pthread_create(&thread, NULL, shutdown_thread, &s), 0);
     cr_assert(wait_for_eshutdown(p, &probes, &accepted));
     cr_assert_eq(atomic_load(&drain.parents.ran), 0);
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&s.done, 1), "the drain never finished");
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&s.done, 1), "the drain never finished");
     pthread_join(thread, NULL);
     cr_assert_eq(s.err, 0);
 
@@ -832,16 +664,16 @@ CREW_TEST(pool, drain_runs_every_queued_task_and_the_tasks_they_submit)
 }
 
 static struct {
-    struct latch entered;
+    struct scn_gate entered;
     atomic_uint saw_cancel;
-} spinner = {LATCH_INIT, 0};
+} spinner = {SCN_GATE_INIT, 0};
 
 static int
 spin_task(crew_task *task, void *arg)
 {
     (void)arg;
-    latch_add(&spinner.entered);
-    if (!spin_until_cancelled(task))
+    scn_gate_add(&spinner.entered, 1);
+    if (!scn_spin_until_cancelled(task))
         return ETIMEDOUT;
     atomic_fetch_add(&spinner.saw_cancel, 1);
     return ECANCELED;
@@ -849,17 +681,18 @@ spin_task(crew_task *task, void *arg)
 
 CREW_TEST(pool, cancel_resolves_queued_tasks_and_tells_running_ones)
 {
-    static struct counters queued;
+    static struct scn_counts queued = SCN_COUNTS_INIT;
     crew_pool_options o = {.threads = 1};
     crew_future *running, *f[10];
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
     cr_assert_eq(crew_submit(p, spin_task, NULL, &running), 0);
-    cr_assert(latch_wait(&spinner.entered, 1));
+    cr_assert(scn_gate_reaches(&spinner.entered, 1));
     for (size_t i = 0; i < 10; i++)
-        cr_assert_eq(
-            crew_submit_ex(p, count_task, &queued, count_free, 0, &f[i]), 0);
+        cr_assert_eq(crew_submit_ex(p, scn_count_task, &queued, scn_count_free,
+                                    0, &f[i]),
+                     0);
 
     cr_assert_eq(crew_pool_shutdown(p, CREW_CANCEL), 0);
     cr_assert_eq(atomic_load(&spinner.saw_cancel), 1,
@@ -879,20 +712,21 @@ CREW_TEST(pool, cancel_resolves_queued_tasks_and_tells_running_ones)
 
 CREW_TEST(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
 {
-    static struct counters refused;
+    static struct scn_counts refused = SCN_COUNTS_INIT;
     static char sentinel;
     crew_future *f = (crew_future *)(void *)&sentinel;
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, NULL), 0);
     cr_assert_eq(crew_pool_shutdown(p, CREW_DRAIN), 0);
-    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free, 0, &f),
-                 ESHUTDOWN);
+    cr_assert_eq(
+        crew_submit_ex(p, scn_count_task, &refused, scn_count_free, 0, &f),
+        ESHUTDOWN);
     cr_assert_null(f);
     f = (crew_future *)(void *)&sentinel;
-    cr_assert_eq(crew_submit(p, count_task, &refused, &f), ESHUTDOWN);
+    cr_assert_eq(crew_submit(p, scn_count_task, &refused, &f), ESHUTDOWN);
     cr_assert_null(f);
-    cr_assert_eq(crew_submit_ex(p, count_task, &refused, count_free,
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &refused, scn_count_free,
                                 CREW_NONBLOCKING, NULL),
                  ESHUTDOWN);
     crew_pool_destroy(p);
@@ -902,28 +736,30 @@ CREW_TEST(pool, submit_after_shutdown_is_eshutdown_and_runs_nothing)
 
 CREW_TEST(pool, submitters_waiting_for_room_wake_with_eshutdown)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters queued, late;
-    static struct submitter s = {.started = LATCH_INIT, .done = LATCH_INIT};
-    static struct shutter d = {.how = CREW_DRAIN, .done = LATCH_INIT};
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT, late = SCN_COUNTS_INIT;
+    static struct submitter s = {.started = SCN_GATE_INIT,
+                                 .done = SCN_GATE_INIT};
+    static struct shutter d = {.how = CREW_DRAIN, .done = SCN_GATE_INIT};
     crew_pool_options o = {.threads = 1, .max_queued = 1};
     crew_future *held, *a;
     crew_pool *p = NULL;
     pthread_t submitter, shutter;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
-    cr_assert_eq(crew_submit_ex(p, count_task, &queued, NULL, 0, &a), 0);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &queued, NULL, 0, &a), 0);
     s.pool = p;
     s.counters = &late;
     cr_assert_eq(pthread_create(&submitter, NULL, submit_thread, &s), 0);
-    cr_assert(latch_wait(&s.started, 1));
-    cr_assert_not(latch_wait_ms(&s.done, 1, BLOCKED_MS),
-                  "a submit returned while max_queued tasks waited");
+    cr_assert(scn_gate_reaches(&s.started, 1));
+    cr_assert_eq(scn_gate_wait_ms(&s.done, 1, BLOCKED_MS), 0,
+                 "a submit returned while max_queued tasks waited");
 
     d.pool = p;
     cr_assert_eq(pthread_create(&shutter, NULL, shutdown_thread, &d), 0);
-    cr_assert(latch_wait(&s.done, 1),
+    cr_assert(scn_gate_reaches(&s.done, 1),
               "the shutdown did not wake the waiting submitter");
     pthread_join(submitter, NULL);
     cr_assert_eq(s.err, ESHUTDOWN);
@@ -931,8 +767,8 @@ CREW_TEST(pool, submitters_waiting_for_room_wake_with_eshutdown)
     cr_assert_eq(atomic_load(&queued.ran), 0,
                  "the submitter woke for room, not for the shutdown");
 
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&d.done, 1));
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&d.done, 1));
     pthread_join(shutter, NULL);
     cr_assert_eq(d.err, 0);
     cr_assert_eq(atomic_load(&queued.ran), 1, "the drain skipped a task");
@@ -947,14 +783,14 @@ CREW_TEST(pool, submitters_waiting_for_room_wake_with_eshutdown)
 
 CREW_TEST(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
 {
-    static struct counters c;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     crew_pool_options o = {.threads = 2};
     crew_future *f[5];
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(crew_submit(p, count_task, &c, &f[i]), 0);
+        cr_assert_eq(crew_submit(p, scn_count_task, &c, &f[i]), 0);
     cr_assert_eq(crew_pool_shutdown(p, CREW_DRAIN), 0);
     cr_assert_eq(atomic_load(&c.ran), 5);
     cr_assert_eq(crew_pool_shutdown(p, CREW_CANCEL), 0);
@@ -963,17 +799,17 @@ CREW_TEST(pool, a_second_shutdown_returns_zero_and_does_nothing_more)
         cr_assert_eq(crew_future_state(f[i]), CREW_SUCCEEDED);
         crew_future_release(f[i]);
     }
-    cr_assert_eq(crew_submit(p, count_task, &c, NULL), ESHUTDOWN);
+    cr_assert_eq(crew_submit(p, scn_count_task, &c, NULL), ESHUTDOWN);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&c.ran), 5);
 }
 
 CREW_TEST(pool, concurrent_shutdowns_return_zero_once_workers_exit)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters queued, probes;
-    static struct shutter first = {.how = CREW_DRAIN, .done = LATCH_INIT};
-    static struct shutter second = {.how = CREW_CANCEL, .done = LATCH_INIT};
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT, probes = SCN_COUNTS_INIT;
+    static struct shutter first = {.how = CREW_DRAIN, .done = SCN_GATE_INIT};
+    static struct shutter second = {.how = CREW_CANCEL, .done = SCN_GATE_INIT};
     crew_pool_options o = {.threads = 1, .on_thread_stop = count_stop};
     crew_future *held, *f[5];
     crew_pool *p = NULL;
@@ -981,21 +817,22 @@ CREW_TEST(pool, concurrent_shutdowns_return_zero_once_workers_exit)
     unsigned accepted = 0;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held = hold_worker(p, &h, 1);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(crew_submit(p, count_task, &queued, &f[i]), 0);
+        cr_assert_eq(crew_submit(p, scn_count_task, &queued, &f[i]), 0);
 
     first.pool = p;
     cr_assert_eq(pthread_create(&t1, NULL, shutdown_thread, &first), 0);
     cr_assert(wait_for_eshutdown(p, &probes, &accepted));
     second.pool = p;
     cr_assert_eq(pthread_create(&t2, NULL, shutdown_thread, &second), 0);
-    cr_assert_not(latch_wait_ms(&second.done, 1, BLOCKED_MS),
-                  "a second shutdown returned before the workers exited");
+    cr_assert_eq(scn_gate_wait_ms(&second.done, 1, BLOCKED_MS), 0,
+                 "a second shutdown returned before the workers exited");
 
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&first.done, 1));
-    cr_assert(latch_wait(&second.done, 1));
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&first.done, 1));
+    cr_assert(scn_gate_reaches(&second.done, 1));
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     cr_assert_eq(first.err, 0);
@@ -1029,26 +866,26 @@ shutdown_self_task(crew_task *task, void *arg)
 
 CREW_TEST(pool, shutdown_from_a_worker_is_edeadlk_and_changes_nothing)
 {
-    static struct counters c;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     int errs[2] = {-1, -1};
     crew_future *f;
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, NULL), 0);
     cr_assert_eq(crew_submit(p, shutdown_self_task, errs, &f), 0);
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     cr_assert_eq(errs[0], EDEADLK);
     cr_assert_eq(errs[1], EDEADLK);
-    cr_assert_eq(crew_submit(p, count_task, &c, &f), 0,
+    cr_assert_eq(crew_submit(p, scn_count_task, &c, &f), 0,
                  "the pool stopped accepting tasks");
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     cr_assert_eq(atomic_load(&c.ran), 1);
     crew_pool_destroy(p);
 }
 
 CREW_TEST(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
 {
-    static struct counters c;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     crew_future *f;
     crew_pool *p = NULL;
 
@@ -1056,9 +893,9 @@ CREW_TEST(pool, shutdown_with_an_unknown_how_or_a_null_pool_is_einval)
     cr_assert_eq(crew_pool_shutdown(p, (crew_shutdown)7), EINVAL);
     cr_assert_eq(crew_pool_shutdown(p, (crew_shutdown)-1), EINVAL);
     cr_assert_eq(crew_pool_shutdown(NULL, CREW_DRAIN), EINVAL);
-    cr_assert_eq(crew_submit(p, count_task, &c, &f), 0,
+    cr_assert_eq(crew_submit(p, scn_count_task, &c, &f), 0,
                  "the pool stopped accepting tasks");
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     cr_assert_eq(atomic_load(&c.ran), 1);
     crew_pool_destroy(p);
 }
@@ -1092,10 +929,10 @@ thread_count(void)
 static bool
 threads_back_to(unsigned n)
 {
-    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
+    uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
 
     while (thread_count() > n) {
-        if (now_ns() > deadline)
+        if (scn_now_ns() > deadline)
             return false;
         sched_yield();
     }
@@ -1103,20 +940,11 @@ threads_back_to(unsigned n)
 }
 
 static struct {
-    struct counters rest;
-    struct counters child;
-    struct latch child_ran;
+    struct scn_counts rest;
+    struct scn_counts child;
     atomic_uint destroyed;
     int child_err;
-} selfdestruct = {{0, 0}, {0, 0}, LATCH_INIT, 0, -1};
-
-static int
-child_task(crew_task *task, void *arg)
-{
-    count_task(task, arg);
-    latch_add(&selfdestruct.child_ran);
-    return 0;
-}
+} selfdestruct = {SCN_COUNTS_INIT, SCN_COUNTS_INIT, 0, -1};
 
 static int
 destroy_self_task(crew_task *task, void *arg)
@@ -1128,35 +956,37 @@ destroy_self_task(crew_task *task, void *arg)
     atomic_fetch_add(&selfdestruct.destroyed, 1);
     /* A task running on a draining pool may still submit to it. */
     selfdestruct.child_err = crew_submit_ex(
-        pool, child_task, &selfdestruct.child, count_free, 0, NULL);
+        pool, scn_count_task, &selfdestruct.child, scn_count_free, 0, NULL);
     return 0;
 }
 
 CREW_TEST(pool, destroy_from_a_worker_drains_and_the_pool_frees_itself)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
     crew_pool_options o = {.threads = 2, .on_thread_stop = count_stop};
     crew_future *held[2], *d, *f[10];
     crew_pool *p = NULL;
     unsigned baseline = thread_count();
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held[0] = hold_worker(p, &h, 1);
-    held[1] = hold_worker(p, &h, 2);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held[0]), 0,
+                 "the holding task never ran");
+    cr_assert_eq(scn_hold_worker(p, &h, 2, &held[1]), 0,
+                 "the holding task never ran");
     cr_assert_eq(crew_submit(p, destroy_self_task, NULL, &d), 0);
     for (size_t i = 0; i < 10; i++)
-        cr_assert_eq(crew_submit_ex(p, count_task, &selfdestruct.rest,
-                                    count_free, 0, &f[i]),
+        cr_assert_eq(crew_submit_ex(p, scn_count_task, &selfdestruct.rest,
+                                    scn_count_free, 0, &f[i]),
                      0);
     /* From here on the pool is the worker's to free: never touch it. */
     p = NULL;
-    gate_open(&h.gate);
+    scn_hold_open(&h);
 
     cr_assert_eq(crew_future_wait(d), 0);
     cr_assert_eq(atomic_load(&selfdestruct.destroyed), 1);
     for (size_t i = 0; i < 10; i++)
         cr_assert_eq(crew_future_wait(f[i]), 0, "queued task %zu", i);
-    cr_assert(latch_wait(&selfdestruct.child_ran, 1),
+    cr_assert(scn_gate_reaches(&selfdestruct.child.done, 1),
               "a task submitted during the drain never ran");
     cr_assert(threads_back_to(baseline), "the workers never exited");
 
@@ -1171,8 +1001,8 @@ CREW_TEST(pool, destroy_from_a_worker_drains_and_the_pool_frees_itself)
         crew_future_release(f[i]);
     }
     crew_future_release(d);
-    wait_and_release(held[0]);
-    wait_and_release(held[1]);
+    cr_assert_eq(scn_wait_and_release(held[0]), 0);
+    cr_assert_eq(scn_wait_and_release(held[1]), 0);
 }
 
 static atomic_uint values_freed;
@@ -1213,8 +1043,8 @@ flag_callback(crew_future *future, void *user)
 
 CREW_TEST(pool, futures_outlive_their_pool)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters queued;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT;
     static atomic_uint called;
     crew_future *ok, *failed, *held, *f[5];
     crew_pool *p = NULL;
@@ -1224,10 +1054,11 @@ CREW_TEST(pool, futures_outlive_their_pool)
     cr_assert_eq(crew_submit(p, fail_task, NULL, &failed), 0);
     cr_assert_eq(crew_future_wait(ok), 0);
     cr_assert_eq(crew_future_wait(failed), EIO);
-    held = hold_worker(p, &h, 1);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(crew_submit(p, count_task, &queued, &f[i]), 0);
-    gate_open(&h.gate);
+        cr_assert_eq(crew_submit(p, scn_count_task, &queued, &f[i]), 0);
+    scn_hold_open(&h);
     crew_pool_destroy(p);
 
     cr_assert_eq(atomic_load(&queued.ran), 5, "destroy did not drain");
@@ -1382,7 +1213,7 @@ CREW_TEST(pool, workers_block_async_signals_the_creator_keeps_its_mask)
     cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
     sigemptyset(&worker);
     cr_assert_eq(crew_submit(p, mask_task, &worker, &f), 0);
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     crew_pool_destroy(p);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
@@ -1404,10 +1235,11 @@ CREW_TEST(pool, workers_block_async_signals_the_creator_keeps_its_mask)
 static int
 check_orphan_pool(crew_pool *pool)
 {
-    struct counters c = {0};
+    struct scn_counts c = SCN_COUNTS_INIT;
     crew_future *f = NULL;
 
-    if (crew_submit_ex(pool, count_task, &c, count_free, 0, &f) != ESHUTDOWN)
+    if (crew_submit_ex(pool, scn_count_task, &c, scn_count_free, 0, &f) !=
+        ESHUTDOWN)
         return 1;
     if (f != NULL || atomic_load(&c.freed) != 0)
         return 2;
@@ -1422,16 +1254,17 @@ check_orphan_pool(crew_pool *pool)
 CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
 {
     crew_pool_options options = {.threads = 1};
-    struct hold h = HOLD_INIT;
-    struct counters c = {0};
+    struct scn_hold h = SCN_HOLD_INIT;
+    struct scn_counts c = SCN_COUNTS_INIT;
     crew_pool *pool;
     crew_future *held, *queued, *after;
     int status;
 
     cr_assert_eq(crew_pool_create(&pool, &options), 0);
     /* The one worker is busy and a task waits in the queue at the fork. */
-    held = hold_worker(pool, &h, 1);
-    cr_assert_eq(crew_submit(pool, count_task, &c, &queued), 0);
+    cr_assert_eq(scn_hold_worker(pool, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &queued), 0);
 
     pid_t child = fork();
     cr_assert_neq(child, -1);
@@ -1442,11 +1275,11 @@ CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
     cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
                  WEXITSTATUS(status));
 
-    gate_open(&h.gate);
-    wait_and_release(held);
-    wait_and_release(queued);
-    cr_assert_eq(crew_submit(pool, count_task, &c, &after), 0);
-    wait_and_release(after);
+    scn_hold_open(&h);
+    cr_assert_eq(scn_wait_and_release(held), 0);
+    cr_assert_eq(scn_wait_and_release(queued), 0);
+    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &after), 0);
+    cr_assert_eq(scn_wait_and_release(after), 0);
     cr_assert_eq(atomic_load(&c.ran), 2);
     crew_pool_destroy(pool);
 }

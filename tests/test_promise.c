@@ -1,4 +1,5 @@
 #include "common.h"
+#include "testkit.h"
 
 /*
  * Promises: futures resolved by hand. Creating, resolving, failing,
@@ -16,83 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 TestSuite(promise, CREW_SUITE);
-
-/* How long a test waits for something another thread does, at most. */
-#define PATIENCE_S 10
-
-static struct timespec
-deadline(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += PATIENCE_S;
-    return ts;
-}
-
-/* A count other threads bump and the test waits for. */
-struct counter {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int n;
-};
-
-static void
-counter_init(struct counter *c)
-{
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
-    c->n = 0;
-}
-
-static void
-counter_destroy(struct counter *c)
-{
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->lock);
-}
-
-static void
-counter_add(struct counter *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->n++;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int
-counter_get(struct counter *c)
-{
-    pthread_mutex_lock(&c->lock);
-    int n = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* Waits until the count reaches n, for PATIENCE_S at most; returns it. */
-static int
-counter_wait(struct counter *c, int n)
-{
-    struct timespec until = deadline();
-    pthread_mutex_lock(&c->lock);
-    while (c->n < n) {
-        if (pthread_cond_timedwait(&c->cond, &c->lock, &until) == ETIMEDOUT)
-            break;
-    }
-    int got = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return got;
-}
-
-/* A crew_free_fn whose argument is the counter it bumps. */
-static void
-counter_free(void *p)
-{
-    counter_add(p);
-}
 
 static crew_future *
 promise(void)
@@ -101,26 +27,6 @@ promise(void)
     cr_assert_eq(crew_promise_create(&future), 0);
     cr_assert_not_null(future);
     return future;
-}
-
-/* A callback's record: how often it ran, where, and what it saw. */
-struct seen {
-    atomic_int calls;
-    pthread_t thread;
-    crew_state state;
-    void *result;
-    int error_code;
-};
-
-static void
-seen_cb(crew_future *future, void *user)
-{
-    struct seen *s = user;
-    s->thread = pthread_self();
-    s->state = crew_future_state(future);
-    s->result = crew_future_result(future);
-    s->error_code = crew_error_code(crew_future_error(future));
-    atomic_fetch_add(&s->calls, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -156,20 +62,20 @@ CREW_TEST(promise, released_unresolved_leaks_nothing)
 
 CREW_TEST(promise, resolving_succeeds_with_the_value_given)
 {
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     crew_future *f = promise();
 
-    cr_assert_eq(crew_promise_resolve(f, &freed, counter_free), 0);
+    cr_assert_eq(crew_promise_resolve(f, &freed, scn_gate_bump), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_result(f), &freed);
     cr_assert_null(crew_future_error(f));
     cr_assert_eq(crew_future_wait(f), 0);
-    cr_assert_eq(counter_get(&freed), 0, "the value was freed while held");
+    cr_assert_eq(scn_gate_count(&freed), 0, "the value was freed while held");
 
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 1);
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1);
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
@@ -185,20 +91,20 @@ CREW_TEST(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
 
 CREW_TEST(promise, frees_its_value_once_after_every_reference_is_released)
 {
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     crew_future *f = promise();
     cr_assert_eq(crew_future_retain(f), f);
-    cr_assert_eq(crew_promise_resolve(f, &freed, counter_free), 0);
+    cr_assert_eq(crew_promise_resolve(f, &freed, scn_gate_bump), 0);
     cr_assert_eq(crew_future_retain(f), f);
 
     crew_future_release(f);
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 0);
+    cr_assert_eq(scn_gate_count(&freed), 0);
     cr_assert_eq(crew_future_result(f), &freed);
     crew_future_release(f);
-    cr_assert_eq(counter_get(&freed), 1);
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1);
+    scn_gate_destroy(&freed);
 }
 
 CREW_TEST(promise, failing_records_the_code_and_the_formatted_message)
@@ -220,17 +126,17 @@ CREW_TEST(promise, failing_records_the_code_and_the_formatted_message)
 CREW_TEST(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
 {
     crew_future *f = promise();
-    struct seen seen = {0};
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct scn_seen seen = SCN_SEEN_INIT;
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
 
     cr_assert_eq(crew_promise_fail(f, 0, "not a failure"), EINVAL);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
     cr_assert_null(crew_future_error(f));
-    cr_assert_eq(atomic_load(&seen.calls), 0);
+    cr_assert_eq(scn_gate_count(&seen.calls), 0);
 
     cr_assert_eq(crew_promise_fail(f, EIO, "a failure"), 0);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
-    cr_assert_eq(atomic_load(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     crew_future_release(f);
 }
 
@@ -285,11 +191,8 @@ CREW_TEST(promise, failing_copies_the_message_at_the_call)
 CREW_TEST(promise, failing_keeps_a_long_message_whole)
 {
     enum { LEN = 100 * 1024 };
-    char *big = malloc(LEN + 1);
+    char *big = scn_letters(LEN);
     cr_assert_not_null(big);
-    for (size_t i = 0; i < LEN; i++)
-        big[i] = (char)('a' + i % 26);
-    big[LEN] = '\0';
     crew_future *f = promise();
 
     cr_assert_eq(crew_promise_fail(f, E2BIG, "%s|%d", big, 7), 0);
@@ -309,69 +212,69 @@ CREW_TEST(promise, failing_keeps_a_long_message_whole)
 
 CREW_TEST(promise, resolving_twice_returns_ealready)
 {
-    struct counter first, second;
-    counter_init(&first);
-    counter_init(&second);
+    struct scn_gate first, second;
+    scn_gate_init(&first);
+    scn_gate_init(&second);
     crew_future *f = promise();
-    cr_assert_eq(crew_promise_resolve(f, &first, counter_free), 0);
+    cr_assert_eq(crew_promise_resolve(f, &first, scn_gate_bump), 0);
 
-    cr_assert_eq(crew_promise_resolve(f, &second, counter_free), EALREADY);
+    cr_assert_eq(crew_promise_resolve(f, &second, scn_gate_bump), EALREADY);
     cr_assert_eq(crew_promise_fail(f, EIO, "too late"), EALREADY);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_result(f), &first);
     cr_assert_null(crew_future_error(f));
-    cr_assert_eq(counter_get(&second), 0, "the refused value was freed");
+    cr_assert_eq(scn_gate_count(&second), 0, "the refused value was freed");
 
     crew_future_release(f);
-    cr_assert_eq(counter_get(&first), 1);
-    cr_assert_eq(counter_get(&second), 0, "the refused value was freed");
-    counter_destroy(&first);
-    counter_destroy(&second);
+    cr_assert_eq(scn_gate_count(&first), 1);
+    cr_assert_eq(scn_gate_count(&second), 0, "the refused value was freed");
+    scn_gate_destroy(&first);
+    scn_gate_destroy(&second);
 }
 
 CREW_TEST(promise, failing_twice_returns_ealready)
 {
-    struct counter refused;
-    counter_init(&refused);
+    struct scn_gate refused;
+    scn_gate_init(&refused);
     crew_future *f = promise();
     cr_assert_eq(crew_promise_fail(f, EIO, "first"), 0);
 
     cr_assert_eq(crew_promise_fail(f, ENOENT, "second"), EALREADY);
-    cr_assert_eq(crew_promise_resolve(f, &refused, counter_free), EALREADY);
+    cr_assert_eq(crew_promise_resolve(f, &refused, scn_gate_bump), EALREADY);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
     cr_assert_eq(crew_error_code(crew_future_error(f)), EIO);
     cr_assert_str_eq(crew_error_message(crew_future_error(f)), "first");
     cr_assert_null(crew_future_result(f));
 
     crew_future_release(f);
-    cr_assert_eq(counter_get(&refused), 0, "the refused value was freed");
-    counter_destroy(&refused);
+    cr_assert_eq(scn_gate_count(&refused), 0, "the refused value was freed");
+    scn_gate_destroy(&refused);
 }
 
 CREW_TEST(promise,
           resolving_a_cancelled_promise_returns_ealready_and_leaves_the_value)
 {
-    struct counter refused;
-    counter_init(&refused);
+    struct scn_gate refused;
+    scn_gate_init(&refused);
     crew_future *f = promise();
-    struct seen seen = {0};
-    cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen), 0);
+    struct scn_seen seen = SCN_SEEN_INIT;
+    cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     cr_assert_eq(crew_future_cancel(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
-    cr_assert_eq(atomic_load(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
 
-    cr_assert_eq(crew_promise_resolve(f, &refused, counter_free), EALREADY);
+    cr_assert_eq(crew_promise_resolve(f, &refused, scn_gate_bump), EALREADY);
     cr_assert_eq(crew_promise_fail(f, EIO, "too late"), EALREADY);
-    cr_assert_eq(counter_get(&refused), 0, "the value is the caller's");
+    cr_assert_eq(scn_gate_count(&refused), 0, "the value is the caller's");
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
     cr_assert_null(crew_future_result(f));
     cr_assert_eq(crew_error_code(crew_future_error(f)), ECANCELED);
     cr_assert_eq(crew_future_wait(f), ECANCELED);
-    cr_assert_eq(atomic_load(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
 
     crew_future_release(f);
-    cr_assert_eq(counter_get(&refused), 0, "the value is the caller's");
-    counter_destroy(&refused);
+    cr_assert_eq(scn_gate_count(&refused), 0, "the value is the caller's");
+    scn_gate_destroy(&refused);
 }
 
 /* Several threads resolve one promise at once; one wins. */
@@ -379,7 +282,7 @@ struct contest {
     pthread_barrier_t *start;
     crew_future *f;
     int id;
-    struct counter freed; /* this contender's value */
+    struct scn_gate freed; /* this contender's value */
     int err;
     pthread_t thread;
 };
@@ -390,7 +293,7 @@ contest_main(void *p)
     struct contest *c = p;
     pthread_barrier_wait(c->start);
     if (c->id % 2 == 0)
-        c->err = crew_promise_resolve(c->f, &c->freed, counter_free);
+        c->err = crew_promise_resolve(c->f, &c->freed, scn_gate_bump);
     else
         c->err = crew_promise_fail(c->f, 1000 + c->id, "contender %d", c->id);
     return NULL;
@@ -402,18 +305,18 @@ CREW_TEST(promise, resolvers_racing_leave_exactly_one_winner)
     pthread_barrier_t start;
     struct contest c[CONTENDERS];
     for (int i = 0; i < CONTENDERS; i++)
-        counter_init(&c[i].freed);
+        scn_gate_init(&c[i].freed);
 
     for (int round = 0; round < ROUNDS; round++) {
         pthread_barrier_init(&start, NULL, CONTENDERS);
         crew_future *f = promise();
-        int freed_before[CONTENDERS];
+        size_t freed_before[CONTENDERS];
         for (int i = 0; i < CONTENDERS; i++) {
             c[i].start = &start;
             c[i].f = f;
             c[i].id = i;
             c[i].err = -1;
-            freed_before[i] = counter_get(&c[i].freed);
+            freed_before[i] = scn_gate_count(&c[i].freed);
             cr_assert_eq(
                 pthread_create(&c[i].thread, NULL, contest_main, &c[i]), 0);
         }
@@ -442,39 +345,26 @@ CREW_TEST(promise, resolvers_racing_leave_exactly_one_winner)
         }
         crew_future_release(f);
         for (int i = 0; i < CONTENDERS; i++) {
-            int n = counter_get(&c[i].freed) - freed_before[i];
+            int n = (int)(scn_gate_count(&c[i].freed) - freed_before[i]);
             cr_assert_eq(n, i == winner && i % 2 == 0,
                          "round %d: contender %d's value freed %d times", round,
                          i, n);
         }
     }
     for (int i = 0; i < CONTENDERS; i++)
-        counter_destroy(&c[i].freed);
+        scn_gate_destroy(&c[i].freed);
 }
 
 /* ------------------------------------------------------------------ */
 /* Futures that are not promises, and NULL                            */
 /* ------------------------------------------------------------------ */
 
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool arrived;
-    bool open;
-};
-
+/* Returns its gate as its value, then holds its worker there. */
 static int
 gate_run(crew_task *task, void *arg)
 {
-    struct gate *g = arg;
-    crew_task_return(task, g, NULL);
-    pthread_mutex_lock(&g->lock);
-    g->arrived = true;
-    pthread_cond_broadcast(&g->cond);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-    return 0;
+    crew_task_return(task, arg, NULL);
+    return scn_hold_task(task, arg);
 }
 
 CREW_TEST(promise, resolving_a_task_future_is_einval)
@@ -484,40 +374,29 @@ CREW_TEST(promise, resolving_a_task_future_is_einval)
     options.threads = 1;
     crew_pool *pool = NULL;
     cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false,
-                     false};
+    struct scn_hold g = SCN_HOLD_INIT;
     crew_future *f = NULL;
     cr_assert_eq(crew_submit(pool, gate_run, &g, &f), 0);
-    struct timespec until = deadline();
-    pthread_mutex_lock(&g.lock);
-    while (!g.arrived &&
-           pthread_cond_timedwait(&g.cond, &g.lock, &until) != ETIMEDOUT)
-        ;
-    bool arrived = g.arrived;
-    pthread_mutex_unlock(&g.lock);
-    cr_assert(arrived, "the task never started");
+    cr_assert(scn_gate_reaches(&g.entered, 1), "the task never started");
 
-    struct counter refused;
-    counter_init(&refused);
-    cr_assert_eq(crew_promise_resolve(f, &refused, counter_free), EINVAL);
+    struct scn_gate refused;
+    scn_gate_init(&refused);
+    cr_assert_eq(crew_promise_resolve(f, &refused, scn_gate_bump), EINVAL);
     cr_assert_eq(crew_promise_fail(f, EIO, "not mine"), EINVAL);
     cr_assert_eq(crew_future_state(f), CREW_RUNNING);
 
-    pthread_mutex_lock(&g.lock);
-    g.open = true;
-    pthread_cond_broadcast(&g.cond);
-    pthread_mutex_unlock(&g.lock);
+    scn_hold_open(&g);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_result(f), &g);
 
-    cr_assert_eq(crew_promise_resolve(f, &refused, counter_free), EINVAL);
+    cr_assert_eq(crew_promise_resolve(f, &refused, scn_gate_bump), EINVAL);
     cr_assert_eq(crew_promise_fail(f, EIO, "not mine"), EINVAL);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_result(f), &g);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    cr_assert_eq(counter_get(&refused), 0, "the refused value was freed");
-    counter_destroy(&refused);
+    cr_assert_eq(scn_gate_count(&refused), 0, "the refused value was freed");
+    scn_gate_destroy(&refused);
 }
 
 CREW_TEST(promise, resolving_a_combinator_future_is_einval)
@@ -526,12 +405,12 @@ CREW_TEST(promise, resolving_a_combinator_future_is_einval)
     crew_future *all = NULL, *any = NULL;
     cr_assert_eq(crew_when_all(&p, 1, &all), 0);
     cr_assert_eq(crew_when_any(&p, 1, &any), 0);
-    struct counter refused;
-    counter_init(&refused);
+    struct scn_gate refused;
+    scn_gate_init(&refused);
 
     crew_future *joins[] = {all, any};
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(crew_promise_resolve(joins[i], &refused, counter_free),
+        cr_assert_eq(crew_promise_resolve(joins[i], &refused, scn_gate_bump),
                      EINVAL);
         cr_assert_eq(crew_promise_fail(joins[i], EIO, "not mine"), EINVAL);
         cr_assert_eq(crew_future_state(joins[i]), CREW_PENDING);
@@ -543,20 +422,20 @@ CREW_TEST(promise, resolving_a_combinator_future_is_einval)
     crew_future_release(all);
     crew_future_release(any);
     crew_future_release(p);
-    cr_assert_eq(counter_get(&refused), 0, "the refused value was freed");
-    counter_destroy(&refused);
+    cr_assert_eq(scn_gate_count(&refused), 0, "the refused value was freed");
+    scn_gate_destroy(&refused);
 }
 
 CREW_TEST(promise, resolving_or_failing_null_is_einval)
 {
-    struct counter refused;
-    counter_init(&refused);
-    cr_assert_eq(crew_promise_resolve(NULL, &refused, counter_free), EINVAL);
+    struct scn_gate refused;
+    scn_gate_init(&refused);
+    cr_assert_eq(crew_promise_resolve(NULL, &refused, scn_gate_bump), EINVAL);
     cr_assert_eq(crew_promise_resolve(NULL, NULL, NULL), EINVAL);
     cr_assert_eq(crew_promise_fail(NULL, EIO, "nothing"), EINVAL);
     cr_assert_eq(crew_promise_fail(NULL, 0, "nothing"), EINVAL);
-    cr_assert_eq(counter_get(&refused), 0, "the refused value was freed");
-    counter_destroy(&refused);
+    cr_assert_eq(scn_gate_count(&refused), 0, "the refused value was freed");
+    scn_gate_destroy(&refused);
 }
 
 /* ------------------------------------------------------------------ */
@@ -568,7 +447,7 @@ enum { WAITERS = 4 };
 struct waiter {
     pthread_t thread;
     crew_future *f;
-    struct counter *started;
+    struct scn_gate *started;
     int index;
     int err;
     void *result;
@@ -579,7 +458,7 @@ static void *
 waiter_main(void *p)
 {
     struct waiter *w = p;
-    counter_add(w->started);
+    scn_gate_add(w->started, 1);
     switch (w->index % 3) {
     case 0:
         w->err = crew_future_wait(w->f);
@@ -597,9 +476,9 @@ waiter_main(void *p)
 }
 
 static void
-start_waiters(struct waiter *w, crew_future *f, struct counter *started)
+start_waiters(struct waiter *w, crew_future *f, struct scn_gate *started)
 {
-    counter_init(started);
+    scn_gate_init(started);
     for (int i = 0; i < WAITERS; i++) {
         w[i].f = f;
         w[i].started = started;
@@ -607,23 +486,23 @@ start_waiters(struct waiter *w, crew_future *f, struct counter *started)
         w[i].err = -1;
         cr_assert_eq(pthread_create(&w[i].thread, NULL, waiter_main, &w[i]), 0);
     }
-    cr_assert_eq(counter_wait(started, WAITERS), WAITERS);
+    cr_assert_eq(scn_gate_await(started, WAITERS), WAITERS);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
 }
 
 static void
-join_waiters(struct waiter *w, struct counter *started)
+join_waiters(struct waiter *w, struct scn_gate *started)
 {
     for (int i = 0; i < WAITERS; i++)
         pthread_join(w[i].thread, NULL);
-    counter_destroy(started);
+    scn_gate_destroy(started);
 }
 
 CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
-    struct counter started;
+    struct scn_gate started;
     start_waiters(w, f, &started);
     int token;
     cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
@@ -639,7 +518,7 @@ CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
-    struct counter started;
+    struct scn_gate started;
     start_waiters(w, f, &started);
     cr_assert_eq(crew_promise_fail(f, EPIPE, "broken"), 0);
     join_waiters(w, &started);
@@ -655,7 +534,7 @@ CREW_TEST(promise, waiting_threads_wake_when_it_is_cancelled)
 {
     crew_future *f = promise();
     struct waiter w[WAITERS];
-    struct counter started;
+    struct scn_gate started;
     start_waiters(w, f, &started);
     cr_assert_eq(crew_future_cancel(f), 0);
     join_waiters(w, &started);
@@ -693,17 +572,18 @@ CREW_TEST(promise, runs_callbacks_on_the_thread_that_resolves_it)
     static const int codes[] = {0, EXDEV, ECANCELED};
     for (int how = 0; how < 3; how++) {
         crew_future *f = promise();
-        struct seen seen[3];
-        memset(seen, 0, sizeof(seen));
-        for (int i = 0; i < 3; i++)
-            cr_assert_eq(crew_future_on_complete(f, seen_cb, &seen[i]), 0);
+        struct scn_seen seen[3];
+        for (int i = 0; i < 3; i++) {
+            scn_seen_init(&seen[i]);
+            cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen[i]), 0);
+        }
         struct settler s = {.f = f, .how = how, .err = -1};
         cr_assert_eq(pthread_create(&s.thread, NULL, settler_main, &s), 0);
         pthread_join(s.thread, NULL);
         cr_assert_eq(s.err, 0);
 
         for (int i = 0; i < 3; i++) {
-            cr_assert_eq(atomic_load(&seen[i].calls), 1);
+            cr_assert_eq(scn_gate_count(&seen[i].calls), 1);
             cr_assert(pthread_equal(seen[i].thread, s.thread),
                       "outcome %d: callback %d ran off the resolving thread",
                       how, i);
@@ -711,9 +591,9 @@ CREW_TEST(promise, runs_callbacks_on_the_thread_that_resolves_it)
             cr_assert_eq(seen[i].error_code, codes[how]);
             cr_assert_eq(seen[i].result, how == 0 ? (void *)&s : NULL);
         }
-        struct seen late = {0};
-        cr_assert_eq(crew_future_on_complete(f, seen_cb, &late), 0);
-        cr_assert_eq(atomic_load(&late.calls), 1);
+        struct scn_seen late = SCN_SEEN_INIT;
+        cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &late), 0);
+        cr_assert_eq(scn_gate_count(&late.calls), 1);
         cr_assert(pthread_equal(late.thread, pthread_self()));
         crew_future_release(f);
     }
@@ -721,7 +601,7 @@ CREW_TEST(promise, runs_callbacks_on_the_thread_that_resolves_it)
 
 struct pool_resolve {
     crew_future *f;
-    struct counter *freed;
+    struct scn_gate *freed;
 };
 
 static int
@@ -729,7 +609,7 @@ resolve_run(crew_task *task, void *arg)
 {
     struct pool_resolve *r = arg;
     (void)task;
-    return crew_promise_resolve(r->f, r->freed, counter_free);
+    return crew_promise_resolve(r->f, r->freed, scn_gate_bump);
 }
 
 CREW_TEST(promise, can_be_resolved_from_a_pool_task)
@@ -739,11 +619,11 @@ CREW_TEST(promise, can_be_resolved_from_a_pool_task)
     options.threads = 2;
     crew_pool *pool = NULL;
     cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    struct counter freed;
-    counter_init(&freed);
+    struct scn_gate freed;
+    scn_gate_init(&freed);
     crew_future *p = promise();
-    struct seen seen = {0};
-    cr_assert_eq(crew_future_on_complete(p, seen_cb, &seen), 0);
+    struct scn_seen seen = SCN_SEEN_INIT;
+    cr_assert_eq(crew_future_on_complete(p, scn_seen_cb, &seen), 0);
     struct pool_resolve r = {.f = p, .freed = &freed};
     crew_future *t = NULL;
     cr_assert_eq(crew_submit(pool, resolve_run, &r, &t), 0);
@@ -751,11 +631,11 @@ CREW_TEST(promise, can_be_resolved_from_a_pool_task)
     cr_assert_eq(crew_future_wait(p), 0);
     cr_assert_eq(crew_future_result(p), &freed);
     cr_assert_eq(crew_future_wait(t), 0, "the task's resolve failed");
-    cr_assert_eq(atomic_load(&seen.calls), 1);
+    cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert_not(pthread_equal(seen.thread, pthread_self()));
     crew_future_release(t);
     crew_pool_destroy(pool);
     crew_future_release(p);
-    cr_assert_eq(counter_get(&freed), 1);
-    counter_destroy(&freed);
+    cr_assert_eq(scn_gate_count(&freed), 1);
+    scn_gate_destroy(&freed);
 }

@@ -8,6 +8,7 @@
  * has synchronised with them.
  */
 #include "common.h"
+#include "testkit.h"
 
 #include <crew.h>
 #include <errno.h>
@@ -17,132 +18,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* The longest wait for something that must happen. */
-#define WAIT_MS 10000u
-
-static struct timespec
-deadline_after_ms(unsigned ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
-/* A count that threads raise and the test waits on. */
-struct latch {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned count;
-};
-
-#define LATCH_INIT                                             \
-    {                                                          \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
-    }
-
-static void
-latch_add(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->count++;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-/* Waits at most WAIT_MS for the count to reach n; true if it did. */
-static bool
-latch_wait(struct latch *l, unsigned n)
-{
-    struct timespec deadline = deadline_after_ms(WAIT_MS);
-    bool reached;
-
-    pthread_mutex_lock(&l->lock);
-    while (l->count < n &&
-           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
-        continue;
-    reached = l->count >= n;
-    pthread_mutex_unlock(&l->lock);
-    return reached;
-}
-
-/* Closed until the test opens it; a task passing it holds its worker. */
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-};
-
-#define GATE_INIT                                                  \
-    {                                                              \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
-    }
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void
-gate_pass(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
-/* Tasks that hold their workers until the gate opens. */
-struct hold {
-    struct latch entered;
-    struct gate gate;
-};
-
-#define HOLD_INIT             \
-    {                         \
-        LATCH_INIT, GATE_INIT \
-    }
-
-static int
-hold_task(crew_task *task, void *arg)
-{
-    struct hold *h = arg;
-
-    (void)task;
-    latch_add(&h->entered);
-    gate_pass(&h->gate);
-    return 0;
-}
-
-/* Submits a holding task and waits until a worker runs it. */
-static crew_future *
-hold_worker(crew_pool *pool, struct hold *h)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_submit(pool, hold_task, h, &f), 0);
-    cr_assert(latch_wait(&h->entered, 1), "the holding task never ran");
-    return f;
-}
-
-static void
-wait_and_release(crew_future *f)
-{
-    cr_assert_eq(crew_future_wait(f), 0);
-    crew_future_release(f);
-}
 
 static crew_pool *
 one_thread_pool(void)
@@ -154,60 +29,31 @@ one_thread_pool(void)
     return p;
 }
 
-/* How often a task ran and its argument was freed. */
-struct counters {
-    atomic_uint ran;
-    atomic_uint freed;
-    struct latch done;
-};
-
-static int
-count_task(crew_task *task, void *arg)
-{
-    struct counters *c = arg;
-
-    (void)task;
-    atomic_fetch_add(&c->ran, 1);
-    latch_add(&c->done);
-    return 0;
-}
-
-static void
-count_free(void *arg)
-{
-    struct counters *c = arg;
-
-    atomic_fetch_add(&c->freed, 1);
-}
-
-#define COUNTERS_INIT    \
-    {                    \
-        0, 0, LATCH_INIT \
-    }
-
 TestSuite(submit, CREW_SUITE);
 
 CREW_TEST(submit, to_a_null_pool_is_einval_and_runs_nothing)
 {
-    static struct counters c = COUNTERS_INIT;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     static char sentinel;
     crew_future *f = (crew_future *)(void *)&sentinel;
 
-    cr_assert_eq(crew_submit(NULL, count_task, &c, &f), EINVAL);
+    cr_assert_eq(crew_submit(NULL, scn_count_task, &c, &f), EINVAL);
     cr_assert_null(f);
     f = (crew_future *)(void *)&sentinel;
-    cr_assert_eq(crew_submit_ex(NULL, count_task, &c, count_free, 0, &f),
-                 EINVAL);
+    cr_assert_eq(
+        crew_submit_ex(NULL, scn_count_task, &c, scn_count_free, 0, &f),
+        EINVAL);
     cr_assert_null(f);
-    cr_assert_eq(crew_submit_ex(NULL, count_task, &c, count_free, 0, NULL),
-                 EINVAL);
+    cr_assert_eq(
+        crew_submit_ex(NULL, scn_count_task, &c, scn_count_free, 0, NULL),
+        EINVAL);
     cr_assert_eq(atomic_load(&c.ran), 0);
     cr_assert_eq(atomic_load(&c.freed), 0);
 }
 
 CREW_TEST(submit, of_a_null_function_is_einval_and_frees_nothing)
 {
-    static struct counters c = COUNTERS_INIT;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     static char sentinel;
     crew_future *f = (crew_future *)(void *)&sentinel;
     crew_pool *p = one_thread_pool();
@@ -215,9 +61,9 @@ CREW_TEST(submit, of_a_null_function_is_einval_and_frees_nothing)
     cr_assert_eq(crew_submit(p, NULL, &c, &f), EINVAL);
     cr_assert_null(f);
     f = (crew_future *)(void *)&sentinel;
-    cr_assert_eq(crew_submit_ex(p, NULL, &c, count_free, 0, &f), EINVAL);
+    cr_assert_eq(crew_submit_ex(p, NULL, &c, scn_count_free, 0, &f), EINVAL);
     cr_assert_null(f);
-    cr_assert_eq(crew_submit_ex(p, NULL, &c, count_free, 0, NULL), EINVAL);
+    cr_assert_eq(crew_submit_ex(p, NULL, &c, scn_count_free, 0, NULL), EINVAL);
     /* Whatever was queued has run once the drain is over. */
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&c.freed), 0);
@@ -227,19 +73,20 @@ CREW_TEST(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
 {
     static const unsigned bad[] = {0x2u, 0x80u, 0x80000000u, ~CREW_NONBLOCKING,
                                    ~0u};
-    static struct counters c = COUNTERS_INIT;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     static char sentinel;
     crew_pool *p = one_thread_pool();
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         crew_future *f = (crew_future *)(void *)&sentinel;
 
-        cr_assert_eq(crew_submit_ex(p, count_task, &c, count_free, bad[i], &f),
-                     EINVAL, "flags %#x", bad[i]);
+        cr_assert_eq(
+            crew_submit_ex(p, scn_count_task, &c, scn_count_free, bad[i], &f),
+            EINVAL, "flags %#x", bad[i]);
         cr_assert_null(f);
         cr_assert_eq(
-            crew_submit_ex(p, count_task, &c, count_free, bad[i], NULL), EINVAL,
-            "flags %#x", bad[i]);
+            crew_submit_ex(p, scn_count_task, &c, scn_count_free, bad[i], NULL),
+            EINVAL, "flags %#x", bad[i]);
     }
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&c.ran), 0);
@@ -248,19 +95,23 @@ CREW_TEST(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
 
 CREW_TEST(submit, with_a_null_future_still_runs_the_task)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters c = COUNTERS_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     crew_pool *p = one_thread_pool();
-    crew_future *held = hold_worker(p, &h);
+    crew_future *held;
 
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(crew_submit(p, count_task, &c, NULL), 0);
+        cr_assert_eq(crew_submit(p, scn_count_task, &c, NULL), 0);
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(crew_submit_ex(p, count_task, &c, count_free, 0, NULL), 0);
+        cr_assert_eq(
+            crew_submit_ex(p, scn_count_task, &c, scn_count_free, 0, NULL), 0);
     cr_assert_eq(atomic_load(&c.ran), 0, "a task ran past a held worker");
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&c.done, 10), "a fire-and-forget task never ran");
-    wait_and_release(held);
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&c.done, 10),
+              "a fire-and-forget task never ran");
+    cr_assert_eq(scn_wait_and_release(held), 0);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&c.ran), 10);
     cr_assert_eq(atomic_load(&c.freed), 5);
@@ -347,15 +198,16 @@ see_frees(crew_future *future, void *user)
 
 CREW_TEST(submit, arg_free_has_run_by_the_time_the_future_resolves)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
     crew_pool_options o = {.threads = 2};
     crew_future *held[2], *f[100];
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
-    held[0] = hold_worker(p, &h);
-    cr_assert_eq(crew_submit(p, hold_task, &h, &held[1]), 0);
-    cr_assert(latch_wait(&h.entered, 2));
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held[0]), 0,
+                 "the holding task never ran");
+    cr_assert_eq(scn_hold_worker(p, &h, 2, &held[1]), 0,
+                 "the holding task never ran");
     for (size_t i = 0; i < 100; i++) {
         seen.order[i].outcome = i % 2 == 0 ? 0 : EIO;
         cr_assert_eq(
@@ -364,14 +216,14 @@ CREW_TEST(submit, arg_free_has_run_by_the_time_the_future_resolves)
         cr_assert_eq(
             crew_future_on_complete(f[i], see_frees, (void *)(uintptr_t)i), 0);
     }
-    gate_open(&h.gate);
+    scn_hold_open(&h);
     for (size_t i = 0; i < 100; i++) {
         crew_future_wait(f[i]);
         cr_assert_eq(atomic_load(&seen.order[i].frees), 1,
                      "task %zu resolved before its arg_free ran", i);
     }
-    wait_and_release(held[0]);
-    wait_and_release(held[1]);
+    cr_assert_eq(scn_wait_and_release(held[0]), 0);
+    cr_assert_eq(scn_wait_and_release(held[1]), 0);
     crew_pool_destroy(p);
     for (size_t i = 0; i < 100; i++) {
         cr_assert_eq(atomic_load(&seen.calls[i]), 1);
@@ -383,10 +235,12 @@ CREW_TEST(submit, arg_free_has_run_by_the_time_the_future_resolves)
 
 CREW_TEST(submit, arg_free_runs_once_when_a_queued_task_is_cancelled)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
     crew_pool *p = one_thread_pool();
-    crew_future *held = hold_worker(p, &h), *f;
+    crew_future *held, *f;
 
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
     seen.order[0].outcome = 0;
     cr_assert_eq(
         crew_submit_ex(p, order_task, &seen.order[0], order_free, 0, &f), 0);
@@ -401,8 +255,8 @@ CREW_TEST(submit, arg_free_runs_once_when_a_queued_task_is_cancelled)
                  "the callback ran before arg_free");
     cr_assert_eq(crew_future_cancel(f), EALREADY);
 
-    gate_open(&h.gate);
-    wait_and_release(held);
+    scn_hold_open(&h);
+    cr_assert_eq(scn_wait_and_release(held), 0);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&seen.order[0].fn_calls), 0);
     cr_assert_eq(atomic_load(&seen.order[0].frees), 1);
@@ -482,16 +336,19 @@ CREW_TEST(submit, ten_thousand_tasks_from_four_threads_run_once_each)
 
 CREW_TEST(submit, releasing_the_future_never_cancels_the_task)
 {
-    static struct hold h = HOLD_INIT;
-    static struct counters c = COUNTERS_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts c = SCN_COUNTS_INIT;
     crew_pool *p = one_thread_pool();
-    crew_future *held = hold_worker(p, &h), *f;
+    crew_future *held, *f;
 
-    cr_assert_eq(crew_submit_ex(p, count_task, &c, count_free, 0, &f), 0);
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit_ex(p, scn_count_task, &c, scn_count_free, 0, &f),
+                 0);
     crew_future_release(f);
-    gate_open(&h.gate);
-    cr_assert(latch_wait(&c.done, 1), "the released task never ran");
-    wait_and_release(held);
+    scn_hold_open(&h);
+    cr_assert(scn_gate_reaches(&c.done, 1), "the released task never ran");
+    cr_assert_eq(scn_wait_and_release(held), 0);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&c.ran), 1);
     cr_assert_eq(atomic_load(&c.freed), 1);
@@ -545,17 +402,18 @@ CREW_TEST(submit, hands_back_a_future_with_the_task_outcome)
 }
 
 static struct {
-    struct counters child;
+    struct scn_counts child;
     int err;
     crew_future *future;
-} nested = {COUNTERS_INIT, -1, NULL};
+} nested = {SCN_COUNTS_INIT, -1, NULL};
 
 static int
 submit_child_task(crew_task *task, void *arg)
 {
     (void)arg;
-    nested.err = crew_submit_ex(crew_task_pool(task), count_task, &nested.child,
-                                count_free, 0, &nested.future);
+    nested.err =
+        crew_submit_ex(crew_task_pool(task), scn_count_task, &nested.child,
+                       scn_count_free, 0, &nested.future);
     return nested.err;
 }
 
@@ -565,9 +423,9 @@ CREW_TEST(submit, a_task_may_submit_to_its_own_pool)
     crew_future *f;
 
     cr_assert_eq(crew_submit(p, submit_child_task, NULL, &f), 0);
-    wait_and_release(f);
+    cr_assert_eq(scn_wait_and_release(f), 0);
     cr_assert_eq(nested.err, 0);
-    wait_and_release(nested.future);
+    cr_assert_eq(scn_wait_and_release(nested.future), 0);
     nested.future = NULL;
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&nested.child.ran), 1);
@@ -623,8 +481,8 @@ CREW_TEST(submit, a_task_queues_ten_thousand_children_on_its_own_worker)
     cr_assert_eq(crew_future_wait(parent), 0, "%s",
                  crew_error_message(crew_future_error(parent)));
     for (size_t i = 0; i < CHILDREN; i++) {
-        cr_assert_eq(atomic_load(&fan->runs[i]), 1, "child %zu ran %d times",
-                     i, atomic_load(&fan->runs[i]));
+        cr_assert_eq(atomic_load(&fan->runs[i]), 1, "child %zu ran %d times", i,
+                     atomic_load(&fan->runs[i]));
         crew_future_release(fan->children[i]);
     }
     crew_future_release(parent);

@@ -9,82 +9,16 @@
  * fails the test instead of hanging it.
  */
 #include "common.h"
+#include "testkit.h"
 
 #include <crew.h>
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* The longest wait for something that must happen. */
-#define WAIT_MS 10000u
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Spins until cancellation is requested; false if it never was. */
-static bool
-spin_until_cancelled(crew_task *task)
-{
-    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
-
-    while (!crew_task_cancelled(task)) {
-        if (now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
-/* Set once a task has started, waited on by the test. */
-struct started {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool yes;
-};
-
-#define STARTED_INIT                                           \
-    {                                                          \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
-    }
-
-static void
-mark_started(struct started *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->yes = true;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
-static bool
-wait_started(struct started *s)
-{
-    struct timespec deadline;
-    bool yes;
-
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&s->lock);
-    while (!s->yes &&
-           pthread_cond_timedwait(&s->cond, &s->lock, &deadline) != ETIMEDOUT)
-        continue;
-    yes = s->yes;
-    pthread_mutex_unlock(&s->lock);
-    return yes;
-}
 
 static crew_pool *
 one_thread_pool(void)
@@ -158,14 +92,6 @@ CREW_TEST(task, return_gives_the_value_until_the_last_reference_goes)
 }
 
 static int
-no_value_task(crew_task *task, void *arg)
-{
-    (void)task;
-    (void)arg;
-    return 0;
-}
-
-static int
 null_value_task(crew_task *task, void *arg)
 {
     (void)arg;
@@ -175,7 +101,7 @@ null_value_task(crew_task *task, void *arg)
 
 CREW_TEST(task, without_a_value_succeeds_with_null)
 {
-    crew_future *f = run_alone(no_value_task, NULL);
+    crew_future *f = run_alone(scn_ok_task, NULL);
     crew_future *g = run_alone(null_value_task, NULL);
 
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
@@ -310,14 +236,11 @@ big_fail_task(crew_task *task, void *arg)
 
 CREW_TEST(task, fail_keeps_a_64_kib_message_whole)
 {
-    char *big = malloc(BIG_MESSAGE + 1);
+    char *big = scn_letters(BIG_MESSAGE);
     crew_future *f;
     const char *message;
 
     cr_assert_not_null(big);
-    for (size_t i = 0; i < BIG_MESSAGE; i++)
-        big[i] = (char)('a' + i % 26);
-    big[BIG_MESSAGE] = '\0';
     f = run_alone(big_fail_task, big);
 
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
@@ -403,12 +326,12 @@ CREW_TEST(task, value_free_runs_at_once_when_failing_after_return)
 
 /* A running task the test cancels, and what it saw. */
 static struct {
-    struct started started;
+    struct scn_gate started;
     bool saw_cancel;
     bool cancelled_at_start;
     int outcome;
     struct value value;
-} running = {STARTED_INIT, false, false, 0, {0, 0}};
+} running = {SCN_GATE_INIT, false, false, 0, {0, 0}};
 
 static int
 cancellable_task(crew_task *task, void *arg)
@@ -416,8 +339,8 @@ cancellable_task(crew_task *task, void *arg)
     (void)arg;
     running.cancelled_at_start = crew_task_cancelled(task);
     crew_task_return(task, &running.value, free_first);
-    mark_started(&running.started);
-    running.saw_cancel = spin_until_cancelled(task);
+    scn_gate_add(&running.started, 1);
+    running.saw_cancel = scn_spin_until_cancelled(task);
     return running.outcome;
 }
 
@@ -431,7 +354,7 @@ cancel_while_running(int outcome)
 
     running.outcome = outcome;
     cr_assert_eq(crew_submit(p, cancellable_task, NULL, &f), 0);
-    cr_assert(wait_started(&running.started));
+    cr_assert(scn_gate_reaches(&running.started, 1));
     cr_assert_eq(crew_future_cancel(f), 0);
     crew_future_wait(f);
     crew_pool_destroy(p);

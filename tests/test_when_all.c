@@ -8,104 +8,21 @@
  * what they see; the test asserts once it has synchronised with them.
  */
 #include "common.h"
+#include "testkit.h"
 
 #include <crew.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* The longest wait for something that must happen. */
-#define WAIT_MS 10000u
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* A count that threads raise and the test waits on. */
-struct latch {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned count;
-};
-
-#define LATCH_INIT                                             \
-    {                                                          \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
-    }
-
-static void
-latch_add(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->count++;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-/* Waits at most WAIT_MS for the count to reach n; true if it did. */
-static bool
-latch_wait(struct latch *l, unsigned n)
-{
-    struct timespec deadline;
-    bool reached;
-
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&l->lock);
-    while (l->count < n &&
-           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
-        continue;
-    reached = l->count >= n;
-    pthread_mutex_unlock(&l->lock);
-    return reached;
-}
-
-/* Closed until the test opens it; a task passing it holds its worker. */
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-};
-
-#define GATE_INIT                                                  \
-    {                                                              \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
-    }
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void
-gate_pass(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
 
 /* A task held at a gate, which then succeeds or fails as told. */
 struct held {
-    struct latch *entered;
-    struct gate *gate;
+    struct scn_hold *hold;
     int code;
     const char *message;
     pthread_t thread;
@@ -117,26 +34,10 @@ held_task(crew_task *task, void *arg)
     struct held *h = arg;
 
     h->thread = pthread_self();
-    if (h->entered != NULL)
-        latch_add(h->entered);
-    gate_pass(h->gate);
+    scn_hold_task(task, h->hold);
     if (h->code != 0)
         return crew_task_fail(task, h->code, "%s", h->message);
     return 0;
-}
-
-/* Spins until cancellation is requested; false if it never was. */
-static bool
-spin_until_cancelled(crew_task *task)
-{
-    uint64_t deadline = now_ns() + WAIT_MS * 1000000ull;
-
-    while (!crew_task_cancelled(task)) {
-        if (now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
 }
 
 static crew_pool *
@@ -158,22 +59,6 @@ promise(void)
     return f;
 }
 
-static void
-release_all(crew_future **f, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        crew_future_release(f[i]);
-}
-
-static atomic_uint values_freed;
-
-static void
-count_value_free(void *value)
-{
-    (void)value;
-    atomic_fetch_add(&values_freed, 1);
-}
-
 /* Checks the i-th inner error of e: its position, code and message. */
 static void
 assert_inner(const crew_error *e, size_t i, size_t position, int code,
@@ -186,14 +71,6 @@ assert_inner(const crew_error *e, size_t i, size_t position, int code,
     cr_assert_eq(input, position, "inner error %zu: position %zu", i, input);
     cr_assert_eq(crew_error_code(inner), code, "inner error %zu", i);
     cr_assert_str_eq(crew_error_message(inner), message, "inner error %zu", i);
-}
-
-static int
-ok_task(crew_task *task, void *arg)
-{
-    (void)task;
-    (void)arg;
-    return 0;
 }
 
 static int
@@ -227,7 +104,7 @@ CREW_TEST(when_all, succeeds_with_null_once_every_input_has_succeeded)
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(crew_future_result(in[i]), (void *)&values[i]);
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(when_all, collects_each_failure_in_input_order_with_positions)
@@ -260,7 +137,7 @@ CREW_TEST(when_all, collects_each_failure_in_input_order_with_positions)
     cr_assert_null(crew_error_inner(e, 3, &input));
     cr_assert_eq(input, 777);
     crew_future_release(all);
-    release_all(in, 5);
+    scn_release_all(in, 5);
 }
 
 CREW_TEST(when_all, collects_the_failures_of_tasks_on_a_pool)
@@ -270,7 +147,7 @@ CREW_TEST(when_all, collects_the_failures_of_tasks_on_a_pool)
     const crew_error *e;
 
     for (size_t i = 0; i < 1000; i++)
-        cr_assert_eq(crew_submit(p, i % 100 == 42 ? fail_task : ok_task,
+        cr_assert_eq(crew_submit(p, i % 100 == 42 ? fail_task : scn_ok_task,
                                  (void *)(uintptr_t)i, &in[i]),
                      0);
     cr_assert_eq(crew_when_all(in, 1000, &all), 0);
@@ -285,7 +162,7 @@ CREW_TEST(when_all, collects_the_failures_of_tasks_on_a_pool)
         assert_inner(e, i, failed, EIO, message);
     }
     crew_future_release(all);
-    release_all(in, 1000);
+    scn_release_all(in, 1000);
     crew_pool_destroy(p);
 }
 
@@ -305,7 +182,7 @@ CREW_TEST(when_all, cancelled_inputs_add_no_inner_error)
     cr_assert_eq(crew_error_count(crew_future_error(all)), 1);
     assert_inner(crew_future_error(all), 0, 1, EPIPE, "broken");
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(when_all, is_cancelled_when_some_were_cancelled_none_failed)
@@ -330,8 +207,8 @@ CREW_TEST(when_all, is_cancelled_when_some_were_cancelled_none_failed)
     cr_assert_eq(crew_future_wait(some), ECANCELED);
     crew_future_release(all);
     crew_future_release(some);
-    release_all(in, 2);
-    release_all(mixed, 2);
+    scn_release_all(in, 2);
+    scn_release_all(mixed, 2);
 }
 
 CREW_TEST(when_all, with_no_inputs_has_already_succeeded)
@@ -383,7 +260,7 @@ CREW_TEST(when_all, rejects_bad_input_with_einval_and_changes_nothing)
     crew_future *with_null[3] = {v, NULL, pending};
     crew_future *all = (crew_future *)(void *)&sentinel;
 
-    cr_assert_eq(crew_promise_resolve(v, &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(v, &value, scn_value_free), 0);
     cr_assert_eq(crew_when_all(&v, 1, NULL), EINVAL);
     cr_assert_eq(crew_when_all(NULL, 2, &all), EINVAL);
     cr_assert_null(all);
@@ -393,32 +270,31 @@ CREW_TEST(when_all, rejects_bad_input_with_einval_and_changes_nothing)
 
     /* No reference was taken: ours is the last one. */
     crew_future_release(v);
-    cr_assert_eq(atomic_load(&values_freed), 1,
+    cr_assert_eq(atomic_load(&scn_values_freed), 1,
                  "a refused join kept a reference to its input");
     /* No callback was left on the pending input. */
-    cr_assert_eq(crew_promise_resolve(pending, &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(pending, &value, scn_value_free), 0);
     crew_future_release(pending);
-    cr_assert_eq(atomic_load(&values_freed), 2);
+    cr_assert_eq(atomic_load(&scn_values_freed), 2);
 }
 
 CREW_TEST(when_all, holds_its_own_references_to_the_inputs)
 {
-    static struct gate gate = GATE_INIT;
-    static struct latch entered = LATCH_INIT;
+    static struct scn_hold hold = SCN_HOLD_INIT;
     static struct held h[3] = {
-        {.entered = &entered, .gate = &gate},
-        {.gate = &gate, .code = EIO, .message = "first failure"},
-        {.gate = &gate, .code = ENOSPC, .message = "second failure"},
+        {.hold = &hold},
+        {.hold = &hold, .code = EIO, .message = "first failure"},
+        {.hold = &hold, .code = ENOSPC, .message = "second failure"},
     };
     crew_pool *p = pool_of(1);
     crew_future *in[3], *all = NULL;
 
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(crew_submit(p, held_task, &h[i], &in[i]), 0);
-    cr_assert(latch_wait(&entered, 1));
+    cr_assert(scn_gate_reaches(&hold.entered, 1));
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
-    release_all(in, 3);
-    gate_open(&gate);
+    scn_release_all(in, 3);
+    scn_hold_open(&hold);
 
     cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
     cr_assert_eq(crew_error_count(crew_future_error(all)), 2);
@@ -435,56 +311,18 @@ CREW_TEST(when_all, may_be_released_before_its_inputs_resolve)
 
     cr_assert_eq(crew_when_all(in, 2, &all), 0);
     crew_future_release(all);
-    cr_assert_eq(crew_promise_resolve(in[0], &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(in[0], &value, scn_value_free), 0);
     cr_assert_eq(crew_promise_fail(in[1], EIO, "nobody listens"), 0);
     cr_assert_eq(crew_future_state(in[1]), CREW_FAILED);
-    release_all(in, 2);
-    cr_assert_eq(atomic_load(&values_freed), 1);
+    scn_release_all(in, 2);
+    cr_assert_eq(atomic_load(&scn_values_freed), 1);
 }
 
 /* What a callback on the join saw, and on which thread it ran. */
-static struct {
-    pthread_t thread;
-    crew_state state;
-    atomic_uint calls;
-    struct latch done;
-} callback = {.done = LATCH_INIT};
-
-static void
-record_callback(crew_future *future, void *user)
-{
-    (void)user;
-    callback.thread = pthread_self();
-    callback.state = crew_future_state(future);
-    atomic_fetch_add(&callback.calls, 1);
-    latch_add(&callback.done);
-}
+static struct scn_seen callback = SCN_SEEN_INIT;
 
 /* Resolves the last input on its own thread and looks at once. */
-static struct {
-    crew_future *input;
-    crew_future *join;
-    int code;
-    pthread_t thread;
-    int err;
-    crew_state state_after;
-    unsigned calls_after;
-} resolver;
-
-static void *
-resolve_thread(void *arg)
-{
-    (void)arg;
-    resolver.thread = pthread_self();
-    if (resolver.code == 0)
-        resolver.err = crew_promise_resolve(resolver.input, NULL, NULL);
-    else
-        resolver.err =
-            crew_promise_fail(resolver.input, resolver.code, "last one");
-    resolver.state_after = crew_future_state(resolver.join);
-    resolver.calls_after = atomic_load(&callback.calls);
-    return NULL;
-}
+static struct scn_settler resolver = {.message = "last one", .seen = &callback};
 
 static void
 assert_resolved_inside_the_last_resolution(int code, crew_state expected)
@@ -495,15 +333,16 @@ assert_resolved_inside_the_last_resolution(int code, crew_state expected)
     for (size_t i = 0; i < 3; i++)
         in[i] = promise();
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
-    cr_assert_eq(crew_future_on_complete(all, record_callback, NULL), 0);
+    cr_assert_eq(crew_future_on_complete(all, scn_seen_cb, &callback), 0);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
     cr_assert_eq(crew_promise_resolve(in[2], NULL, NULL), 0);
-    cr_assert_eq(atomic_load(&callback.calls), 0);
+    cr_assert_eq(scn_gate_count(&callback.calls), 0);
 
     resolver.input = in[1];
-    resolver.join = all;
+    resolver.watch = all;
     resolver.code = code;
-    cr_assert_eq(pthread_create(&thread, NULL, resolve_thread, NULL), 0);
+    cr_assert_eq(pthread_create(&thread, NULL, scn_settle_thread, &resolver),
+                 0);
     pthread_join(thread, NULL);
     cr_assert_eq(resolver.err, 0);
     cr_assert_eq(resolver.state_after, expected,
@@ -515,11 +354,11 @@ assert_resolved_inside_the_last_resolution(int code, crew_state expected)
     cr_assert(pthread_equal(callback.thread, resolver.thread),
               "the callback ran on another thread than the resolver");
     cr_assert_eq(callback.state, expected);
-    cr_assert_eq(atomic_load(&callback.calls), 1);
+    cr_assert_eq(scn_gate_count(&callback.calls), 1);
     resolver.input = NULL;
-    resolver.join = NULL;
+    resolver.watch = NULL;
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(when_all, resolves_and_calls_back_inside_the_last_resolution)
@@ -534,82 +373,61 @@ CREW_TEST(when_all, fails_and_calls_back_inside_the_last_failure)
 
 CREW_TEST(when_all, resolves_on_the_worker_that_finished_the_last_task)
 {
-    static struct gate gate = GATE_INIT;
-    static struct latch entered = LATCH_INIT;
-    static struct held h = {.entered = &entered, .gate = &gate};
+    static struct scn_hold hold = SCN_HOLD_INIT;
+    static struct held h = {.hold = &hold};
     crew_pool *p = pool_of(1);
     crew_future *in[2], *all = NULL;
 
     in[0] = promise();
     cr_assert_eq(crew_submit(p, held_task, &h, &in[1]), 0);
-    cr_assert(latch_wait(&entered, 1));
+    cr_assert(scn_gate_reaches(&hold.entered, 1));
     cr_assert_eq(crew_when_all(in, 2, &all), 0);
-    cr_assert_eq(crew_future_on_complete(all, record_callback, NULL), 0);
+    cr_assert_eq(crew_future_on_complete(all, scn_seen_cb, &callback), 0);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
-    cr_assert_eq(atomic_load(&callback.calls), 0);
-    gate_open(&gate);
+    cr_assert_eq(scn_gate_count(&callback.calls), 0);
+    scn_hold_open(&hold);
 
-    cr_assert(latch_wait(&callback.done, 1), "the callback never ran");
+    cr_assert(scn_gate_reaches(&callback.calls, 1), "the callback never ran");
     cr_assert(pthread_equal(callback.thread, h.thread),
               "the callback ran off the worker that resolved the last input");
     cr_assert_eq(callback.state, CREW_SUCCEEDED);
     cr_assert_eq(crew_future_wait(all), 0);
     crew_future_release(all);
-    release_all(in, 2);
+    scn_release_all(in, 2);
     crew_pool_destroy(p);
 }
 
 static struct {
-    struct latch entered;
+    struct scn_gate entered;
     bool saw_cancel;
-} spinner = {LATCH_INIT, false};
+} spinner = {SCN_GATE_INIT, false};
 
 static int
 spin_task(crew_task *task, void *arg)
 {
     (void)arg;
-    latch_add(&spinner.entered);
-    spinner.saw_cancel = spin_until_cancelled(task);
+    scn_gate_add(&spinner.entered, 1);
+    spinner.saw_cancel = scn_spin_until_cancelled(task);
     return spinner.saw_cancel ? ECANCELED : ETIMEDOUT;
-}
-
-static struct {
-    atomic_uint ran;
-    atomic_uint freed;
-} queued;
-
-static int
-queued_task(crew_task *task, void *arg)
-{
-    (void)task;
-    (void)arg;
-    atomic_fetch_add(&queued.ran, 1);
-    return 0;
-}
-
-static void
-queued_free(void *arg)
-{
-    (void)arg;
-    atomic_fetch_add(&queued.freed, 1);
 }
 
 CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
 {
-    static struct gate gate = GATE_INIT;
-    static struct latch entered = LATCH_INIT;
-    static struct held h = {.entered = &entered, .gate = &gate};
+    static struct scn_hold hold = SCN_HOLD_INIT;
+    static struct held h = {.hold = &hold};
+    static struct scn_counts queued = SCN_COUNTS_INIT;
     crew_pool *p = pool_of(2);
     crew_future *blocker, *in[3], *all = NULL;
 
     /* One worker spins on the cancellation, the other is held. */
     cr_assert_eq(crew_submit(p, spin_task, NULL, &in[1]), 0);
-    cr_assert(latch_wait(&spinner.entered, 1));
+    cr_assert(scn_gate_reaches(&spinner.entered, 1));
     cr_assert_eq(crew_submit(p, held_task, &h, &blocker), 0);
-    cr_assert(latch_wait(&entered, 1));
+    cr_assert(scn_gate_reaches(&hold.entered, 1));
     in[0] = promise();
-    cr_assert_eq(crew_submit_ex(p, queued_task, NULL, queued_free, 0, &in[2]),
-                 0);
+    cr_assert_eq(
+        crew_submit_ex(p, scn_count_task, &queued, scn_count_free, 0, &in[2]),
+        0);
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
 
     cr_assert_eq(crew_future_cancel(all), 0);
@@ -624,11 +442,11 @@ CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
     cr_assert_eq(crew_future_state(all), CREW_CANCELLED);
     cr_assert_eq(crew_future_cancel(all), EALREADY);
 
-    gate_open(&gate);
+    scn_hold_open(&hold);
     cr_assert_eq(crew_future_wait(blocker), 0);
     crew_future_release(blocker);
     crew_future_release(all);
-    release_all(in, 3);
+    scn_release_all(in, 3);
     crew_pool_destroy(p);
     cr_assert_eq(atomic_load(&queued.ran), 0);
     cr_assert_eq(atomic_load(&queued.freed), 1);
@@ -644,7 +462,7 @@ CREW_TEST(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
     cr_assert_eq(crew_future_state(all), CREW_FAILED);
     assert_inner(crew_future_error(all), 0, 1, EROFS, "read-only");
     crew_future_release(all);
-    release_all(in, 2);
+    scn_release_all(in, 2);
 }
 
 CREW_TEST(when_all, nested_joins_keep_the_nesting)
@@ -712,13 +530,13 @@ CREW_TEST(when_all, wait_all_gives_zero_and_a_null_error_on_success)
     crew_error *error = (crew_error *)(void *)&sentinel;
 
     for (size_t i = 0; i < 50; i++)
-        cr_assert_eq(crew_submit(p, ok_task, NULL, &in[i]), 0);
+        cr_assert_eq(crew_submit(p, scn_ok_task, NULL, &in[i]), 0);
     cr_assert_eq(crew_wait_all(in, 50, &error), 0);
     cr_assert_null(error);
     for (size_t i = 0; i < 50; i++)
         cr_assert_eq(crew_future_state(in[i]), CREW_SUCCEEDED);
     cr_assert_eq(crew_wait_all(in, 50, NULL), 0);
-    release_all(in, 50);
+    scn_release_all(in, 50);
     crew_pool_destroy(p);
 }
 
@@ -729,7 +547,7 @@ CREW_TEST(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
     crew_error *error = NULL;
 
     for (size_t i = 0; i < 6; i++)
-        cr_assert_eq(crew_submit(p, i == 1 || i == 4 ? fail_task : ok_task,
+        cr_assert_eq(crew_submit(p, i == 1 || i == 4 ? fail_task : scn_ok_task,
                                  (void *)(uintptr_t)i, &in[i]),
                      0);
     cr_assert_eq(crew_wait_all(in, 6, &error), CREW_EAGGREGATE);
@@ -740,7 +558,7 @@ CREW_TEST(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
     assert_inner(error, 1, 4, EIO, "task 4 failed");
     cr_assert_eq(crew_wait_all(in, 6, NULL), CREW_EAGGREGATE);
     crew_error_release(error);
-    release_all(in, 6);
+    scn_release_all(in, 6);
     crew_pool_destroy(p);
 }
 
@@ -756,7 +574,7 @@ CREW_TEST(when_all, wait_all_returns_ecanceled_for_cancelled_inputs)
         cr_assert_eq(crew_error_code(error), ECANCELED);
     crew_error_release(error);
     cr_assert_eq(crew_wait_all(in, 2, NULL), ECANCELED);
-    release_all(in, 2);
+    scn_release_all(in, 2);
 }
 
 CREW_TEST(when_all, wait_all_of_no_inputs_returns_zero_at_once)
@@ -775,7 +593,7 @@ CREW_TEST(when_all, wait_all_rejects_bad_input_with_einval)
     crew_future *v = promise(), *with_null[2] = {v, NULL};
     crew_error *error = (crew_error *)(void *)&sentinel;
 
-    cr_assert_eq(crew_promise_resolve(v, &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(v, &value, scn_value_free), 0);
     cr_assert_eq(crew_wait_all(NULL, 1, &error), EINVAL);
     cr_assert_null(error);
     error = (crew_error *)(void *)&sentinel;
@@ -783,7 +601,7 @@ CREW_TEST(when_all, wait_all_rejects_bad_input_with_einval)
     cr_assert_null(error);
     cr_assert_eq(crew_wait_all(with_null, 2, NULL), EINVAL);
     crew_future_release(v);
-    cr_assert_eq(atomic_load(&values_freed), 1);
+    cr_assert_eq(atomic_load(&scn_values_freed), 1);
 }
 
 /* A task that submits children to its own pool and waits for them all. */
@@ -817,7 +635,7 @@ wait_children_task(crew_task *task, void *arg)
                               (void *)(uintptr_t)i, &children[i]);
 
         if (err != 0) {
-            release_all(children, i);
+            scn_release_all(children, i);
             return err;
         }
     }

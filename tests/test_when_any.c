@@ -10,6 +10,7 @@
  * synchronised with them.
  */
 #include "common.h"
+#include "testkit.h"
 
 #include <crew.h>
 #include <errno.h>
@@ -18,110 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
-
-/* The longest wait for something that must happen. */
-#define WAIT_MS 10000u
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* A count that threads raise and the test waits on. */
-struct latch {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned count;
-};
-
-#define LATCH_INIT                                             \
-    {                                                          \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
-    }
-
-static void
-latch_add(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->count++;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-/* Waits at most WAIT_MS for the count to reach n; true if it did. */
-static bool
-latch_wait(struct latch *l, unsigned n)
-{
-    struct timespec deadline;
-    bool reached;
-
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&l->lock);
-    while (l->count < n &&
-           pthread_cond_timedwait(&l->cond, &l->lock, &deadline) != ETIMEDOUT)
-        continue;
-    reached = l->count >= n;
-    pthread_mutex_unlock(&l->lock);
-    return reached;
-}
-
-/* Closed until the test opens it; a task passing it holds its worker. */
-struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-};
-
-#define GATE_INIT                                                  \
-    {                                                              \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false \
-    }
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void
-gate_pass(struct gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
-/* Tasks that hold their workers until the gate opens. */
-struct hold {
-    struct latch entered;
-    struct gate gate;
-};
-
-#define HOLD_INIT             \
-    {                         \
-        LATCH_INIT, GATE_INIT \
-    }
-
-static int
-hold_task(crew_task *task, void *arg)
-{
-    struct hold *h = arg;
-
-    (void)task;
-    latch_add(&h->entered);
-    gate_pass(&h->gate);
-    return 0;
-}
 
 static crew_pool *
 pool_of(unsigned threads)
@@ -148,25 +45,7 @@ settle_and_release(crew_future **f, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         crew_future_cancel(f[i]);
-    for (size_t i = 0; i < n; i++)
-        crew_future_release(f[i]);
-}
-
-static atomic_uint values_freed;
-
-static void
-count_value_free(void *value)
-{
-    (void)value;
-    atomic_fetch_add(&values_freed, 1);
-}
-
-static int
-ok_task(crew_task *task, void *arg)
-{
-    (void)task;
-    (void)arg;
-    return 0;
+    scn_release_all(f, n);
 }
 
 TestSuite(when_any, CREW_SUITE);
@@ -270,7 +149,7 @@ CREW_TEST(when_any, rejects_bad_input_with_einval_and_changes_nothing)
     crew_future *any = (crew_future *)(void *)&sentinel;
     size_t index = 777;
 
-    cr_assert_eq(crew_promise_resolve(v, &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(v, &value, scn_value_free), 0);
     cr_assert_eq(crew_when_any(&v, 1, NULL), EINVAL);
     cr_assert_eq(crew_when_any(NULL, 2, &any), EINVAL);
     cr_assert_null(any);
@@ -284,11 +163,11 @@ CREW_TEST(when_any, rejects_bad_input_with_einval_and_changes_nothing)
 
     /* No reference was taken: ours is the last one. */
     crew_future_release(v);
-    cr_assert_eq(atomic_load(&values_freed), 1,
+    cr_assert_eq(atomic_load(&scn_values_freed), 1,
                  "a refused combinator kept a reference to its input");
-    cr_assert_eq(crew_promise_resolve(pending, &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(pending, &value, scn_value_free), 0);
     crew_future_release(pending);
-    cr_assert_eq(atomic_load(&values_freed), 2);
+    cr_assert_eq(atomic_load(&scn_values_freed), 2);
 }
 
 CREW_TEST(when_any, accepts_the_same_future_more_than_once)
@@ -313,50 +192,18 @@ CREW_TEST(when_any, may_be_released_before_its_inputs_resolve)
 
     cr_assert_eq(crew_when_any(in, 2, &any), 0);
     crew_future_release(any);
-    cr_assert_eq(crew_promise_resolve(in[1], &value, count_value_free), 0);
+    cr_assert_eq(crew_promise_resolve(in[1], &value, scn_value_free), 0);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
     settle_and_release(in, 2);
-    cr_assert_eq(atomic_load(&values_freed), 1);
+    cr_assert_eq(atomic_load(&scn_values_freed), 1);
 }
 
 /* What a callback on the combinator saw, and on which thread it ran. */
-static struct {
-    pthread_t thread;
-    crew_state state;
-    void *result;
-    atomic_uint calls;
-} callback;
+static struct scn_seen callback = SCN_SEEN_INIT;
 
-static void
-record_callback(crew_future *future, void *user)
-{
-    (void)user;
-    callback.thread = pthread_self();
-    callback.state = crew_future_state(future);
-    callback.result = crew_future_result(future);
-    atomic_fetch_add(&callback.calls, 1);
-}
-
-/* Resolves the first input on its own thread and looks at once. */
-static struct {
-    crew_future *input;
-    crew_future *any;
-    pthread_t thread;
-    int err;
-    crew_state state_after;
-    unsigned calls_after;
-} resolver;
-
-static void *
-resolve_thread(void *arg)
-{
-    (void)arg;
-    resolver.thread = pthread_self();
-    resolver.err = crew_promise_fail(resolver.input, EIO, "first");
-    resolver.state_after = crew_future_state(resolver.any);
-    resolver.calls_after = atomic_load(&callback.calls);
-    return NULL;
-}
+/* Fails the first input on its own thread and looks at once. */
+static struct scn_settler resolver = {
+    .code = EIO, .message = "first", .seen = &callback};
 
 CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
 {
@@ -366,10 +213,11 @@ CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
     for (size_t i = 0; i < 3; i++)
         in[i] = promise();
     cr_assert_eq(crew_when_any(in, 3, &any), 0);
-    cr_assert_eq(crew_future_on_complete(any, record_callback, NULL), 0);
+    cr_assert_eq(crew_future_on_complete(any, scn_seen_cb, &callback), 0);
     resolver.input = in[2];
-    resolver.any = any;
-    cr_assert_eq(pthread_create(&thread, NULL, resolve_thread, NULL), 0);
+    resolver.watch = any;
+    cr_assert_eq(pthread_create(&thread, NULL, scn_settle_thread, &resolver),
+                 0);
     pthread_join(thread, NULL);
 
     cr_assert_eq(resolver.err, 0);
@@ -384,9 +232,9 @@ CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
     cr_assert_eq(callback.state, CREW_SUCCEEDED);
     cr_assert_eq(callback.result, (void *)in[2]);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
-    cr_assert_eq(atomic_load(&callback.calls), 1);
+    cr_assert_eq(scn_gate_count(&callback.calls), 1);
     resolver.input = NULL;
-    resolver.any = NULL;
+    resolver.watch = NULL;
     callback.result = NULL;
     crew_future_release(any);
     settle_and_release(in, 3);
@@ -394,20 +242,19 @@ CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
 
 CREW_TEST(when_any, wait_any_stores_the_position_of_the_winner)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
     crew_pool *p = pool_of(2);
     crew_future *in[3];
     size_t index = 777;
 
-    cr_assert_eq(crew_submit(p, hold_task, &h, &in[0]), 0);
-    cr_assert(latch_wait(&h.entered, 1));
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &in[0]), 0);
     in[1] = promise();
-    cr_assert_eq(crew_submit(p, ok_task, NULL, &in[2]), 0);
+    cr_assert_eq(crew_submit(p, scn_ok_task, NULL, &in[2]), 0);
     cr_assert_eq(crew_wait_any(in, 3, CREW_FOREVER, &index), 0);
     cr_assert_eq(index, 2);
     cr_assert_eq(crew_future_state(in[0]), CREW_RUNNING);
     cr_assert_eq(crew_future_state(in[1]), CREW_PENDING);
-    gate_open(&h.gate);
+    scn_hold_open(&h);
     cr_assert_eq(crew_future_wait(in[0]), 0);
     settle_and_release(in, 3);
     crew_pool_destroy(p);
@@ -440,10 +287,10 @@ CREW_TEST(when_any, wait_any_times_out_without_touching_the_index)
 {
     crew_future *in[2] = {promise(), promise()};
     size_t index = 777;
-    uint64_t start = now_ns();
+    uint64_t start = scn_now_ns();
 
     cr_assert_eq(crew_wait_any(in, 2, 20000000u, &index), ETIMEDOUT);
-    cr_assert_geq(now_ns() - start, 20000000u, "timed out early");
+    cr_assert_geq(scn_now_ns() - start, 20000000u, "timed out early");
     cr_assert_eq(index, 777);
     cr_assert_eq(crew_wait_any(in, 2, 0, &index), ETIMEDOUT);
     cr_assert_eq(index, 777);
@@ -472,7 +319,7 @@ wait_child_task(crew_task *task, void *arg)
     int err;
 
     in[0] = helper.never;
-    err = crew_submit(crew_task_pool(task), ok_task, NULL, &in[1]);
+    err = crew_submit(crew_task_pool(task), scn_ok_task, NULL, &in[1]);
     if (err != 0)
         return err;
     helper.err = crew_wait_any(in, 2, timeout_ns, &helper.index);
@@ -505,38 +352,18 @@ CREW_TEST(when_any, wait_any_on_the_only_worker_helps_not_deadlocks)
     crew_pool_destroy(p);
 }
 
-static struct {
-    atomic_uint ran;
-    atomic_uint freed;
-} queued;
-
-static int
-queued_task(crew_task *task, void *arg)
-{
-    (void)task;
-    (void)arg;
-    atomic_fetch_add(&queued.ran, 1);
-    return 0;
-}
-
-static void
-queued_free(void *arg)
-{
-    (void)arg;
-    atomic_fetch_add(&queued.freed, 1);
-}
-
 CREW_TEST(when_any, cancelling_it_passes_the_request_to_its_inputs)
 {
-    static struct hold h = HOLD_INIT;
+    static struct scn_hold h = SCN_HOLD_INIT;
+    static struct scn_counts queued = SCN_COUNTS_INIT;
     crew_pool *p = pool_of(1);
     crew_future *blocker, *in[2], *any = NULL;
 
-    cr_assert_eq(crew_submit(p, hold_task, &h, &blocker), 0);
-    cr_assert(latch_wait(&h.entered, 1));
+    cr_assert_eq(scn_hold_worker(p, &h, 1, &blocker), 0);
     in[0] = promise();
-    cr_assert_eq(crew_submit_ex(p, queued_task, NULL, queued_free, 0, &in[1]),
-                 0);
+    cr_assert_eq(
+        crew_submit_ex(p, scn_count_task, &queued, scn_count_free, 0, &in[1]),
+        0);
     cr_assert_eq(crew_when_any(in, 2, &any), 0);
 
     cr_assert_eq(crew_future_cancel(any), 0);
@@ -548,7 +375,7 @@ CREW_TEST(when_any, cancelling_it_passes_the_request_to_its_inputs)
     cr_assert_neq(crew_future_state(any), CREW_PENDING);
     cr_assert_eq(crew_future_cancel(any), EALREADY);
 
-    gate_open(&h.gate);
+    scn_hold_open(&h);
     cr_assert_eq(crew_future_wait(blocker), 0);
     crew_future_release(blocker);
     crew_future_release(any);

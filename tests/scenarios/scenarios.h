@@ -17,6 +17,8 @@
 #ifndef CREW_TESTS_SCENARIOS_H
 #define CREW_TESTS_SCENARIOS_H
 
+#include "testkit.h"
+
 #include <crew.h>
 
 #include <pthread.h>
@@ -84,6 +86,9 @@ double crew_scenario_stress(void);
 /* Helpers shared by the scenario files                                */
 /* ------------------------------------------------------------------ */
 
+/* Gates, the clock and the other helpers the Criterion tests use too are
+ * in testkit.h. */
+
 /*
  * The first violated invariant of one scenario run. Any thread may record
  * one (a task, a callback, a helper thread); the first recorded wins.
@@ -110,23 +115,6 @@ bool scn_failed(struct scn_verdict *verdict);
 
 /* The first failure recorded, or NULL. */
 const char *scn_result(struct scn_verdict *verdict);
-
-/*
- * A counting gate: threads wait until the count reaches a target. Whoever
- * adds holds the lock while it changes the count, then broadcasts, so no
- * wake-up is lost; a waiter re-checks in a loop.
- */
-struct scn_gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t count; /* guarded by lock */
-};
-
-void scn_gate_init(struct scn_gate *gate);
-void scn_gate_destroy(struct scn_gate *gate);
-void scn_gate_add(struct scn_gate *gate, size_t n);
-void scn_gate_wait(struct scn_gate *gate, size_t target);
-size_t scn_gate_count(struct scn_gate *gate);
 
 /* xorshift64: cheap, per thread, seeded with a fixed non-zero value. */
 static inline uint64_t
@@ -157,16 +145,6 @@ scn_seed(uint64_t k)
 
 /* Burns roughly @p n loop iterations: timing jitter, never synchronization. */
 void scn_spin(unsigned n);
-
-/* CLOCK_MONOTONIC, in nanoseconds. */
-uint64_t scn_now_ns(void);
-
-static inline bool
-scn_resolved(crew_state state)
-{
-    return state == CREW_SUCCEEDED || state == CREW_FAILED ||
-           state == CREW_CANCELLED;
-}
 
 /*
  * Whether crew_future_wait()'s return @p err agrees with the state of the

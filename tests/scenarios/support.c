@@ -1,15 +1,19 @@
 /*
- * Helpers every scenario file uses: the scale factor, the verdict, gates,
- * jitter, the clock, and the checks of a when_all outcome against its
- * inputs.
+ * Helpers every scenario file uses: the scale factor, the verdict, jitter,
+ * and the checks of a when_all outcome against its inputs; and the test
+ * kit (testkit.h) the Criterion tests share with them: the clock, gates,
+ * holding tasks, counting tasks and callbacks.
  *
  * The verdict is one atomic pointer that goes from NULL to the first
  * failure by compare-and-swap, so a task, a callback and the scenario's own
- * thread may all record into it. A gate's count only grows, under its lock.
+ * thread may all record into it. A gate's count only grows, under its lock;
+ * its timed waits run on CLOCK_REALTIME, the clock of a condition variable
+ * made with default attributes or PTHREAD_COND_INITIALIZER.
  */
 #include "scenarios.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -59,6 +63,15 @@ scn_result(struct scn_verdict *verdict)
     return atomic_load(&verdict->why);
 }
 
+uint64_t
+scn_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void
 scn_gate_init(struct scn_gate *gate)
 {
@@ -103,6 +116,213 @@ scn_gate_count(struct scn_gate *gate)
     return count;
 }
 
+/* CLOCK_REALTIME @p ms milliseconds from now: a pthread_cond_timedwait()
+ * deadline. */
+static struct timespec
+deadline_after_ms(unsigned ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+size_t
+scn_gate_wait_ms(struct scn_gate *gate, size_t target, unsigned ms)
+{
+    struct timespec deadline = deadline_after_ms(ms);
+    size_t count;
+
+    pthread_mutex_lock(&gate->lock);
+    while (gate->count < target &&
+           pthread_cond_timedwait(&gate->cond, &gate->lock, &deadline) !=
+               ETIMEDOUT)
+        continue;
+    count = gate->count;
+    pthread_mutex_unlock(&gate->lock);
+    return count;
+}
+
+size_t
+scn_gate_await(struct scn_gate *gate, size_t target)
+{
+    return scn_gate_wait_ms(gate, target, SCN_PATIENCE_MS);
+}
+
+bool
+scn_gate_reaches(struct scn_gate *gate, size_t target)
+{
+    return scn_gate_await(gate, target) >= target;
+}
+
+void
+scn_gate_bump(void *gate)
+{
+    scn_gate_add(gate, 1);
+}
+
+void
+scn_hold_init(struct scn_hold *hold)
+{
+    scn_gate_init(&hold->entered);
+    scn_gate_init(&hold->gate);
+    atomic_init(&hold->saw_cancel, 0);
+}
+
+void
+scn_hold_destroy(struct scn_hold *hold)
+{
+    scn_gate_destroy(&hold->gate);
+    scn_gate_destroy(&hold->entered);
+}
+
+int
+scn_hold_task(crew_task *task, void *hold)
+{
+    struct scn_hold *h = hold;
+
+    scn_gate_add(&h->entered, 1);
+    scn_gate_wait(&h->gate, 1);
+    if (crew_task_cancelled(task))
+        atomic_fetch_add(&h->saw_cancel, 1);
+    return 0;
+}
+
+int
+scn_hold_worker(crew_pool *pool, struct scn_hold *hold, size_t nth,
+                crew_future **future)
+{
+    int err = crew_submit(pool, scn_hold_task, hold, future);
+
+    if (err != 0)
+        return err;
+    return scn_gate_reaches(&hold->entered, nth) ? 0 : ETIMEDOUT;
+}
+
+void
+scn_hold_open(struct scn_hold *hold)
+{
+    scn_gate_add(&hold->gate, 1);
+}
+
+int
+scn_count_task(crew_task *task, void *counts)
+{
+    struct scn_counts *c = counts;
+
+    (void)task;
+    atomic_fetch_add(&c->ran, 1);
+    scn_gate_add(&c->done, 1);
+    return 0;
+}
+
+void
+scn_count_free(void *counts)
+{
+    struct scn_counts *c = counts;
+
+    atomic_fetch_add(&c->freed, 1);
+}
+
+int
+scn_ok_task(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 0;
+}
+
+atomic_uint scn_values_freed;
+
+void
+scn_value_free(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&scn_values_freed, 1);
+}
+
+bool
+scn_spin_until_cancelled(crew_task *task)
+{
+    uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
+
+    while (!crew_task_cancelled(task)) {
+        if (scn_now_ns() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+void
+scn_seen_init(struct scn_seen *seen)
+{
+    memset(seen, 0, sizeof(*seen));
+    scn_gate_init(&seen->calls);
+}
+
+void
+scn_seen_cb(crew_future *future, void *seen)
+{
+    struct scn_seen *s = seen;
+
+    s->thread = pthread_self();
+    s->state = crew_future_state(future);
+    s->result = crew_future_result(future);
+    s->error_code = crew_error_code(crew_future_error(future));
+    scn_gate_add(&s->calls, 1);
+}
+
+void *
+scn_settle_thread(void *settler)
+{
+    struct scn_settler *s = settler;
+
+    s->thread = pthread_self();
+    if (s->code == 0)
+        s->err = crew_promise_resolve(s->input, NULL, NULL);
+    else
+        s->err = crew_promise_fail(s->input, s->code, "%s", s->message);
+    s->state_after = crew_future_state(s->watch);
+    s->calls_after = scn_gate_count(&s->seen->calls);
+    return NULL;
+}
+
+int
+scn_wait_and_release(crew_future *future)
+{
+    int err = crew_future_wait(future);
+
+    crew_future_release(future);
+    return err;
+}
+
+void
+scn_release_all(crew_future *const *futures, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        crew_future_release(futures[i]);
+}
+
+char *
+scn_letters(size_t n)
+{
+    char *text = malloc(n + 1);
+
+    if (text == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)('a' + i % 26);
+    text[n] = '\0';
+    return text;
+}
+
 void
 scn_spin(unsigned n)
 {
@@ -110,15 +330,6 @@ scn_spin(unsigned n)
 
     for (unsigned i = 0; i < n; i++)
         sink = sink + i;
-}
-
-uint64_t
-scn_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 bool

@@ -1,0 +1,1451 @@
+#include "common.h"
+
+/*
+ * Fault injection: every call that allocates, made to fail at each of its
+ * allocations in turn, and every thread a pool starts, made to fail in
+ * turn. A call that fails returns ENOMEM (EAGAIN for a thread), sets its
+ * out-parameters to NULL and changes nothing: no task runs, no arg_free,
+ * no callback, no reference taken or dropped. Where the contract says a
+ * call degrades instead (a failure whose message or aggregate cannot be
+ * recorded), the future still fails with the right code and a fixed
+ * message saying memory ran out. Afterwards the pool still works, and the
+ * leak check at the end of each test proves that nothing was left behind.
+ * Where a reference could be taken or dropped by mistake, a value freed by
+ * a counting value_free shows exactly when its future was freed, without
+ * relying on the leak check.
+ *
+ * The hooks (tests/fault.h) count the allocations of the thread that armed
+ * them, so a fault meant for a worker is armed inside a task, and one
+ * meant for a combinator is armed on the thread that resolves its
+ * deciding input. Each loop arms allocation k = 0, 1, 2, ... until the
+ * call goes through without the fault firing. Whether it fired is read
+ * before disarming, since arming (and disarming) clears that record.
+ */
+
+#include "fault.h"
+
+#include <crew.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(faults, CREW_SUITE);
+
+/* No call here makes anywhere near this many allocations. */
+#define MAX_ALLOCS 64
+
+/* More stack than a test's calls use, Criterion's and ASan's included. */
+
+/* Out-parameters start out pointing here, so that a call which forgets to
+ * clear them on failure is caught. */
+static max_align_t sentinel;
+#define NOT_SET_FUTURE ((crew_future *)(void *)&sentinel)
+#define NOT_SET_ERROR  ((crew_error *)(void *)&sentinel)
+#define NOT_SET_POOL   ((crew_pool *)(void *)&sentinel)
+
+/* Arm the k-th allocation of this thread. */
+static void
+arm(long k)
+{
+    crew_test_fail_alloc(k);
+}
+
+/* Disarm this thread's allocation hook; whether it fired since arming. */
+static bool
+disarm(void)
+{
+    bool fired = crew_test_fault_fired();
+
+    crew_test_fail_alloc(-1);
+    return fired;
+}
+
+static bool
+mentions_memory(const crew_error *error)
+{
+    return strstr(crew_error_message(error), "memory") != NULL;
+}
+
+/* Checks that `error` is the fixed "memory ran out" failure with `code`. */
+static void
+expect_lost(const crew_error *error, int code)
+{
+    char text[512];
+
+    cr_assert_not_null(error);
+    cr_assert_eq(crew_error_code(error), code, "code %d, not %d",
+                 crew_error_code(error), code);
+    cr_assert_neq(crew_error_message(error)[0], '\0', "the message is empty");
+    cr_assert(mentions_memory(error), "\"%s\" does not say memory ran out",
+              crew_error_message(error));
+    cr_assert_eq(crew_error_count(error), 0);
+    cr_assert_null(crew_error_inner(error, 0, NULL));
+    cr_assert_gt(crew_error_format(error, text, sizeof(text)), 0);
+    cr_assert_not_null(strstr(text, "memory"), "formatted: %s", text);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tasks that count                                                   */
+/* ------------------------------------------------------------------ */
+
+/* What the tasks given a tally as argument did. */
+struct tally {
+    atomic_int ran;
+    atomic_int freed;
+};
+
+static int
+tally_run(crew_task *task, void *arg)
+{
+    struct tally *t = arg;
+
+    (void)task;
+    atomic_fetch_add(&t->ran, 1);
+    return 0;
+}
+
+static void
+tally_free(void *arg)
+{
+    struct tally *t = arg;
+
+    atomic_fetch_add(&t->freed, 1);
+}
+
+static int
+return_arg(crew_task *task, void *arg)
+{
+    crew_task_return(task, arg, NULL);
+    return 0;
+}
+
+/* A value_free for a value that is the counter it bumps. */
+static void
+count_free(void *value)
+{
+    atomic_fetch_add((atomic_int *)value, 1);
+}
+
+/* Succeeds with its argument, a counter, as a value freed by count_free:
+ * the count rises once the task's future is freed. */
+static int
+return_counted(crew_task *task, void *arg)
+{
+    crew_task_return(task, arg, count_free);
+    return 0;
+}
+
+/* Checks that the pool still runs a task to success. */
+static void
+expect_pool_runs(crew_pool *pool)
+{
+    static int marker;
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_submit(pool, return_arg, &marker, &f), 0,
+                 "the pool no longer accepts a task");
+    cr_assert_not_null(f);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_result(f), &marker);
+    crew_future_release(f);
+}
+
+static crew_pool *
+pool_new(unsigned threads)
+{
+    crew_pool_options options = {.threads = threads};
+    crew_pool *pool = NULL;
+
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_not_null(pool);
+    return pool;
+}
+
+static crew_future *
+promise(void)
+{
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_promise_create(&f), 0);
+    cr_assert_not_null(f);
+    return f;
+}
+
+static crew_future *
+failed_promise(int code, const char *message)
+{
+    crew_future *f = promise();
+
+    cr_assert_eq(crew_promise_fail(f, code, "%s", message), 0);
+    return f;
+}
+
+/* A task future that has already succeeded, with a value counted by
+ * `freed` once the future is freed. The worker that resolved it may hold
+ * a reference a little longer, so the pool has one worker, and a second
+ * task run after it proves that worker done with the first. */
+static crew_future *
+finished_task(crew_pool *pool, atomic_int *freed)
+{
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_pool_threads(pool), 1);
+    cr_assert_eq(crew_submit(pool, return_counted, freed, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_future_result(f), freed);
+    expect_pool_runs(pool);
+    return f;
+}
+
+/* Drops the last reference to a future whose value `freed` counts: the
+ * value must be freed then, and not before. */
+static void
+release_last(crew_future *f, atomic_int *freed, const char *what)
+{
+    cr_assert_eq(atomic_load(freed), 0, "%s was freed while still held", what);
+    crew_future_release(f);
+    cr_assert_eq(atomic_load(freed), 1,
+                 "%s was not freed by its last release: a reference leaked",
+                 what);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                              */
+/* ------------------------------------------------------------------ */
+
+struct lifecycle {
+    atomic_int started;
+    atomic_int stopped;
+};
+
+static void
+on_start(crew_pool *pool, unsigned worker, void *user)
+{
+    struct lifecycle *l = user;
+
+    (void)pool;
+    (void)worker;
+    atomic_fetch_add(&l->started, 1);
+}
+
+static void
+on_stop(crew_pool *pool, unsigned worker, void *user)
+{
+    struct lifecycle *l = user;
+
+    (void)pool;
+    (void)worker;
+    atomic_fetch_add(&l->stopped, 1);
+}
+
+static void
+pool_create_enomem(void)
+{
+    struct lifecycle life = {0};
+    crew_pool_options options = {.threads = 4,
+                                 .name = "faults",
+                                 .on_thread_start = on_start,
+                                 .on_thread_stop = on_stop,
+                                 .user = &life};
+    crew_pool *pool = NULL;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        pool = NOT_SET_POOL;
+        arm(k);
+        int err = crew_pool_create(&pool, &options);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "allocation %ld: %s", k, strerror(err));
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_null(pool, "allocation %ld: *pool was not cleared", k);
+        cr_assert_eq(atomic_load(&life.started), 0,
+                     "allocation %ld: a worker started", k);
+        cr_assert_eq(atomic_load(&life.stopped), 0);
+    }
+    cr_assert_lt(k, MAX_ALLOCS, "crew_pool_create never succeeded");
+    cr_assert_gt(k, 0, "crew_pool_create allocated nothing");
+    cr_assert_not_null(pool);
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&life.started), 4);
+    cr_assert_eq(atomic_load(&life.stopped), 4);
+}
+
+CREW_TEST(faults, pool_create_returns_enomem_at_every_allocation)
+{
+    pool_create_enomem();
+}
+
+static void
+pool_create_eagain(void)
+{
+    const unsigned threads = 4;
+
+    for (unsigned k = 0; k <= threads; k++) {
+        struct lifecycle life = {0};
+        crew_pool_options options = {.threads = threads,
+                                     .on_thread_start = on_start,
+                                     .on_thread_stop = on_stop,
+                                     .user = &life};
+        crew_pool *pool = NOT_SET_POOL;
+
+        crew_test_fail_thread((long)k);
+        int err = crew_pool_create(&pool, &options);
+        bool fired = crew_test_fault_fired();
+        crew_test_fail_thread(-1);
+        if (k == threads) {
+            cr_assert(!fired, "a fault fired past the last thread");
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            expect_pool_runs(pool);
+            crew_pool_destroy(pool);
+            cr_assert_eq(atomic_load(&life.started), (int)threads);
+            cr_assert_eq(atomic_load(&life.stopped), (int)threads);
+            break;
+        }
+        cr_assert(fired, "thread %u: the fault did not fire", k);
+        cr_assert_eq(err, EAGAIN, "thread %u: %d, not EAGAIN", k, err);
+        cr_assert_null(pool, "thread %u: *pool was not cleared", k);
+        /* Workers 0..k-1 started; each must have stopped before the call
+         * returned. */
+        cr_assert_eq(atomic_load(&life.started), (int)k,
+                     "thread %u: %d workers started", k,
+                     atomic_load(&life.started));
+        cr_assert_eq(atomic_load(&life.stopped), (int)k,
+                     "thread %u: %d of %d started workers stopped", k,
+                     atomic_load(&life.stopped), atomic_load(&life.started));
+    }
+}
+
+CREW_TEST(faults, pool_create_gets_eagain_per_thread_and_stops_started_workers)
+{
+    pool_create_eagain();
+}
+
+/* ------------------------------------------------------------------ */
+/* Submitting                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+submit_enomem(void)
+{
+    crew_pool *pool = pool_new(2);
+    struct tally tally = {0};
+    int accepted = 0;
+    long k;
+
+    /* With a future. */
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        crew_future *f = NOT_SET_FUTURE;
+        arm(k);
+        int err = crew_submit(pool, tally_run, &tally, &f);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            cr_assert_eq(crew_future_wait(f), 0);
+            crew_future_release(f);
+            accepted++;
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_null(f, "allocation %ld: *future was not cleared", k);
+        expect_pool_runs(pool);
+        cr_assert_eq(atomic_load(&tally.ran), accepted,
+                     "allocation %ld: a rejected task ran", k);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0, "crew_submit allocated nothing");
+    cr_assert_eq(atomic_load(&tally.ran), 1);
+
+    /* Fire and forget. */
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        arm(k);
+        int err = crew_submit(pool, tally_run, &tally, NULL);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            accepted++;
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        expect_pool_runs(pool);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0);
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&tally.ran), accepted,
+                 "%d tasks ran, %d were accepted", atomic_load(&tally.ran),
+                 accepted);
+}
+
+CREW_TEST(faults, submit_returns_enomem_and_the_task_never_runs)
+{
+    submit_enomem();
+}
+
+static void
+submit_ex_enomem(void)
+{
+    static const unsigned flags[] = {0, CREW_NONBLOCKING};
+    crew_pool *pool = pool_new(2);
+    struct tally tally = {0};
+    int accepted = 0;
+
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        for (int with_future = 0; with_future < 2; with_future++) {
+            long k;
+            for (k = 0; k < MAX_ALLOCS; k++) {
+                crew_future *f = NOT_SET_FUTURE;
+                arm(k);
+                int err = crew_submit_ex(pool, tally_run, &tally, tally_free,
+                                         flags[i], with_future ? &f : NULL);
+                bool fired = disarm();
+                if (!fired) {
+                    cr_assert_eq(err, 0, "%s", strerror(err));
+                    accepted++;
+                    if (with_future) {
+                        cr_assert_eq(crew_future_wait(f), 0);
+                        crew_future_release(f);
+                    }
+                    break;
+                }
+                cr_assert_eq(err, ENOMEM,
+                             "flags %u, allocation %ld: %d, not ENOMEM",
+                             flags[i], k, err);
+                if (with_future)
+                    cr_assert_null(f, "*future was not cleared");
+                expect_pool_runs(pool);
+            }
+            cr_assert_lt(k, MAX_ALLOCS);
+            cr_assert_gt(k, 0, "crew_submit_ex allocated nothing");
+        }
+    }
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&tally.ran), accepted,
+                 "%d tasks ran, %d were accepted", atomic_load(&tally.ran),
+                 accepted);
+    cr_assert_eq(atomic_load(&tally.freed), accepted,
+                 "arg_free ran %d times for %d accepted tasks",
+                 atomic_load(&tally.freed), accepted);
+}
+
+CREW_TEST(faults, submit_ex_returns_enomem_without_running_or_freeing)
+{
+    submit_ex_enomem();
+}
+
+/* A task that submits one child to its own pool with allocation k of its
+ * worker armed. */
+struct nested {
+    long k;
+    bool with_future;
+    struct tally *tally;
+    int err;
+    bool fired;
+    crew_future *child;
+};
+
+static int
+submit_child_armed(crew_task *task, void *arg)
+{
+    struct nested *n = arg;
+
+    n->child = NOT_SET_FUTURE;
+    arm(n->k);
+    n->err = crew_submit_ex(crew_task_pool(task), tally_run, n->tally,
+                            tally_free, 0, n->with_future ? &n->child : NULL);
+    n->fired = disarm();
+    return 0;
+}
+
+static void
+nested_submit_enomem(void)
+{
+    crew_pool *pool = pool_new(2);
+    struct tally tally = {0};
+    int accepted = 0;
+
+    for (int with_future = 0; with_future < 2; with_future++) {
+        long k;
+        for (k = 0; k < MAX_ALLOCS; k++) {
+            struct nested n = {
+                .k = k, .with_future = with_future != 0, .tally = &tally};
+            crew_future *parent = NULL;
+
+            cr_assert_eq(crew_submit(pool, submit_child_armed, &n, &parent), 0);
+            cr_assert_eq(crew_future_wait(parent), 0);
+            crew_future_release(parent);
+            if (!n.fired) {
+                cr_assert_eq(n.err, 0, "%s", strerror(n.err));
+                accepted++;
+                if (with_future) {
+                    cr_assert_eq(crew_future_wait(n.child), 0);
+                    crew_future_release(n.child);
+                }
+                break;
+            }
+            cr_assert_eq(n.err, ENOMEM, "allocation %ld: %d, not ENOMEM", k,
+                         n.err);
+            if (with_future)
+                cr_assert_null(n.child, "*future was not cleared");
+            expect_pool_runs(pool);
+        }
+        cr_assert_lt(k, MAX_ALLOCS);
+        cr_assert_gt(k, 0, "a nested crew_submit_ex allocated nothing");
+    }
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&tally.ran), accepted,
+                 "%d children ran, %d were accepted", atomic_load(&tally.ran),
+                 accepted);
+    cr_assert_eq(atomic_load(&tally.freed), accepted,
+                 "arg_free ran %d times for %d accepted children",
+                 atomic_load(&tally.freed), accepted);
+}
+
+CREW_TEST(faults, a_nested_submit_gets_enomem_and_the_child_never_runs)
+{
+    nested_submit_enomem();
+}
+
+/* A task that queues CHILDREN children on its own worker's deque, which
+ * starts with 64 slots, with allocation k of its worker armed: on a
+ * one-thread pool nothing takes them meanwhile, so the deque must grow
+ * twice, and each growth is an allocation that can fail. */
+#define CHILDREN 200
+
+struct fan {
+    long k;
+    bool fired;
+    int err[CHILDREN];
+    atomic_int runs[CHILDREN];
+    crew_future *children[CHILDREN];
+};
+
+static int
+count_child(crew_task *task, void *arg)
+{
+    (void)task;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static int
+fan_out_armed(crew_task *task, void *arg)
+{
+    struct fan *fan = arg;
+
+    arm(fan->k);
+    for (size_t i = 0; i < CHILDREN; i++)
+        fan->err[i] = crew_submit(crew_task_pool(task), count_child,
+                                  &fan->runs[i], &fan->children[i]);
+    fan->fired = disarm();
+    /* Waiting helps: this worker runs the children from its own deque. */
+    for (size_t i = 0; i < CHILDREN; i++) {
+        if (fan->err[i] == 0)
+            crew_future_wait(fan->children[i]);
+    }
+    return 0;
+}
+
+static void
+deque_growth_enomem(void)
+{
+    /* On the heap: freed memory holds no pointer the leak check sees. */
+    struct fan *fan = calloc(1, sizeof(*fan));
+    long k;
+
+    cr_assert_not_null(fan);
+    /* A fresh pool each time: a deque never shrinks back to 64 slots. */
+    for (k = 0; k < 4 * CHILDREN; k++) {
+        crew_pool *pool = pool_new(1);
+        crew_future *parent = NULL;
+        int rejected = 0;
+
+        memset(fan, 0, sizeof(*fan));
+        fan->k = k;
+        cr_assert_eq(crew_submit(pool, fan_out_armed, fan, &parent), 0);
+        cr_assert_eq(crew_future_wait(parent), 0);
+        crew_future_release(parent);
+        for (size_t i = 0; i < CHILDREN; i++) {
+            if (fan->err[i] == 0) {
+                cr_assert_not_null(fan->children[i]);
+                cr_assert_eq(crew_future_state(fan->children[i]),
+                             CREW_SUCCEEDED);
+                crew_future_release(fan->children[i]);
+            } else {
+                cr_assert_eq(fan->err[i], ENOMEM,
+                             "allocation %ld, child %zu: %d, not ENOMEM", k, i,
+                             fan->err[i]);
+                cr_assert_null(fan->children[i]);
+                rejected++;
+            }
+        }
+        expect_pool_runs(pool);
+        crew_pool_destroy(pool);
+        for (size_t i = 0; i < CHILDREN; i++)
+            cr_assert_eq(atomic_load(&fan->runs[i]), fan->err[i] == 0 ? 1 : 0,
+                         "allocation %ld: child %zu (%s) ran %d times", k, i,
+                         fan->err[i] == 0 ? "accepted" : "rejected",
+                         atomic_load(&fan->runs[i]));
+        cr_assert_eq(rejected, fan->fired ? 1 : 0,
+                     "allocation %ld: %d children rejected", k, rejected);
+        if (!fan->fired)
+            break;
+    }
+    free(fan);
+    cr_assert_lt(k, 4 * CHILDREN, "the fault kept firing");
+    /* Each submission makes one allocation of its own: more than CHILDREN
+     * faults that fired means the growths were reached, and failed too. */
+    cr_assert_gt(k, CHILDREN,
+                 "only %ld allocations for %d submissions: the deque never "
+                 "grew while armed",
+                 k, CHILDREN);
+}
+
+CREW_TEST(faults, deque_growth_failing_rejects_one_child_and_runs_the_rest_once)
+{
+    deque_growth_enomem();
+}
+
+/* ------------------------------------------------------------------ */
+/* Callbacks                                                          */
+/* ------------------------------------------------------------------ */
+
+static void
+count_call(crew_future *future, void *user)
+{
+    (void)future;
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+
+static void
+on_complete_enomem(void)
+{
+    crew_future *p = promise();
+    atomic_int calls = 0;
+    long k;
+
+    /* Pending: a registration that failed must leave nothing behind. */
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        arm(k);
+        int err = crew_future_on_complete(p, count_call, &calls);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0, "crew_future_on_complete allocated nothing");
+    cr_assert_eq(atomic_load(&calls), 0, "a callback ran before resolution");
+    cr_assert_eq(crew_promise_resolve(p, NULL, NULL), 0);
+    cr_assert_eq(atomic_load(&calls), 1,
+                 "%d callbacks ran for the one registered",
+                 atomic_load(&calls));
+
+    /* Resolved: a registration that failed must not call back at once. */
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        arm(k);
+        int err = crew_future_on_complete(p, count_call, &calls);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            cr_assert_eq(atomic_load(&calls), 2);
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_eq(atomic_load(&calls), 1, "allocation %ld: the callback ran",
+                     k);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    crew_future_release(p);
+    cr_assert_eq(atomic_load(&calls), 2);
+}
+
+CREW_TEST(faults, on_complete_returns_enomem_and_the_callback_never_runs)
+{
+    on_complete_enomem();
+}
+
+/* ------------------------------------------------------------------ */
+/* Joining                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef int (*join_fn)(crew_future *const *futures, size_t n,
+                       crew_future **out);
+
+/* A join over {a finished task, a pending promise, the same task again}
+ * at every allocation: ENOMEM leaves the inputs as they were. Returns the
+ * join made once no fault fired. */
+static crew_future *
+join_under_faults(join_fn join, crew_future *const *inputs, size_t n)
+{
+    crew_future *out = NULL;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        out = NOT_SET_FUTURE;
+        arm(k);
+        int err = join(inputs, n, &out);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            cr_assert_not_null(out);
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_null(out, "allocation %ld: *out was not cleared", k);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(crew_future_state(inputs[i]),
+                         i == 1 ? CREW_PENDING : CREW_SUCCEEDED);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0, "the join allocated nothing");
+    return out;
+}
+
+static void
+when_all_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0, p_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *p = promise();
+    crew_future *inputs[] = {t, p, t};
+
+    crew_future *all = join_under_faults(crew_when_all, inputs, 3);
+    cr_assert_eq(crew_future_state(all), CREW_PENDING);
+    /* A failed join that left a node on the promise would fire it now. */
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_future_wait(all), 0);
+    cr_assert_eq(crew_future_state(all), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_wait(p), 0);
+    cr_assert_eq(crew_future_wait(t), 0);
+    crew_future_release(all);
+    /* A reference the failed calls took or dropped shows up here. */
+    release_last(p, &p_freed, "the promise");
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, when_all_returns_enomem_and_leaves_its_inputs_alone)
+{
+    when_all_enomem();
+}
+
+static void
+when_any_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0, p_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *p = promise();
+    crew_future *inputs[] = {t, p, t};
+
+    crew_future *any = join_under_faults(crew_when_any, inputs, 3);
+    cr_assert_eq(crew_future_wait(any), 0);
+    cr_assert_eq(crew_future_result(any), t);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_future_wait(p), 0);
+    cr_assert_eq(crew_future_wait(t), 0);
+    crew_future_release(any);
+    release_last(p, &p_freed, "the promise");
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, when_any_returns_enomem_and_leaves_its_inputs_alone)
+{
+    when_any_enomem();
+}
+
+static void
+wait_all_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0, p_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *p = promise();
+    crew_future *inputs[] = {t, p};
+    crew_error *error = NOT_SET_ERROR;
+
+    /* Had it waited, the unresolved promise would hang it. */
+    arm(0);
+    int err = crew_wait_all(inputs, 2, &error);
+    bool fired = disarm();
+    cr_assert(fired, "crew_wait_all allocated nothing");
+    cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
+    cr_assert_null(error, "*error was not cleared");
+    cr_assert_eq(crew_future_state(p), CREW_PENDING);
+
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    error = NOT_SET_ERROR;
+    cr_assert_eq(crew_wait_all(inputs, 2, &error), 0);
+    cr_assert_null(error);
+    release_last(p, &p_freed, "the promise");
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, wait_all_returns_enomem_at_once_without_waiting)
+{
+    wait_all_enomem();
+}
+
+static void
+wait_all_failures_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *bad = failed_promise(EIO, "broken");
+    crew_future *inputs[] = {t, bad};
+    bool saw_enomem = false, saw_lost = false;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        crew_error *error = NOT_SET_ERROR;
+        arm(k);
+        int err = crew_wait_all(inputs, 2, &error);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, CREW_EAGGREGATE, "%d", err);
+            cr_assert_not_null(error);
+            cr_assert_eq(crew_error_count(error), 1);
+            size_t input = SIZE_MAX;
+            const crew_error *inner = crew_error_inner(error, 0, &input);
+            cr_assert_eq(input, 1);
+            cr_assert_eq(crew_error_code(inner), EIO);
+            cr_assert_str_eq(crew_error_message(inner), "broken");
+            crew_error_release(error);
+            break;
+        }
+        if (err == ENOMEM) {
+            /* The join itself: nothing was waited for. */
+            saw_enomem = true;
+            cr_assert_null(error, "allocation %ld: *error was not cleared", k);
+        } else {
+            /* The aggregate: the contract's degraded outcome. The lost
+             * error lives in the join, which holds the inputs. */
+            saw_lost = true;
+            cr_assert_eq(err, CREW_EAGGREGATE, "allocation %ld: %d", k, err);
+            expect_lost(error, CREW_EAGGREGATE);
+            crew_error_release(error);
+        }
+        cr_assert_eq(atomic_load(&t_freed), 0);
+        expect_pool_runs(pool);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert(saw_enomem, "no allocation of crew_wait_all returned ENOMEM");
+    cr_assert(saw_lost, "no allocation of crew_wait_all lost the aggregate");
+    cr_assert_eq(crew_future_state(bad), CREW_FAILED);
+    cr_assert_str_eq(crew_error_message(crew_future_error(bad)), "broken");
+    crew_future_release(bad);
+    /* Every join made inside crew_wait_all, and its error, is gone. */
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, wait_all_over_failures_gets_enomem_or_a_lost_aggregate)
+{
+    wait_all_failures_enomem();
+}
+
+static void
+wait_any_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0, p_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *p = promise();
+    size_t index = SIZE_MAX;
+    long k;
+
+    /* Had it waited, the unresolved promise would hang it. */
+    arm(0);
+    int err = crew_wait_any(&p, 1, CREW_FOREVER, &index);
+    bool fired = disarm();
+    cr_assert(fired, "crew_wait_any allocated nothing");
+    cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
+    cr_assert_eq(crew_future_state(p), CREW_PENDING);
+
+    /* Every allocation, with a winner at position 1. */
+    crew_future *inputs[] = {p, t};
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        index = SIZE_MAX;
+        arm(k);
+        err = crew_wait_any(inputs, 2, CREW_FOREVER, &index);
+        fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            cr_assert_eq(index, 1);
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_eq(crew_future_state(p), CREW_PENDING);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_wait_any(&p, 1, CREW_FOREVER, &index), 0);
+    cr_assert_eq(index, 0);
+    release_last(p, &p_freed, "the promise");
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, wait_any_returns_enomem_at_once_without_waiting)
+{
+    wait_any_enomem();
+}
+
+/* ------------------------------------------------------------------ */
+/* Promises                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+promise_create_enomem(void)
+{
+    crew_future *f = NULL;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        f = NOT_SET_FUTURE;
+        arm(k);
+        int err = crew_promise_create(&f);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0, "%s", strerror(err));
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d, not ENOMEM", k, err);
+        cr_assert_null(f, "allocation %ld: *future was not cleared", k);
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0, "crew_promise_create allocated nothing");
+    cr_assert_not_null(f);
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+    cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_future_release(f);
+}
+
+CREW_TEST(faults, promise_create_returns_enomem_and_no_future)
+{
+    promise_create_enomem();
+}
+
+static void
+promise_fail_enomem(void)
+{
+    /* With a format, and without one (the default message). */
+    for (int with_format = 0; with_format < 2; with_format++) {
+        long k;
+        for (k = 0; k < MAX_ALLOCS; k++) {
+            crew_future *p = promise();
+            arm(k);
+            int err = with_format
+                          ? crew_promise_fail(p, ENOENT, "open %s", "/x")
+                          : crew_promise_fail(p, ENOENT, NULL);
+            bool fired = disarm();
+            cr_assert_eq(err, 0, "allocation %ld: %d", k, err);
+            cr_assert_eq(crew_future_state(p), CREW_FAILED);
+            cr_assert_eq(crew_future_wait(p), ENOENT);
+            cr_assert_null(crew_future_result(p));
+            const crew_error *e = crew_future_error(p);
+            if (fired) {
+                expect_lost(e, ENOENT);
+            } else {
+                cr_assert_eq(crew_error_code(e), ENOENT);
+                if (with_format)
+                    cr_assert_str_eq(crew_error_message(e), "open /x");
+                else
+                    cr_assert(!mentions_memory(e), "%s", crew_error_message(e));
+            }
+            /* Resolved once, for good. */
+            cr_assert_eq(crew_promise_resolve(p, NULL, NULL), EALREADY);
+            crew_future_release(p);
+            if (!fired)
+                break;
+        }
+        cr_assert_lt(k, MAX_ALLOCS);
+        cr_assert_gt(k, 0, "crew_promise_fail allocated nothing");
+    }
+}
+
+CREW_TEST(faults, promise_fail_without_memory_keeps_its_code_and_says_so)
+{
+    promise_fail_enomem();
+}
+
+static void
+lost_error_references(void)
+{
+    crew_future *p = promise();
+
+    arm(0);
+    cr_assert_eq(crew_promise_fail(p, EPIPE, "pipe %d", 3), 0);
+    cr_assert(disarm(), "crew_promise_fail allocated nothing");
+
+    crew_error *e = crew_error_retain(crew_future_error(p));
+    cr_assert_not_null(e);
+    crew_error *again = crew_error_retain(e);
+    cr_assert_eq(again, e);
+    crew_future_release(p);
+    /* The future's own reference is gone: the error must still read. */
+    expect_lost(e, EPIPE);
+    crew_error_release(again);
+    expect_lost(e, EPIPE);
+
+    /* Flattening it retains it once more, and must free that too. */
+    crew_error *flat = crew_error_flatten(e);
+    cr_assert_not_null(flat);
+    cr_assert_eq(crew_error_count(flat), 1);
+    crew_error_release(e);
+    expect_lost(crew_error_inner(flat, 0, NULL), EPIPE);
+    crew_error_release(flat);
+}
+
+CREW_TEST(faults, a_lost_message_error_outlives_its_released_future)
+{
+    lost_error_references();
+}
+
+/* ------------------------------------------------------------------ */
+/* Failing tasks                                                      */
+/* ------------------------------------------------------------------ */
+
+/* A task that records a failure with allocation k of its worker armed. */
+struct failing {
+    long k;
+    bool fired;
+};
+
+static int
+fail_armed(crew_task *task, void *arg)
+{
+    struct failing *f = arg;
+
+    arm(f->k);
+    int code = crew_task_fail(task, EIO, "disk %d failed", 7);
+    f->fired = disarm();
+    return code;
+}
+
+/* Records a message, then loses a second one, and returns another code:
+ * the outcome has the returned code, and not the first message. */
+static int
+fail_twice_armed(crew_task *task, void *arg)
+{
+    struct failing *f = arg;
+
+    crew_task_fail(task, EIO, "first");
+    arm(0);
+    crew_task_fail(task, EPERM, "second");
+    f->fired = disarm();
+    return ENOENT;
+}
+
+static void
+task_fail_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        struct failing failing = {.k = k};
+        crew_future *f = NULL;
+
+        cr_assert_eq(crew_submit(pool, fail_armed, &failing, &f), 0);
+        cr_assert_eq(crew_future_wait(f), EIO);
+        cr_assert_eq(crew_future_state(f), CREW_FAILED);
+        if (failing.fired) {
+            expect_lost(crew_future_error(f), EIO);
+        } else {
+            cr_assert_eq(crew_error_code(crew_future_error(f)), EIO);
+            cr_assert_str_eq(crew_error_message(crew_future_error(f)),
+                             "disk 7 failed");
+        }
+        crew_future_release(f);
+        expect_pool_runs(pool);
+        if (!failing.fired)
+            break;
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_gt(k, 0, "crew_task_fail allocated nothing");
+
+    struct failing twice = {0};
+    crew_future *f = NULL;
+    cr_assert_eq(crew_submit(pool, fail_twice_armed, &twice, &f), 0);
+    cr_assert_eq(crew_future_wait(f), ENOENT);
+    cr_assert(twice.fired, "the second crew_task_fail allocated nothing");
+    expect_lost(crew_future_error(f), ENOENT);
+    crew_future_release(f);
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, task_fail_without_memory_fails_with_the_task_code)
+{
+    task_fail_enomem();
+}
+
+/* Fails without crew_task_fail, the next allocation of its worker armed:
+ * the default message, built once the function has returned, on this
+ * worker. */
+static int
+return_code_armed(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    arm(0);
+    return EIO;
+}
+
+static int
+return_code(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return EIO;
+}
+
+/* Reports whether a fault fired on this worker, and disarms it. */
+static int
+report_fired(crew_task *task, void *arg)
+{
+    (void)task;
+    *(bool *)arg = disarm();
+    return 0;
+}
+
+static void
+default_message_enomem(void)
+{
+    /* One worker: the report below runs on the thread that was armed. */
+    crew_pool *pool = pool_new(1);
+    crew_future *f = NULL;
+    bool fired = false;
+
+    cr_assert_eq(crew_submit(pool, return_code_armed, NULL, &f), 0);
+    cr_assert_eq(crew_future_wait(f), EIO);
+    cr_assert_eq(crew_future_state(f), CREW_FAILED);
+    expect_lost(crew_future_error(f), EIO);
+    crew_future_release(f);
+
+    cr_assert_eq(crew_submit(pool, report_fired, &fired, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_future_release(f);
+    cr_assert(fired, "the worker's fault never fired");
+
+    /* Without the fault, the default message names the code. */
+    cr_assert_eq(crew_submit(pool, return_code, NULL, &f), 0);
+    cr_assert_eq(crew_future_wait(f), EIO);
+    cr_assert_eq(crew_error_code(crew_future_error(f)), EIO);
+    cr_assert(!mentions_memory(crew_future_error(f)), "%s",
+              crew_error_message(crew_future_error(f)));
+    crew_future_release(f);
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, failing_task_losing_its_default_message_keeps_its_code)
+{
+    default_message_enomem();
+}
+
+/* ------------------------------------------------------------------ */
+/* Aggregates                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+aggregate_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    bool saw_lost_message = false, saw_lost_aggregate = false;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        atomic_int t_freed = 0;
+        crew_future *first = failed_promise(ENOENT, "first");
+        crew_future *t = finished_task(pool, &t_freed);
+        crew_future *last = promise();
+        crew_future *inputs[] = {first, t, last};
+        crew_future *all = NULL;
+
+        cr_assert_eq(crew_when_all(inputs, 3, &all), 0);
+        cr_assert_eq(crew_future_state(all), CREW_PENDING);
+        /* The aggregate is built inside this call, on this thread. */
+        arm(k);
+        int err = crew_promise_fail(last, EIO, "last");
+        bool fired = disarm();
+        cr_assert_eq(err, 0, "allocation %ld: %d", k, err);
+        cr_assert_eq(crew_future_state(last), CREW_FAILED);
+        cr_assert_eq(crew_future_state(all), CREW_FAILED,
+                     "allocation %ld: the join did not resolve", k);
+        cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
+        const crew_error *e = crew_future_error(all);
+        cr_assert_eq(crew_error_code(e), CREW_EAGGREGATE);
+
+        if (crew_error_count(e) == 0) {
+            cr_assert(fired, "an empty aggregate without a fault");
+            saw_lost_aggregate = true;
+            expect_lost(e, CREW_EAGGREGATE);
+            cr_assert_str_eq(crew_error_message(crew_future_error(last)),
+                             "last");
+            /* Waiting on it again, as an input, gives the aggregate. */
+            crew_error *outer = NOT_SET_ERROR;
+            cr_assert_eq(crew_wait_all(&all, 1, &outer), CREW_EAGGREGATE);
+            cr_assert_eq(crew_error_count(outer), 1);
+            expect_lost(crew_error_inner(outer, 0, NULL), CREW_EAGGREGATE);
+            crew_error_release(outer);
+        } else {
+            cr_assert_eq(crew_error_count(e), 2);
+            size_t input = SIZE_MAX;
+            const crew_error *inner = crew_error_inner(e, 0, &input);
+            cr_assert_eq(input, 0);
+            cr_assert_eq(crew_error_code(inner), ENOENT);
+            cr_assert_str_eq(crew_error_message(inner), "first");
+            inner = crew_error_inner(e, 1, &input);
+            cr_assert_eq(input, 2);
+            if (fired) {
+                /* The last input's own message was the one lost. */
+                saw_lost_message = true;
+                expect_lost(inner, EIO);
+            } else {
+                cr_assert_eq(crew_error_code(inner), EIO);
+                cr_assert_str_eq(crew_error_message(inner), "last");
+            }
+        }
+        /* The inputs themselves still join, with nothing armed. */
+        crew_error *again = NOT_SET_ERROR;
+        cr_assert_eq(crew_wait_all(inputs, 3, &again), CREW_EAGGREGATE);
+        cr_assert_eq(crew_error_count(again), 2);
+        crew_error_release(again);
+
+        crew_future_release(all);
+        crew_future_release(first);
+        crew_future_release(last);
+        /* The join, the errors that name it and every join crew_wait_all
+         * made are gone, and with them their references to the task. */
+        release_last(t, &t_freed, "the task");
+        expect_pool_runs(pool);
+        if (!fired)
+            break;
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert(saw_lost_message, "no fault lost the last input's message");
+    cr_assert(saw_lost_aggregate, "no fault lost the aggregate");
+
+    /* The last input succeeding: the aggregate is the only allocation. */
+    atomic_int last_freed = 0;
+    crew_future *first = failed_promise(ENOENT, "first");
+    crew_future *last = promise();
+    crew_future *inputs[] = {first, last};
+    crew_future *all = NULL;
+    cr_assert_eq(crew_when_all(inputs, 2, &all), 0);
+    arm(0);
+    cr_assert_eq(crew_promise_resolve(last, &last_freed, count_free), 0);
+    cr_assert(disarm(), "resolving the last input allocated nothing");
+    cr_assert_eq(crew_future_state(all), CREW_FAILED);
+    expect_lost(crew_future_error(all), CREW_EAGGREGATE);
+    crew_error *error = NOT_SET_ERROR;
+    cr_assert_eq(crew_wait_all(&all, 1, &error), CREW_EAGGREGATE);
+    cr_assert_eq(crew_error_count(error), 1);
+    expect_lost(crew_error_inner(error, 0, NULL), CREW_EAGGREGATE);
+    /* The error names the join: it keeps the join, and so its inputs. */
+    crew_error *lost = crew_error_retain(crew_future_error(all));
+    crew_future_release(all);
+    crew_error_release(error);
+    crew_future_release(first);
+    crew_future_release(last);
+    cr_assert_eq(atomic_load(&last_freed), 0,
+                 "the join was freed while its error was held");
+    expect_lost(lost, CREW_EAGGREGATE);
+    crew_error_release(lost);
+    cr_assert_eq(atomic_load(&last_freed), 1,
+                 "the join outlived the last reference to its error");
+
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, when_all_without_memory_for_its_aggregate_fails_and_says_so)
+{
+    aggregate_enomem();
+}
+
+/* A task that waits on a gate, then succeeds with a counted value and the
+ * next allocation of its worker armed: the join it resolves last builds
+ * its aggregate there. */
+struct gated {
+    crew_future *gate;
+    atomic_int freed;
+};
+
+static int
+succeed_armed_after_gate(crew_task *task, void *arg)
+{
+    struct gated *g = arg;
+
+    crew_future_wait(g->gate);
+    crew_task_return(task, &g->freed, count_free);
+    arm(0);
+    return 0;
+}
+
+static void
+aggregate_on_worker_enomem(void)
+{
+    /* One worker: the report below runs on the thread that was armed. */
+    crew_pool *pool = pool_new(1);
+    struct gated gated = {.gate = promise()};
+    crew_future *first = failed_promise(ENOENT, "first");
+    crew_future *t = NULL;
+    crew_future *all = NULL;
+    bool fired = false;
+
+    cr_assert_eq(crew_submit(pool, succeed_armed_after_gate, &gated, &t), 0);
+    crew_future *inputs[] = {first, t};
+    cr_assert_eq(crew_when_all(inputs, 2, &all), 0);
+    cr_assert_eq(crew_future_state(all), CREW_PENDING);
+    cr_assert_eq(crew_promise_resolve(gated.gate, NULL, NULL), 0);
+    cr_assert_eq(crew_future_wait(t), 0);
+    cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
+    cr_assert_eq(crew_future_state(all), CREW_FAILED);
+    expect_lost(crew_future_error(all), CREW_EAGGREGATE);
+
+    crew_future *report = NULL;
+    cr_assert_eq(crew_submit(pool, report_fired, &fired, &report), 0);
+    cr_assert_eq(crew_future_wait(report), 0);
+    crew_future_release(report);
+    cr_assert(fired, "the worker's fault never fired");
+
+    crew_error *error = NOT_SET_ERROR;
+    cr_assert_eq(crew_wait_all(&all, 1, &error), CREW_EAGGREGATE);
+    crew_error_release(error);
+    crew_future_release(all);
+    crew_future_release(first);
+    crew_future_release(gated.gate);
+    release_last(t, &gated.freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, a_task_resolving_a_when_all_loses_its_aggregate_on_its_worker)
+{
+    aggregate_on_worker_enomem();
+}
+
+/* A failed future whose error shows when the last reference to it is
+ * gone: a when_all that lost its aggregate, over a failed promise and one
+ * that succeeded with a value counted by `freed`. Its error is embedded in
+ * the join, so whatever holds the error holds the join, and the join holds
+ * that value until it is freed. */
+static crew_future *
+observed_failure(atomic_int *freed)
+{
+    crew_future *bad = failed_promise(EIO, "observed");
+    crew_future *good = promise();
+    crew_future *inputs[] = {bad, good};
+    crew_future *all = NULL;
+
+    cr_assert_eq(crew_when_all(inputs, 2, &all), 0);
+    arm(0);
+    cr_assert_eq(crew_promise_resolve(good, freed, count_free), 0);
+    cr_assert(disarm(), "resolving the last input allocated nothing");
+    expect_lost(crew_future_error(all), CREW_EAGGREGATE);
+    crew_future_release(bad);
+    crew_future_release(good);
+    return all;
+}
+
+static void
+flatten_enomem(void)
+{
+    atomic_int freed = 0;
+    crew_future *x = observed_failure(&freed);
+    crew_future *a = failed_promise(EIO, "a");
+    crew_future *b = failed_promise(ENOENT, "b");
+    crew_future *c = failed_promise(EPERM, "c");
+    crew_future *pair[] = {a, b, x};
+    crew_future *inner = NULL, *outer = NULL;
+    char before[1024], after[1024];
+
+    /* outer: {c, inner: {a, b, x}}; x's error is a leaf of the tree, and
+     * x lives exactly as long as some error holds it. */
+    cr_assert_eq(crew_when_all(pair, 3, &inner), 0);
+    crew_future_release(x);
+    crew_future *nested[] = {c, inner};
+    cr_assert_eq(crew_when_all(nested, 2, &outer), 0);
+    const crew_error *e = crew_future_error(outer);
+    cr_assert_eq(crew_error_count(e), 2);
+    int length = crew_error_format(e, before, sizeof(before));
+    cr_assert_gt(length, 0);
+    cr_assert_lt(length, (int)sizeof(before));
+
+    /* An aggregate, then a leaf. */
+    const crew_error *subjects[] = {e, crew_future_error(a)};
+    const size_t leaves[] = {4, 1};
+    for (size_t s = 0; s < 2; s++) {
+        long k;
+        for (k = 0; k < MAX_ALLOCS; k++) {
+            arm(k);
+            crew_error *flat = crew_error_flatten(subjects[s]);
+            bool fired = disarm();
+            if (!fired) {
+                cr_assert_not_null(flat);
+                cr_assert_eq(crew_error_count(flat), leaves[s]);
+                crew_error_release(flat);
+                break;
+            }
+            cr_assert_null(flat, "allocation %ld: not NULL", k);
+            cr_assert_eq(crew_error_format(e, after, sizeof(after)), length);
+            cr_assert_str_eq(after, before);
+        }
+        cr_assert_lt(k, MAX_ALLOCS);
+        cr_assert_gt(k, 0, "crew_error_flatten allocated nothing");
+    }
+    cr_assert_eq(crew_error_format(e, after, sizeof(after)), length);
+    cr_assert_str_eq(after, before);
+    cr_assert_str_eq(crew_error_message(crew_future_error(a)), "a");
+
+    crew_future_release(inner);
+    crew_future_release(a);
+    crew_future_release(b);
+    crew_future_release(c);
+    /* Only the outer join holds the tree now: its last release frees it
+     * all, x and x's inputs included. */
+    cr_assert_eq(atomic_load(&freed), 0, "x was freed while held");
+    crew_future_release(outer);
+    cr_assert_eq(atomic_load(&freed), 1,
+                 "an error of the tree outlived its last reference");
+}
+
+CREW_TEST(faults, flatten_returns_null_on_enomem_and_leaves_the_original_alone)
+{
+    flatten_enomem();
+}
