@@ -277,17 +277,18 @@ idle_while_stopping(struct crew__worker *w)
 
     /* Acquire-release: the last worker counted sees the others' searches
      * as finished. */
-    if (atomic_fetch_add_explicit(&pool->stopping, 1, memory_order_acq_rel) +
-            1 ==
-        pool->threads) {
+    unsigned idle =
+        atomic_fetch_add_explicit(&pool->stopping, 1, memory_order_acq_rel) + 1;
+
+    if (idle == pool->threads) {
+        /* seq_cst, StoreLoad: against the sleepers below, which announce
+         * themselves on `idle` and then read `done` (see park.c). */
         atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
         crew__event_notify_all(&pool->idle);
         return true;
     }
     uint32_t key = crew__event_prepare(&pool->idle);
-    if (atomic_load_explicit(&pool->done, memory_order_seq_cst))
-        crew__event_cancel(&pool->idle);
-    else if (has_work(w))
+    if (atomic_load_explicit(&pool->done, memory_order_seq_cst) || has_work(w))
         crew__event_cancel(&pool->idle);
     else
         crew__event_wait(&pool->idle, key, UINT64_MAX);
