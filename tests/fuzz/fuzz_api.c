@@ -1,0 +1,2071 @@
+/*
+ * crew_fuzz: a libFuzzer target that reads its input as a program of crew
+ * API calls and checks the contract (../../../shared/API.md, include/crew.h)
+ * by counting.
+ *
+ * Build (clang only). The library is compiled with CMAKE_C_FLAGS, so pass
+ * the coverage instrumentation there; this target adds -fsanitize=fuzzer
+ * itself:
+ *
+ *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCREW_FUZZ=ON \
+ *         -DCREW_CRITERION_TESTS=OFF -DCREW_BUILD_EXAMPLES=OFF \
+ *         -DCMAKE_C_FLAGS='-fsanitize=fuzzer-no-link,address,undefined
+ * -fno-sanitize-recover=all' cmake --build build-fuzz -j2 --target crew_fuzz
+ *
+ * Run:
+ *
+ *   tests/fuzz/run.sh build-fuzz 60          # 60 s on a copy of the corpus
+ *   ctest --test-dir build-fuzz -R fuzz_corpus   # replay every seed once
+ *   build-fuzz/tests/fuzz/crew_fuzz FILE...  # replay a reproducer
+ *   python3 tests/fuzz/make_corpus.py        # regenerate corpus/
+ *
+ * The program. Each input is a sequence of operations over fixed slots:
+ * 2 pool slots, 16 future slots (tasks, promises, when_all, when_any) and
+ * 4 error slots. An operation is one byte (its opcode, modulo OP_COUNT)
+ * followed by its operands, one byte each; a missing byte reads as 0. At
+ * most MAX_OPS operations run. Slot operands are taken modulo the number
+ * of slots. The operands, in order:
+ *
+ *   0  POOL_CREATE     pool, cfg      threads cfg%4 (0: one per CPU),
+ *                                     max_queued (cfg>>2)%4, hooks cfg&16,
+ *                                     long name cfg&32, stack of 1 byte
+ *                                     (EINVAL) when cfg>>6 == 3
+ *   1  POOL_SHUTDOWN   pool, how      how%3: DRAIN, CANCEL, invalid
+ *   2  POOL_DESTROY    pool
+ *   3  SUBMIT          pool, kind, param, aux, dst, mode
+ *                                     kind%7: see enum kind; dst%32 >= 16
+ *                                     is fire and forget; mode%4:
+ *                                     crew_submit, submit_ex 0, submit_ex
+ *                                     NONBLOCKING, submit_ex unknown bits
+ *   4  PROMISE_CREATE  dst
+ *   5  PROMISE_RESOLVE slot, v        v&1: resolve with no value
+ *   6  PROMISE_FAIL    slot, code     (int8_t)code; 0 is EINVAL
+ *   7  CANCEL          slot
+ *   8  WAIT_FOR        slot, t        t%4: 0, 1 us, 100 us, 1 ms
+ *   9  WAIT            slot           only if it provably resolves
+ *   10 RETAIN          src, dst
+ *   11 RELEASE         slot
+ *   12 ON_COMPLETE     slot, v        v%3: count, give the slot's
+ *                                     reference to the callback, read
+ *   13 WHEN_ALL        dst, n, v, n slots   n%9; v%4: 1 NULL array, 2 NULL
+ *                                     out-parameter; an empty slot is a
+ *                                     NULL entry (EINVAL)
+ *   14 WHEN_ANY        dst, n, v, n slots   as WHEN_ALL
+ *   15 WAIT_ALL        n, v, n slots  v&1: no error out-parameter,
+ *                                     v&2: NULL array; (v>>2)%4: error slot
+ *   16 WAIT_ANY        n, t, v, n slots   v&1: NULL index, v&2: NULL array
+ *   17 ERROR_TAKE      dst, src, how  how%3: the error of future slot src,
+ *                                     flatten of error slot src, inner
+ *                                     src>>4 of error slot src
+ *   18 ERROR_INSPECT   slot, size     accessors, format into size%16 bytes
+ *   19 ERROR_RELEASE   slot
+ *   20 BAD_ARGS        which, slot    a call with bad input: EINVAL
+ *   21 STATE           slot           state, result and error agree
+ *   22 PAUSE           t              t%4: yield, 10 us, 100 us, 500 us
+ *
+ * Never hanging. Every task finishes on its own: waits inside tasks are
+ * bounded (wait_for on a promise) or on a child task that itself finishes.
+ * The main thread waits without a bound (WAIT, WAIT_ALL) only on futures
+ * that provably resolve: tasks, promises already resolved, and joins of
+ * such futures (see compute_resolving); every other wait has a timeout of
+ * at most 1 ms. At the end every promise is cancelled (EALREADY if it had
+ * resolved) before anything waits for everything.
+ *
+ * The checks, at each call and at the end of every input (teardown):
+ * every accepted task ran exactly once or resolved CANCELLED, and its
+ * outcome is the one its function decided; every arg_free ran exactly
+ * once per accepted submission (never for a refused one), after the
+ * function returned and before the future resolved; every value_free ran
+ * exactly once per value handed to the library; every callback ran
+ * exactly once; a when_all resolved FAILED with one inner error per failed
+ * position, in order, with its position, else CANCELLED if any input was,
+ * else SUCCEEDED; a when_any resolved with an input already resolved, the
+ * lowest position among those resolved at the call; timeouts are never
+ * early; bad input returns EINVAL. A violation calls __builtin_trap() so
+ * libFuzzer reports it; ASan and LSan catch the rest.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <crew.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Bounds: an input runs in milliseconds whatever its bytes say. */
+#define MAX_OPS       192  /* operations per input */
+#define N_POOLS       2    /* pool slots */
+#define N_SLOTS       16   /* future slots */
+#define N_ERRORS      4    /* error slots */
+#define MAX_INSTANCES 8    /* pools created per input */
+#define MAX_TASKS     192  /* submissions per input, children included */
+#define MAX_NODES     64   /* futures described per input */
+#define MAX_PROMISES  24   /* promises per input */
+#define MAX_CALLBACKS 48   /* user callbacks per input */
+#define MAX_INPUTS    8    /* inputs of one join */
+#define MAX_WEIGHT    64   /* failures one when_all may aggregate */
+#define MAX_LEAVES    1024 /* leaves compared after a flatten */
+#define MAX_DEPTH     2    /* task nesting */
+
+#define BOX_MAGIC   0x626f7821u
+#define VALUE_MAGIC 0x76616c75u
+
+#define CHECK(cond)                              \
+    do {                                         \
+        if (!(cond))                             \
+            violated(#cond, __FILE__, __LINE__); \
+    } while (0)
+
+static _Noreturn void
+violated(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: crew_fuzz: invariant violated: %s\n", file, line,
+            what);
+    __builtin_trap();
+}
+
+enum op {
+    OP_POOL_CREATE,
+    OP_POOL_SHUTDOWN,
+    OP_POOL_DESTROY,
+    OP_SUBMIT,
+    OP_PROMISE_CREATE,
+    OP_PROMISE_RESOLVE,
+    OP_PROMISE_FAIL,
+    OP_CANCEL,
+    OP_WAIT_FOR,
+    OP_WAIT,
+    OP_RETAIN,
+    OP_RELEASE,
+    OP_ON_COMPLETE,
+    OP_WHEN_ALL,
+    OP_WHEN_ANY,
+    OP_WAIT_ALL,
+    OP_WAIT_ANY,
+    OP_ERROR_TAKE,
+    OP_ERROR_INSPECT,
+    OP_ERROR_RELEASE,
+    OP_BAD_ARGS,
+    OP_STATE,
+    OP_PAUSE,
+    OP_COUNT
+};
+
+/* What a task does (SUBMIT's kind operand). */
+enum kind {
+    K_SUCCEED,         /* returns one or two malloc'd values, or none */
+    K_FAIL,            /* fails with crew_task_fail or a bare code */
+    K_CANCEL_AWARE,    /* polls crew_task_cancelled, returns ECANCELED */
+    K_NESTED,          /* submits a child to its pool and waits for it */
+    K_WAIT_PROMISE,    /* wait_for (<= 1 ms) on a promise */
+    K_RESOLVE_PROMISE, /* resolves or fails a promise from a worker */
+    K_SELF,            /* bad calls from inside a task: EDEADLK, EINVAL */
+    K_COUNT
+};
+
+/* What the message of a failed task must be. */
+enum message { M_DEFAULT, M_EXACT, M_NOT_FIRST };
+
+/* One pool created by this input. */
+struct instance {
+    crew_pool *pool;       /* NULL once destroyed */
+    unsigned threads;      /* as crew_pool_threads() says */
+    size_t max_queued;     /* as created */
+    bool hooks;            /* thread hooks installed */
+    bool shut;             /* crew_pool_shutdown() called (main only) */
+    atomic_bool cancelled; /* the first shutdown was CREW_CANCEL */
+    atomic_uint starts;    /* on_thread_start calls */
+    atomic_uint stops;     /* on_thread_stop calls */
+};
+
+struct task;
+
+/* A task's argument: malloc'd when the task has arg_free, else inline. */
+struct box {
+    uint32_t magic;
+    struct task *task;
+    crew_future *promise; /* a reference, for the promise kinds */
+};
+
+/* One submission. The fields above `ready` are written before it is
+ * published; the task writes its outcome before it returns, which happens
+ * before its future resolves. */
+struct task {
+    struct instance *inst;
+    crew_pool *pool;
+    unsigned index;
+    int kind;
+    unsigned param;
+    unsigned aux;
+    int depth;
+    bool has_arg_free;
+    bool has_future; /* a tracker callback is registered on it */
+    struct box inline_box;
+    atomic_bool ready; /* the fields above are written */
+
+    bool accepted;       /* by the submitter, after submission */
+    crew_future *future; /* raw; set before the tracker is registered */
+
+    atomic_int ran;       /* the function started */
+    atomic_int returned;  /* the function returned */
+    atomic_int arg_freed; /* arg_free calls */
+    atomic_int tracked;   /* tracker calls */
+
+    int ret;         /* what the function returned */
+    bool saw_cancel; /* crew_task_cancelled() was true before returning */
+    void *value;     /* the last value given to crew_task_return */
+    int message;     /* enum message */
+};
+
+enum node_kind { N_TASK, N_PROMISE, N_ALL, N_ANY };
+
+/* What a future is: nodes are never reused within an input, and a join's
+ * inputs always have lower indices. */
+struct node {
+    int kind;
+    int task;    /* N_TASK: index in ctx.tasks */
+    int promise; /* N_PROMISE: index in ctx.promises */
+    size_t n;
+    int in[MAX_INPUTS];              /* joins: the inputs' nodes */
+    crew_future *inputs[MAX_INPUTS]; /* raw: the join holds references */
+    long lowest;        /* when_any: lowest position resolved before */
+    unsigned weight;    /* inner errors an aggregate from it may hold */
+    atomic_int checked; /* the join's checker ran */
+};
+
+/* A user callback. */
+struct callback {
+    crew_future *future; /* the future it was registered on */
+    int mode;            /* 0 count, 1 owns a reference, 2 read */
+    atomic_int calls;
+};
+
+struct slot {
+    crew_future *f; /* a reference, or NULL */
+    int node;
+};
+
+static struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+
+    int pool_slot[N_POOLS]; /* instance index, or -1 */
+    struct instance inst[MAX_INSTANCES];
+    int ninst;
+
+    struct task tasks[MAX_TASKS];
+    atomic_int ntasks; /* may run past MAX_TASKS: clamp */
+
+    struct node nodes[MAX_NODES];
+    int nnodes;
+
+    crew_future *promises[MAX_PROMISES]; /* one reference each */
+    int npromises;
+
+    struct callback callbacks[MAX_CALLBACKS];
+    int ncallbacks;
+
+    struct slot slots[N_SLOTS];
+    crew_error *errors[N_ERRORS];
+
+    atomic_long values_made;  /* values handed to the library */
+    atomic_long values_freed; /* value_free calls */
+} ctx;
+
+static const uint64_t wait_timeouts[4] = {0, 1000, 100000, 1000000};
+
+/* 256 bytes: a message that must be kept whole. */
+#define TAIL16 "0123456789abcdef"
+#define TAIL256                                                           \
+    TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 \
+        TAIL16 TAIL16 TAIL16 TAIL16 TAIL16 TAIL16
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                      */
+/* ------------------------------------------------------------------ */
+
+static unsigned
+next(void)
+{
+    return ctx.pos < ctx.size ? ctx.data[ctx.pos++] : 0;
+}
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+pause_ns(long ns)
+{
+    struct timespec ts = {0, ns};
+
+    if (ns == 0)
+        sched_yield();
+    else
+        nanosleep(&ts, NULL);
+}
+
+static bool
+is_final(crew_state state)
+{
+    return state == CREW_SUCCEEDED || state == CREW_FAILED ||
+           state == CREW_CANCELLED;
+}
+
+/* What crew_future_wait() must return for a resolved future. */
+static int
+code_of(const crew_future *f)
+{
+    const crew_error *e = crew_future_error(f); /* acquire */
+
+    switch (crew_future_state(f)) {
+    case CREW_SUCCEEDED:
+        return 0;
+    case CREW_CANCELLED:
+        return ECANCELED;
+    case CREW_FAILED:
+        CHECK(e != NULL);
+        return crew_error_code(e);
+    default:
+        violated("code_of: the future has not resolved", __FILE__, __LINE__);
+    }
+}
+
+/* A wait returned `r` without a timeout: the future has resolved, and
+ * `r` says how. */
+static void
+check_code(const crew_future *f, int r)
+{
+    CHECK(is_final(crew_future_state(f)));
+    CHECK(r == code_of(f));
+}
+
+/* State, result and error agree. */
+static void
+check_outcome_shape(const crew_future *f)
+{
+    const crew_error *e = crew_future_error(f);
+    void *result = crew_future_result(f);
+    crew_state state = crew_future_state(f);
+
+    switch (state) {
+    case CREW_SUCCEEDED:
+        CHECK(e == NULL);
+        break;
+    case CREW_FAILED:
+        CHECK(e != NULL && result == NULL && crew_error_code(e) != 0);
+        CHECK(crew_error_message(e) != NULL);
+        break;
+    case CREW_CANCELLED:
+        CHECK(e != NULL && result == NULL);
+        CHECK(crew_error_code(e) == ECANCELED);
+        break;
+    default:
+        /* Not resolved yet: nothing to read. A later state only moves
+         * forward. */
+        break;
+    }
+}
+
+static void
+value_free(void *p)
+{
+    uint32_t *v = p;
+
+    CHECK(v != NULL && *v == VALUE_MAGIC);
+    *v = 0;
+    free(v);
+    atomic_fetch_add(&ctx.values_freed, 1);
+}
+
+static uint32_t *
+value_new(void)
+{
+    uint32_t *v = malloc(sizeof(*v));
+
+    if (v == NULL)
+        abort();
+    *v = VALUE_MAGIC;
+    return v;
+}
+
+/* A value the library refused stays the caller's. */
+static void
+value_discard(uint32_t *v)
+{
+    free(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                              */
+/* ------------------------------------------------------------------ */
+
+static struct task *
+task_new(struct instance *inst, crew_pool *pool, int kind, unsigned param,
+         unsigned aux, int depth, bool has_arg_free, bool has_future)
+{
+    int i = atomic_fetch_add(&ctx.ntasks, 1);
+    struct task *t;
+
+    if (i >= MAX_TASKS)
+        return NULL;
+    t = &ctx.tasks[i];
+    t->inst = inst;
+    t->pool = pool;
+    t->index = (unsigned)i;
+    t->kind = kind;
+    t->param = param;
+    t->aux = aux;
+    t->depth = depth;
+    t->has_arg_free = has_arg_free;
+    t->has_future = has_future;
+    t->inline_box.magic = BOX_MAGIC;
+    t->inline_box.task = t;
+    t->inline_box.promise = NULL;
+    atomic_store_explicit(&t->ready, true, memory_order_release);
+    return t;
+}
+
+static int
+task_count(void)
+{
+    int n = atomic_load(&ctx.ntasks);
+
+    return n < MAX_TASKS ? n : MAX_TASKS;
+}
+
+/* The argument of a task with arg_free; takes over `promise`. */
+static struct box *
+box_new(struct task *t, crew_future *promise)
+{
+    struct box *b = malloc(sizeof(*b));
+
+    if (b == NULL)
+        abort();
+    b->magic = BOX_MAGIC;
+    b->task = t;
+    b->promise = promise;
+    return b;
+}
+
+/* A refused submission's argument stays the caller's. */
+static void
+box_discard(struct box *b)
+{
+    crew_future_release(b->promise);
+    b->magic = 0;
+    free(b);
+}
+
+static void
+arg_free(void *p)
+{
+    struct box *b = p;
+    struct task *t;
+
+    CHECK(b != NULL && b->magic == BOX_MAGIC);
+    t = b->task;
+    CHECK(t->has_arg_free);
+    CHECK(atomic_fetch_add(&t->arg_freed, 1) == 0);
+    /* After the function returned, or instead of running it. */
+    CHECK(atomic_load(&t->ran) == atomic_load(&t->returned));
+    box_discard(b);
+}
+
+static int
+fail_code(const struct task *t)
+{
+    int code = 1 + (int)((t->param >> 3) % 100); /* never ECANCELED */
+
+    return (t->aux & 1) ? -code : code;
+}
+
+static void
+task_message(const struct task *t, int code, char *buf, size_t size)
+{
+    snprintf(buf, size, "task %u failed with %d%s", t->index, code,
+             (t->aux & 2) ? TAIL256 : "");
+}
+
+/* A task's outcome is the one its function decided. */
+static void
+check_task_outcome(struct task *t, const crew_future *f)
+{
+    const crew_error *e = crew_future_error(f); /* acquire */
+    void *result = crew_future_result(f);
+    crew_state state = crew_future_state(f);
+
+    CHECK(is_final(state));
+    check_outcome_shape(f);
+    /* arg_free has run by the time the future resolves. */
+    CHECK(atomic_load(&t->arg_freed) == (t->has_arg_free ? 1 : 0));
+    if (atomic_load(&t->ran) == 0) {
+        /* Accepted and never run: cancelled. */
+        CHECK(state == CREW_CANCELLED);
+        return;
+    }
+    CHECK(atomic_load(&t->ran) == 1 && atomic_load(&t->returned) == 1);
+    if (t->ret == 0) {
+        CHECK(state == CREW_SUCCEEDED);
+        CHECK(result == t->value);
+    } else if (t->ret == ECANCELED) {
+        /* Cancelled once a request was seen; without one seen, the
+         * request may still have come in time, or it simply failed. */
+        if (t->saw_cancel)
+            CHECK(state == CREW_CANCELLED);
+        else
+            CHECK(state == CREW_CANCELLED ||
+                  (state == CREW_FAILED && crew_error_code(e) == ECANCELED));
+    } else {
+        char expected[512];
+
+        CHECK(state == CREW_FAILED);
+        CHECK(crew_error_code(e) == t->ret);
+        CHECK(crew_error_count(e) == 0);
+        switch (t->message) {
+        case M_EXACT:
+            task_message(t, t->ret, expected, sizeof(expected));
+            CHECK(strcmp(crew_error_message(e), expected) == 0);
+            break;
+        case M_NOT_FIRST:
+            CHECK(strcmp(crew_error_message(e), "first") != 0);
+            CHECK(crew_error_message(e)[0] != '\0');
+            break;
+        default:
+            CHECK(crew_error_message(e)[0] != '\0');
+            break;
+        }
+    }
+}
+
+/* Registered on every task future: runs once, when it resolves. */
+static void
+tracker(crew_future *f, void *user)
+{
+    struct task *t = user;
+
+    CHECK(atomic_fetch_add(&t->tracked, 1) == 0);
+    CHECK(f == t->future);
+    check_task_outcome(t, f);
+}
+
+static int
+run_succeed(crew_task *task, struct task *t, void **value)
+{
+    uint32_t *v = NULL;
+
+    if (!(t->param & 1)) {
+        v = value_new();
+        atomic_fetch_add(&ctx.values_made, 1);
+        crew_task_return(task, v, value_free);
+    }
+    if (t->param & 2) {
+        /* Called twice: keeps the second, releases the first. */
+        v = value_new();
+        atomic_fetch_add(&ctx.values_made, 1);
+        crew_task_return(task, v, value_free);
+    }
+    if (t->param & 4) {
+        crew_task_return(task, NULL, NULL);
+        v = NULL;
+    }
+    *value = v;
+    return 0;
+}
+
+static int
+run_fail(crew_task *task, struct task *t, void **value)
+{
+    int code = fail_code(t);
+    uint32_t *v = NULL;
+
+    if (t->param & 1) {
+        /* Freed at once when the task does not succeed. */
+        v = value_new();
+        atomic_fetch_add(&ctx.values_made, 1);
+        crew_task_return(task, v, value_free);
+    }
+    *value = v;
+    switch ((t->param >> 1) & 3) {
+    case 0:
+        t->message = M_EXACT;
+        return crew_task_fail(task, code, "task %u failed with %d%s", t->index,
+                              code, (t->aux & 2) ? TAIL256 : "");
+    case 1:
+        t->message = M_DEFAULT;
+        return code;
+    case 2:
+        /* A recorded message, then success: the message is dropped. */
+        CHECK(crew_task_fail(task, code, "never seen") == code);
+        return 0;
+    default:
+        /* A NULL format forgets the recorded message. */
+        CHECK(crew_task_fail(task, EPERM, "first") == EPERM);
+        t->message = M_NOT_FIRST;
+        return crew_task_fail(task, code, NULL);
+    }
+}
+
+static int
+run_cancel_aware(crew_task *task, struct task *t)
+{
+    unsigned rounds = 1 + t->param % 8;
+
+    for (unsigned i = 0; i < rounds; i++) {
+        if (crew_task_cancelled(task))
+            return ECANCELED;
+        pause_ns(50000);
+    }
+    /* ECANCELED without a request is a plain failure. */
+    return (t->param & 8) ? ECANCELED : 0;
+}
+
+static int task_fn(crew_task *task, void *arg);
+
+static int
+run_nested(crew_task *task, struct task *t)
+{
+    static const int child_kinds[4] = {K_SUCCEED, K_FAIL, K_CANCEL_AWARE,
+                                       K_NESTED};
+    unsigned flags = (t->param & 1) ? CREW_NONBLOCKING : 0;
+    crew_future *cf = NULL;
+    struct task *c;
+    struct box *b;
+    int r, w;
+
+    if (t->depth >= MAX_DEPTH)
+        return 0;
+    c = task_new(t->inst, t->pool, child_kinds[t->aux % 4],
+                 t->param * 37u + 11u, t->aux >> 2, t->depth + 1, true, true);
+    if (c == NULL)
+        return 0;
+    b = box_new(c, NULL);
+    cf = (crew_future *)b; /* must be overwritten */
+    r = crew_submit_ex(crew_task_pool(task), task_fn, b, arg_free, flags, &cf);
+    if (r != 0) {
+        CHECK(cf == NULL);
+        /* A worker of its own pool is refused only by a CREW_CANCEL
+         * shutdown, or by a full queue when it asked not to wait. */
+        CHECK((r == ESHUTDOWN && atomic_load(&t->inst->cancelled)) ||
+              (r == EAGAIN && flags != 0 && t->inst->max_queued != 0));
+        box_discard(b);
+        return 0;
+    }
+    c->accepted = true;
+    c->future = cf;
+    CHECK(crew_future_on_complete(cf, tracker, c) == 0);
+    switch ((t->param >> 1) % 3) {
+    case 0:
+        w = crew_future_wait(cf);
+        check_code(cf, w);
+        break;
+    case 1: {
+        crew_error *e = (crew_error *)b; /* must be overwritten */
+        w = crew_wait_all(&cf, 1, &e);
+        CHECK(is_final(crew_future_state(cf)));
+        switch (crew_future_state(cf)) {
+        case CREW_SUCCEEDED:
+            CHECK(w == 0 && e == NULL);
+            break;
+        case CREW_FAILED: {
+            size_t pos = 99;
+            CHECK(w == CREW_EAGGREGATE && e != NULL);
+            CHECK(crew_error_code(e) == CREW_EAGGREGATE);
+            CHECK(crew_error_count(e) == 1);
+            CHECK(crew_error_inner(e, 0, &pos) == crew_future_error(cf));
+            CHECK(pos == 0);
+            break;
+        }
+        default:
+            CHECK(w == ECANCELED);
+            CHECK(e == NULL || crew_error_code(e) == ECANCELED);
+            break;
+        }
+        crew_error_release(e);
+        w = code_of(cf);
+        break;
+    }
+    default: {
+        size_t index = 99;
+        CHECK(crew_wait_any(&cf, 1, CREW_FOREVER, &index) == 0);
+        CHECK(index == 0);
+        w = code_of(cf);
+        break;
+    }
+    }
+    crew_future_release(cf);
+    return w;
+}
+
+static int
+run_wait_promise(struct task *t, crew_future *promise)
+{
+    uint64_t timeout = wait_timeouts[t->param % 4];
+    uint64_t start;
+    int r;
+
+    if (promise == NULL)
+        return 0;
+    start = now_ns();
+    r = crew_future_wait_for(promise, timeout);
+    if (r == ETIMEDOUT) {
+        /* Never early. */
+        CHECK(now_ns() - start >= timeout);
+        return 0;
+    }
+    check_code(promise, r);
+    return r;
+}
+
+static int
+run_resolve_promise(struct task *t, crew_future *promise)
+{
+    int r;
+
+    if (promise == NULL)
+        return 0;
+    if (t->param & 1) {
+        uint32_t *v = value_new();
+        r = crew_promise_resolve(promise, v, value_free);
+        if (r == 0) {
+            atomic_fetch_add(&ctx.values_made, 1);
+            CHECK(crew_future_state(promise) == CREW_SUCCEEDED);
+        } else {
+            CHECK(r == EALREADY);
+            value_discard(v);
+        }
+    } else {
+        int code = fail_code(t);
+        r = crew_promise_fail(promise, code, "failed by task %u", t->index);
+        if (r == 0) {
+            CHECK(crew_future_state(promise) == CREW_FAILED);
+            CHECK(crew_error_code(crew_future_error(promise)) == code);
+        } else {
+            CHECK(r == EALREADY);
+        }
+    }
+    CHECK(is_final(crew_future_state(promise)));
+    return 0;
+}
+
+static int
+run_self(crew_task *task, struct task *t)
+{
+    crew_pool *pool = crew_task_pool(task);
+
+    /* A worker may not wait for its own pool's workers. */
+    CHECK(crew_pool_shutdown(pool, CREW_DRAIN) == EDEADLK);
+    CHECK(crew_pool_shutdown(pool, CREW_CANCEL) == EDEADLK);
+    CHECK(crew_pool_threads(pool) == t->inst->threads);
+    crew_task_return(NULL, NULL, NULL);
+    CHECK(crew_task_fail(NULL, EIO, "x") == EINVAL);
+    CHECK(!crew_task_cancelled(NULL));
+    CHECK(crew_task_pool(NULL) == NULL);
+    return 0;
+}
+
+static int
+task_fn(crew_task *task, void *arg)
+{
+    struct box *b = arg;
+    struct task *t;
+    void *value = NULL;
+    int ret = 0;
+
+    CHECK(task != NULL && b != NULL && b->magic == BOX_MAGIC);
+    t = b->task;
+    CHECK(atomic_fetch_add(&t->ran, 1) == 0);
+    CHECK(atomic_load(&t->arg_freed) == 0);
+    CHECK(crew_task_pool(task) == t->pool);
+    switch (t->kind) {
+    case K_SUCCEED:
+        ret = run_succeed(task, t, &value);
+        break;
+    case K_FAIL:
+        ret = run_fail(task, t, &value);
+        break;
+    case K_CANCEL_AWARE:
+        ret = run_cancel_aware(task, t);
+        break;
+    case K_NESTED:
+        ret = run_nested(task, t);
+        break;
+    case K_WAIT_PROMISE:
+        ret = run_wait_promise(t, b->promise);
+        break;
+    case K_RESOLVE_PROMISE:
+        ret = run_resolve_promise(t, b->promise);
+        break;
+    default:
+        ret = run_self(task, t);
+        break;
+    }
+    t->ret = ret;
+    t->value = value;
+    t->saw_cancel = crew_task_cancelled(task);
+    atomic_store(&t->returned, 1);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Joins and callbacks                                                */
+/* ------------------------------------------------------------------ */
+
+/* A when_all over `in` resolved as (state, e): check it against the
+ * inputs, which have all resolved. */
+static void
+check_all(crew_state state, const crew_error *e, const void *result,
+          crew_future *const *in, size_t n)
+{
+    size_t failed = 0, k = 0, pos;
+    bool cancelled = false;
+
+    for (size_t i = 0; i < n; i++) {
+        crew_state s = crew_future_state(in[i]);
+        CHECK(is_final(s));
+        failed += s == CREW_FAILED;
+        cancelled |= s == CREW_CANCELLED;
+    }
+    if (failed > 0) {
+        CHECK(state == CREW_FAILED);
+        CHECK(e != NULL && crew_error_code(e) == CREW_EAGGREGATE);
+        CHECK(crew_error_count(e) == failed);
+        for (size_t i = 0; i < n; i++) {
+            if (crew_future_state(in[i]) != CREW_FAILED)
+                continue;
+            pos = SIZE_MAX;
+            CHECK(crew_error_inner(e, k, &pos) == crew_future_error(in[i]));
+            CHECK(pos == i);
+            k++;
+        }
+        pos = 12345;
+        CHECK(crew_error_inner(e, k, &pos) == NULL && pos == 12345);
+    } else if (cancelled) {
+        CHECK(state == CREW_CANCELLED);
+        CHECK(e != NULL && crew_error_code(e) == ECANCELED);
+    } else {
+        CHECK(state == CREW_SUCCEEDED && e == NULL && result == NULL);
+    }
+}
+
+static long
+lowest_resolved(crew_future *const *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (is_final(crew_future_state(in[i])))
+            return (long)i;
+    }
+    return -1;
+}
+
+static void
+check_any(const crew_future *f, const struct node *nd)
+{
+    const crew_future *winner = crew_future_result(f);
+    size_t i = 0;
+
+    CHECK(crew_future_state(f) == CREW_SUCCEEDED);
+    CHECK(crew_future_error(f) == NULL);
+    while (i < nd->n && nd->inputs[i] != winner)
+        i++;
+    CHECK(i < nd->n);
+    CHECK(is_final(crew_future_state(winner)));
+    /* Among inputs already resolved at the call, the lowest wins. */
+    CHECK(nd->lowest < 0 || (long)i <= nd->lowest);
+}
+
+/* A resolved future: its outcome agrees with what it is. */
+static void
+check_resolved(const crew_future *f, int node)
+{
+    const struct node *nd;
+
+    CHECK(is_final(crew_future_state(f)));
+    check_outcome_shape(f);
+    if (node < 0)
+        return;
+    nd = &ctx.nodes[node];
+    switch (nd->kind) {
+    case N_TASK:
+        check_task_outcome(&ctx.tasks[nd->task], f);
+        break;
+    case N_ALL:
+        check_all(crew_future_state(f), crew_future_error(f),
+                  crew_future_result(f), nd->inputs, nd->n);
+        break;
+    case N_ANY:
+        check_any(f, nd);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Registered on every join: runs once, when it resolves. */
+static void
+join_checker(crew_future *f, void *user)
+{
+    struct node *nd = user;
+
+    CHECK(atomic_fetch_add(&nd->checked, 1) == 0);
+    check_resolved(f, (int)(nd - ctx.nodes));
+}
+
+static void
+user_callback(crew_future *f, void *user)
+{
+    struct callback *c = user;
+
+    CHECK(atomic_fetch_add(&c->calls, 1) == 0);
+    CHECK(f == c->future);
+    CHECK(is_final(crew_future_state(f)));
+    check_outcome_shape(f);
+    if (c->mode == 2 && crew_future_error(f) != NULL)
+        CHECK(crew_error_format(crew_future_error(f), NULL, 0) > 0);
+    /* The library holds its own reference while it dispatches. */
+    if (c->mode == 1)
+        crew_future_release(f);
+}
+
+/* Which nodes provably resolve, given what has resolved so far. */
+static void
+compute_resolving(bool *out)
+{
+    for (int i = 0; i < ctx.nnodes; i++) {
+        const struct node *nd = &ctx.nodes[i];
+        switch (nd->kind) {
+        case N_TASK:
+            out[i] = true;
+            break;
+        case N_PROMISE:
+            out[i] = is_final(crew_future_state(ctx.promises[nd->promise]));
+            break;
+        case N_ALL:
+            out[i] = true;
+            for (size_t j = 0; j < nd->n; j++)
+                out[i] = out[i] && out[nd->in[j]];
+            break;
+        default:
+            out[i] = false;
+            for (size_t j = 0; j < nd->n; j++)
+                out[i] = out[i] || out[nd->in[j]];
+            break;
+        }
+    }
+}
+
+static bool
+slot_resolves(unsigned s)
+{
+    bool resolving[MAX_NODES];
+
+    if (ctx.slots[s].f == NULL)
+        return false;
+    if (is_final(crew_future_state(ctx.slots[s].f)))
+        return true;
+    compute_resolving(resolving);
+    return ctx.slots[s].node >= 0 && resolving[ctx.slots[s].node];
+}
+
+/* ------------------------------------------------------------------ */
+/* Slots                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+slot_set(unsigned s, crew_future *f, int node)
+{
+    crew_future_release(ctx.slots[s].f);
+    ctx.slots[s].f = f;
+    ctx.slots[s].node = node;
+}
+
+static int
+node_new(int kind)
+{
+    struct node *nd;
+
+    if (ctx.nnodes >= MAX_NODES)
+        return -1;
+    nd = &ctx.nodes[ctx.nnodes];
+    nd->kind = kind;
+    nd->task = -1;
+    nd->promise = -1;
+    nd->lowest = -1;
+    nd->weight = kind == N_TASK || kind == N_PROMISE;
+    return ctx.nnodes++;
+}
+
+static unsigned
+node_weight(int node)
+{
+    return node >= 0 ? ctx.nodes[node].weight : MAX_WEIGHT + 1;
+}
+
+static struct instance *
+pool_of(unsigned p)
+{
+    int i = ctx.pool_slot[p % N_POOLS];
+
+    return i >= 0 ? &ctx.inst[i] : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+on_start(crew_pool *pool, unsigned worker, void *user)
+{
+    struct instance *in = user;
+
+    CHECK(pool != NULL && worker < 64);
+    atomic_fetch_add(&in->starts, 1);
+}
+
+static void
+on_stop(crew_pool *pool, unsigned worker, void *user)
+{
+    struct instance *in = user;
+
+    CHECK(pool != NULL && worker < 64);
+    atomic_fetch_add(&in->stops, 1);
+}
+
+/* The pool's workers have exited: every task it accepted is done. */
+static void
+check_pool_finished(struct instance *in)
+{
+    int n = task_count();
+
+    if (in->hooks) {
+        CHECK(atomic_load(&in->starts) == in->threads);
+        CHECK(atomic_load(&in->stops) == in->threads);
+    }
+    for (int i = 0; i < n; i++) {
+        struct task *t = &ctx.tasks[i];
+        if (!atomic_load_explicit(&t->ready, memory_order_acquire) ||
+            t->inst != in || !t->accepted)
+            continue;
+        CHECK(atomic_load(&t->arg_freed) == (t->has_arg_free ? 1 : 0));
+        if (t->has_future)
+            CHECK(atomic_load(&t->tracked) == 1);
+        else
+            CHECK(atomic_load(&t->ran) == 1 || atomic_load(&in->cancelled));
+    }
+}
+
+static void
+op_pool_create(void)
+{
+    static const char long_name[] = "a-very-long-thread-name-prefix";
+    unsigned p = next() % N_POOLS;
+    unsigned cfg = next();
+    crew_pool_options options = {0};
+    struct instance *in;
+    crew_pool *pool = (crew_pool *)&options; /* must be overwritten */
+    int r;
+
+    if (ctx.pool_slot[p] >= 0 || ctx.ninst >= MAX_INSTANCES)
+        return;
+    in = &ctx.inst[ctx.ninst];
+    options.threads = cfg % 4;
+    options.max_queued = (cfg >> 2) % 4;
+    options.name = (cfg & 32) ? long_name : "fz";
+    if (cfg & 16) {
+        options.on_thread_start = on_start;
+        options.on_thread_stop = on_stop;
+        options.user = in;
+    }
+    if ((cfg >> 6) == 3) {
+        /* Below the system minimum. */
+        options.stack_size = 1;
+        CHECK(crew_pool_create(&pool, &options) == EINVAL);
+        CHECK(pool == NULL);
+        return;
+    }
+    r = crew_pool_create(&pool, &options);
+    CHECK(r == 0 && pool != NULL);
+    in->pool = pool;
+    in->threads = crew_pool_threads(pool);
+    CHECK(options.threads == 0 ? in->threads >= 1
+                               : in->threads == options.threads);
+    in->max_queued = options.max_queued;
+    in->hooks = (cfg & 16) != 0;
+    ctx.pool_slot[p] = ctx.ninst++;
+}
+
+static void
+op_pool_shutdown(void)
+{
+    struct instance *in = pool_of(next());
+    unsigned how = next() % 3;
+
+    if (in == NULL)
+        return;
+    if (how == 2) {
+        CHECK(crew_pool_shutdown(in->pool, (crew_shutdown)7) == EINVAL);
+        return;
+    }
+    /* A second call changes nothing about how the first shuts down. */
+    if (!in->shut && how == CREW_CANCEL)
+        atomic_store(&in->cancelled, true);
+    in->shut = true;
+    CHECK(crew_pool_shutdown(in->pool, (crew_shutdown)how) == 0);
+    check_pool_finished(in);
+}
+
+static void
+pool_destroy(unsigned p)
+{
+    struct instance *in = pool_of(p);
+
+    if (in == NULL)
+        return;
+    in->shut = true;
+    crew_pool_destroy(in->pool);
+    in->pool = NULL;
+    ctx.pool_slot[p] = -1;
+    check_pool_finished(in);
+}
+
+/* ------------------------------------------------------------------ */
+/* Submitting                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+op_submit(void)
+{
+    struct instance *in = pool_of(next());
+    int kind = (int)(next() % K_COUNT);
+    unsigned param = next(), aux = next(), dst = next() % 32, mode = next() % 4;
+    bool forget = dst >= N_SLOTS, promise_kind;
+    crew_future *f = NULL, **out = forget ? NULL : &f;
+    crew_future *promise = NULL;
+    unsigned flags = 0;
+    struct task *t;
+    struct box *b;
+    int node = -1, r;
+
+    if (in == NULL)
+        return;
+    promise_kind = kind == K_WAIT_PROMISE || kind == K_RESOLVE_PROMISE;
+    if (promise_kind) {
+        struct slot *s = &ctx.slots[aux % N_SLOTS];
+        if (s->f != NULL && ctx.nodes[s->node].kind == N_PROMISE)
+            promise = crew_future_retain(s->f);
+        if (mode == 0)
+            mode = 1; /* the promise's reference needs arg_free */
+    }
+    if (!forget) {
+        node = node_new(N_TASK);
+        if (node < 0) {
+            crew_future_release(promise);
+            return;
+        }
+    }
+    t = task_new(in, in->pool, kind, param, aux, 0, mode != 0, !forget);
+    if (t == NULL) {
+        crew_future_release(promise);
+        if (node >= 0)
+            ctx.nnodes--;
+        return;
+    }
+    if (mode == 2)
+        flags = CREW_NONBLOCKING;
+    else if (mode == 3)
+        flags = (2u << (aux % 31)) | (param & 1);
+    f = (crew_future *)in; /* must be overwritten */
+    if (mode == 0) {
+        b = &t->inline_box;
+        r = crew_submit(in->pool, task_fn, b, out);
+    } else {
+        b = box_new(t, promise);
+        r = crew_submit_ex(in->pool, task_fn, b, arg_free, flags, out);
+    }
+    if (r != 0) {
+        if (!forget)
+            CHECK(f == NULL);
+        if (mode == 3)
+            CHECK(r == EINVAL);
+        else if (in->shut)
+            CHECK(r == ESHUTDOWN);
+        else
+            CHECK(r == EAGAIN && flags == CREW_NONBLOCKING &&
+                  in->max_queued != 0);
+        if (b != &t->inline_box)
+            box_discard(b);
+        if (node >= 0)
+            ctx.nnodes--;
+        return;
+    }
+    CHECK(mode != 3 && !in->shut);
+    t->accepted = true;
+    if (forget)
+        return;
+    CHECK(f != NULL);
+    t->future = f;
+    CHECK(crew_future_on_complete(f, tracker, t) == 0);
+    ctx.nodes[node].task = (int)t->index;
+    slot_set(dst, f, node);
+}
+
+/* ------------------------------------------------------------------ */
+/* Promises and futures                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+op_promise_create(void)
+{
+    unsigned dst = next() % N_SLOTS;
+    crew_future *f = (crew_future *)&ctx; /* must be overwritten */
+    int node;
+
+    if (ctx.npromises >= MAX_PROMISES)
+        return;
+    node = node_new(N_PROMISE);
+    if (node < 0)
+        return;
+    CHECK(crew_promise_create(&f) == 0 && f != NULL);
+    CHECK(crew_future_state(f) == CREW_PENDING);
+    CHECK(crew_future_result(f) == NULL && crew_future_error(f) == NULL);
+    ctx.nodes[node].promise = ctx.npromises;
+    ctx.promises[ctx.npromises++] = crew_future_retain(f);
+    slot_set(dst, f, node);
+}
+
+static bool
+slot_is_promise(const struct slot *s)
+{
+    return s->f != NULL && ctx.nodes[s->node].kind == N_PROMISE;
+}
+
+static void
+op_promise_resolve(void)
+{
+    struct slot *s = &ctx.slots[next() % N_SLOTS];
+    bool bare = next() & 1;
+    uint32_t *v = bare ? NULL : value_new();
+    bool was_final;
+    int r;
+
+    if (s->f == NULL) {
+        value_discard(v);
+        return;
+    }
+    was_final = is_final(crew_future_state(s->f));
+    r = crew_promise_resolve(s->f, v, bare ? NULL : value_free);
+    if (!slot_is_promise(s)) {
+        CHECK(r == EINVAL);
+    } else if (was_final) {
+        CHECK(r == EALREADY);
+    } else {
+        /* A task may resolve it first. */
+        CHECK(r == 0 || r == EALREADY);
+    }
+    if (r == 0) {
+        CHECK(crew_future_state(s->f) == CREW_SUCCEEDED);
+        CHECK(crew_future_result(s->f) == v);
+        if (v != NULL)
+            atomic_fetch_add(&ctx.values_made, 1);
+    } else {
+        /* Refused: the value stays the caller's. */
+        value_discard(v);
+    }
+    check_outcome_shape(s->f);
+}
+
+static void
+op_promise_fail(void)
+{
+    struct slot *s = &ctx.slots[next() % N_SLOTS];
+    int code = (int8_t)next();
+    bool was_final;
+    int r;
+
+    if (s->f == NULL)
+        return;
+    was_final = is_final(crew_future_state(s->f));
+    r = crew_promise_fail(s->f, code, "promise failed with %d", code);
+    if (!slot_is_promise(s) || code == 0) {
+        CHECK(r == EINVAL);
+    } else if (was_final) {
+        CHECK(r == EALREADY);
+    } else {
+        CHECK(r == 0 || r == EALREADY);
+    }
+    if (r == 0) {
+        char expected[64];
+        const crew_error *e = crew_future_error(s->f);
+        snprintf(expected, sizeof(expected), "promise failed with %d", code);
+        CHECK(crew_future_state(s->f) == CREW_FAILED);
+        CHECK(crew_error_code(e) == code);
+        CHECK(strcmp(crew_error_message(e), expected) == 0);
+    }
+    check_outcome_shape(s->f);
+}
+
+static void
+op_cancel(void)
+{
+    struct slot *s = &ctx.slots[next() % N_SLOTS];
+    bool was_final;
+    int r;
+
+    if (s->f == NULL)
+        return;
+    was_final = is_final(crew_future_state(s->f));
+    r = crew_future_cancel(s->f);
+    CHECK(r == 0 || r == EALREADY);
+    if (was_final)
+        CHECK(r == EALREADY);
+    if (r == EALREADY)
+        CHECK(is_final(crew_future_state(s->f)));
+    if (r == 0) {
+        switch (ctx.nodes[s->node].kind) {
+        case N_PROMISE:
+            CHECK(crew_future_state(s->f) == CREW_CANCELLED);
+            break;
+        case N_TASK:
+            /* A queued task is resolved before the call returns; a
+             * running one decides itself. Either way, never PENDING. */
+            CHECK(crew_future_state(s->f) != CREW_PENDING);
+            break;
+        default:
+            break;
+        }
+    }
+    check_outcome_shape(s->f);
+}
+
+static void
+op_wait_for(void)
+{
+    unsigned s = next() % N_SLOTS;
+    uint64_t timeout = wait_timeouts[next() % 4];
+    crew_future *f = ctx.slots[s].f;
+    uint64_t start;
+    int r;
+
+    if (f == NULL)
+        return;
+    start = now_ns();
+    r = crew_future_wait_for(f, timeout);
+    if (r == ETIMEDOUT) {
+        /* Never early. */
+        CHECK(now_ns() - start >= timeout);
+        return;
+    }
+    check_code(f, r);
+    check_resolved(f, ctx.slots[s].node);
+}
+
+static void
+op_wait(void)
+{
+    unsigned s = next() % N_SLOTS;
+    crew_future *f = ctx.slots[s].f;
+    int r;
+
+    if (f == NULL)
+        return;
+    if (!slot_resolves(s)) {
+        CHECK(crew_future_wait_for(f, 0) == ETIMEDOUT ||
+              is_final(crew_future_state(f)));
+        return;
+    }
+    r = crew_future_wait(f);
+    check_code(f, r);
+    check_resolved(f, ctx.slots[s].node);
+}
+
+static void
+op_retain(void)
+{
+    unsigned src = next() % N_SLOTS, dst = next() % N_SLOTS;
+    crew_future *f = ctx.slots[src].f;
+
+    if (f == NULL || src == dst)
+        return;
+    CHECK(crew_future_retain(f) == f);
+    slot_set(dst, f, ctx.slots[src].node);
+}
+
+static void
+op_release(void)
+{
+    slot_set(next() % N_SLOTS, NULL, -1);
+}
+
+static void
+op_on_complete(void)
+{
+    unsigned s = next() % N_SLOTS;
+    int mode = (int)(next() % 3);
+    struct callback *c;
+
+    if (ctx.slots[s].f == NULL || ctx.ncallbacks >= MAX_CALLBACKS)
+        return;
+    c = &ctx.callbacks[ctx.ncallbacks++];
+    c->future = ctx.slots[s].f;
+    c->mode = mode;
+    CHECK(crew_future_on_complete(c->future, user_callback, c) == 0);
+    if (mode == 1) {
+        /* The slot's reference is the callback's now. */
+        ctx.slots[s].f = NULL;
+        ctx.slots[s].node = -1;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Joins                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+op_join(int kind)
+{
+    unsigned dst = next() % N_SLOTS;
+    crew_future *fs[MAX_INPUTS], *out;
+    int nodes[MAX_INPUTS];
+    unsigned variant, weight = 0;
+    bool has_null;
+    size_t n;
+    int node, r;
+    int (*join)(crew_future *const *, size_t, crew_future **) =
+        kind == N_ALL ? crew_when_all : crew_when_any;
+
+    n = next() % (MAX_INPUTS + 1);
+    variant = next() % 4;
+    has_null = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = next() % N_SLOTS;
+        fs[i] = ctx.slots[s].f;
+        nodes[i] = ctx.slots[s].node;
+        has_null |= fs[i] == NULL;
+        weight += node_weight(nodes[i]);
+    }
+    out = (crew_future *)&ctx; /* must be overwritten */
+    if (variant == 1 && n > 0) {
+        CHECK(join(NULL, n, &out) == EINVAL && out == NULL);
+        return;
+    }
+    if (variant == 2) {
+        CHECK(join(fs, n, NULL) == EINVAL);
+        return;
+    }
+    if (has_null || (kind == N_ANY && n == 0)) {
+        CHECK(join(fs, n, &out) == EINVAL && out == NULL);
+        return;
+    }
+    /* Aggregates of aggregates grow as a product: keep them small. */
+    if (kind == N_ALL && weight > MAX_WEIGHT)
+        return;
+    node = node_new(kind);
+    if (node < 0)
+        return;
+    ctx.nodes[node].n = n;
+    ctx.nodes[node].weight = kind == N_ALL ? weight : 0;
+    for (size_t i = 0; i < n; i++) {
+        ctx.nodes[node].in[i] = nodes[i];
+        ctx.nodes[node].inputs[i] = fs[i];
+    }
+    ctx.nodes[node].lowest = lowest_resolved(fs, n);
+    r = join(fs, n, &out);
+    CHECK(r == 0 && out != NULL);
+    if (n == 0)
+        CHECK(crew_future_state(out) == CREW_SUCCEEDED);
+    CHECK(crew_future_on_complete(out, join_checker, &ctx.nodes[node]) == 0);
+    slot_set(dst, out, node);
+}
+
+/* Keep an error in an error slot, or drop it. */
+static void
+error_keep(unsigned e, crew_error *error)
+{
+    crew_error_release(ctx.errors[e % N_ERRORS]);
+    ctx.errors[e % N_ERRORS] = error;
+}
+
+static void
+op_wait_all(void)
+{
+    crew_future *fs[MAX_INPUTS];
+    int nodes[MAX_INPUTS];
+    bool has_null, resolving[MAX_NODES], all_resolve = true;
+    unsigned variant;
+    crew_error *e, **out;
+    size_t n, failed = 0;
+    bool cancelled = false;
+    int r;
+
+    n = next() % (MAX_INPUTS + 1);
+    variant = next();
+    has_null = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = next() % N_SLOTS;
+        fs[i] = ctx.slots[s].f;
+        nodes[i] = ctx.slots[s].node;
+        has_null |= fs[i] == NULL;
+    }
+    e = (crew_error *)&ctx; /* must be overwritten */
+    out = (variant & 1) ? NULL : &e;
+    if ((variant & 2) && n > 0) {
+        CHECK(crew_wait_all(NULL, n, out) == EINVAL);
+        CHECK(out == NULL || e == NULL);
+        return;
+    }
+    if (has_null) {
+        CHECK(crew_wait_all(fs, n, out) == EINVAL);
+        CHECK(out == NULL || e == NULL);
+        return;
+    }
+    /* Wait without a bound only for what provably resolves. */
+    compute_resolving(resolving);
+    for (size_t i = 0; i < n; i++) {
+        all_resolve = all_resolve && (is_final(crew_future_state(fs[i])) ||
+                                      resolving[nodes[i]]);
+    }
+    if (!all_resolve)
+        return;
+    r = crew_wait_all(fs, n, out);
+    for (size_t i = 0; i < n; i++) {
+        crew_state s = crew_future_state(fs[i]);
+        CHECK(is_final(s));
+        failed += s == CREW_FAILED;
+        cancelled |= s == CREW_CANCELLED;
+        check_resolved(fs[i], nodes[i]);
+    }
+    if (failed > 0) {
+        CHECK(r == CREW_EAGGREGATE);
+        if (out != NULL)
+            check_all(CREW_FAILED, e, NULL, fs, n);
+    } else if (cancelled) {
+        CHECK(r == ECANCELED);
+        CHECK(out == NULL || e == NULL || crew_error_code(e) == ECANCELED);
+    } else {
+        CHECK(r == 0);
+        CHECK(out == NULL || e == NULL);
+    }
+    if (out != NULL)
+        error_keep(variant >> 2, e);
+}
+
+static void
+op_wait_any(void)
+{
+    crew_future *fs[MAX_INPUTS];
+    int nodes[MAX_INPUTS];
+    bool has_null = false;
+    size_t n = next() % (MAX_INPUTS + 1);
+    uint64_t timeout = wait_timeouts[next() % 4];
+    unsigned variant = next();
+    size_t index = SIZE_MAX;
+    uint64_t start;
+    long lowest;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = next() % N_SLOTS;
+        fs[i] = ctx.slots[s].f;
+        nodes[i] = ctx.slots[s].node;
+        has_null |= fs[i] == NULL;
+    }
+    if (variant & 1) {
+        CHECK(crew_wait_any(fs, n, timeout, NULL) == EINVAL);
+        return;
+    }
+    if ((variant & 2) && n > 0) {
+        CHECK(crew_wait_any(NULL, n, timeout, &index) == EINVAL);
+        CHECK(index == SIZE_MAX);
+        return;
+    }
+    if (has_null || n == 0) {
+        CHECK(crew_wait_any(fs, n, timeout, &index) == EINVAL);
+        return;
+    }
+    lowest = lowest_resolved(fs, n);
+    start = now_ns();
+    r = crew_wait_any(fs, n, timeout, &index);
+    if (r == ETIMEDOUT) {
+        CHECK(now_ns() - start >= timeout);
+        CHECK(index == SIZE_MAX);
+        CHECK(lowest < 0);
+        return;
+    }
+    CHECK(r == 0);
+    CHECK(index < n);
+    CHECK(is_final(crew_future_state(fs[index])));
+    CHECK(lowest < 0 || (long)index <= lowest);
+    check_resolved(fs[index], nodes[index]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+struct leaf {
+    const crew_error *error;
+    size_t input;
+};
+
+/* The leaves of `e`, depth-first; returns how many (only the first `cap`
+ * are stored). */
+static size_t
+collect_leaves(const crew_error *e, size_t input, struct leaf *out, size_t n,
+               size_t cap)
+{
+    size_t count = crew_error_count(e);
+
+    if (count == 0) {
+        if (n < cap) {
+            out[n].error = e;
+            out[n].input = input;
+        }
+        return n + 1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t pos = SIZE_MAX;
+        const crew_error *inner = crew_error_inner(e, i, &pos);
+        CHECK(inner != NULL && pos != SIZE_MAX);
+        n = collect_leaves(inner, pos, out, n, cap);
+    }
+    return n;
+}
+
+static void
+check_flatten(const crew_error *e)
+{
+    static struct leaf leaves[MAX_LEAVES];
+    crew_error *flat = crew_error_flatten(e);
+    size_t n = collect_leaves(e, 0, leaves, 0, MAX_LEAVES);
+
+    CHECK(flat != NULL);
+    CHECK(crew_error_code(flat) == CREW_EAGGREGATE);
+    CHECK(crew_error_count(flat) == n);
+    for (size_t i = 0; i < n && i < MAX_LEAVES; i++) {
+        size_t pos = SIZE_MAX;
+        const crew_error *leaf = crew_error_inner(flat, i, &pos);
+        CHECK(leaf == leaves[i].error);
+        CHECK(pos == leaves[i].input);
+        CHECK(crew_error_count(leaf) == 0);
+    }
+    crew_error_release(flat);
+}
+
+static void
+check_format(const crew_error *e, size_t small_size)
+{
+    char small[24];
+    char *full;
+    int length = crew_error_format(e, NULL, 0);
+    size_t len;
+
+    CHECK(length > 0);
+    len = (size_t)length;
+    full = malloc(len + 1);
+    if (full == NULL)
+        abort();
+    CHECK(crew_error_format(e, full, len + 1) == length);
+    CHECK(strlen(full) == len);
+    memset(small, 'X', sizeof(small));
+    CHECK(crew_error_format(e, small, small_size) == length);
+    if (small_size > 0) {
+        size_t kept = len < small_size - 1 ? len : small_size - 1;
+        CHECK(small[kept] == '\0');
+        CHECK(memcmp(small, full, kept) == 0);
+    }
+    for (size_t i = small_size; i < sizeof(small); i++)
+        CHECK(small[i] == 'X');
+    free(full);
+}
+
+static void
+op_error_take(void)
+{
+    unsigned dst = next() % N_ERRORS, src = next(), how = next() % 3;
+    const crew_error *from;
+
+    switch (how) {
+    case 0: {
+        crew_future *f = ctx.slots[src % N_SLOTS].f;
+        from = f != NULL ? crew_future_error(f) : NULL;
+        if (from != NULL)
+            error_keep(dst, crew_error_retain(from));
+        break;
+    }
+    case 1:
+        from = ctx.errors[src % N_ERRORS];
+        if (from != NULL)
+            error_keep(dst, crew_error_flatten(from));
+        break;
+    default: {
+        size_t pos = SIZE_MAX;
+        from = ctx.errors[src % N_ERRORS];
+        if (from == NULL)
+            break;
+        from = crew_error_inner(from, src >> 4, &pos);
+        CHECK((from == NULL) == (pos == SIZE_MAX));
+        if (from != NULL)
+            error_keep(dst, crew_error_retain(from));
+        break;
+    }
+    }
+}
+
+static void
+op_error_inspect(void)
+{
+    crew_error *e = ctx.errors[next() % N_ERRORS];
+    size_t small_size = next() % 16;
+    size_t count, pos;
+
+    if (e == NULL)
+        return;
+    CHECK(crew_error_code(e) != 0);
+    CHECK(crew_error_message(e) != NULL);
+    CHECK(crew_strerror(crew_error_code(e)) != NULL);
+    count = crew_error_count(e);
+    if (count > 0)
+        CHECK(crew_error_code(e) == CREW_EAGGREGATE);
+    for (size_t i = 0; i < count; i++) {
+        pos = SIZE_MAX;
+        CHECK(crew_error_inner(e, i, &pos) != NULL && pos != SIZE_MAX);
+        CHECK(crew_error_inner(e, i, NULL) != NULL);
+    }
+    pos = 777;
+    CHECK(crew_error_inner(e, count, &pos) == NULL && pos == 777);
+    CHECK(crew_error_retain(e) == e);
+    crew_error_release(e);
+    check_format(e, small_size);
+    check_flatten(e);
+}
+
+static void
+op_error_release(void)
+{
+    error_keep(next() % N_ERRORS, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bad input                                                          */
+/* ------------------------------------------------------------------ */
+
+static void
+op_bad_args(void)
+{
+    unsigned which = next() % 10, s = next() % N_SLOTS;
+    crew_future *f = ctx.slots[s].f;
+    crew_future *out = (crew_future *)&ctx; /* must be overwritten */
+    crew_error *eout = (crew_error *)&ctx;
+    crew_future *pair[2] = {f, NULL};
+    struct instance *in = pool_of(s);
+    size_t index = 4242, pos = 4242;
+    char buf[8] = "unset";
+
+    switch (which) {
+    case 0:
+        CHECK(crew_pool_create(NULL, NULL) == EINVAL);
+        CHECK(crew_pool_shutdown(NULL, CREW_DRAIN) == EINVAL);
+        crew_pool_destroy(NULL);
+        CHECK(crew_pool_threads(NULL) == 0);
+        break;
+    case 1:
+        CHECK(crew_submit(NULL, task_fn, NULL, &out) == EINVAL);
+        CHECK(out == NULL);
+        if (in != NULL) {
+            /* A NULL function: arg_free must not run either. */
+            out = (crew_future *)&ctx;
+            CHECK(crew_submit_ex(in->pool, NULL, NULL, arg_free, 0, &out) ==
+                  EINVAL);
+            CHECK(out == NULL);
+        }
+        break;
+    case 2:
+        CHECK(crew_future_wait(NULL) == EINVAL);
+        CHECK(crew_future_wait_for(NULL, 0) == EINVAL);
+        CHECK(crew_future_cancel(NULL) == EINVAL);
+        CHECK(crew_future_state(NULL) == CREW_PENDING);
+        CHECK(crew_future_result(NULL) == NULL);
+        CHECK(crew_future_error(NULL) == NULL);
+        CHECK(crew_future_retain(NULL) == NULL);
+        crew_future_release(NULL);
+        break;
+    case 3:
+        CHECK(crew_future_on_complete(NULL, user_callback, NULL) == EINVAL);
+        if (f != NULL)
+            CHECK(crew_future_on_complete(f, NULL, NULL) == EINVAL);
+        break;
+    case 4:
+        CHECK(crew_promise_create(NULL) == EINVAL);
+        CHECK(crew_promise_resolve(NULL, NULL, NULL) == EINVAL);
+        CHECK(crew_promise_fail(NULL, EIO, "x") == EINVAL);
+        if (f != NULL) {
+            bool promise = slot_is_promise(&ctx.slots[s]);
+            crew_state before = crew_future_state(f);
+            /* Code 0 is bad input, whatever the future. */
+            CHECK(crew_promise_fail(f, 0, "zero") == EINVAL);
+            if (!promise) {
+                CHECK(crew_promise_resolve(f, NULL, NULL) == EINVAL);
+                CHECK(crew_promise_fail(f, EIO, "x") == EINVAL);
+            }
+            if (is_final(before))
+                CHECK(crew_future_state(f) == before);
+        }
+        break;
+    case 5:
+        CHECK(crew_when_all(NULL, 2, &out) == EINVAL && out == NULL);
+        out = (crew_future *)&ctx;
+        CHECK(crew_when_any(NULL, 1, &out) == EINVAL && out == NULL);
+        out = (crew_future *)&ctx;
+        CHECK(crew_when_all(pair, 2, &out) == EINVAL && out == NULL);
+        out = (crew_future *)&ctx;
+        CHECK(crew_when_any(pair, 2, &out) == EINVAL && out == NULL);
+        out = (crew_future *)&ctx;
+        CHECK(crew_when_any(pair, 0, &out) == EINVAL && out == NULL);
+        CHECK(crew_when_all(pair, 0, NULL) == EINVAL);
+        if (f != NULL) {
+            CHECK(crew_when_all(pair, 1, NULL) == EINVAL);
+            CHECK(crew_when_any(pair, 1, NULL) == EINVAL);
+        }
+        break;
+    case 6:
+        CHECK(crew_wait_all(NULL, 1, &eout) == EINVAL && eout == NULL);
+        eout = (crew_error *)&ctx;
+        CHECK(crew_wait_all(pair, 2, &eout) == EINVAL && eout == NULL);
+        CHECK(crew_wait_any(NULL, 1, 0, &index) == EINVAL);
+        CHECK(crew_wait_any(pair, 0, 0, &index) == EINVAL);
+        CHECK(crew_wait_any(pair, 2, 0, &index) == EINVAL);
+        CHECK(index == 4242);
+        if (f != NULL)
+            CHECK(crew_wait_any(pair, 1, 0, NULL) == EINVAL);
+        break;
+    case 7:
+        CHECK(crew_error_code(NULL) == 0);
+        CHECK(strcmp(crew_error_message(NULL), "") == 0);
+        CHECK(crew_error_count(NULL) == 0);
+        CHECK(crew_error_inner(NULL, 0, &pos) == NULL && pos == 4242);
+        CHECK(crew_error_flatten(NULL) == NULL);
+        CHECK(crew_error_format(NULL, buf, sizeof(buf)) == -1);
+        CHECK(strcmp(buf, "unset") == 0);
+        CHECK(crew_error_format(NULL, NULL, 0) == -1);
+        CHECK(crew_error_retain(NULL) == NULL);
+        crew_error_release(NULL);
+        break;
+    case 8:
+        CHECK(crew_strerror(CREW_EAGGREGATE) != NULL);
+        CHECK(crew_strerror(ESHUTDOWN) != NULL);
+        CHECK(crew_strerror(-7) != NULL);
+        CHECK(crew_strerror(123456) != NULL);
+        CHECK(crew_strerror((int)(int8_t)s) != NULL);
+        {
+            char version[32];
+            snprintf(version, sizeof(version), "%d.%d.%d", CREW_VERSION_MAJOR,
+                     CREW_VERSION_MINOR, CREW_VERSION_PATCH);
+            CHECK(strcmp(crew_version(), version) == 0);
+        }
+        break;
+    default:
+        crew_task_return(NULL, NULL, NULL);
+        CHECK(crew_task_fail(NULL, EIO, "x") == EINVAL);
+        CHECK(!crew_task_cancelled(NULL));
+        CHECK(crew_task_pool(NULL) == NULL);
+        if (in != NULL) {
+            /* Bad input changes nothing: the pool still takes work. */
+            CHECK(crew_pool_shutdown(in->pool, (crew_shutdown)2) == EINVAL);
+            CHECK(crew_pool_threads(in->pool) == in->threads);
+        }
+        break;
+    }
+}
+
+static void
+op_state(void)
+{
+    unsigned s = next() % N_SLOTS;
+    crew_future *f = ctx.slots[s].f;
+
+    if (f == NULL)
+        return;
+    check_outcome_shape(f);
+    /* crew_future_error() acquires the state: what it reports resolved
+     * has published everything before its resolution. */
+    if (crew_future_error(f) != NULL || crew_future_state(f) == CREW_SUCCEEDED)
+        check_resolved(f, ctx.slots[s].node);
+}
+
+static void
+op_pause(void)
+{
+    static const long pauses[4] = {0, 10000, 100000, 500000};
+
+    pause_ns(pauses[next() % 4]);
+}
+
+/* ------------------------------------------------------------------ */
+/* One input                                                          */
+/* ------------------------------------------------------------------ */
+
+static void
+reset(const uint8_t *data, size_t size)
+{
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.data = data;
+    ctx.size = size;
+    for (unsigned p = 0; p < N_POOLS; p++)
+        ctx.pool_slot[p] = -1;
+    for (unsigned s = 0; s < N_SLOTS; s++)
+        ctx.slots[s].node = -1;
+}
+
+static void
+teardown(void)
+{
+    int n;
+
+    /* No promise is left pending: every wait below then ends. */
+    for (int i = 0; i < ctx.npromises; i++) {
+        int r = crew_future_cancel(ctx.promises[i]);
+        CHECK(r == 0 || r == EALREADY);
+        CHECK(is_final(crew_future_state(ctx.promises[i])));
+    }
+    for (unsigned s = 0; s < N_SLOTS; s++) {
+        crew_future *f = ctx.slots[s].f;
+        if (f == NULL)
+            continue;
+        check_code(f, crew_future_wait(f));
+        check_resolved(f, ctx.slots[s].node);
+    }
+    /* Joining the workers also waits for callbacks still running. */
+    for (unsigned p = 0; p < N_POOLS; p++)
+        pool_destroy(p);
+    for (int i = 0; i < ctx.ninst; i++)
+        CHECK(ctx.inst[i].pool == NULL);
+
+    n = task_count();
+    for (int i = 0; i < n; i++) {
+        struct task *t = &ctx.tasks[i];
+        if (!t->accepted) {
+            CHECK(atomic_load(&t->ran) == 0);
+            CHECK(atomic_load(&t->arg_freed) == 0);
+            CHECK(atomic_load(&t->tracked) == 0);
+            continue;
+        }
+        CHECK(atomic_load(&t->arg_freed) == (t->has_arg_free ? 1 : 0));
+        if (t->has_future)
+            CHECK(atomic_load(&t->tracked) == 1);
+        else
+            CHECK(atomic_load(&t->ran) == 1 ||
+                  atomic_load(&t->inst->cancelled));
+    }
+    for (int i = 0; i < ctx.ncallbacks; i++)
+        CHECK(atomic_load(&ctx.callbacks[i].calls) == 1);
+    for (int i = 0; i < ctx.nnodes; i++) {
+        const struct node *nd = &ctx.nodes[i];
+        if (nd->kind == N_ALL || nd->kind == N_ANY)
+            CHECK(atomic_load(&nd->checked) == 1);
+    }
+
+    for (unsigned s = 0; s < N_SLOTS; s++)
+        slot_set(s, NULL, -1);
+    for (unsigned e = 0; e < N_ERRORS; e++)
+        error_keep(e, NULL);
+    for (int i = 0; i < ctx.npromises; i++)
+        crew_future_release(ctx.promises[i]);
+    /* Every future is gone now, and every value with it. */
+    CHECK(atomic_load(&ctx.values_made) == atomic_load(&ctx.values_freed));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    reset(data, size);
+    for (int ops = 0; ops < MAX_OPS && ctx.pos < ctx.size; ops++) {
+        switch (next() % OP_COUNT) {
+        case OP_POOL_CREATE:
+            op_pool_create();
+            break;
+        case OP_POOL_SHUTDOWN:
+            op_pool_shutdown();
+            break;
+        case OP_POOL_DESTROY:
+            pool_destroy(next() % N_POOLS);
+            break;
+        case OP_SUBMIT:
+            op_submit();
+            break;
+        case OP_PROMISE_CREATE:
+            op_promise_create();
+            break;
+        case OP_PROMISE_RESOLVE:
+            op_promise_resolve();
+            break;
+        case OP_PROMISE_FAIL:
+            op_promise_fail();
+            break;
+        case OP_CANCEL:
+            op_cancel();
+            break;
+        case OP_WAIT_FOR:
+            op_wait_for();
+            break;
+        case OP_WAIT:
+            op_wait();
+            break;
+        case OP_RETAIN:
+            op_retain();
+            break;
+        case OP_RELEASE:
+            op_release();
+            break;
+        case OP_ON_COMPLETE:
+            op_on_complete();
+            break;
+        case OP_WHEN_ALL:
+            op_join(N_ALL);
+            break;
+        case OP_WHEN_ANY:
+            op_join(N_ANY);
+            break;
+        case OP_WAIT_ALL:
+            op_wait_all();
+            break;
+        case OP_WAIT_ANY:
+            op_wait_any();
+            break;
+        case OP_ERROR_TAKE:
+            op_error_take();
+            break;
+        case OP_ERROR_INSPECT:
+            op_error_inspect();
+            break;
+        case OP_ERROR_RELEASE:
+            op_error_release();
+            break;
+        case OP_BAD_ARGS:
+            op_bad_args();
+            break;
+        case OP_STATE:
+            op_state();
+            break;
+        default:
+            op_pause();
+            break;
+        }
+    }
+    teardown();
+    return 0;
+}

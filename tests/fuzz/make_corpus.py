@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of crew_fuzz: small programs in the byte format
+that tests/fuzz/fuzz_api.c documents at its top.
+
+    python3 tests/fuzz/make_corpus.py [DIR]     # default: tests/fuzz/corpus
+
+Every seed is a meaningful program (each starts its own pools and ends
+with whatever the harness's teardown settles). The opcode and kind numbers
+below must match enum op and enum kind in fuzz_api.c.
+"""
+import os
+import sys
+
+# enum op
+(POOL_CREATE, POOL_SHUTDOWN, POOL_DESTROY, SUBMIT, PROMISE_CREATE,
+ PROMISE_RESOLVE, PROMISE_FAIL, CANCEL, WAIT_FOR, WAIT, RETAIN, RELEASE,
+ ON_COMPLETE, WHEN_ALL, WHEN_ANY, WAIT_ALL, WAIT_ANY, ERROR_TAKE,
+ ERROR_INSPECT, ERROR_RELEASE, BAD_ARGS, STATE, PAUSE) = range(23)
+
+# enum kind
+SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF = \
+    range(7)
+
+DRAIN, CANCEL_HOW, BAD_HOW = 0, 1, 2
+FORGET = 16  # a dst of 16..31: fire and forget
+# submit modes
+M_SUBMIT, M_EX, M_NONBLOCKING, M_BAD_FLAGS = range(4)
+# timeouts
+T_0, T_1US, T_100US, T_1MS = range(4)
+
+
+def cfg(threads, max_queued=0, hooks=False, long_name=False, bad_stack=False):
+    """POOL_CREATE's configuration byte."""
+    b = (threads % 4) | ((max_queued % 4) << 2)
+    b |= 16 if hooks else 0
+    b |= 32 if long_name else 0
+    b |= 0xC0 if bad_stack else 0
+    return b
+
+
+def fail_param(code, mode=0, with_value=False):
+    """K_FAIL's param: mode 0 message, 1 bare code, 2 message then
+    success, 3 NULL format after a message. Codes run 1 to 32."""
+    assert 1 <= code <= 32, code
+    return ((code - 1) << 3) | ((mode & 3) << 1) | int(with_value)
+
+
+def create(pool, c):
+    return [POOL_CREATE, pool, c]
+
+
+def submit(pool, kind, dst, param=0, aux=0, mode=M_EX):
+    return [SUBMIT, pool, kind, param, aux, dst, mode]
+
+
+def join(op, dst, slots, variant=0):
+    return [op, dst, len(slots), variant] + list(slots)
+
+
+def wait_all(slots, variant=0):
+    return [WAIT_ALL, len(slots), variant] + list(slots)
+
+
+def wait_any(slots, t=T_1MS, variant=0):
+    return [WAIT_ANY, len(slots), t, variant] + list(slots)
+
+
+def program(*parts):
+    out = []
+    for p in parts:
+        out += p
+    assert all(0 <= b < 256 for b in out), out
+    return bytes(out)
+
+
+SEEDS = {
+    "01-succeed-wait-all": program(
+        create(0, cfg(2, hooks=True)),
+        submit(0, SUCCEED, 0, param=0),
+        submit(0, SUCCEED, 1, param=2),
+        submit(0, SUCCEED, 2, param=4, mode=M_SUBMIT),
+        wait_all([0, 1, 2], variant=0),
+        [STATE, 0, STATE, 1, STATE, 2],
+        [POOL_DESTROY, 0],
+        [STATE, 1],
+    ),
+    "02-when-all-failures": program(
+        create(0, cfg(3)),
+        submit(0, FAIL, 0, param=fail_param(5)),
+        submit(0, SUCCEED, 1),
+        submit(0, FAIL, 2, param=fail_param(7, mode=1), aux=1),
+        join(WHEN_ALL, 3, [0, 1, 2, 0]),
+        [WAIT, 3],
+        [ERROR_TAKE, 0, 3, 0],
+        [ERROR_INSPECT, 0, 5],
+        [ERROR_INSPECT, 0, 0],
+        [ERROR_TAKE, 1, 0, 1],
+        [ERROR_INSPECT, 1, 15],
+    ),
+    "03-cancel-shutdown": program(
+        create(1, cfg(1, max_queued=2, hooks=True)),
+        submit(1, CANCEL_AWARE, 0, param=7),
+        submit(1, CANCEL_AWARE, 1, param=7),
+        submit(1, SUCCEED, FORGET),
+        submit(1, CANCEL_AWARE, 2, param=3, mode=M_NONBLOCKING),
+        [POOL_SHUTDOWN, 1, CANCEL_HOW],
+        submit(1, SUCCEED, 3),
+        [POOL_SHUTDOWN, 1, DRAIN],
+        [STATE, 0, STATE, 1, STATE, 2],
+        [POOL_DESTROY, 1],
+    ),
+    "04-drain-fire-and-forget": program(
+        create(0, cfg(2)),
+        submit(0, SUCCEED, FORGET),
+        submit(0, FAIL, FORGET + 1, param=fail_param(3)),
+        submit(0, NESTED, FORGET + 2, param=0, aux=1),
+        submit(0, SUCCEED, FORGET + 3, mode=M_SUBMIT),
+        [POOL_SHUTDOWN, 0, DRAIN],
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        [POOL_SHUTDOWN, 0, BAD_HOW],
+    ),
+    "05-promise-lifecycle": program(
+        [PROMISE_CREATE, 0, PROMISE_CREATE, 1, PROMISE_CREATE, 2],
+        [ON_COMPLETE, 0, 0, ON_COMPLETE, 1, 2, ON_COMPLETE, 2, 1],
+        [PROMISE_RESOLVE, 0, 0],
+        [PROMISE_RESOLVE, 0, 0],
+        [PROMISE_FAIL, 1, 0x85],
+        [PROMISE_FAIL, 1, 3],
+        [PROMISE_FAIL, 3, 0],
+        [CANCEL, 2],
+        [CANCEL, 0],
+        [STATE, 0, STATE, 1],
+        [WAIT, 0, WAIT, 1],
+    ),
+    "06-task-waits-on-promise": program(
+        create(0, cfg(2)),
+        [PROMISE_CREATE, 5],
+        submit(0, WAIT_PROMISE, 0, param=T_1MS, aux=5),
+        submit(0, WAIT_PROMISE, 1, param=T_100US, aux=5),
+        [WAIT_FOR, 0, T_100US],
+        [PROMISE_RESOLVE, 5, 0],
+        submit(0, WAIT_PROMISE, 2, param=T_1MS, aux=5),
+        wait_any([0, 1, 2], T_1MS),
+        wait_all([0, 1, 2, 5]),
+    ),
+    "07-nested": program(
+        create(0, cfg(1)),
+        submit(0, NESTED, 0, param=0, aux=0),
+        submit(0, NESTED, 1, param=2, aux=1),
+        submit(0, NESTED, 2, param=4, aux=3),
+        submit(0, NESTED, 3, param=1, aux=0x0F),
+        wait_all([0, 1, 2, 3], variant=0),
+        [ERROR_INSPECT, 0, 3],
+        [POOL_DESTROY, 0],
+    ),
+    "08-when-any": program(
+        create(0, cfg(2)),
+        [PROMISE_CREATE, 0],
+        submit(0, SUCCEED, 1),
+        submit(0, FAIL, 2, param=fail_param(9)),
+        join(WHEN_ANY, 3, [0, 1, 2]),
+        [WAIT_FOR, 3, T_1MS],
+        [WAIT, 2],
+        join(WHEN_ANY, 4, [0, 2, 1, 2]),
+        [WAIT, 4, STATE, 4],
+        wait_any([0, 2], T_0),
+        [PROMISE_FAIL, 0, 0x22],
+    ),
+    "09-nested-when-all": program(
+        create(0, cfg(3)),
+        submit(0, FAIL, 0, param=fail_param(11)),
+        submit(0, FAIL, 1, param=fail_param(12, mode=3)),
+        submit(0, SUCCEED, 2),
+        join(WHEN_ALL, 3, [0, 2, 1]),
+        join(WHEN_ALL, 4, [2, 3, 0, 3]),
+        [WAIT, 4],
+        [ERROR_TAKE, 0, 4, 0],
+        [ERROR_INSPECT, 0, 9],
+        [ERROR_TAKE, 1, 0, 1],
+        [ERROR_TAKE, 2, 0x10, 2],
+        [ERROR_INSPECT, 2, 1, ERROR_INSPECT, 1, 4],
+        [ERROR_RELEASE, 0],
+    ),
+    "10-bad-args": program(
+        create(0, cfg(1)),
+        submit(0, SUCCEED, 0),
+        [PROMISE_CREATE, 1],
+        [BAD_ARGS, 0, 0, BAD_ARGS, 1, 0, BAD_ARGS, 2, 0, BAD_ARGS, 3, 0],
+        [BAD_ARGS, 4, 0, BAD_ARGS, 4, 1, BAD_ARGS, 5, 0, BAD_ARGS, 6, 1],
+        [BAD_ARGS, 7, 0, BAD_ARGS, 8, 0xF3, BAD_ARGS, 9, 0],
+        [PROMISE_RESOLVE, 0, 0, PROMISE_FAIL, 0, 4],
+    ),
+    "11-flags-and-full-queue": program(
+        create(0, cfg(1, max_queued=1)),
+        submit(0, CANCEL_AWARE, 0, param=7),
+        submit(0, CANCEL_AWARE, 1, param=7, mode=M_NONBLOCKING),
+        submit(0, SUCCEED, 2, mode=M_NONBLOCKING),
+        submit(0, SUCCEED, 3, param=1, aux=3, mode=M_BAD_FLAGS),
+        submit(0, SUCCEED, 4, param=0, aux=30, mode=M_BAD_FLAGS),
+        submit(0, SUCCEED, 5),
+        [CANCEL, 0, CANCEL, 1],
+        wait_all([0, 1, 2, 5]),
+    ),
+    "12-callbacks-own-reference": program(
+        create(0, cfg(2)),
+        submit(0, CANCEL_AWARE, 0, param=4),
+        [RETAIN, 0, 1],
+        [ON_COMPLETE, 0, 1],
+        [ON_COMPLETE, 1, 0],
+        [ON_COMPLETE, 1, 2],
+        [RELEASE, 1],
+        [PROMISE_CREATE, 2, ON_COMPLETE, 2, 1, PROMISE_RESOLVE, 2, 0],
+        [PAUSE, 3],
+    ),
+    "13-task-resolves-promise": program(
+        create(0, cfg(3)),
+        [PROMISE_CREATE, 7, PROMISE_CREATE, 8],
+        [ON_COMPLETE, 7, 0],
+        submit(0, WAIT_PROMISE, 0, param=T_1MS, aux=7),
+        submit(0, RESOLVE_PROMISE, 1, param=1, aux=7),
+        submit(0, RESOLVE_PROMISE, 2, param=0, aux=8 | 2),
+        submit(0, RESOLVE_PROMISE, 3, param=0, aux=7),
+        wait_all([0, 1, 2, 3]),
+        [PROMISE_RESOLVE, 7, 0, WAIT_FOR, 8, T_1MS],
+    ),
+    "14-self-calls": program(
+        create(0, cfg(2, hooks=True)),
+        submit(0, SELF, 0),
+        submit(0, SELF, 1, mode=M_SUBMIT),
+        submit(0, SELF, FORGET),
+        wait_all([0, 1]),
+    ),
+    "15-two-pools": program(
+        create(0, cfg(1)),
+        create(1, cfg(2, max_queued=3)),
+        submit(0, SUCCEED, 0),
+        submit(1, FAIL, 1, param=fail_param(20)),
+        submit(1, NESTED, 2, aux=2),
+        join(WHEN_ALL, 3, [0, 1, 2]),
+        [POOL_DESTROY, 0],
+        [STATE, 0],
+        [ON_COMPLETE, 3, 2],
+        [POOL_DESTROY, 1],
+        [STATE, 3, STATE, 2],
+        create(0, cfg(0)),
+        submit(0, SUCCEED, 4),
+    ),
+    "16-timeouts": program(
+        [PROMISE_CREATE, 0],
+        [WAIT_FOR, 0, T_0, WAIT_FOR, 0, T_1US, WAIT_FOR, 0, T_100US],
+        wait_any([0], T_1US),
+        wait_any([0, 0], T_100US),
+        [WAIT, 0],
+        [PROMISE_RESOLVE, 0, 1],
+        [WAIT, 0],
+        wait_any([0], T_0),
+    ),
+    "17-join-edge-cases": program(
+        [PROMISE_CREATE, 0],
+        join(WHEN_ALL, 1, []),
+        join(WHEN_ANY, 2, []),
+        join(WHEN_ALL, 3, [0, 0], variant=1),
+        join(WHEN_ANY, 3, [0], variant=2),
+        join(WHEN_ALL, 3, [0, 9]),
+        wait_all([0, 9]),
+        wait_all([0], variant=2),
+        wait_any([9], T_0),
+        wait_any([0], T_0, variant=1),
+        wait_any([0], T_0, variant=2),
+        [WAIT, 1],
+        [CANCEL, 1],
+    ),
+    "18-retain-release": program(
+        create(0, cfg(2)),
+        submit(0, SUCCEED, 0),
+        [RETAIN, 0, 1, RETAIN, 1, 2, RETAIN, 2, 3],
+        [RELEASE, 0, RELEASE, 1],
+        [WAIT, 3],
+        [RELEASE, 2, RELEASE, 3],
+        submit(0, SUCCEED, 0, param=2),
+        [RELEASE, 0],
+        [POOL_DESTROY, 0],
+    ),
+    "19-pool-options": program(
+        create(0, cfg(1, bad_stack=True)),
+        create(0, cfg(0, long_name=True, hooks=True)),
+        create(1, cfg(3, max_queued=3, hooks=True)),
+        create(1, cfg(2)),
+        submit(0, SUCCEED, 0),
+        submit(1, SUCCEED, 1),
+        [POOL_DESTROY, 0, POOL_DESTROY, 1],
+        create(1, cfg(1)),
+        submit(1, SUCCEED, 2),
+    ),
+    "20-cancel-join": program(
+        create(0, cfg(1)),
+        [PROMISE_CREATE, 0, PROMISE_CREATE, 1],
+        submit(0, CANCEL_AWARE, 2, param=7),
+        submit(0, SUCCEED, 3),
+        join(WHEN_ALL, 4, [0, 1, 2, 3]),
+        join(WHEN_ANY, 5, [0, 1]),
+        [CANCEL, 4],
+        [WAIT, 4],
+        [WAIT, 5],
+        [CANCEL, 5],
+    ),
+    "21-wait-all-mixed": program(
+        create(0, cfg(2)),
+        submit(0, FAIL, 0, param=fail_param(2, mode=1), aux=3),
+        submit(0, CANCEL_AWARE, 1, param=7),
+        [CANCEL, 1],
+        submit(0, SUCCEED, 2),
+        [PROMISE_CREATE, 3, PROMISE_FAIL, 3, 0xF0],
+        wait_all([0, 1, 2, 3, 0], variant=0 | (2 << 2)),
+        [ERROR_INSPECT, 2, 11],
+        wait_all([1, 2]),
+        [ERROR_TAKE, 3, 1, 0, ERROR_INSPECT, 3, 2],
+    ),
+    "22-fail-modes": program(
+        create(0, cfg(2)),
+        submit(0, FAIL, 0, param=fail_param(1, mode=0, with_value=True),
+               aux=2),
+        submit(0, FAIL, 1, param=fail_param(31, mode=1), aux=1),
+        submit(0, FAIL, 2, param=fail_param(24, mode=2, with_value=True)),
+        submit(0, FAIL, 3, param=fail_param(32, mode=3)),
+        submit(0, CANCEL_AWARE, 4, param=8),
+        wait_all([0, 1, 2, 3, 4]),
+        [ERROR_TAKE, 1, 0, 0, ERROR_INSPECT, 1, 7],
+    ),
+    "23-shutdown-while-busy": program(
+        create(0, cfg(2, max_queued=2)),
+        submit(0, NESTED, 0, param=0, aux=2),
+        submit(0, NESTED, 1, param=2, aux=2),
+        submit(0, CANCEL_AWARE, 2, param=7),
+        [ON_COMPLETE, 0, 0, ON_COMPLETE, 2, 0],
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        [STATE, 0, STATE, 1, STATE, 2],
+    ),
+}
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, data in SEEDS.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(SEEDS)} seeds to {out}")
+
+
+if __name__ == "__main__":
+    main()
