@@ -6,8 +6,11 @@
  *     crew_driver [--list] [name...]
  *
  * Runs every scenario, or the ones named, one after the other, printing
- * "PASS name (seconds)" or "FAIL name: reason" for each and a summary
- * line; exits 1 if any failed, 2 on a bad command line.
+ * "PASS name (seconds, tasks)" or "FAIL name: reason (seconds, tasks)" for
+ * each, where tasks counts the submissions the pools accepted; then
+ * "tasks: N", the total over the run, and last the summary line
+ * "scenarios: N passed, M failed". Exits 1 if any failed, 2 on a bad
+ * command line.
  *
  * A watchdog thread turns a hang into a failure: when one scenario runs
  * longer than its limit (CREW_WATCHDOG seconds, default 300, times the
@@ -130,6 +133,8 @@ static bool
 run(const struct crew_scenario *scenario, double limit)
 {
     uint64_t t0;
+    uint64_t tasks0 = scn_tasks_submitted();
+    unsigned long long tasks;
     const char *why;
     double seconds;
 
@@ -138,10 +143,13 @@ run(const struct crew_scenario *scenario, double limit)
     why = scenario->run();
     seconds = (double)(scn_now_ns() - t0) / NS_PER_S;
     watch_scenario(NULL, 0);
+    tasks = (unsigned long long)(scn_tasks_submitted() - tasks0);
     if (why == NULL)
-        printf("PASS %s (%.2f s)\n", scenario->name, seconds);
+        printf("PASS %s (%.2f s, %llu tasks)\n", scenario->name, seconds,
+               tasks);
     else
-        printf("FAIL %s: %s (%.2f s)\n", scenario->name, why, seconds);
+        printf("FAIL %s: %s (%.2f s, %llu tasks)\n", scenario->name, why,
+               seconds, tasks);
     return why == NULL;
 }
 
@@ -206,6 +214,8 @@ main(int argc, char **argv)
     pthread_mutex_unlock(&watch.lock);
     pthread_join(thread, NULL);
     pthread_cond_destroy(&watch.cond);
+    /* The summary line stays last: scripts read it. */
+    printf("tasks: %llu\n", (unsigned long long)scn_tasks_submitted());
     printf("scenarios: %zu passed, %zu failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

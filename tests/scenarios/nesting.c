@@ -52,8 +52,7 @@ chain_run(crew_task *task, void *arg)
             return crew_task_fail(task, ENOMEM, "out of memory");
         next->chain = link->chain;
         next->depth = link->depth - 1;
-        err =
-            crew_submit_ex(crew_task_pool(task), chain_run, next, free, 0, &f);
+        err = scn_submit_ex(crew_task_pool(task), chain_run, next, free, 0, &f);
         if (err != 0) {
             free(next);
             return crew_task_fail(task, err, "submit at depth %zu",
@@ -95,7 +94,7 @@ crew_scenario_nesting_deep_chain(void)
         atomic_init(&chain.ran, 0);
         head->chain = &chain;
         head->depth = depth;
-        err = crew_submit_ex(pool, chain_run, head, free, 0, &f);
+        err = scn_submit_ex(pool, chain_run, head, free, 0, &f);
         if (!SCN_CHECK(&v, err == 0, "crew_submit_ex failed")) {
             free(head);
             break;
@@ -138,7 +137,7 @@ fib_spawn(crew_task *task, struct fib *fib, unsigned n, crew_future **f)
         return ENOMEM;
     arg->fib = fib;
     arg->n = n;
-    err = crew_submit_ex(crew_task_pool(task), fib_run, arg, free, 0, f);
+    err = scn_submit_ex(crew_task_pool(task), fib_run, arg, free, 0, f);
     if (err != 0)
         free(arg);
     return err;
@@ -210,7 +209,7 @@ fib_scenario(unsigned threads)
         atomic_init(&fib.calls, 0);
         arg->fib = &fib;
         arg->n = n;
-        err = crew_submit_ex(pool, fib_run, arg, free, 0, &f);
+        err = scn_submit_ex(pool, fib_run, arg, free, 0, &f);
         if (!SCN_CHECK(&v, err == 0, "crew_submit_ex failed")) {
             free(arg);
             break;
@@ -266,7 +265,7 @@ ww_kid(crew_task *task, void *arg)
 static int
 ww_spawn(crew_task *task, int code, crew_future **f)
 {
-    return crew_submit(crew_task_pool(task), ww_kid, (void *)(intptr_t)code, f);
+    return scn_submit(crew_task_pool(task), ww_kid, (void *)(intptr_t)code, f);
 }
 
 /* A middle task: submits grandchildren and waits on them all. */
@@ -387,7 +386,7 @@ ww_nested(crew_task *task, struct ww *ww)
     int err;
 
     for (int i = 0; i < 2; i++) {
-        err = crew_submit(crew_task_pool(task), ww_middle, NULL, &middle[i]);
+        err = scn_submit(crew_task_pool(task), ww_middle, NULL, &middle[i]);
         if (!SCN_CHECK(v, err == 0, "crew_submit from a task failed")) {
             ww_release_all(middle, 2);
             return;
@@ -439,7 +438,7 @@ crew_scenario_nesting_waits_on_workers(void)
             err = crew_promise_create(&ww.never);
             if (!SCN_CHECK(&v, err == 0, "crew_promise_create failed"))
                 break;
-            err = crew_submit(pool, ww_outer, &ww, &outer);
+            err = scn_submit(pool, ww_outer, &ww, &outer);
             if (SCN_CHECK(&v, err == 0, "crew_submit failed")) {
                 err = crew_future_wait(outer);
                 SCN_CHECK(&v, err == 0, "a task waiting on tasks failed");

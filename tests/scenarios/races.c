@@ -223,8 +223,8 @@ crew_scenario_races_cancel_vs_start(void)
             slot->who = scn_below(&rng, 8);
             if ((slot->who & CVS_MAIN_EARLY) && (slot->who & CVS_MAIN_LATE))
                 slot->who &= ~CVS_MAIN_LATE;
-            err = crew_submit_ex(pool, cvs_task, slot, cvs_free, 0,
-                                 &slot->future);
+            err =
+                scn_submit_ex(pool, cvs_task, slot, cvs_free, 0, &slot->future);
             if (!SCN_CHECK(&v, err == 0, "crew_submit_ex failed")) {
                 slot->who = 0;
                 continue;
@@ -728,7 +728,7 @@ crew_scenario_races_release_storm(void)
 
         rs->is_task = scn_below(&rng, 2) == 0;
         if (rs->is_task) {
-            err = crew_submit(rs->pool, rs_task, rs, &f);
+            err = scn_submit(rs->pool, rs_task, rs, &f);
             if (!SCN_CHECK(&v, err == 0, "crew_submit failed"))
                 break;
         } else {

@@ -124,8 +124,8 @@ sd_spawn_child(crew_task *task, struct sd_round *round)
     if (!SCN_CHECK(round->verdict, child != NULL, "out of memory"))
         return;
     child->round = round;
-    err = crew_submit_ex(crew_task_pool(task), sd_child_run, child,
-                         sd_child_free, 0, NULL);
+    err = scn_submit_ex(crew_task_pool(task), sd_child_run, child,
+                        sd_child_free, 0, NULL);
     if (err == 0) {
         atomic_fetch_add(&round->child_accepted, 1);
         return;
@@ -186,7 +186,7 @@ sd_after_refusal(struct sd_submitter *s, struct sd_rec *rec)
     for (int k = 0; k < 3; k++) {
         crew_future *f = SD_SENTINEL;
 
-        err = crew_submit_ex(round->pool, sd_task, rec, sd_free, 0, &f);
+        err = scn_submit_ex(round->pool, sd_task, rec, sd_free, 0, &f);
         SCN_CHECK(v, err == ESHUTDOWN && f == NULL,
                   "a submission after ESHUTDOWN was not refused alike");
     }
@@ -228,8 +228,8 @@ sd_submitter_run(void *arg)
         s->tried = i + 1;
         for (;;) {
             s->futures[i] = SD_SENTINEL;
-            err = crew_submit_ex(round->pool, sd_task, rec, sd_free, flags,
-                                 keep ? &s->futures[i] : NULL);
+            err = scn_submit_ex(round->pool, sd_task, rec, sd_free, flags,
+                                keep ? &s->futures[i] : NULL);
             if (err != EAGAIN)
                 break;
             SCN_CHECK(v, flags & CREW_NONBLOCKING,
@@ -352,7 +352,7 @@ sd_round(struct scn_verdict *v, crew_shutdown how, size_t r, size_t threshold)
         return;
     }
     if (how == CREW_CANCEL) {
-        err = crew_submit(round.pool, sd_loiter, NULL, &loiterer);
+        err = scn_submit(round.pool, sd_loiter, NULL, &loiterer);
         SCN_CHECK(v, err == 0, "crew_submit failed");
     }
     for (int j = 0; j < SD_SUBMITTERS; j++) {
@@ -384,7 +384,7 @@ sd_round(struct scn_verdict *v, crew_shutdown how, size_t r, size_t threshold)
               "on_thread_start did not run once per worker");
     SCN_CHECK(v, atomic_load(&round.stopped) == round.threads,
               "crew_pool_shutdown returned before every worker stopped");
-    err = crew_submit_ex(round.pool, sd_task, &late, sd_free, 0, &f);
+    err = scn_submit_ex(round.pool, sd_task, &late, sd_free, 0, &f);
     SCN_CHECK(v, err == ESHUTDOWN && f == NULL,
               "a submission after crew_pool_shutdown was not refused");
     SCN_CHECK(v, atomic_load(&late.ran) == 0 && atomic_load(&late.freed) == 0,
@@ -497,7 +497,7 @@ dw_destroyer(crew_task *task, void *arg)
     /* The pool lives until its last worker exits, and a drain accepts
      * the submissions of running tasks. */
     atomic_store(&dw->follow_err,
-                 crew_submit_ex(pool, dw_follow, dw, dw_follow_free, 0, NULL));
+                 scn_submit_ex(pool, dw_follow, dw, dw_follow_free, 0, NULL));
     return 0;
 }
 
@@ -535,10 +535,10 @@ dw_round(struct scn_verdict *v, unsigned threads)
         goto out;
     for (size_t i = 0; i <= DW_PLAIN; i++) {
         if (i == DW_PLAIN / 2) {
-            err = crew_submit(pool, dw_destroyer, &dw, &futures[i]);
+            err = scn_submit(pool, dw_destroyer, &dw, &futures[i]);
             destroyer = err == 0;
         } else {
-            err = crew_submit_ex(pool, dw_plain, &dw, dw_free, 0, &futures[i]);
+            err = scn_submit_ex(pool, dw_plain, &dw, dw_free, 0, &futures[i]);
             submitted += err == 0;
         }
         SCN_CHECK(v, err == 0, "crew_submit failed");

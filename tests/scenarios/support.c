@@ -72,6 +72,31 @@ scn_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static atomic_uint_fast64_t scn_tasks;
+
+int
+scn_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future)
+{
+    return scn_submit_ex(pool, fn, arg, NULL, 0, future);
+}
+
+int
+scn_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
+              unsigned flags, crew_future **future)
+{
+    int err = crew_submit_ex(pool, fn, arg, arg_free, flags, future);
+
+    if (err == 0)
+        atomic_fetch_add_explicit(&scn_tasks, 1, memory_order_relaxed);
+    return err;
+}
+
+uint64_t
+scn_tasks_submitted(void)
+{
+    return atomic_load(&scn_tasks);
+}
+
 void
 scn_gate_init(struct scn_gate *gate)
 {
@@ -198,7 +223,7 @@ int
 scn_hold_worker(crew_pool *pool, struct scn_hold *hold, size_t nth,
                 crew_future **future)
 {
-    int err = crew_submit(pool, scn_hold_task, hold, future);
+    int err = scn_submit(pool, scn_hold_task, hold, future);
 
     if (err != 0)
         return err;

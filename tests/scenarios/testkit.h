@@ -125,6 +125,23 @@ int scn_hold_worker(crew_pool *pool, struct scn_hold *hold, size_t nth,
 void scn_hold_open(struct scn_hold *hold);
 
 /* ------------------------------------------------------------------ */
+/* Submitting, counted                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * crew_submit() and crew_submit_ex(), counting each task the pool accepts
+ * (return 0) in a process-wide total. The scenarios submit through these,
+ * so that the driver can say how many tasks a run pushed through the
+ * library; refused submissions are not counted.
+ */
+int scn_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future);
+int scn_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
+                  unsigned flags, crew_future **future);
+
+/* Tasks accepted through scn_submit() and scn_submit_ex() so far. */
+uint64_t scn_tasks_submitted(void);
+
+/* ------------------------------------------------------------------ */
 /* Tasks and counters                                                  */
 /* ------------------------------------------------------------------ */
 
