@@ -39,6 +39,12 @@ crew__deque_destroy(struct crew__deque *deque)
     crew__free(deque->slots);
 }
 
+void
+crew__deque_abandon(struct crew__deque *deque)
+{
+    crew__free(deque->slots);
+}
+
 static int
 grow(struct crew__deque *deque)
 {

@@ -23,6 +23,9 @@ struct crew__deque {
 int crew__deque_init(struct crew__deque *deque);
 /* Frees the ring; the deque must be empty. */
 void crew__deque_destroy(struct crew__deque *deque);
+/* In a child after fork(): free the ring without taking the lock, which a
+ * thread of the parent may have held; the items are left as they are. */
+void crew__deque_abandon(struct crew__deque *deque);
 /* Owner only. Returns 0, or ENOMEM if the ring could not grow. */
 int crew__deque_push(struct crew__deque *deque, void *item);
 /* Owner only: the newest item, or NULL. */

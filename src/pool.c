@@ -67,6 +67,7 @@ struct crew__worker {
     pthread_t thread;
     unsigned index;
     unsigned depth; /* helped tasks nested on this thread's stack */
+    bool exiting;   /* past its loop: its deque is looked at no more */
     uint32_t rng;   /* xorshift state for picking victims; owner only */
 };
 
@@ -102,6 +103,9 @@ after_fork_in_child(void)
 {
     /* Relaxed: the child has a single thread now. */
     atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+    /* A task that forked left its worker's identity on this thread; in
+     * the child it is no worker: it must not help, nor count as one. */
+    self = NULL;
 }
 
 static void
@@ -226,12 +230,16 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
     bool own_only = w->depth >= HELP_DEPTH;
     struct crew__event *event = own_only ? &w->own : &w->pool->idle;
     struct crew__waiter waiter = {.event = event};
+    bool slept = false;
+    int err = 0;
 
     for (;;) {
         if (crew__future_is_resolved(future))
-            return 0;
-        if (deadline != UINT64_MAX && crew__now_ns() >= deadline)
-            return ETIMEDOUT;
+            break;
+        if (deadline != UINT64_MAX && crew__now_ns() >= deadline) {
+            err = ETIMEDOUT;
+            break;
+        }
         crew_future *f = find_task(w, own_only);
         if (f != NULL) {
             w->depth++;
@@ -242,7 +250,7 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
         uint32_t key = crew__event_prepare(event);
         if (!crew__future_add_waiter(future, &waiter)) {
             crew__event_cancel(event);
-            return 0;
+            break;
         }
         if (!own_only && has_work(w)) {
             crew__event_cancel(event);
@@ -251,7 +259,14 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
         }
         crew__event_wait(event, key, deadline);
         crew__future_remove_waiter(future, &waiter);
+        slept = true;
     }
+    /* A submission wakes one sleeper of `idle`, and that may have been
+     * this waiter, now leaving without looking for work: hand the wake-up
+     * on, or the task could wait while another worker sleeps. */
+    if (slept && !own_only && has_work(w))
+        crew__event_notify_one(event);
+    return err;
 }
 
 /* Park an idle worker of an open pool until something changes. */
@@ -324,6 +339,10 @@ worker_main(void *arg)
         else if (idle_while_stopping(w))
             break;
     }
+    /* Still the pool's worker (shutdown from the hook is EDEADLK), but
+     * one that will look at its deque no more: a submission from here on
+     * is an outside one, refused during the shutdown. */
+    w->exiting = true;
     if (pool->on_thread_stop != NULL)
         pool->on_thread_stop(pool, w->index, pool->user);
     self = NULL;
@@ -445,6 +464,23 @@ pool_free(crew_pool *pool)
     crew__inject_destroy(&pool->inject);
     pthread_cond_destroy(&pool->life_cond);
     pthread_mutex_destroy(&pool->life_lock);
+    crew__free(pool->name);
+    crew__free(pool);
+}
+
+/*
+ * Free a pool inherited across fork(). Its workers live only in the
+ * parent, and a lock of the pool may have been held there at the fork,
+ * never to be released here: take no lock, and leave the tasks in its
+ * queues alone (they are the parent's work, in states the child cannot
+ * trust). Only the pool's own memory is freed.
+ */
+static void
+orphan_free(crew_pool *pool)
+{
+    for (unsigned i = 0; i < pool->threads; i++)
+        crew__deque_abandon(&pool->workers[i].deque);
+    crew__free(pool->workers);
     crew__free(pool->name);
     crew__free(pool);
 }
@@ -587,17 +623,7 @@ crew_pool_destroy(crew_pool *pool)
     if (pool == NULL)
         return;
     if (is_orphan(pool)) {
-        /* The workers live only in the parent, and the locks may have
-         * been held there at the fork: take nothing, free the memory. */
-        struct crew__link *queued = pool->inject.head;
-        while (queued != NULL) {
-            crew_future *f = future_of_link(queued);
-            queued = queued->next;
-            crew_future_release(f);
-        }
-        workers_free(pool, pool->threads);
-        crew__free(pool->name);
-        crew__free(pool);
+        orphan_free(pool);
         return;
     }
     if (!is_own_worker(pool)) {
@@ -644,7 +670,7 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     if (is_orphan(pool))
         return ESHUTDOWN;
 
-    bool own = is_own_worker(pool);
+    bool own = is_own_worker(pool) && !self->exiting;
     enum mode mode = mode_of(pool);
     if (mode == CANCELLING || (mode == DRAINING && !own))
         return ESHUTDOWN;
