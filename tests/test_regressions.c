@@ -1559,7 +1559,7 @@ CREW_TEST(regressions, a_promise_waiter_may_free_it_at_once)
  * its exit status, and a pipe says how far it got; an alarm ends a child
  * that froze.
  */
-#define FORKS 40
+#define FORKS 40 /* times CREW_STRESS */
 
 /*
  * Arms the alarm that ends a child that froze. A child forked from a
@@ -1719,7 +1719,7 @@ fork_orphan_child(crew_pool *pool, int *progress)
 }
 
 static void
-assert_child_finished(pid_t child, int progress, unsigned i)
+assert_child_finished(pid_t child, int progress, size_t i)
 {
     int status, step;
 
@@ -1727,17 +1727,18 @@ assert_child_finished(pid_t child, int progress, unsigned i)
     step = last_step(progress);
     close(progress);
     cr_assert(!(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM),
-              "child %u froze in %s (its %u s alarm ended it)", i,
+              "child %zu froze in %s (its %u s alarm ended it)", i,
               step_name(step), CHILD_SECONDS);
-    cr_assert(WIFEXITED(status), "child %u died of signal %d in %s", i,
+    cr_assert(WIFEXITED(status), "child %zu died of signal %d in %s", i,
               WIFSIGNALED(status) ? WTERMSIG(status) : 0, step_name(step));
-    cr_assert_eq(WEXITSTATUS(status), 0, "child %u failed check %d in %s", i,
+    cr_assert_eq(WEXITSTATUS(status), 0, "child %zu failed check %d in %s", i,
                  WEXITSTATUS(status), step_name(step));
 }
 
 CREW_TEST(regressions, a_child_after_fork_does_not_wait_for_workers)
 {
     static struct churn c = {.going = SCN_GATE_INIT};
+    size_t forks = crew_scenario_scale(FORKS, FORKS);
     crew_pool_options o = {.threads = 2};
     crew_future *churners[2];
     crew_pool *pool;
@@ -1746,7 +1747,7 @@ CREW_TEST(regressions, a_child_after_fork_does_not_wait_for_workers)
     for (size_t i = 0; i < 2; i++)
         cr_assert_eq(crew_submit(pool, churn_task, &c, &churners[i]), 0);
     cr_assert(scn_gate_reaches(&c.going, 2), "the workers never got going");
-    for (unsigned i = 0; i < FORKS; i++) {
+    for (size_t i = 0; i < forks; i++) {
         int progress;
         pid_t child;
 

@@ -8,23 +8,20 @@
  * and the creator's mask after a successful crew_pool_create; the tests
  * here watch where the kernel actually delivers process-directed signals.
  *
- * How a test can fail. Linux hands a process-directed signal to the
- * sending thread when that thread has it unblocked, so a thread that
- * signals its own process while the signal is open proves nothing. Every
- * signal here is sent by a thread that blocks it (a helper thread, a
- * worker, the test thread with the signal blocked), so the kernel picks
- * any thread of the process that has it unblocked. The pool is always
- * created while the test thread has the signals open, so a library that
- * forgot to block them in its workers would hand them that open mask, and
- * the workers, running, sleeping in a task or parked, would receive some
- * of the hundreds of signals sent. Criterion's own helper thread in the
- * test process blocks them all (checked by hand: only SIGKILL, SIGSTOP and
- * glibc's two internal signals are open there).
- *
- * The kernel also keeps giving a process's signals to the thread that
- * took the last one while that thread has none pending, so the signals go
- * in bursts of one of each kind: while the first is pending on its
- * thread, the next must find another.
+ * How a test can fail. Linux gives a process-directed signal to the
+ * thread it is addressed to (for kill(getpid(), ...) the main thread,
+ * which runs the test; for SIGCHLD the thread that forked the child) when
+ * that thread has it unblocked and none pending; otherwise it looks round
+ * the process's other threads for one that has it unblocked. So the
+ * signals go in bursts of one of each kind: while the first is still
+ * pending on the test thread, the next must find another thread, and a
+ * worker that had them open would take some. Where the test thread blocks
+ * them, every one must find another thread. The pool is always created
+ * while the test thread has them open, so a library that forgot to block
+ * them would hand that open mask to its workers. Criterion's own helper
+ * thread blocks them all (only SIGKILL, SIGSTOP and glibc's two internal
+ * signals are open there, checked by hand). Against a build whose workers
+ * block nothing, every test below that watches deliveries fails.
  *
  * The handler is async-signal-safe: it stores pthread_self() and the
  * signal number into lock-free atomics, then writes one byte to a pipe.
@@ -44,6 +41,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -338,7 +336,7 @@ assert_handled_on(pthread_t expected, unsigned total, const int *sigs,
 enum occupation {
     IDLE,    /* parked in the kernel, no task */
     HELD,    /* each inside a task, blocked on a gate */
-    SPINNING /* each inside a task, running on a CPU */
+    SPINNING /* each inside a task, running (runnable, never blocked) */
 };
 
 struct occupied {
@@ -348,12 +346,16 @@ struct occupied {
     crew_future *futures[WORKERS];
 };
 
-/* Spins, on the CPU, until released; ETIMEDOUT if never released. */
+/*
+ * Runs until released, never blocking: ETIMEDOUT if never released. It
+ * yields between spins, so that under valgrind, which runs one thread at
+ * a time, the other threads get their turn.
+ */
 static int
 spin_task(crew_task *task, void *arg)
 {
     struct occupied *o = arg;
-    uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
+    uint64_t deadline = scn_now_ns() + 2 * SCN_PATIENCE_MS * 1000000ull;
 
     (void)task;
     scn_gate_add(&o->spinning, 1);
@@ -362,6 +364,7 @@ spin_task(crew_task *task, void *arg)
             return ETIMEDOUT;
         for (volatile int i = 0; i < 1000; i++)
             continue;
+        sched_yield();
     }
     return 0;
 }

@@ -44,6 +44,8 @@ fi
 
 export CREW_STRESS=${CREW_STRESS:-0.2}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/crew-valgrind.XXXXXX")
+keep_logs=false
+trap '$keep_logs || rm -rf "$logs"' EXIT
 vg=(valgrind --tool=memcheck --trace-children=yes
     --child-silent-after-fork=yes --leak-check=full
     --errors-for-leak-kinds=definite,indirect
@@ -69,39 +71,43 @@ for name in "${tests[@]}"; do
     args=()
     [[ $name == test_* ]] && args=(--jobs 1)
     t0=$SECONDS
+    ok=true
     if "${vg[@]}" --log-file="$logs/$name.%p.log" "$prog" "${args[@]}" \
         >"$logs/$name.out" 2>&1; then
         result=passed
     else
         result="FAILED (exit status $?)"
-        failed+=("$name")
+        ok=false
     fi
-    # Every process must have finished its log with an error count of 0.
+    # Every process must have ended its log with an error count of 0; a
+    # log without one is a process that was killed, or none at all.
     errors=0
     for log in "$logs/$name".*.log; do
-        if ! grep -q 'ERROR SUMMARY: 0 errors' "$log"; then
+        if ! grep -q 'ERROR SUMMARY: 0 errors' "$log" 2>/dev/null; then
             errors=$((errors + 1))
         fi
     done
     if ((errors > 0)); then
         result="$result, valgrind errors in $errors process(es)"
-        [[ ${failed[-1]:-} == "$name" ]] || failed+=("$name")
+        ok=false
     fi
+    $ok || failed+=("$name")
     printf '%-20s %4d s  %s\n' "$name" $((SECONDS - t0)) "$result"
 done
 
 echo "valgrind: ${#tests[@]} programs in $((SECONDS - start)) s," \
     "CREW_STRESS=$CREW_STRESS"
 if ((${#failed[@]} > 0)); then
+    keep_logs=true
     echo "valgrind: FAILED: ${failed[*]}"
     echo "valgrind: output and logs kept in $logs"
     for log in "$logs"/*.log; do
+        [[ -f $log ]] || continue
         grep -q 'ERROR SUMMARY: 0 errors' "$log" && continue
         echo "--- $log"
         grep -E 'ERROR SUMMARY|Invalid|uninitialised|lost in loss' "$log" |
-            head -20 || echo "(no summary: the process was killed)"
+            head -20 || echo "(no error summary: the process was killed)"
     done
     exit 1
 fi
-rm -rf "$logs"
 echo "valgrind: clean"
