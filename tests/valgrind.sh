@@ -70,6 +70,19 @@ for name in "${tests[@]}"; do
     fi
     args=()
     [[ $name == test_* ]] && args=(--jobs 1)
+    # Two kinds of test prove nothing under valgrind, and are proven in the
+    # ASan and plain builds instead. The fork tests' children free their
+    # inherited pool without touching the parent's queued tasks (by design:
+    # their locks may be held), which memcheck, scanning a child that has
+    # no other threads, reports as lost. And valgrind delivers signals
+    # itself, so which thread takes a process-directed one is its choice,
+    # not the kernel's.
+    [[ $name == test_regressions ]] && args+=(--filter 'regressions/!(*child*)')
+    if [[ $name == test_signals ]]; then
+        printf '%-20s %4s    %s
+' "$name" - "skipped (see above)"
+        continue
+    fi
     t0=$SECONDS
     ok=true
     if "${vg[@]}" --log-file="$logs/$name.%p.log" "$prog" "${args[@]}" \
