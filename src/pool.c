@@ -442,14 +442,10 @@ out_destroy_attr:
 static void
 workers_free(crew_pool *pool, unsigned count)
 {
-    for (unsigned i = 0; i < count; i++) {
-        struct crew__deque *d = &pool->workers[i].deque;
-        crew_future *f;
-        /* Only an orphan after fork() can still hold tasks here. */
-        while ((f = crew__deque_pop(d)) != NULL)
-            crew_future_release(f);
-        crew__deque_destroy(d);
-    }
+    /* Every deque is empty: the pool either never started, or its
+     * workers exited, which they do only once all of them are idle. */
+    for (unsigned i = 0; i < count; i++)
+        crew__deque_destroy(&pool->workers[i].deque);
     crew__free(pool->workers);
 }
 
