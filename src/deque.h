@@ -1,36 +1,41 @@
 /*
  * A worker's deque of tasks: its owner pushes and pops at the bottom
- * (LIFO), thieves steal from the top (FIFO).
- *
- * This version guards a growable ring with a mutex; the interface is the
- * one a lock-free Chase-Lev deque will keep.
+ * (LIFO), thieves steal from the top (FIFO). Lock-free: the Chase-Lev
+ * deque, with the C11 orderings of Le, Pop, Cohen and Zappa Nardelli
+ * (PPoPP 2013); see deque.c.
  */
 #ifndef CREW_DEQUE_H
 #define CREW_DEQUE_H
 
-#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
+#include <stdint.h>
+
+struct crew__ring;
 
 struct crew__deque {
-    pthread_mutex_t lock; /* guards every field below */
-    void **slots;         /* ring of capacity `mask + 1`, a power of two */
-    size_t mask;
-    size_t top;    /* index of the oldest item, for thieves */
-    size_t bottom; /* one past the newest item, for the owner */
+    /* Index of the oldest item: read by everyone, moved only by a CAS
+     * (thieves, and the owner taking the last item). */
+    alignas(64) _Atomic int64_t top;
+    /* One past the newest item: written by the owner only. */
+    alignas(64) _Atomic int64_t bottom;
+    _Atomic(struct crew__ring *) ring; /* replaced by the owner on growth */
+    struct crew__ring *retired; /* outgrown rings, owner only; see deque.c */
 };
 
 int crew__deque_init(struct crew__deque *deque);
-/* Frees the ring; the deque must be empty. */
+/* Frees the rings; the deque must be empty and no thief about. */
 void crew__deque_destroy(struct crew__deque *deque);
-/* In a child after fork(): free the ring without taking the lock, which a
- * thread of the parent may have held; the items are left as they are. */
+/* In a child after fork(): free the rings, leaving the items as they
+ * are. */
 void crew__deque_abandon(struct crew__deque *deque);
 /* Owner only. Returns 0, or ENOMEM if the ring could not grow. */
 int crew__deque_push(struct crew__deque *deque, void *item);
 /* Owner only: the newest item, or NULL. */
 void *crew__deque_pop(struct crew__deque *deque);
-/* Any thread: the oldest item, or NULL. */
+/* Any thread: the oldest item, or NULL when the deque is empty or another
+ * thread took that item first. */
 void *crew__deque_steal(struct crew__deque *deque);
 bool crew__deque_is_empty(struct crew__deque *deque);
 
