@@ -1,10 +1,24 @@
 /*
- * The injection queue: a mutex-guarded FIFO of intrusive links, and the
- * slot count that enforces `max_queued`.
+ * The injection queue: a FIFO of intrusive links under a short lock, and
+ * the slot count that enforces `max_queued` under a mutex.
  *
- * Submitters that find every slot taken sleep on `room` with the lock
- * released; a freed slot signals one of them, closing the queue wakes
- * them all, and each rechecks in a loop. No user code runs under the lock.
+ * Theory of operation. The list and the slots are kept apart so the
+ * common pool, without a limit, never touches the mutex: a push is the
+ * four-byte list lock (park.h, which spins briefly before it sleeps) held
+ * for three stores. `length` mirrors the list for readers that take no
+ * lock: workers poll it while searching for work, and take the lock only
+ * when it is not zero, then a batch at a time, so a submitter pushing
+ * from outside rarely finds the lock taken.
+ *
+ * Under a limit, a push first takes a slot under the mutex; submitters
+ * that find every slot taken sleep on `room` with the mutex released; a
+ * freed slot signals one of them, closing wakes them all, and each
+ * rechecks in a loop. `closed` is set under both locks, so a push that
+ * saw the queue open under the list lock appended before the close, and
+ * a room waiter that saw it open under the mutex sleeps before the close
+ * broadcasts.
+ *
+ * Lock order: `lock` before `list_lock`. No user code runs under either.
  */
 #include "inject.h"
 
@@ -21,13 +35,14 @@ crew__inject_init(struct crew__inject *queue, size_t max_queued)
         pthread_mutex_destroy(&queue->lock);
         return err;
     }
+    atomic_init(&queue->list_lock.word, 0);
     queue->head = NULL;
     queue->tail = &queue->head;
-    queue->length = 0;
+    atomic_init(&queue->length, 0);
+    atomic_init(&queue->closed, false);
     queue->max_queued = max_queued;
     queue->slots = 0;
     queue->room_waiters = 0;
-    queue->closed = false;
     return 0;
 }
 
@@ -39,9 +54,38 @@ crew__inject_destroy(struct crew__inject *queue)
 }
 
 static bool
+is_closed(struct crew__inject *queue)
+{
+    /* Relaxed: read under one of the locks that its writer holds. */
+    return atomic_load_explicit(&queue->closed, memory_order_relaxed);
+}
+
+static bool
 is_full(const struct crew__inject *queue)
 {
     return queue->max_queued != 0 && queue->slots >= queue->max_queued;
+}
+
+/* Take a slot for a push, waiting for room unless nonblocking. */
+static int
+take_slot(struct crew__inject *queue, bool nonblocking, bool may_wait)
+{
+    int err = 0;
+
+    pthread_mutex_lock(&queue->lock);
+    while (may_wait && !nonblocking && !is_closed(queue) && is_full(queue)) {
+        queue->room_waiters++;
+        pthread_cond_wait(&queue->room, &queue->lock);
+        queue->room_waiters--;
+    }
+    if (may_wait && is_closed(queue))
+        err = ESHUTDOWN;
+    else if (nonblocking && is_full(queue))
+        err = EAGAIN;
+    else
+        queue->slots++;
+    pthread_mutex_unlock(&queue->lock);
+    return err;
 }
 
 int
@@ -50,42 +94,38 @@ crew__inject_push(struct crew__inject *queue, struct crew__link *link,
 {
     int err = 0;
 
-    pthread_mutex_lock(&queue->lock);
-    while (!queue->closed && is_full(queue) && !nonblocking) {
-        queue->room_waiters++;
-        pthread_cond_wait(&queue->room, &queue->lock);
-        queue->room_waiters--;
+    if (queue->max_queued != 0) {
+        err = take_slot(queue, nonblocking, true);
+        if (err != 0)
+            return err;
     }
-    if (queue->closed)
+    link->next = NULL;
+    crew__lock_acquire(&queue->list_lock);
+    if (is_closed(queue)) {
         err = ESHUTDOWN;
-    else if (is_full(queue))
-        err = EAGAIN;
-    if (err == 0) {
-        if (queue->max_queued != 0)
-            queue->slots++;
-        link->next = NULL;
+    } else {
         *queue->tail = link;
         queue->tail = &link->next;
-        queue->length++;
+        /* seq_cst: the store half of the submitter's StoreLoad against a
+         * searching worker (pool.c, wake_searcher()), which reads this
+         * without the lock. Relaxed load: the lock orders the writers. */
+        atomic_store_explicit(
+            &queue->length,
+            atomic_load_explicit(&queue->length, memory_order_relaxed) + 1,
+            memory_order_seq_cst);
     }
-    pthread_mutex_unlock(&queue->lock);
+    crew__lock_release(&queue->list_lock);
+    if (err != 0 && queue->max_queued != 0)
+        crew__inject_release_slot(queue);
     return err;
 }
 
 int
 crew__inject_take_slot(struct crew__inject *queue, bool nonblocking)
 {
-    int err = 0;
-
     if (queue->max_queued == 0)
         return 0;
-    pthread_mutex_lock(&queue->lock);
-    if (nonblocking && is_full(queue))
-        err = EAGAIN;
-    else
-        queue->slots++;
-    pthread_mutex_unlock(&queue->lock);
-    return err;
+    return take_slot(queue, nonblocking, false);
 }
 
 void
@@ -101,31 +141,53 @@ crew__inject_release_slot(struct crew__inject *queue)
 }
 
 struct crew__link *
-crew__inject_pop(struct crew__inject *queue)
+crew__inject_pop_batch(struct crew__inject *queue, size_t max)
 {
-    struct crew__link *link;
+    struct crew__link *first, *last = NULL;
+    size_t length, n;
 
-    pthread_mutex_lock(&queue->lock);
-    link = queue->head;
-    if (link != NULL) {
-        queue->head = link->next;
+    if (crew__inject_length(queue) == 0)
+        return NULL;
+    crew__lock_acquire(&queue->list_lock);
+    /* Relaxed: under the lock, which orders every writer. */
+    length = atomic_load_explicit(&queue->length, memory_order_relaxed);
+    first = queue->head;
+    for (n = 0; n < max && n < length; n++)
+        last = last == NULL ? first : last->next;
+    if (last != NULL) {
+        queue->head = last->next;
         if (queue->head == NULL)
             queue->tail = &queue->head;
-        queue->length--;
+        last->next = NULL;
+        /* Relaxed: a reader that still sees the old length takes the
+         * lock and finds the truth. */
+        atomic_store_explicit(&queue->length, length - n,
+                              memory_order_relaxed);
+    } else {
+        first = NULL;
     }
-    pthread_mutex_unlock(&queue->lock);
-    return link;
+    crew__lock_release(&queue->list_lock);
+    return first;
+}
+
+struct crew__link *
+crew__inject_pop(struct crew__inject *queue)
+{
+    return crew__inject_pop_batch(queue, 1);
+}
+
+size_t
+crew__inject_length(struct crew__inject *queue)
+{
+    /* seq_cst: the load half of a searching worker's StoreLoad; see
+     * crew__inject_push(). */
+    return atomic_load_explicit(&queue->length, memory_order_seq_cst);
 }
 
 bool
 crew__inject_is_empty(struct crew__inject *queue)
 {
-    bool empty;
-
-    pthread_mutex_lock(&queue->lock);
-    empty = queue->length == 0;
-    pthread_mutex_unlock(&queue->lock);
-    return empty;
+    return crew__inject_length(queue) == 0;
 }
 
 struct crew__link *
@@ -134,13 +196,16 @@ crew__inject_close(struct crew__inject *queue, bool take)
     struct crew__link *list = NULL;
 
     pthread_mutex_lock(&queue->lock);
-    queue->closed = true;
+    crew__lock_acquire(&queue->list_lock);
+    /* Relaxed: both locks are held; see is_closed(). */
+    atomic_store_explicit(&queue->closed, true, memory_order_relaxed);
     if (take) {
         list = queue->head;
         queue->head = NULL;
         queue->tail = &queue->head;
-        queue->length = 0;
+        atomic_store_explicit(&queue->length, 0, memory_order_relaxed);
     }
+    crew__lock_release(&queue->list_lock);
     pthread_cond_broadcast(&queue->room);
     pthread_mutex_unlock(&queue->lock);
     return list;

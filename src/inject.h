@@ -10,7 +10,10 @@
 #ifndef CREW_INJECT_H
 #define CREW_INJECT_H
 
+#include "park.h"
+
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,15 +22,20 @@ struct crew__link {
 };
 
 struct crew__inject {
-    pthread_mutex_t lock;    /* guards every field below */
-    pthread_cond_t room;     /* signalled when a slot frees or on close */
-    struct crew__link *head; /* oldest first */
+    /* The list: a short lock, held for a few pointer writes. */
+    struct crew__lock list_lock; /* guards head, tail, closed's writes */
+    struct crew__link *head;     /* oldest first */
     struct crew__link **tail;
-    size_t length;     /* items in the list */
-    size_t max_queued; /* 0: no limit; constant after init */
-    size_t slots;      /* slots held (only counted under a limit) */
+    /* Items in the list: written under list_lock, read without it by
+     * workers looking for work, so an empty queue costs them no lock. */
+    _Atomic size_t length;
+    atomic_bool closed; /* written under both locks, read under either */
+    /* The slots, counted only under a limit. */
+    size_t max_queued;     /* 0: no limit; constant after init */
+    pthread_mutex_t lock;  /* guards slots and room_waiters */
+    pthread_cond_t room;   /* signalled when a slot frees or on close */
+    size_t slots;          /* slots held */
     size_t room_waiters;
-    bool closed;
 };
 
 int crew__inject_init(struct crew__inject *queue, size_t max_queued);
@@ -44,8 +52,13 @@ int crew__inject_take_slot(struct crew__inject *queue, bool nonblocking);
 /* Give a slot back: the task started, was cancelled, or was never
  * queued. */
 void crew__inject_release_slot(struct crew__inject *queue);
+/* Up to `max` of the oldest items, linked oldest first, or NULL. */
+struct crew__link *crew__inject_pop_batch(struct crew__inject *queue,
+                                          size_t max);
 /* The oldest item, or NULL. */
 struct crew__link *crew__inject_pop(struct crew__inject *queue);
+/* How many items wait: a snapshot. */
+size_t crew__inject_length(struct crew__inject *queue);
 bool crew__inject_is_empty(struct crew__inject *queue);
 /* Refuse every later push and wake the submitters waiting for room. With
  * take, also empty the list and return it, oldest first. */
