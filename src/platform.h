@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@ crew__now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Let another runnable thread have this CPU, if one waits for it. */
+static inline void
+crew__thread_yield(void)
+{
+    sched_yield();
 }
 
 /* The absolute deadline timeout_ns from now; UINT64_MAX for no limit. */

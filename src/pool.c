@@ -48,6 +48,7 @@
 #include "platform.h"
 #include "task.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdalign.h>
@@ -55,6 +56,8 @@
 #include <string.h>
 
 #define HELP_DEPTH      256
+#define SEARCH_NS       30000 /* how long an idle worker spins for work */
+#define BATCH           32    /* most tasks taken from the injection queue */
 #define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
 
 enum mode { OPEN, DRAINING, CANCELLING };
@@ -62,7 +65,11 @@ enum life { RUNNING, STOPPING, JOINED };
 
 struct crew__worker {
     alignas(64) struct crew__deque deque; /* pushed and popped by owner */
-    struct crew__event own; /* deep helpers sleep here; see file comment */
+    struct crew__event event; /* this worker sleeps here, and only it */
+    /* On the pool's sleeper list; guarded by the pool's `sleep_lock`. */
+    struct crew__worker *sleep_next;
+    struct crew__worker *sleep_prev;
+    bool listed;
     crew_pool *pool;
     pthread_t thread;
     unsigned index;
@@ -73,7 +80,12 @@ struct crew__worker {
 
 struct crew_pool {
     struct crew__inject inject;
-    struct crew__event idle; /* workers with nothing to do sleep here */
+    /* Workers counted as searching for work: spinning in search(), or
+     * woken to and not yet looking (see wake_searcher()). */
+    alignas(64) atomic_uint searching;
+    atomic_uint sleeping;         /* length of the list below */
+    struct crew__lock sleep_lock; /* guards the list */
+    struct crew__worker *sleepers; /* newest first, linked by sleep_next */
     _Atomic int mode;        /* enum mode; only ever moves forward */
     atomic_uint stopping;    /* workers idle during shutdown */
     atomic_bool done;        /* every worker idle during shutdown */
@@ -137,6 +149,12 @@ crew__pool_is_cancelling(const crew_pool *pool)
                                 memory_order_relaxed) == CANCELLING;
 }
 
+bool
+crew__pool_counts_slots(const crew_pool *pool)
+{
+    return pool->inject.max_queued != 0;
+}
+
 void
 crew__pool_release_slot(crew_pool *pool)
 {
@@ -180,6 +198,41 @@ steal(struct crew__worker *w)
     return NULL;
 }
 
+/*
+ * Take a batch from the injection queue: a fair share of what waits
+ * there, at most BATCH. The oldest is returned to run now; the rest go on
+ * w's deque, where w pops them in submission order and idle workers can
+ * steal them. w's deque is empty (find_task() looked first), and its ring
+ * holds at least 64 items, so these pushes never grow it and never fail.
+ */
+static crew_future *
+take_batch(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+    size_t n = crew__inject_length(&pool->inject) / pool->threads + 1;
+    struct crew__link *first =
+        crew__inject_pop_batch(&pool->inject, n < BATCH ? n : BATCH);
+    struct crew__link *rest = NULL;
+
+    if (first == NULL)
+        return NULL;
+    /* Reverse the rest, so the newest is pushed first. */
+    while (first->next != NULL) {
+        struct crew__link *link = first->next;
+        first->next = link->next;
+        link->next = rest;
+        rest = link;
+    }
+    while (rest != NULL) {
+        struct crew__link *link = rest;
+        rest = link->next;
+        int err = crew__deque_push(&w->deque, future_of_link(link));
+        assert(err == 0);
+        (void)err;
+    }
+    return future_of_link(first);
+}
+
 /* The next task for w: its own deque, the injection queue, then a
  * victim's deque; only its own deque when `own_only`. */
 static crew_future *
@@ -189,7 +242,7 @@ find_task(struct crew__worker *w, bool own_only)
 
     if (f != NULL || own_only)
         return f;
-    f = future_of_link(crew__inject_pop(&w->pool->inject));
+    f = take_batch(w);
     if (f != NULL)
         return f;
     return steal(w);
@@ -223,14 +276,143 @@ run(struct crew__worker *w, crew_future *f)
     crew__task_run(f, mode_of(w->pool) == CANCELLING);
 }
 
+/*
+ * Sleeping and waking. An idle worker puts itself on the pool's sleeper
+ * list, rechecks every queue, and sleeps on its own event. A submitter,
+ * having published its task, wakes a sleeper only when no worker is
+ * counted in `searching`, and then counts the sleeper there itself before
+ * taking it off the list: later submitters see a searcher and wake no
+ * one, so a burst of submissions costs one wake-up, not one each (the
+ * rule of Go's scheduler). A worker that finds itself taken off the list
+ * when it wakes knows it was woken to search and is counted.
+ *
+ * No wake-up is lost: a sleeper lists itself (seq_cst) and then reads the
+ * queues; a submitter pushes (seq_cst) and then reads `searching` and
+ * `sleeping`. In the single total order, either the sleeper's recheck
+ * sees the task, or the submitter sees the sleeper listed and wakes it
+ * (or sees a searcher, who in turn rechecks before it sleeps).
+ */
+static void
+list_sleeper(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    crew__lock_acquire(&pool->sleep_lock);
+    w->sleep_prev = NULL;
+    w->sleep_next = pool->sleepers;
+    if (pool->sleepers != NULL)
+        pool->sleepers->sleep_prev = w;
+    pool->sleepers = w;
+    w->listed = true;
+    /* seq_cst: the store half of the sleeper's StoreLoad; see above. */
+    atomic_fetch_add_explicit(&pool->sleeping, 1, memory_order_seq_cst);
+    crew__lock_release(&pool->sleep_lock);
+}
+
+static void
+unlink_sleeper(crew_pool *pool, struct crew__worker *w)
+{
+    if (w->sleep_prev != NULL)
+        w->sleep_prev->sleep_next = w->sleep_next;
+    else
+        pool->sleepers = w->sleep_next;
+    if (w->sleep_next != NULL)
+        w->sleep_next->sleep_prev = w->sleep_prev;
+    w->listed = false;
+    /* Relaxed: a stale count only costs a waker a look at the list. */
+    atomic_fetch_sub_explicit(&pool->sleeping, 1, memory_order_relaxed);
+}
+
+/* Take w off the sleeper list. Returns false if a waker took it off
+ * first: then w was woken to search, and is counted in `searching`. */
+static bool
+unlist_sleeper(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+    bool listed;
+
+    crew__lock_acquire(&pool->sleep_lock);
+    listed = w->listed;
+    if (listed)
+        unlink_sleeper(pool, w);
+    crew__lock_release(&pool->sleep_lock);
+    return listed;
+}
+
+/* Work was published: make sure some worker will look for it. */
+static void
+wake_searcher(crew_pool *pool)
+{
+    struct crew__worker *w;
+    unsigned none = 0;
+
+    /* seq_cst: the load half of the submitter's StoreLoad; see above. */
+    if (atomic_load_explicit(&pool->searching, memory_order_seq_cst) != 0 ||
+        atomic_load_explicit(&pool->sleeping, memory_order_seq_cst) == 0)
+        return;
+    /* Count the sleeper as searching before it wakes. Failing, another
+     * worker started searching, and it will find the work. */
+    if (!atomic_compare_exchange_strong_explicit(&pool->searching, &none, 1,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return;
+    crew__lock_acquire(&pool->sleep_lock);
+    w = pool->sleepers;
+    if (w != NULL)
+        unlink_sleeper(pool, w);
+    crew__lock_release(&pool->sleep_lock);
+    if (w != NULL) {
+        crew__event_notify_all(&w->event);
+    } else {
+        /* The sleepers left on their own, each to recheck the queues
+         * after listing itself, which finds this work. */
+        atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_seq_cst);
+    }
+}
+
+/* Wake every sleeper: the pool's mode changed. */
+static void
+wake_all(crew_pool *pool)
+{
+    struct crew__worker *list;
+
+    crew__lock_acquire(&pool->sleep_lock);
+    list = pool->sleepers;
+    for (struct crew__worker *w = list; w != NULL; w = w->sleep_next) {
+        w->listed = false;
+        atomic_fetch_add_explicit(&pool->searching, 1, memory_order_relaxed);
+    }
+    pool->sleepers = NULL;
+    atomic_store_explicit(&pool->sleeping, 0, memory_order_relaxed);
+    /* Notified under the lock: a woken worker may leave its sleep, find
+     * itself unlisted, and be relisted, rewriting sleep_next. */
+    for (struct crew__worker *w = list; w != NULL; w = w->sleep_next)
+        crew__event_notify_all(&w->event);
+    crew__lock_release(&pool->sleep_lock);
+}
+
+/* w stops being counted in `searching`, having found work or not. If it
+ * was the last searcher and work waits, submitters that saw it searching
+ * woke no one for that work: wake a sleeper for it. */
+static void
+stop_searching(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    /* seq_cst: ordered before the has_work() rechecks that follow, here
+     * and in park(), against a submitter that saw w searching. */
+    if (atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_seq_cst) ==
+            1 &&
+        has_work(w))
+        wake_searcher(pool);
+}
+
 int
 crew__worker_wait(struct crew__worker *w, crew_future *future,
                   uint64_t deadline)
 {
     bool own_only = w->depth >= HELP_DEPTH;
-    struct crew__event *event = own_only ? &w->own : &w->pool->idle;
-    struct crew__waiter waiter = {.event = event};
-    bool slept = false;
+    struct crew__waiter waiter = {.event = &w->event};
     int err = 0;
 
     for (;;) {
@@ -247,40 +429,90 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
             w->depth--;
             continue;
         }
-        uint32_t key = crew__event_prepare(event);
+        uint32_t key = crew__event_prepare(&w->event);
         if (!crew__future_add_waiter(future, &waiter)) {
-            crew__event_cancel(event);
+            crew__event_cancel(&w->event);
             break;
         }
-        if (!own_only && has_work(w)) {
-            crew__event_cancel(event);
-            crew__future_remove_waiter(future, &waiter);
-            continue;
-        }
-        crew__event_wait(event, key, deadline);
+        /* Past the help depth, take no part in the pool's work: only the
+         * future's resolution wakes this worker. */
+        if (!own_only)
+            list_sleeper(w);
+        if (!own_only && has_work(w))
+            crew__event_cancel(&w->event);
+        else
+            crew__event_wait(&w->event, key, deadline);
         crew__future_remove_waiter(future, &waiter);
-        slept = true;
+        /* Woken to search: this loop looks for work anyway, but may leave
+         * at once if the future has resolved; pass the duty on. */
+        if (!own_only && !unlist_sleeper(w))
+            stop_searching(w);
     }
-    /* A submission wakes one sleeper of `idle`, and that may have been
-     * this waiter, now leaving without looking for work: hand the wake-up
-     * on, or the task could wait while another worker sleeps. */
-    if (slept && !own_only && has_work(w))
-        crew__event_notify_one(event);
     return err;
 }
 
-/* Park an idle worker of an open pool until something changes. */
-static void
+/*
+ * Spin for a while looking for work, counted in `searching`, before
+ * parking. While a worker searches, submissions wake nobody: the
+ * searcher will find their tasks. A searcher that gives up rechecks
+ * every queue after it has left the count (in park()), so a task pushed
+ * by a submitter that saw it searching is never stranded. At most half of
+ * the workers search at once, at least one, unless woken to (`counted`):
+ * spinning costs the cores that running tasks could use.
+ */
+static crew_future *
+search(struct crew__worker *w, bool counted)
+{
+    crew_pool *pool = w->pool;
+    crew_future *f = NULL;
+    uint64_t deadline;
+
+    if (!counted) {
+        /* Relaxed: a heuristic bound; a worker that does not search
+         * parks, which is always correct. */
+        if (2 * atomic_load_explicit(&pool->searching, memory_order_relaxed) >=
+            pool->threads)
+            return NULL;
+        /* seq_cst: against the submitter's push then read of
+         * `searching`; this count precedes the searches below. */
+        atomic_fetch_add_explicit(&pool->searching, 1, memory_order_seq_cst);
+    }
+    deadline = crew__now_ns() + SEARCH_NS;
+    for (unsigned round = 1;; round++) {
+        f = find_task(w, false);
+        if (f != NULL || mode_of(pool) != OPEN)
+            break;
+        if (round % 16 == 0) {
+            if (crew__now_ns() >= deadline)
+                break;
+            crew__thread_yield();
+        }
+        for (int i = 0; i < 8; i++)
+            crew__cpu_relax();
+    }
+    stop_searching(w);
+    return f;
+}
+
+/* Park an idle worker of an open pool until something changes. Returns
+ * true if it was woken to search, and is counted in `searching`. */
+static bool
 park(struct crew__worker *w)
 {
     crew_pool *pool = w->pool;
-    uint32_t key = crew__event_prepare(&pool->idle);
+    uint32_t key;
 
-    if (has_work(w) || mode_of(pool) != OPEN) {
-        crew__event_cancel(&pool->idle);
-        return;
-    }
-    crew__event_wait(&pool->idle, key, UINT64_MAX);
+    /* A worker that lost the race for a task sees work still queued:
+     * looking again costs less than listing itself as a sleeper. */
+    if (has_work(w))
+        return false;
+    key = crew__event_prepare(&w->event);
+    list_sleeper(w);
+    if (has_work(w) || mode_of(pool) != OPEN)
+        crew__event_cancel(&w->event);
+    else
+        crew__event_wait(&w->event, key, UINT64_MAX);
+    return !unlist_sleeper(w);
 }
 
 /* A worker found nothing to do during shutdown. Returns true when every
@@ -296,17 +528,22 @@ idle_while_stopping(struct crew__worker *w)
         atomic_fetch_add_explicit(&pool->stopping, 1, memory_order_acq_rel) + 1;
 
     if (idle == pool->threads) {
-        /* seq_cst, StoreLoad: against the sleepers below, which announce
-         * themselves on `idle` and then read `done` (see park.c). */
+        /* seq_cst, StoreLoad: against the sleepers below, which list
+         * themselves and then read `done`. */
         atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
-        crew__event_notify_all(&pool->idle);
+        wake_all(pool);
         return true;
     }
-    uint32_t key = crew__event_prepare(&pool->idle);
+    uint32_t key = crew__event_prepare(&w->event);
+    list_sleeper(w);
     if (atomic_load_explicit(&pool->done, memory_order_seq_cst) || has_work(w))
-        crew__event_cancel(&pool->idle);
+        crew__event_cancel(&w->event);
     else
-        crew__event_wait(&pool->idle, key, UINT64_MAX);
+        crew__event_wait(&w->event, key, UINT64_MAX);
+    if (!unlist_sleeper(w)) {
+        /* Relaxed: during shutdown no submitter relies on searchers. */
+        atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_relaxed);
+    }
     if (atomic_load_explicit(&pool->done, memory_order_seq_cst))
         return true;
     atomic_fetch_sub_explicit(&pool->stopping, 1, memory_order_acq_rel);
@@ -327,15 +564,18 @@ worker_main(void *arg)
     crew__thread_set_name(name);
     if (pool->on_thread_start != NULL)
         pool->on_thread_start(pool, w->index, pool->user);
-    for (;;) {
+    for (bool woken = false;;) {
         enum mode mode = mode_of(pool);
-        crew_future *f = find_task(w, false);
+        crew_future *f = woken ? NULL : find_task(w, false);
+        if (f == NULL && (mode == OPEN || woken))
+            f = search(w, woken);
+        woken = false;
         if (f != NULL) {
             run(w, f);
             continue;
         }
         if (mode == OPEN)
-            park(w);
+            woken = park(w);
         else if (idle_while_stopping(w))
             break;
     }
@@ -365,7 +605,7 @@ begin_shutdown(crew_pool *pool, crew_shutdown how)
     atomic_store_explicit(&pool->mode,
                           how == CREW_CANCEL ? CANCELLING : DRAINING,
                           memory_order_seq_cst);
-    crew__event_notify_all(&pool->idle);
+    wake_all(pool);
     while (queued != NULL) {
         crew_future *f = future_of_link(queued);
         queued = queued->next;
@@ -431,7 +671,7 @@ start_workers(crew_pool *pool, size_t stack_size)
                                   memory_order_relaxed);
         begin_shutdown(pool, CREW_CANCEL);
         atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
-        crew__event_notify_all(&pool->idle);
+        wake_all(pool);
         join_workers(pool, started);
     }
 out_destroy_attr:
@@ -506,7 +746,7 @@ workers_new(crew_pool *pool)
         err = crew__deque_init(&w->deque);
         if (err != 0)
             break;
-        crew__event_init(&w->own);
+        crew__event_init(&w->event);
         w->pool = pool;
         w->index = i;
         w->rng = 2654435761u * (i + 1);
@@ -542,7 +782,9 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
         atomic_load_explicit(&fork_generation, memory_order_relaxed);
     pool->life = RUNNING;
     atomic_init(&pool->mode, OPEN);
-    crew__event_init(&pool->idle);
+    atomic_init(&pool->searching, 0);
+    atomic_init(&pool->sleeping, 0);
+    atomic_init(&pool->sleep_lock.word, 0);
     pool->name = copy_name(options->name != NULL ? options->name : "crew");
     if (pool->name == NULL) {
         err = ENOMEM;
@@ -687,7 +929,9 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
         crew__task_discard(f);
         return err;
     }
-    crew__event_notify_one(&pool->idle);
+    /* The task is in its queue (the push's seq_cst store, or the
+     * injection queue's seq_cst length) before wake_searcher() reads. */
+    wake_searcher(pool);
     if (future != NULL)
         *future = f;
     return 0;

@@ -20,6 +20,8 @@ int crew__worker_wait(struct crew__worker *worker, crew_future *future,
                       uint64_t deadline);
 /* Whether a CREW_CANCEL shutdown of the pool has begun. */
 bool crew__pool_is_cancelling(const crew_pool *pool);
+/* Whether the pool's tasks hold a slot while queued (max_queued). */
+bool crew__pool_counts_slots(const crew_pool *pool);
 /* A task of the pool stopped waiting to run: started, or cancelled. */
 void crew__pool_release_slot(crew_pool *pool);
 
