@@ -33,6 +33,8 @@
 
 #include <errno.h>
 
+#define WAIT_SPIN_NS 20000 /* how long a thread outside the pool spins */
+
 void
 crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
 {
@@ -40,6 +42,7 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     atomic_init(&future->state, CREW_PENDING);
     atomic_init(&future->refs, refs);
     future->kind = (uint8_t)kind;
+    future->slotted = false;
     atomic_init(&future->cancel_requested, false);
     future->link.next = NULL;
     future->first = NULL;
@@ -50,8 +53,9 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     future->error = NULL;
 }
 
+/* Resolve, the caller holding a reference that outlives the call. */
 int
-crew__future_complete(crew_future *future, const struct crew__outcome *outcome)
+crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
 {
     struct crew__completion *node;
 
@@ -61,8 +65,6 @@ crew__future_complete(crew_future *future, const struct crew__outcome *outcome)
         crew__lock_release(&future->lock);
         return EALREADY;
     }
-    /* The resolver's own reference: callbacks may drop every other one. */
-    crew_future_retain(future);
     future->value = outcome->value;
     future->value_free = outcome->value_free;
     future->error = outcome->error;
@@ -89,8 +91,19 @@ crew__future_complete(crew_future *future, const struct crew__outcome *outcome)
         node->fire(node, future);
         node = next;
     }
-    crew_future_release(future);
     return 0;
+}
+
+int
+crew__future_complete(crew_future *future, const struct crew__outcome *outcome)
+{
+    int err;
+
+    /* The resolver's own reference: a callback may drop the caller's. */
+    crew_future_retain(future);
+    err = crew__future_settle(future, outcome);
+    crew_future_release(future);
+    return err;
 }
 
 void
@@ -99,6 +112,12 @@ crew__future_subscribe(crew_future *future, struct crew__completion *node)
     bool resolved;
 
     node->next = NULL;
+    /* Resolution is final: a node on a resolved future fires at once,
+     * with no need for the lock. */
+    if (crew__future_is_resolved(future)) {
+        node->fire(node, future);
+        return;
+    }
     crew__lock_acquire(&future->lock);
     resolved = crew__state_is_final(
         atomic_load_explicit(&future->state, memory_order_relaxed));
@@ -150,6 +169,28 @@ crew__future_remove_waiter(crew_future *future, struct crew__waiter *waiter)
     crew__lock_release(&future->lock);
 }
 
+/*
+ * Spin briefly before sleeping: a short task resolves within the time a
+ * futex sleep and wake-up would take, and then neither happens. True if
+ * the future resolved meanwhile.
+ */
+static bool
+spin_until_resolved(const crew_future *future, uint64_t deadline)
+{
+    uint64_t end = crew__now_ns() + WAIT_SPIN_NS;
+
+    if (deadline < end)
+        end = deadline;
+    for (unsigned round = 1;; round++) {
+        if (crew__future_is_resolved(future))
+            return true;
+        if (round % 16 == 0 && crew__now_ns() >= end)
+            return false;
+        for (int i = 0; i < 8; i++)
+            crew__cpu_relax();
+    }
+}
+
 int
 crew__future_await(crew_future *future, uint64_t deadline)
 {
@@ -164,6 +205,8 @@ crew__future_await(crew_future *future, uint64_t deadline)
     self = crew__worker_self();
     if (self != NULL)
         return crew__worker_wait(self, future, deadline);
+    if (spin_until_resolved(future, deadline))
+        return 0;
 
     /* A thread outside every pool sleeps on an event of its own, which
      * only this future's resolver notifies. */

@@ -50,6 +50,7 @@ struct crew_future {
     _Atomic uint32_t state;       /* a crew_state or CREW__CLAIMED */
     _Atomic uint32_t refs;        /* references; the last frees the block */
     uint8_t kind;                 /* enum crew__kind; constant */
+    bool slotted; /* a task holding a max_queued slot; constant */
     atomic_bool cancel_requested; /* a running task was asked to stop */
     struct crew__link link;       /* in the pool's injection queue */
     struct crew__completion *first; /* completion list, oldest first */
@@ -83,6 +84,10 @@ void crew__future_init(crew_future *future, enum crew__kind kind,
  * had resolved. */
 int crew__future_complete(crew_future *future,
                           const struct crew__outcome *outcome);
+/* The same, for a caller whose own reference outlives the call, which
+ * no callback can drop: a worker holding the queue's, a join's node. */
+int crew__future_settle(crew_future *future,
+                        const struct crew__outcome *outcome);
 /* Run node->fire(node, future) once the future has resolved: now, on
  * this thread, if it has. */
 void crew__future_subscribe(crew_future *future, struct crew__completion *node);

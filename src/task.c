@@ -2,15 +2,17 @@
  * Running a task, cancelling a queued one, and the crew_task_* calls.
  *
  * Theory of operation. A queued task's future is PENDING and its queue
- * holds a reference. Whoever takes it first, under the future's lock,
+ * holds a reference. Whoever moves the state out of PENDING first
  * decides: a worker moves it to RUNNING and runs it; a canceller moves it
  * to CLAIMED and resolves it cancelled, running arg_free itself before the
  * future resolves. The loser of that race does nothing more (a worker
  * that pops a claimed task just drops the queue's reference), so a task
- * runs at most once and its arg_free runs exactly once. The winner gives
- * the task's max_queued slot back while still holding the future's lock:
- * that is what keeps the pool alive for the call, since the pool cannot
- * finish shutting down while one of its queues still holds the task.
+ * runs at most once and its arg_free runs exactly once. A task without a
+ * max_queued slot is claimed by a CAS on the state. One with a slot is
+ * claimed under the future's lock, and the winner gives the slot back
+ * before releasing it: that is what keeps the pool alive for the call,
+ * since the pool cannot finish shutting down while one of its queues
+ * still holds the task, and the worker that pops it takes the same lock.
  *
  * crew_task lives on the running worker's stack: the value and message
  * recorded by crew_task_return and crew_task_fail stay there until the
@@ -44,6 +46,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     if (future == NULL)
         return NULL;
     crew__future_init(future, CREW__TASK, refs);
+    future->slotted = crew__pool_counts_slots(pool);
     future->u.task.fn = fn;
     future->u.task.arg = arg;
     future->u.task.arg_free = arg_free;
@@ -62,8 +65,18 @@ crew__task_discard(crew_future *future)
 static bool
 claim(crew_future *future, uint32_t to)
 {
+    uint32_t pending = CREW_PENDING;
     bool won;
 
+    /* Without a slot to give back, a CAS decides. Acquire: the winner
+     * reads the closure, and, whoever wins, the loser's view of the state
+     * is settled by the same atomic. The lock orders every other change
+     * of the state (completion, cancel requests) with this one: those
+     * take it and read the state afresh. */
+    if (!future->slotted)
+        return atomic_compare_exchange_strong_explicit(
+            &future->state, &pending, to, memory_order_acquire,
+            memory_order_relaxed);
     crew__lock_acquire(&future->lock);
     won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
           CREW_PENDING;
@@ -140,7 +153,8 @@ crew__task_run(crew_future *future, bool cancel)
     crew_error_release(task.failure);
     if (outcome.state != CREW_SUCCEEDED && task.value_free != NULL)
         task.value_free(task.value);
-    crew__future_complete(future, &outcome);
+    /* The queue's reference, dropped below, holds the future. */
+    crew__future_settle(future, &outcome);
     crew_future_release(future);
 }
 

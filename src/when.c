@@ -108,7 +108,8 @@ all_input_resolved(struct crew__completion *node, crew_future *future)
     if (atomic_fetch_sub_explicit(&j->remaining, 1, memory_order_acq_rel) ==
         1) {
         struct crew__outcome outcome = all_outcome(j);
-        crew__future_complete(&j->base, &outcome);
+        /* This node's reference, dropped below, holds the join. */
+        crew__future_settle(&j->base, &outcome);
     }
     crew_future_release(&j->base);
 }
@@ -125,7 +126,7 @@ any_input_resolved(struct crew__completion *node, crew_future *future)
         struct crew__outcome outcome = {.state = CREW_SUCCEEDED,
                                         .value = future};
         j->winner = position_of(in);
-        crew__future_complete(&j->base, &outcome);
+        crew__future_settle(&j->base, &outcome);
     }
     crew_future_release(&j->base);
 }
