@@ -1,12 +1,44 @@
 /*
- * The one allocator: thin wrappers over the C library, and the single
- * place where fault injection (fault.h) reaches every allocation.
+ * The one allocator: thin wrappers over the C library, the single place
+ * where fault injection (fault.h) reaches every allocation, and a
+ * per-thread cache of future blocks.
+ *
+ * Theory of operation. A task's future is allocated by its submitter
+ * and freed by whichever thread drops the last reference. The block goes
+ * to the freeing thread's cache, a plain list in thread-local storage, up
+ * to CACHE_BLOCKS of them; beyond that, and for a thread whose cache could
+ * not be registered, to free(). An allocation takes from the calling
+ * thread's cache first. A thread that submits and waits (fork-join, a
+ * request loop) thus reuses the same few blocks without a lock or a call
+ * into malloc. A thread's cache is freed when the thread exits, by the
+ * destructor of a thread-specific key; a block freed by a later
+ * destructor re-registers the cache, and the C library runs the
+ * destructor again.
  */
 #include "alloc.h"
 
 #include "fault.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+
+#define CACHE_BLOCKS 64
+
+struct cached {
+    struct cached *next;
+};
+
+struct cache {
+    struct cached *head;
+    unsigned count;
+    bool registered; /* the key's value is set: the destructor will run */
+};
+
+static _Thread_local struct cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+static bool cache_key_made;
 
 void *
 crew__malloc(size_t size)
@@ -28,4 +60,68 @@ void
 crew__free(void *p)
 {
     free(p);
+}
+
+static void
+cache_drain(void *value)
+{
+    struct cache *c = value;
+
+    while (c->head != NULL) {
+        struct cached *block = c->head;
+        c->head = block->next;
+        free(block);
+    }
+    c->count = 0;
+    c->registered = false;
+}
+
+static void
+make_cache_key(void)
+{
+    cache_key_made = pthread_key_create(&cache_key, cache_drain) == 0;
+}
+
+/* Arrange for this thread's cache to be drained when it exits. */
+static bool
+cache_register(void)
+{
+    if (cache.registered)
+        return true;
+    pthread_once(&cache_key_once, make_cache_key);
+    if (!cache_key_made || pthread_setspecific(cache_key, &cache) != 0)
+        return false;
+    cache.registered = true;
+    return true;
+}
+
+void *
+crew__block_alloc(size_t size)
+{
+    struct cached *block;
+
+    if (crew__fault_alloc())
+        return NULL;
+    block = cache.head;
+    if (block == NULL)
+        return malloc(size);
+    cache.head = block->next;
+    cache.count--;
+    return block;
+}
+
+void
+crew__block_free(void *p)
+{
+    struct cached *block = p;
+
+    if (p == NULL)
+        return;
+    if (cache.count >= CACHE_BLOCKS || !cache_register()) {
+        free(p);
+        return;
+    }
+    block->next = cache.head;
+    cache.head = block;
+    cache.count++;
 }

@@ -1,6 +1,10 @@
 /*
  * The one allocator. Every allocation of the library goes through these
  * functions, so that a test-only fault hook placed here reaches every site.
+ *
+ * Future blocks, allocated and freed once per task, have a cache of their
+ * own on each thread (see alloc.c), so that steady state never reaches
+ * malloc.
  */
 #ifndef CREW_ALLOC_H
 #define CREW_ALLOC_H
@@ -10,5 +14,9 @@
 void *crew__malloc(size_t size);
 void *crew__calloc(size_t n, size_t size);
 void crew__free(void *p);
+
+/* A future block: every call passes the same size, sizeof(crew_future). */
+void *crew__block_alloc(size_t size);
+void crew__block_free(void *p);
 
 #endif

@@ -368,7 +368,10 @@ crew_future_release(crew_future *future)
      * drop. */
     if (future->error != &future->u.lost)
         crew_error_release(future->error);
-    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY)
+    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY) {
         crew__join_destroy(future);
-    crew__free(future);
+        crew__free(future);
+    } else {
+        crew__block_free(future);
+    }
 }

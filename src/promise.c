@@ -18,7 +18,7 @@ crew_promise_create(crew_future **future)
     if (future == NULL)
         return EINVAL;
     *future = NULL;
-    promise = crew__malloc(sizeof(*promise));
+    promise = crew__block_alloc(sizeof(*promise));
     if (promise == NULL)
         return ENOMEM;
     crew__future_init(promise, CREW__PROMISE, 1);

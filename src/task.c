@@ -41,7 +41,7 @@ crew_future *
 crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                uint32_t refs)
 {
-    crew_future *future = crew__malloc(sizeof(*future));
+    crew_future *future = crew__block_alloc(sizeof(*future));
 
     if (future == NULL)
         return NULL;
@@ -57,7 +57,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
 void
 crew__task_discard(crew_future *future)
 {
-    crew__free(future);
+    crew__block_free(future);
 }
 
 /* Move a queued task from PENDING to `to`, giving its slot back; false if
