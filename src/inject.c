@@ -5,10 +5,11 @@
  * Theory of operation. The list and the slots are kept apart so the
  * common pool, without a limit, never touches the mutex: a push is the
  * four-byte list lock (park.h, which spins briefly before it sleeps) held
- * for three stores. `length` mirrors the list for readers that take no
+ * for three stores. `length` counts the items for readers that take no
  * lock: workers poll it while searching for work, and take the lock only
- * when it is not zero, then a batch at a time, so a submitter pushing
- * from outside rarely finds the lock taken.
+ * when it is not zero, then a batch at a time and for a few stores only
+ * (see crew__inject_pop_batch()), so a submitter pushing from outside
+ * rarely waits for the lock.
  *
  * Under a limit, a push first takes a slot under the mutex; submitters
  * that find every slot taken sleep on `room` with the mutex released; a
@@ -108,11 +109,8 @@ crew__inject_push(struct crew__inject *queue, struct crew__link *link,
         queue->tail = &link->next;
         /* seq_cst: the store half of the submitter's StoreLoad against a
          * searching worker (pool.c, wake_searcher()), which reads this
-         * without the lock. Relaxed load: the lock orders the writers. */
-        atomic_store_explicit(
-            &queue->length,
-            atomic_load_explicit(&queue->length, memory_order_relaxed) + 1,
-            memory_order_seq_cst);
+         * without the lock. */
+        atomic_fetch_add_explicit(&queue->length, 1, memory_order_seq_cst);
     }
     crew__lock_release(&queue->list_lock);
     if (err != 0 && queue->max_queued != 0)
@@ -140,33 +138,47 @@ crew__inject_release_slot(struct crew__inject *queue)
     pthread_mutex_unlock(&queue->lock);
 }
 
+/*
+ * Take up to `max` of the oldest items. The lock is held only to detach
+ * the whole list and, if more than `max` were there, to put the rest back
+ * in front: walking the links touches a cache line per task, and a
+ * submitter must not wait for that. `length` keeps counting the detached
+ * items until they are either taken or back in the list, so no worker
+ * takes the queue for empty meanwhile.
+ */
 struct crew__link *
 crew__inject_pop_batch(struct crew__inject *queue, size_t max)
 {
-    struct crew__link *first, *last = NULL;
-    size_t length, n;
+    struct crew__link *first, *last, *rest;
+    struct crew__link **end;
+    size_t n = 1;
 
     if (crew__inject_length(queue) == 0)
         return NULL;
     crew__lock_acquire(&queue->list_lock);
-    /* Relaxed: under the lock, which orders every writer. */
-    length = atomic_load_explicit(&queue->length, memory_order_relaxed);
     first = queue->head;
-    for (n = 0; n < max && n < length; n++)
-        last = last == NULL ? first : last->next;
-    if (last != NULL) {
-        queue->head = last->next;
-        if (queue->head == NULL)
-            queue->tail = &queue->head;
-        last->next = NULL;
-        /* Relaxed: a reader that still sees the old length takes the
-         * lock and finds the truth. */
-        atomic_store_explicit(&queue->length, length - n,
-                              memory_order_relaxed);
-    } else {
-        first = NULL;
-    }
+    end = queue->tail;
+    queue->head = NULL;
+    queue->tail = &queue->head;
     crew__lock_release(&queue->list_lock);
+    if (first == NULL)
+        return NULL;
+
+    for (last = first; n < max && last->next != NULL; n++)
+        last = last->next;
+    rest = last->next;
+    last->next = NULL;
+    if (rest != NULL) {
+        crew__lock_acquire(&queue->list_lock);
+        *end = queue->head;
+        if (queue->head == NULL)
+            queue->tail = end;
+        queue->head = rest;
+        crew__lock_release(&queue->list_lock);
+    }
+    /* Relaxed: a reader that still counts these items takes the lock, or
+     * steals them from the deque they go to, and finds the truth. */
+    atomic_fetch_sub_explicit(&queue->length, n, memory_order_relaxed);
     return first;
 }
 
@@ -200,10 +212,15 @@ crew__inject_close(struct crew__inject *queue, bool take)
     /* Relaxed: both locks are held; see is_closed(). */
     atomic_store_explicit(&queue->closed, true, memory_order_relaxed);
     if (take) {
+        size_t n = 0;
         list = queue->head;
         queue->head = NULL;
         queue->tail = &queue->head;
-        atomic_store_explicit(&queue->length, 0, memory_order_relaxed);
+        for (struct crew__link *link = list; link != NULL; link = link->next)
+            n++;
+        /* Relaxed: as in crew__inject_pop_batch(), which may have items
+         * of its own still counted. */
+        atomic_fetch_sub_explicit(&queue->length, n, memory_order_relaxed);
     }
     crew__lock_release(&queue->list_lock);
     pthread_cond_broadcast(&queue->room);

@@ -23,11 +23,12 @@ struct crew__link {
 
 struct crew__inject {
     /* The list: a short lock, held for a few pointer writes. */
-    struct crew__lock list_lock; /* guards head, tail, closed's writes */
+    struct crew__lock list_lock; /* guards head and tail; see closed */
     struct crew__link *head;     /* oldest first */
     struct crew__link **tail;
-    /* Items in the list: written under list_lock, read without it by
-     * workers looking for work, so an empty queue costs them no lock. */
+    /* Items in the list, and detached by a batch not yet taken: read
+     * without the lock by workers looking for work, so an empty queue
+     * costs them no lock. */
     _Atomic size_t length;
     atomic_bool closed; /* written under both locks, read under either */
     /* The slots, counted only under a limit. */
