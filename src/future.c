@@ -169,18 +169,17 @@ crew__future_remove_waiter(crew_future *future, struct crew__waiter *waiter)
     crew__lock_release(&future->lock);
 }
 
-/*
- * Spin briefly before sleeping: a short task resolves within the time a
- * futex sleep and wake-up would take, and then neither happens. True if
- * the future resolved meanwhile.
- */
-static bool
-spin_until_resolved(const crew_future *future, uint64_t deadline)
+uint64_t
+crew__spin_end(uint64_t deadline)
 {
     uint64_t end = crew__now_ns() + WAIT_SPIN_NS;
 
-    if (deadline < end)
-        end = deadline;
+    return deadline < end ? deadline : end;
+}
+
+bool
+crew__future_spin(const crew_future *future, uint64_t end)
+{
     for (unsigned round = 1;; round++) {
         if (crew__future_is_resolved(future))
             return true;
@@ -205,7 +204,9 @@ crew__future_await(crew_future *future, uint64_t deadline)
     self = crew__worker_self();
     if (self != NULL)
         return crew__worker_wait(self, future, deadline);
-    if (spin_until_resolved(future, deadline))
+    /* Spin briefly before sleeping: a short task resolves within the time
+     * a futex sleep and wake-up would take, and then neither happens. */
+    if (crew__future_spin(future, crew__spin_end(deadline)))
         return 0;
 
     /* A thread outside every pool sleeps on an event of its own, which

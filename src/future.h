@@ -94,6 +94,11 @@ void crew__future_subscribe(crew_future *future, struct crew__completion *node);
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0 or ETIMEDOUT. */
 int crew__future_await(crew_future *future, uint64_t deadline);
+/* The end of the brief spin a thread outside the pool makes before it
+ * sleeps, or the deadline if sooner. */
+uint64_t crew__spin_end(uint64_t deadline);
+/* Spin until the future resolves (true) or the clock passes `end`. */
+bool crew__future_spin(const crew_future *future, uint64_t end);
 /* Link a waiter unless the future has resolved (then false). */
 bool crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter);
 void crew__future_remove_waiter(crew_future *future,

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "platform.h"
+#include "pool.h"
 
 #include <errno.h>
 
@@ -203,14 +204,37 @@ crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
     return join_new(futures, n, CREW__JOIN_ANY, any);
 }
 
-int
-crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
+/*
+ * The inputs that resolved without failing, counted from the first, for a
+ * thread outside the pool: it spins briefly for each (a short task
+ * resolves sooner than a sleep would end), all within one spin's time.
+ * Stops at the first input still pending, or failed (then *failed).
+ */
+static size_t
+settled_prefix(crew_future *const *futures, size_t n, bool *failed,
+               bool *cancelled)
+{
+    uint64_t end = crew__spin_end(UINT64_MAX);
+    size_t k;
+
+    for (k = 0; k < n && crew__future_spin(futures[k], end); k++) {
+        crew_state state = crew_future_state(futures[k]);
+        if (state == CREW_FAILED) {
+            *failed = true;
+            break;
+        }
+        *cancelled |= state == CREW_CANCELLED;
+    }
+    return k;
+}
+
+/* Join the inputs and sleep once, on the join. */
+static int
+wait_join(crew_future *const *futures, size_t n, crew_error **error)
 {
     crew_future *all;
     int err;
 
-    if (error != NULL)
-        *error = NULL;
     err = crew_when_all(futures, n, &all);
     if (err != 0)
         return err;
@@ -219,6 +243,40 @@ crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
     if (err != 0 && error != NULL)
         *error = crew_error_retain(crew_future_error(all));
     crew_future_release(all);
+    return err;
+}
+
+/*
+ * On a worker, crew_wait_all joins every input and helps until the join
+ * resolves. Outside the pool, the inputs that have already resolved
+ * without failing need no join: only the rest are joined, and a fan-out
+ * joined as it drains costs no join at all. Positions in an aggregate
+ * are the caller's, so a failure anywhere sends the whole array to a
+ * join, which then resolves at once.
+ */
+int
+crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
+{
+    bool failed = false, cancelled = false;
+    size_t k = 0;
+    int err = 0;
+
+    if (error != NULL)
+        *error = NULL;
+    if (!inputs_are_valid(futures, n))
+        return EINVAL;
+    if (crew__worker_self() == NULL)
+        k = settled_prefix(futures, n, &failed, &cancelled);
+    if (failed || k == 0)
+        return wait_join(futures, n, error);
+    if (k < n)
+        err = wait_join(futures + k, n - k, NULL);
+    if (err == CREW_EAGGREGATE)
+        return wait_join(futures, n, error);
+    if (err == 0 && cancelled)
+        err = ECANCELED;
+    if (err == ECANCELED && error != NULL)
+        *error = crew_error_retain(&crew__error_cancelled);
     return err;
 }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A task held at a gate, which then succeeds or fails as told. */
 struct held {
@@ -575,6 +576,100 @@ CREW_TEST(when_all, wait_all_returns_ecanceled_for_cancelled_inputs)
     crew_error_release(error);
     cr_assert_eq(crew_wait_all(in, 2, NULL), ECANCELED);
     scn_release_all(in, 2);
+}
+
+/*
+ * Settles a promise from another thread a little later, so that a thread
+ * outside the pool calling crew_wait_all() has most likely found its
+ * earlier inputs resolved and is asleep on a join of the rest. The sleep
+ * only makes that path likely: the outcome must be the same either way.
+ */
+enum settle { SETTLE_RESOLVE, SETTLE_FAIL, SETTLE_CANCEL };
+
+struct late {
+    crew_future *promise;
+    enum settle how;
+    pthread_t thread;
+};
+
+static void *
+settle_late(void *arg)
+{
+    struct late *l = arg;
+    struct timespec pause = {0, 20 * 1000 * 1000};
+
+    nanosleep(&pause, NULL);
+    if (l->how == SETTLE_RESOLVE)
+        crew_promise_resolve(l->promise, NULL, NULL);
+    else if (l->how == SETTLE_FAIL)
+        crew_promise_fail(l->promise, EIO, "late failure");
+    else
+        crew_future_cancel(l->promise);
+    return NULL;
+}
+
+static void
+start_late(struct late *l, crew_future *promise, enum settle how)
+{
+    l->promise = promise;
+    l->how = how;
+    cr_assert_eq(pthread_create(&l->thread, NULL, settle_late, l), 0);
+}
+
+CREW_TEST(when_all, wait_all_keeps_positions_when_a_later_input_fails_late)
+{
+    crew_future *in[3] = {promise(), promise(), promise()};
+    crew_error *error = NULL;
+    struct late late;
+
+    cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
+    cr_assert_eq(crew_promise_resolve(in[2], NULL, NULL), 0);
+    start_late(&late, in[1], SETTLE_FAIL);
+    cr_assert_eq(crew_wait_all(in, 3, &error), CREW_EAGGREGATE);
+    pthread_join(late.thread, NULL);
+    cr_assert_not_null(error);
+    cr_assert_eq(crew_error_count(error), 1);
+    assert_inner(error, 0, 1, EIO, "late failure");
+    crew_error_release(error);
+    scn_release_all(in, 3);
+}
+
+CREW_TEST(when_all, wait_all_counts_an_early_cancel_when_the_rest_succeed)
+{
+    crew_future *in[2] = {promise(), promise()};
+    crew_error *error = NULL;
+    struct late late;
+
+    cr_assert_eq(crew_future_cancel(in[0]), 0);
+    start_late(&late, in[1], SETTLE_RESOLVE);
+    cr_assert_eq(crew_wait_all(in, 2, &error), ECANCELED);
+    pthread_join(late.thread, NULL);
+    cr_assert_eq(crew_future_state(in[1]), CREW_SUCCEEDED);
+    cr_assert_not_null(error);
+    cr_assert_eq(crew_error_code(error), ECANCELED);
+    crew_error_release(error);
+    scn_release_all(in, 2);
+}
+
+CREW_TEST(when_all, wait_all_reports_a_late_cancel_after_early_successes)
+{
+    static char sentinel;
+    crew_future *in[3] = {promise(), promise(), promise()};
+    crew_error *error = (crew_error *)(void *)&sentinel;
+    struct late late;
+
+    cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
+    cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
+    start_late(&late, in[2], SETTLE_CANCEL);
+    cr_assert_eq(crew_wait_all(in, 3, &error), ECANCELED);
+    pthread_join(late.thread, NULL);
+    cr_assert_not_null(error);
+    cr_assert_eq(crew_error_code(error), ECANCELED);
+    crew_error_release(error);
+    error = (crew_error *)(void *)&sentinel;
+    cr_assert_eq(crew_wait_all(in, 2, &error), 0, "the first two succeeded");
+    cr_assert_null(error);
+    scn_release_all(in, 3);
 }
 
 CREW_TEST(when_all, wait_all_of_no_inputs_returns_zero_at_once)
