@@ -44,7 +44,6 @@ leaf_new(int code, size_t length, char **text)
     e->kind = CREW__ERROR_LEAF;
     e->count = 0;
     e->entries = NULL;
-    e->owner = NULL;
     *text = (char *)(e + 1);
     e->message = *text;
     return e;
@@ -102,7 +101,6 @@ crew__error_aggregate(size_t count, size_t inputs, struct crew__entry **entries)
     e->count = count;
     *entries = (struct crew__entry *)(e + 1);
     e->entries = *entries;
-    e->owner = NULL;
     char *text = (char *)e + size;
     snprintf(text, (size_t)length + 1, format, count, inputs);
     e->message = text;
@@ -116,7 +114,6 @@ crew__error_embed_lost(crew_error *error, crew_future *owner, int code)
     error->code = code;
     error->kind = CREW__ERROR_EMBEDDED;
     error->count = 0;
-    error->entries = NULL;
     error->owner = owner;
     error->message = code == CREW_EAGGREGATE ? lost_aggregate : lost_leaf;
 }

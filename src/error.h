@@ -28,9 +28,11 @@ struct crew_error {
     _Atomic uint32_t refs; /* LEAF and AGGREGATE only */
     int code;
     enum crew__error_kind kind;
-    size_t count;                      /* entries of an aggregate */
-    const struct crew__entry *entries; /* in the same block */
-    crew_future *owner;                /* EMBEDDED only */
+    size_t count; /* entries of an aggregate; 0 for every other kind */
+    union {
+        const struct crew__entry *entries; /* AGGREGATE: in the same block */
+        crew_future *owner;                /* EMBEDDED */
+    };
     const char *message;               /* in the same block, or static */
 };
 

@@ -4,16 +4,19 @@
  * Theory of operation. A future is one block, reference counted. Its
  * state word moves PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED,
  * or PENDING -> CLAIMED -> CANCELLED for a queued task cancelled in its
- * queue; every change happens under the future's own four-byte lock, and
- * the final one is a release store made after the outcome (value, error)
- * is written, so lock-free readers acquire the state and then read the
+ * queue. Every change happens under the future's own four-byte lock but
+ * one: a task without a max_queued slot leaves PENDING by a CAS (task.c),
+ * and whoever takes the lock next reads the state afresh. The final
+ * change is a release store made after the outcome (value, error) is
+ * written, so lock-free readers acquire the state and then read the
  * outcome.
  *
  * The lock also guards two lists. The completion list holds callbacks and
- * the internal nodes of joins, appended in registration order; the
- * resolver detaches it under the lock and runs it outside, in order, while
- * holding its own reference to the future (so a callback may release the
- * last one of the caller's). A registration that finds the future resolved
+ * the internal nodes of joins, newest first (a push is two stores, and
+ * the block keeps no tail pointer); the resolver detaches it under the
+ * lock, reverses it, and runs it outside in registration order, while a
+ * reference holds the future: its own, or one the caller holds for the
+ * whole call (so a callback may release the last one of the caller's). A registration that finds the future resolved
  * runs at once, on the registering thread. The waiter list holds threads
  * blocked on the future, each node in the sleeper's stack frame; the
  * resolver notifies and unlinks them under the lock, and a sleeper leaves
@@ -45,12 +48,26 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     future->slotted = false;
     atomic_init(&future->cancel_requested, false);
     future->link.next = NULL;
-    future->first = NULL;
-    future->last = NULL;
+    future->completions = NULL;
     future->waiters = NULL;
     future->value = NULL;
     future->value_free = NULL;
     future->error = NULL;
+}
+
+/* The completion list in registration order. */
+static struct crew__completion *
+reversed(struct crew__completion *node)
+{
+    struct crew__completion *list = NULL;
+
+    while (node != NULL) {
+        struct crew__completion *next = node->next;
+        node->next = list;
+        list = node;
+        node = next;
+    }
+    return list;
 }
 
 /* Resolve, the caller holding a reference that outlives the call. */
@@ -76,9 +93,8 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
      * outcome above is visible to whoever sees the final state. */
     atomic_store_explicit(&future->state, (uint32_t)outcome->state,
                           memory_order_release);
-    node = future->first;
-    future->first = NULL;
-    future->last = NULL;
+    node = future->completions;
+    future->completions = NULL;
     for (struct crew__waiter *w = future->waiters; w != NULL; w = w->next) {
         w->linked = false;
         crew__event_notify_all(w->event);
@@ -86,6 +102,7 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
     future->waiters = NULL;
     crew__lock_release(&future->lock);
 
+    node = reversed(node);
     while (node != NULL) {
         struct crew__completion *next = node->next;
         node->fire(node, future);
@@ -122,11 +139,8 @@ crew__future_subscribe(crew_future *future, struct crew__completion *node)
     resolved = crew__state_is_final(
         atomic_load_explicit(&future->state, memory_order_relaxed));
     if (!resolved) {
-        if (future->last != NULL)
-            future->last->next = node;
-        else
-            future->first = node;
-        future->last = node;
+        node->next = future->completions;
+        future->completions = node;
     }
     crew__lock_release(&future->lock);
     if (resolved)

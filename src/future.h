@@ -53,8 +53,7 @@ struct crew_future {
     bool slotted; /* a task holding a max_queued slot; constant */
     atomic_bool cancel_requested; /* a running task was asked to stop */
     struct crew__link link;       /* in the pool's injection queue */
-    struct crew__completion *first; /* completion list, oldest first */
-    struct crew__completion *last;
+    struct crew__completion *completions; /* newest first */
     struct crew__waiter *waiters;
     /* The outcome: written once, before the release store of a final
      * state, read after an acquire load of it. */
