@@ -47,7 +47,7 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     future->kind = (uint8_t)kind;
     future->slotted = false;
     atomic_init(&future->cancel_requested, false);
-    future->link.next = NULL;
+    atomic_init(&future->link.next, NULL);
     future->completions = NULL;
     future->waiters = NULL;
     future->value = NULL;

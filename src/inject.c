@@ -1,25 +1,31 @@
 /*
- * The injection queue: a FIFO of intrusive links under a short lock, and
- * the slot count that enforces `max_queued` under a mutex.
+ * The injection queue: an intrusive multi-producer queue (Vyukov's, with
+ * a stub node), and the slot count that enforces `max_queued`.
  *
- * Theory of operation. The list and the slots are kept apart so the
- * common pool, without a limit, never touches the mutex: a push is the
- * four-byte list lock (park.h, which spins briefly before it sleeps) held
- * for three stores. `length` counts the items for readers that take no
- * lock: workers poll it while searching for work, and take the lock only
- * when it is not zero, then a batch at a time and for a few stores only
- * (see crew__inject_pop_batch()), so a submitter pushing from outside
- * rarely waits for the lock.
+ * Theory of operation. A push links its item at the tail with one
+ * exchange and then points the previous tail at it: submitters never wait
+ * for each other or for the workers. Between those two steps the item is
+ * in the queue but not yet reachable; a taker that meets such a gap
+ * reports nothing for now, and crew__inject_is_empty() still says the
+ * queue is not empty, so a worker looks again rather than sleeping. The
+ * stub stands in the list whenever it would otherwise be empty, so the
+ * queue is empty exactly when the stub is both its head and its tail.
+ *
+ * Taking is for one thread at a time: the holder of `taking`, a
+ * try-lock. A worker that finds it held moves on to stealing, as it
+ * would from an empty queue; it takes a batch when it holds it, so
+ * workers rarely meet.
+ *
+ * Closing is a flag. A submitter checks it before pushing; a push that
+ * raced the close checks again after its exchange (both seq_cst), and if
+ * the close came first the submitter withdraws its item (pool.c): either
+ * it sees the flag, or the closer, which reads the queue after setting
+ * the flag, sees the item.
  *
  * Under a limit, a push first takes a slot under the mutex; submitters
  * that find every slot taken sleep on `room` with the mutex released; a
  * freed slot signals one of them, closing wakes them all, and each
- * rechecks in a loop. `closed` is set under both locks, so a push that
- * saw the queue open under the list lock appended before the close, and
- * a room waiter that saw it open under the mutex sleeps before the close
- * broadcasts.
- *
- * Lock order: `lock` before `list_lock`. No user code runs under either.
+ * rechecks in a loop. No user code runs under the mutex.
  */
 #include "inject.h"
 
@@ -36,10 +42,10 @@ crew__inject_init(struct crew__inject *queue, size_t max_queued)
         pthread_mutex_destroy(&queue->lock);
         return err;
     }
-    atomic_init(&queue->list_lock.word, 0);
-    queue->head = NULL;
-    queue->tail = &queue->head;
-    atomic_init(&queue->length, 0);
+    atomic_init(&queue->stub.next, NULL);
+    atomic_init(&queue->tail, &queue->stub);
+    atomic_init(&queue->head, &queue->stub);
+    atomic_init(&queue->taking, false);
     atomic_init(&queue->closed, false);
     queue->max_queued = max_queued;
     queue->slots = 0;
@@ -57,8 +63,9 @@ crew__inject_destroy(struct crew__inject *queue)
 static bool
 is_closed(struct crew__inject *queue)
 {
-    /* Relaxed: read under one of the locks that its writer holds. */
-    return atomic_load_explicit(&queue->closed, memory_order_relaxed);
+    /* seq_cst: after a push, the load half of the submitter's StoreLoad
+     * against the closer; see the file comment. */
+    return atomic_load_explicit(&queue->closed, memory_order_seq_cst);
 }
 
 static bool
@@ -67,19 +74,21 @@ is_full(const struct crew__inject *queue)
     return queue->max_queued != 0 && queue->slots >= queue->max_queued;
 }
 
-/* Take a slot for a push, waiting for room unless nonblocking. */
+/* Take a slot for a push, waiting for room unless nonblocking or
+ * `from_worker`. */
 static int
-take_slot(struct crew__inject *queue, bool nonblocking, bool may_wait)
+take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
 {
     int err = 0;
 
     pthread_mutex_lock(&queue->lock);
-    while (may_wait && !nonblocking && !is_closed(queue) && is_full(queue)) {
+    while (!from_worker && !nonblocking && !is_closed(queue) &&
+           is_full(queue)) {
         queue->room_waiters++;
         pthread_cond_wait(&queue->room, &queue->lock);
         queue->room_waiters--;
     }
-    if (may_wait && is_closed(queue))
+    if (!from_worker && is_closed(queue))
         err = ESHUTDOWN;
     else if (nonblocking && is_full(queue))
         err = EAGAIN;
@@ -89,33 +98,37 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool may_wait)
     return err;
 }
 
+static void
+link_at_tail(struct crew__inject *queue, struct crew__link *link)
+{
+    struct crew__link *prev;
+
+    /* Relaxed: published by the exchange and the store below. */
+    atomic_store_explicit(&link->next, NULL, memory_order_relaxed);
+    /* seq_cst: the item is queued from here on. The store half of the
+     * submitter's StoreLoads, against a worker about to sleep (pool.c,
+     * wake_searcher()) and against the closer (is_closed()). */
+    prev = atomic_exchange_explicit(&queue->tail, link, memory_order_seq_cst);
+    /* Release: the taker that follows this pointer sees the item, and
+     * what its submitter wrote into it. */
+    atomic_store_explicit(&prev->next, link, memory_order_release);
+}
+
 int
 crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                  bool nonblocking)
+                  bool nonblocking, bool *queued)
 {
-    int err = 0;
-
+    *queued = false;
     if (queue->max_queued != 0) {
-        err = take_slot(queue, nonblocking, true);
+        int err = take_slot(queue, nonblocking, false);
         if (err != 0)
             return err;
+    } else if (is_closed(queue)) {
+        return ESHUTDOWN;
     }
-    link->next = NULL;
-    crew__lock_acquire(&queue->list_lock);
-    if (is_closed(queue)) {
-        err = ESHUTDOWN;
-    } else {
-        *queue->tail = link;
-        queue->tail = &link->next;
-        /* seq_cst: the store half of the submitter's StoreLoad against a
-         * searching worker (pool.c, wake_searcher()), which reads this
-         * without the lock. */
-        atomic_fetch_add_explicit(&queue->length, 1, memory_order_seq_cst);
-    }
-    crew__lock_release(&queue->list_lock);
-    if (err != 0 && queue->max_queued != 0)
-        crew__inject_release_slot(queue);
-    return err;
+    link_at_tail(queue, link);
+    *queued = true;
+    return is_closed(queue) ? ESHUTDOWN : 0;
 }
 
 int
@@ -123,7 +136,7 @@ crew__inject_take_slot(struct crew__inject *queue, bool nonblocking)
 {
     if (queue->max_queued == 0)
         return 0;
-    return take_slot(queue, nonblocking, false);
+    return take_slot(queue, nonblocking, true);
 }
 
 void
@@ -138,92 +151,105 @@ crew__inject_release_slot(struct crew__inject *queue)
     pthread_mutex_unlock(&queue->lock);
 }
 
-/*
- * Take up to `max` of the oldest items. The lock is held only to detach
- * the whole list and, if more than `max` were there, to put the rest back
- * in front: walking the links touches a cache line per task, and a
- * submitter must not wait for that. `length` keeps counting the detached
- * items until they are either taken or back in the list, so no worker
- * takes the queue for empty meanwhile.
- */
-struct crew__link *
-crew__inject_pop_batch(struct crew__inject *queue, size_t max)
+static void
+set_head(struct crew__inject *queue, struct crew__link *head)
 {
-    struct crew__link *first, *last, *rest;
-    struct crew__link **end;
-    size_t n = 1;
+    /* Relaxed: the next taker acquires `taking` after this one released
+     * it; crew__inject_is_empty() reads it after an acquire of `tail`,
+     * which orders every head the taker set before re-linking the stub. */
+    atomic_store_explicit(&queue->head, head, memory_order_relaxed);
+}
 
-    if (crew__inject_length(queue) == 0)
-        return NULL;
-    crew__lock_acquire(&queue->list_lock);
-    first = queue->head;
-    end = queue->tail;
-    queue->head = NULL;
-    queue->tail = &queue->head;
-    crew__lock_release(&queue->list_lock);
-    if (first == NULL)
-        return NULL;
+/* The taker's step: the oldest item, or NULL if there is none yet. */
+static struct crew__link *
+pop_one(struct crew__inject *queue)
+{
+    /* Relaxed: the taker's own field; see set_head(). */
+    struct crew__link *head =
+        atomic_load_explicit(&queue->head, memory_order_relaxed);
+    /* Acquire: pairs with the release in link_at_tail(). */
+    struct crew__link *next =
+        atomic_load_explicit(&head->next, memory_order_acquire);
 
-    for (last = first; n < max && last->next != NULL; n++)
-        last = last->next;
-    rest = last->next;
-    last->next = NULL;
-    if (rest != NULL) {
-        crew__lock_acquire(&queue->list_lock);
-        *end = queue->head;
-        if (queue->head == NULL)
-            queue->tail = end;
-        queue->head = rest;
-        crew__lock_release(&queue->list_lock);
+    if (head == &queue->stub) {
+        if (next == NULL)
+            return NULL;
+        set_head(queue, next);
+        head = next;
+        next = atomic_load_explicit(&head->next, memory_order_acquire);
     }
-    /* Relaxed: a reader that still counts these items takes the lock, or
-     * steals them from the deque they go to, and finds the truth. */
-    atomic_fetch_sub_explicit(&queue->length, n, memory_order_relaxed);
-    return first;
+    if (next != NULL) {
+        set_head(queue, next);
+        return head;
+    }
+    /* head is the last item reachable. Unless a push is halfway (the tail
+     * moved on but head->next is not set yet), it is the last item: put
+     * the stub behind it, so that taking it leaves the stub in the list.
+     * A push may still slip in between (head -> item -> stub); see
+     * crew__inject_is_empty(). */
+    if (atomic_load_explicit(&queue->tail, memory_order_acquire) != head)
+        return NULL;
+    link_at_tail(queue, &queue->stub);
+    next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (next == NULL)
+        return NULL;
+    set_head(queue, next);
+    return head;
+}
+
+size_t
+crew__inject_pop_batch(struct crew__inject *queue, struct crew__link **out,
+                       size_t max)
+{
+    size_t n = 0;
+
+    if (crew__inject_is_empty(queue))
+        return 0;
+    /* Acquire: pairs with the release below, so this taker sees `head`
+     * and the stub as the last one left them. */
+    if (atomic_exchange_explicit(&queue->taking, true, memory_order_acquire))
+        return 0;
+    while (n < max && (out[n] = pop_one(queue)) != NULL)
+        n++;
+    atomic_store_explicit(&queue->taking, false, memory_order_release);
+    return n;
 }
 
 struct crew__link *
 crew__inject_pop(struct crew__inject *queue)
 {
-    return crew__inject_pop_batch(queue, 1);
+    struct crew__link *link;
+
+    return crew__inject_pop_batch(queue, &link, 1) == 1 ? link : NULL;
 }
 
-size_t
-crew__inject_length(struct crew__inject *queue)
-{
-    /* seq_cst: the load half of a searching worker's StoreLoad; see
-     * crew__inject_push(). */
-    return atomic_load_explicit(&queue->length, memory_order_seq_cst);
-}
-
+/*
+ * Empty when the stub is both the newest and the oldest node. The tail
+ * alone is not enough: a push can slip in between the taker's look at the
+ * tail and its re-linking of the stub, which then ends the list behind
+ * items the taker has not reached.
+ */
 bool
 crew__inject_is_empty(struct crew__inject *queue)
 {
-    return crew__inject_length(queue) == 0;
+    /* seq_cst: the load half of a sleeping worker's StoreLoad; see
+     * link_at_tail(). */
+    if (atomic_load_explicit(&queue->tail, memory_order_seq_cst) !=
+        &queue->stub)
+        return false;
+    /* Relaxed: ordered after the load above; see set_head(). */
+    return atomic_load_explicit(&queue->head, memory_order_relaxed) ==
+           &queue->stub;
 }
 
-struct crew__link *
-crew__inject_close(struct crew__inject *queue, bool take)
+void
+crew__inject_close(struct crew__inject *queue)
 {
-    struct crew__link *list = NULL;
-
     pthread_mutex_lock(&queue->lock);
-    crew__lock_acquire(&queue->list_lock);
-    /* Relaxed: both locks are held; see is_closed(). */
-    atomic_store_explicit(&queue->closed, true, memory_order_relaxed);
-    if (take) {
-        size_t n = 0;
-        list = queue->head;
-        queue->head = NULL;
-        queue->tail = &queue->head;
-        for (struct crew__link *link = list; link != NULL; link = link->next)
-            n++;
-        /* Relaxed: as in crew__inject_pop_batch(), which may have items
-         * of its own still counted. */
-        atomic_fetch_sub_explicit(&queue->length, n, memory_order_relaxed);
-    }
-    crew__lock_release(&queue->list_lock);
+    /* seq_cst: the store half of the closer's StoreLoad against a racing
+     * push; see the file comment. Under the mutex: a submitter waiting
+     * for room rechecks it before sleeping. */
+    atomic_store_explicit(&queue->closed, true, memory_order_seq_cst);
     pthread_cond_broadcast(&queue->room);
     pthread_mutex_unlock(&queue->lock);
-    return list;
 }

@@ -199,38 +199,26 @@ steal(struct crew__worker *w)
 }
 
 /*
- * Take a batch from the injection queue: a fair share of what waits
- * there, at most BATCH. The oldest is returned to run now; the rest go on
- * w's deque, where w pops them in submission order and idle workers can
- * steal them. w's deque is empty (find_task() looked first), and its ring
- * holds at least 64 items, so these pushes never grow it and never fail.
+ * Take a batch from the injection queue: the oldest is returned to run
+ * now, the rest go on w's deque, where w pops them in submission order
+ * and idle workers can steal them. w's deque is empty (find_task() looked
+ * first), and its ring holds at least 64 items, so these pushes never
+ * grow it and never fail.
  */
 static crew_future *
 take_batch(struct crew__worker *w)
 {
-    crew_pool *pool = w->pool;
-    size_t n = crew__inject_length(&pool->inject) / pool->threads + 1;
-    struct crew__link *first =
-        crew__inject_pop_batch(&pool->inject, n < BATCH ? n : BATCH);
-    struct crew__link *rest = NULL;
+    struct crew__link *batch[BATCH];
+    size_t n = crew__inject_pop_batch(&w->pool->inject, batch, BATCH);
 
-    if (first == NULL)
+    if (n == 0)
         return NULL;
-    /* Reverse the rest, so the newest is pushed first. */
-    while (first->next != NULL) {
-        struct crew__link *link = first->next;
-        first->next = link->next;
-        link->next = rest;
-        rest = link;
-    }
-    while (rest != NULL) {
-        struct crew__link *link = rest;
-        rest = link->next;
-        int err = crew__deque_push(&w->deque, future_of_link(link));
+    while (--n > 0) {
+        int err = crew__deque_push(&w->deque, future_of_link(batch[n]));
         assert(err == 0);
         (void)err;
     }
-    return future_of_link(first);
+    return future_of_link(batch[0]);
 }
 
 /* The next task for w: its own deque, the injection queue, then a
@@ -594,23 +582,39 @@ worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * Cancel the tasks left in the injection queue, which workers may be
+ * taking and cancelling too. Once the mode has moved on no submission
+ * begins, and a push halfway through ends promptly, so the queue empties
+ * for good; a submission that pushes later all the same finds the queue
+ * closed and withdraws its task.
+ */
+static void
+cancel_queued(crew_pool *pool)
+{
+    struct crew__link *batch[BATCH];
+
+    while (!crew__inject_is_empty(&pool->inject)) {
+        size_t n = crew__inject_pop_batch(&pool->inject, batch, BATCH);
+        if (n == 0)
+            crew__thread_yield();
+        for (size_t i = 0; i < n; i++)
+            crew__task_run(future_of_link(batch[i]), true);
+    }
+}
+
 /* Close the pool to new work and start its workers towards the exit. */
 static void
 begin_shutdown(crew_pool *pool, crew_shutdown how)
 {
-    struct crew__link *queued =
-        crew__inject_close(&pool->inject, how == CREW_CANCEL);
-
+    crew__inject_close(&pool->inject);
     /* seq_cst: pairs with mode_of(); see the file comment. */
     atomic_store_explicit(&pool->mode,
                           how == CREW_CANCEL ? CANCELLING : DRAINING,
                           memory_order_seq_cst);
     wake_all(pool);
-    while (queued != NULL) {
-        crew_future *f = future_of_link(queued);
-        queued = queued->next;
-        crew__task_run(f, true);
-    }
+    if (how == CREW_CANCEL)
+        cancel_queued(pool);
 }
 
 static void
@@ -893,11 +897,51 @@ crew_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future)
     return crew_submit_ex(pool, fn, arg, NULL, 0, future);
 }
 
+/* Queue f on the calling worker's own deque, holding a slot. */
+static int
+push_own(crew_pool *pool, crew_future *f, bool nonblocking)
+{
+    int err = crew__inject_take_slot(&pool->inject, nonblocking);
+
+    if (err == 0) {
+        err = crew__deque_push(&self->deque, f);
+        if (err != 0)
+            crew__inject_release_slot(&pool->inject);
+    }
+    return err;
+}
+
+/*
+ * Queue f from outside the pool. A push that raced a shutdown can land
+ * after the close: then the task is taken back (*withdrawn), unless a
+ * worker or the shutdown took it first, and then it was accepted after
+ * all. A withdrawn husk stays in the queue, whose reference its taker
+ * drops. The caller holds a reference of its own across the call: a
+ * worker may run the task and drop the queue's meanwhile.
+ */
+static int
+push_outside(crew_pool *pool, crew_future *f, bool nonblocking,
+             bool *withdrawn)
+{
+    bool queued;
+    int err = crew__inject_push(&pool->inject, &f->link, nonblocking, &queued);
+
+    *withdrawn = false;
+    if (err != 0 && queued) {
+        if (crew__task_withdraw(f))
+            *withdrawn = true;
+        else
+            err = 0;
+    }
+    return err;
+}
+
 int
 crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                unsigned flags, crew_future **future)
 {
     bool nonblocking = (flags & CREW_NONBLOCKING) != 0;
+    bool withdrawn = false;
     crew_future *f;
     int err;
 
@@ -912,27 +956,26 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     enum mode mode = mode_of(pool);
     if (mode == CANCELLING || (mode == DRAINING && !own))
         return ESHUTDOWN;
-    f = crew__task_new(pool, fn, arg, arg_free, future != NULL ? 2 : 1);
+    /* The queue's reference, and the caller's, which the submitter keeps
+     * until it returns even when the caller wants no future. */
+    f = crew__task_new(pool, fn, arg, arg_free, 2);
     if (f == NULL)
         return ENOMEM;
-    if (own) {
-        err = crew__inject_take_slot(&pool->inject, nonblocking);
-        if (err == 0) {
-            err = crew__deque_push(&self->deque, f);
-            if (err != 0)
-                crew__inject_release_slot(&pool->inject);
-        }
-    } else {
-        err = crew__inject_push(&pool->inject, &f->link, nonblocking);
-    }
+    err = own ? push_own(pool, f, nonblocking)
+              : push_outside(pool, f, nonblocking, &withdrawn);
     if (err != 0) {
-        crew__task_discard(f);
+        if (withdrawn)
+            crew_future_release(f);
+        else
+            crew__task_discard(f);
         return err;
     }
-    /* The task is in its queue (the push's seq_cst store, or the
-     * injection queue's seq_cst length) before wake_searcher() reads. */
+    /* The task is in its queue (the push's seq_cst store or exchange)
+     * before wake_searcher() reads. */
     wake_searcher(pool);
     if (future != NULL)
         *future = f;
+    else
+        crew_future_release(f);
     return 0;
 }

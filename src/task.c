@@ -158,6 +158,12 @@ crew__task_run(crew_future *future, bool cancel)
     crew_future_release(future);
 }
 
+bool
+crew__task_withdraw(crew_future *future)
+{
+    return claim(future, CREW__CLAIMED);
+}
+
 int
 crew__task_cancel(crew_future *future)
 {

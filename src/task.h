@@ -19,5 +19,9 @@ void crew__task_discard(crew_future *future);
 /* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
  * shutdown) resolve it cancelled. Drops the queue's reference. */
 void crew__task_run(crew_future *future, bool cancel);
+/* Take back a task queued after its pool closed, as if it had never been
+ * submitted: it will neither run nor resolve, and its arg_free is not
+ * called. False if a worker or a canceller took it first. */
+bool crew__task_withdraw(crew_future *future);
 
 #endif
