@@ -26,7 +26,6 @@ struct join;
 struct input {
     struct crew__completion node; /* on the input's completion list */
     struct join *join;
-    crew_future *future; /* a reference held by the join */
 };
 
 struct join {
@@ -35,6 +34,7 @@ struct join {
     atomic_size_t remaining; /* when_all: inputs not yet resolved */
     atomic_bool decided;     /* when_any: a winner has been chosen */
     size_t winner;           /* when_any: written before resolution */
+    crew_future **futures;   /* the inputs, a reference to each; after inputs */
     struct input inputs[];
 };
 
@@ -62,31 +62,31 @@ inputs_are_valid(crew_future *const *futures, size_t n)
     return true;
 }
 
-/* The outcome of a when_all whose inputs have all resolved. */
+/* The outcome of a when_all over inputs that have all resolved. Its
+ * aggregate error is NULL when memory ran out (a failure, all the same). */
 static struct crew__outcome
-all_outcome(struct join *j)
+all_outcome(crew_future *const *futures, size_t n)
 {
     struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
     struct crew__entry *entries;
     size_t failed = 0;
     bool cancelled = false;
 
-    for (size_t i = 0; i < j->n; i++) {
-        crew_state state = crew_future_state(j->inputs[i].future);
+    for (size_t i = 0; i < n; i++) {
+        crew_state state = crew_future_state(futures[i]);
         failed += state == CREW_FAILED;
         cancelled |= state == CREW_CANCELLED;
     }
     if (failed > 0) {
         outcome.state = CREW_FAILED;
         outcome.code = CREW_EAGGREGATE;
-        outcome.error = crew__error_aggregate(failed, j->n, &entries);
+        outcome.error = crew__error_aggregate(failed, n, &entries);
         if (outcome.error == NULL)
             return outcome;
-        for (size_t i = 0; i < j->n; i++) {
-            const crew_future *in = j->inputs[i].future;
-            if (crew_future_state(in) != CREW_FAILED)
+        for (size_t i = 0; i < n; i++) {
+            if (crew_future_state(futures[i]) != CREW_FAILED)
                 continue;
-            entries->inner = crew_error_retain(crew_future_error(in));
+            entries->inner = crew_error_retain(crew_future_error(futures[i]));
             entries->input = i;
             entries++;
         }
@@ -108,7 +108,7 @@ all_input_resolved(struct crew__completion *node, crew_future *future)
      * the others, each published before its decrement. */
     if (atomic_fetch_sub_explicit(&j->remaining, 1, memory_order_acq_rel) ==
         1) {
-        struct crew__outcome outcome = all_outcome(j);
+        struct crew__outcome outcome = all_outcome(j->futures, j->n);
         /* This node's reference, dropped below, holds the join. */
         crew__future_settle(&j->base, &outcome);
     }
@@ -143,9 +143,12 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     if (out == NULL || !inputs_are_valid(futures, n) ||
         (kind == CREW__JOIN_ANY && n == 0))
         return EINVAL;
-    if (n > (SIZE_MAX - sizeof(*j)) / sizeof(j->inputs[0]) || n >= UINT32_MAX)
+    if (n > (SIZE_MAX - sizeof(*j)) /
+                (sizeof(j->inputs[0]) + sizeof(j->futures[0])) ||
+        n >= UINT32_MAX)
         return ENOMEM;
-    j = crew__malloc(sizeof(*j) + n * sizeof(j->inputs[0]));
+    j = crew__malloc(sizeof(*j) +
+                     n * (sizeof(j->inputs[0]) + sizeof(j->futures[0])));
     if (j == NULL)
         return ENOMEM;
     crew__future_init(&j->base, kind, (uint32_t)n + 1);
@@ -153,11 +156,12 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     atomic_init(&j->remaining, n);
     atomic_init(&j->decided, false);
     j->winner = 0;
+    j->futures = (crew_future **)&j->inputs[n];
     for (size_t i = 0; i < n; i++) {
         j->inputs[i].node.fire =
             kind == CREW__JOIN_ALL ? all_input_resolved : any_input_resolved;
         j->inputs[i].join = j;
-        j->inputs[i].future = crew_future_retain(futures[i]);
+        j->futures[i] = crew_future_retain(futures[i]);
     }
     if (n == 0) {
         static const struct crew__outcome succeeded = {.state = CREW_SUCCEEDED};
@@ -166,7 +170,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     /* In position order, so that among inputs already resolved the lowest
      * position fires first. */
     for (size_t i = 0; i < n; i++)
-        crew__future_subscribe(j->inputs[i].future, &j->inputs[i].node);
+        crew__future_subscribe(j->futures[i], &j->inputs[i].node);
     *out = &j->base;
     return 0;
 }
@@ -177,7 +181,7 @@ crew__join_destroy(crew_future *future)
     struct join *j = join_of(future);
 
     for (size_t i = 0; i < j->n; i++)
-        crew_future_release(j->inputs[i].future);
+        crew_future_release(j->futures[i]);
 }
 
 int
@@ -188,7 +192,7 @@ crew__join_cancel(crew_future *future)
     if (crew__future_is_resolved(future))
         return EALREADY;
     for (size_t i = 0; i < j->n; i++)
-        crew_future_cancel(j->inputs[i].future);
+        crew_future_cancel(j->futures[i]);
     return 0;
 }
 
@@ -205,26 +209,19 @@ crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
 }
 
 /*
- * The inputs that resolved without failing, counted from the first, for a
- * thread outside the pool: it spins briefly for each (a short task
- * resolves sooner than a sleep would end), all within one spin's time.
- * Stops at the first input still pending, or failed (then *failed).
+ * The inputs resolved, counted from the first, for a thread outside the
+ * pool: it spins briefly for each (a short task resolves sooner than a
+ * sleep would end), all within one spin's time, and stops at the first
+ * still pending. Sets *failed if one of them failed.
  */
 static size_t
-settled_prefix(crew_future *const *futures, size_t n, bool *failed,
-               bool *cancelled)
+resolved_prefix(crew_future *const *futures, size_t n, bool *failed)
 {
     uint64_t end = crew__spin_end(UINT64_MAX);
     size_t k;
 
-    for (k = 0; k < n && crew__future_spin(futures[k], end); k++) {
-        crew_state state = crew_future_state(futures[k]);
-        if (state == CREW_FAILED) {
-            *failed = true;
-            break;
-        }
-        *cancelled |= state == CREW_CANCELLED;
-    }
+    for (k = 0; k < n && crew__future_spin(futures[k], end); k++)
+        *failed |= crew_future_state(futures[k]) == CREW_FAILED;
     return k;
 }
 
@@ -246,38 +243,59 @@ wait_join(crew_future *const *futures, size_t n, crew_error **error)
     return err;
 }
 
+/* What a join of inputs that have all resolved would resolve with, and
+ * the error it would hold, without the join. ENOMEM if the aggregate
+ * could not be built. */
+static int
+outcome_now(crew_future *const *futures, size_t n, crew_error **error)
+{
+    struct crew__outcome outcome = all_outcome(futures, n);
+
+    if (outcome.state == CREW_SUCCEEDED)
+        return 0;
+    if (outcome.error == NULL)
+        return ENOMEM;
+    if (error != NULL)
+        *error = outcome.error;
+    else
+        crew_error_release(outcome.error);
+    return outcome.state == CREW_FAILED ? CREW_EAGGREGATE : ECANCELED;
+}
+
 /*
  * On a worker, crew_wait_all joins every input and helps until the join
- * resolves. Outside the pool, the inputs that have already resolved
- * without failing need no join: only the rest are joined, and a fan-out
- * joined as it drains costs no join at all. Positions in an aggregate
- * are the caller's, so a failure anywhere sends the whole array to a
- * join, which then resolves at once.
+ * resolves. Outside the pool, the inputs that have already resolved need
+ * no join: a fan-out joined as it drains costs no join at all, and one
+ * with failures only its aggregate. When some are still pending, only
+ * those are joined and slept on, provided none before them failed;
+ * positions in an aggregate are the caller's, so a failure sends the
+ * whole array to a join, which then resolves at once.
  */
 int
 crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
 {
-    bool failed = false, cancelled = false;
-    size_t k = 0;
-    int err = 0;
+    bool failed = false;
+    size_t k;
+    int err;
 
     if (error != NULL)
         *error = NULL;
     if (!inputs_are_valid(futures, n))
         return EINVAL;
-    if (crew__worker_self() == NULL)
-        k = settled_prefix(futures, n, &failed, &cancelled);
+    if (crew__worker_self() != NULL)
+        return wait_join(futures, n, error);
+    k = resolved_prefix(futures, n, &failed);
+    if (k == n)
+        return outcome_now(futures, n, error);
     if (failed || k == 0)
         return wait_join(futures, n, error);
-    if (k < n)
-        err = wait_join(futures + k, n - k, NULL);
+    err = wait_join(futures + k, n - k, NULL);
     if (err == CREW_EAGGREGATE)
         return wait_join(futures, n, error);
-    if (err == 0 && cancelled)
-        err = ECANCELED;
-    if (err == ECANCELED && error != NULL)
-        *error = crew_error_retain(&crew__error_cancelled);
-    return err;
+    if (err == ENOMEM)
+        return err;
+    /* Every input has resolved, none failed: no allocation is needed. */
+    return outcome_now(futures, n, error);
 }
 
 int

@@ -811,23 +811,50 @@ CREW_TEST(faults, wait_all_returns_enomem_at_once_without_waiting)
     wait_all_enomem();
 }
 
-static void
-wait_all_failures_enomem(void)
-{
-    crew_pool *pool = pool_new(1);
-    atomic_int t_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *bad = failed_promise(EIO, "broken");
-    crew_future *inputs[] = {t, bad};
-    bool saw_enomem = false, saw_lost = false;
-    long k;
+/* Each allocation of crew_wait_all() over two inputs failed in turn, on
+ * the calling thread, until a call fails none: what each call returned. */
+struct fault_walk {
+    crew_future *const *inputs;
+    long steps;
+    int err[MAX_ALLOCS];
+    bool fired[MAX_ALLOCS];
+    crew_error *error[MAX_ALLOCS];
+};
 
-    for (k = 0; k < MAX_ALLOCS; k++) {
-        crew_error *error = NOT_SET_ERROR;
+static void
+walk_wait_all(struct fault_walk *w)
+{
+    for (w->steps = 0; w->steps < MAX_ALLOCS;) {
+        long k = w->steps++;
+        w->error[k] = NOT_SET_ERROR;
         arm(k);
-        int err = crew_wait_all(inputs, 2, &error);
-        bool fired = disarm();
-        if (!fired) {
+        w->err[k] = crew_wait_all(w->inputs, 2, &w->error[k]);
+        w->fired[k] = disarm();
+        if (!w->fired[k])
+            break;
+    }
+}
+
+static int
+walk_task(crew_task *task, void *arg)
+{
+    (void)task;
+    walk_wait_all(arg);
+    return 0;
+}
+
+/* Check a walk over {a finished task, a promise failed with EIO
+ * "broken"}, releasing the errors it got; tell which kinds of failure
+ * the injected faults gave. */
+static void
+check_walk(struct fault_walk *w, bool *saw_enomem, bool *saw_lost)
+{
+    cr_assert_gt(w->steps, 0);
+    cr_assert(!w->fired[w->steps - 1], "crew_wait_all never succeeded");
+    for (long k = 0; k < w->steps; k++) {
+        int err = w->err[k];
+        crew_error *error = w->error[k];
+        if (!w->fired[k]) {
             cr_assert_eq(err, CREW_EAGGREGATE, "%d", err);
             cr_assert_not_null(error);
             cr_assert_eq(crew_error_count(error), 1);
@@ -836,27 +863,56 @@ wait_all_failures_enomem(void)
             cr_assert_eq(input, 1);
             cr_assert_eq(crew_error_code(inner), EIO);
             cr_assert_str_eq(crew_error_message(inner), "broken");
-            crew_error_release(error);
-            break;
-        }
-        if (err == ENOMEM) {
-            /* The join itself: nothing was waited for. */
-            saw_enomem = true;
+        } else if (err == ENOMEM) {
+            /* Nothing was waited for. */
+            *saw_enomem = true;
             cr_assert_null(error, "allocation %ld: *error was not cleared", k);
         } else {
-            /* The aggregate: the contract's degraded outcome. The lost
-             * error lives in the join, which holds the inputs. */
-            saw_lost = true;
+            /* The aggregate of a join: the contract's degraded outcome.
+             * The lost error lives in the join, which holds the inputs. */
+            *saw_lost = true;
             cr_assert_eq(err, CREW_EAGGREGATE, "allocation %ld: %d", k, err);
             expect_lost(error, CREW_EAGGREGATE);
-            crew_error_release(error);
         }
-        cr_assert_eq(atomic_load(&t_freed), 0);
-        expect_pool_runs(pool);
+        if (error != NULL)
+            crew_error_release(error);
     }
-    cr_assert_lt(k, MAX_ALLOCS);
-    cr_assert(saw_enomem, "no allocation of crew_wait_all returned ENOMEM");
-    cr_assert(saw_lost, "no allocation of crew_wait_all lost the aggregate");
+}
+
+static void
+wait_all_failures_enomem(void)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *bad = failed_promise(EIO, "broken");
+    crew_future *inputs[] = {t, bad};
+    static struct fault_walk outside, inside;
+    bool saw_enomem = false, saw_lost = false;
+    crew_future *walker;
+
+    /* From outside the pool, over inputs that have resolved, no join is
+     * needed: the one allocation is the aggregate's, and when it fails
+     * the call reports ENOMEM. */
+    outside.inputs = inputs;
+    walk_wait_all(&outside);
+    check_walk(&outside, &saw_enomem, &saw_lost);
+    cr_assert(saw_enomem, "outside: no allocation returned ENOMEM");
+    cr_assert(!saw_lost, "outside: an aggregate was lost, not reported");
+    cr_assert_eq(atomic_load(&t_freed), 0);
+    expect_pool_runs(pool);
+
+    /* On a worker, crew_wait_all joins every input: a failure of the
+     * join's allocation is ENOMEM, of the aggregate's a lost aggregate. */
+    saw_enomem = saw_lost = false;
+    inside.inputs = inputs;
+    cr_assert_eq(crew_submit(pool, walk_task, &inside, &walker), 0);
+    cr_assert_eq(crew_future_wait(walker), 0);
+    crew_future_release(walker);
+    check_walk(&inside, &saw_enomem, &saw_lost);
+    cr_assert(saw_enomem, "on a worker: no allocation returned ENOMEM");
+    cr_assert(saw_lost, "on a worker: no allocation lost the aggregate");
+
     cr_assert_eq(crew_future_state(bad), CREW_FAILED);
     cr_assert_str_eq(crew_error_message(crew_future_error(bad)), "broken");
     crew_future_release(bad);
