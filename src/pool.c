@@ -25,8 +25,9 @@
  * Workers keep running (DRAIN) or cancelling (CANCEL) whatever they find.
  * A worker that finds nothing during shutdown counts itself in `stopping`:
  * an idle worker pushes nothing, so once every worker is counted, every
- * deque is empty for good, and the last one counted sets `done` and wakes
- * the rest, which exit. A pool destroyed from one of its own workers is
+ * deque is empty for good. The last one counted checks the injection
+ * queue once more (a push from before the close may still be halfway
+ * through it), then sets `done` and wakes the rest, which exit. A pool destroyed from one of its own workers is
  * `detached`: its threads are detached and the last worker to exit frees
  * it.
  *
@@ -516,6 +517,14 @@ idle_while_stopping(struct crew__worker *w)
         atomic_fetch_add_explicit(&pool->stopping, 1, memory_order_acq_rel) + 1;
 
     if (idle == pool->threads) {
+        /* Every deque is empty for good, but the injection queue may
+         * hold a task no worker could take yet: pushed before the close,
+         * and halfway through its push. Look again. */
+        if (has_work(w)) {
+            atomic_fetch_sub_explicit(&pool->stopping, 1,
+                                      memory_order_acq_rel);
+            return false;
+        }
         /* seq_cst, StoreLoad: against the sleepers below, which list
          * themselves and then read `done`. */
         atomic_store_explicit(&pool->done, true, memory_order_seq_cst);
