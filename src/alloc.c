@@ -21,9 +21,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CACHE_BLOCKS 64
+#define CACHE_LINE   64
 
 struct cached {
     struct cached *next;
@@ -54,6 +57,24 @@ crew__calloc(size_t n, size_t size)
     if (crew__fault_alloc())
         return NULL;
     return calloc(n, size);
+}
+
+void *
+crew__calloc_aligned(size_t n, size_t size)
+{
+    size_t bytes;
+    void *p;
+
+    if (size != 0 && n > (SIZE_MAX - CACHE_LINE) / size)
+        return NULL;
+    /* aligned_alloc wants a multiple of the alignment. */
+    bytes = (n * size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    if (crew__fault_alloc())
+        return NULL;
+    p = aligned_alloc(CACHE_LINE, bytes != 0 ? bytes : CACHE_LINE);
+    if (p != NULL)
+        memset(p, 0, bytes);
+    return p;
 }
 
 void

@@ -13,6 +13,10 @@
 
 void *crew__malloc(size_t size);
 void *crew__calloc(size_t n, size_t size);
+/* n zeroed objects of `size` bytes, the block aligned to a cache line, as
+ * the alignas(64) members of pools and workers need; NULL on ENOMEM,
+ * including when n * size overflows. Freed with crew__free(). */
+void *crew__calloc_aligned(size_t n, size_t size);
 void crew__free(void *p);
 
 /* A future block: every call passes the same size, sizeof(crew_future). */

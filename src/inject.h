@@ -30,7 +30,8 @@ struct crew__inject {
     alignas(64) _Atomic(struct crew__link *) head;
     atomic_bool taking;     /* held by the one thread taking items */
     struct crew__link stub; /* in the list whenever it would be empty */
-    atomic_bool closed;     /* no push is accepted once set */
+    /* Read by every push: apart from the taker's fields above. */
+    alignas(64) atomic_bool closed; /* no push is accepted once set */
     /* The slots, counted only under a limit. */
     size_t max_queued;    /* 0: no limit; constant after init */
     pthread_mutex_t lock; /* guards slots and room_waiters */

@@ -81,27 +81,31 @@ struct crew__worker {
 
 struct crew_pool {
     struct crew__inject inject;
-    /* Workers counted as searching for work: spinning in search(), or
-     * woken to and not yet looking (see wake_searcher()). */
-    alignas(64) atomic_uint searching;
-    atomic_uint sleeping;         /* length of the list below */
-    struct crew__lock sleep_lock; /* guards the list */
-    struct crew__worker *sleepers; /* newest first, linked by sleep_next */
-    _Atomic int mode;        /* enum mode; only ever moves forward */
-    atomic_uint stopping;    /* workers idle during shutdown */
-    atomic_bool done;        /* every worker idle during shutdown */
-    atomic_bool detached;    /* destroyed from a worker: last one frees */
-    atomic_uint live;        /* workers that have not exited */
+    /* Read by every submission and every task run: kept apart from the
+     * counters below, which workers write whenever they start or stop
+     * looking for work. */
+    alignas(64) _Atomic int mode; /* enum mode; only ever moves forward */
     unsigned threads;
     struct crew__worker *workers;
-    unsigned long generation;  /* fork generation when created */
-    pthread_mutex_t life_lock; /* guards `life` */
-    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
-    enum life life;
+    unsigned long generation; /* fork generation when created */
     char *name;
     void (*on_thread_start)(crew_pool *pool, unsigned worker, void *user);
     void (*on_thread_stop)(crew_pool *pool, unsigned worker, void *user);
     void *user;
+    /* Workers counted as searching for work: spinning in search(), or
+     * woken to and not yet looking (see wake_searcher()). */
+    alignas(64) atomic_uint searching;
+    atomic_uint sleeping;          /* length of the list below */
+    struct crew__lock sleep_lock;  /* guards the list */
+    struct crew__worker *sleepers; /* newest first, linked by sleep_next */
+    /* Shutdown and lifetime. */
+    alignas(64) atomic_uint stopping; /* workers idle during shutdown */
+    atomic_bool done;          /* every worker idle during shutdown */
+    atomic_bool detached;      /* destroyed from a worker: last one frees */
+    atomic_uint live;          /* workers that have not exited */
+    pthread_mutex_t life_lock; /* guards `life` */
+    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
+    enum life life;
 };
 
 static _Thread_local struct crew__worker *self;
@@ -751,7 +755,8 @@ workers_new(crew_pool *pool)
     unsigned i;
     int err = 0;
 
-    pool->workers = crew__calloc(pool->threads, sizeof(*pool->workers));
+    pool->workers =
+        crew__calloc_aligned(pool->threads, sizeof(*pool->workers));
     if (pool->workers == NULL)
         return ENOMEM;
     for (i = 0; i < pool->threads; i++) {
@@ -783,7 +788,7 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
         options = &defaults;
     pthread_once(&atfork_once, register_atfork);
 
-    pool = crew__calloc(1, sizeof(*pool));
+    pool = crew__calloc_aligned(1, sizeof(*pool));
     if (pool == NULL)
         return ENOMEM;
     pool->threads =
