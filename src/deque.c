@@ -120,30 +120,40 @@ grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
 }
 
 int
-crew__deque_push(struct crew__deque *deque, void *item)
+crew__deque_push_many(struct crew__deque *deque, void *const *items,
+                      size_t n)
 {
     /* Relaxed: only the owner writes `bottom` and `ring`. */
     int64_t bottom = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
     struct crew__ring *ring =
         atomic_load_explicit(&deque->ring, memory_order_relaxed);
-    /* Acquire: pairs with a thief's CAS of `top`, so the slot it took is
-     * free for reuse. */
+    /* Acquire: pairs with a thief's CAS of `top`, so the slots it took
+     * are free for reuse. */
     int64_t top = atomic_load_explicit(&deque->top, memory_order_acquire);
 
-    if (bottom - top > ring->mask) {
+    while (bottom - top + (int64_t)n > ring->mask + 1) {
         ring = grow(deque, ring, top, bottom);
         if (ring == NULL)
             return ENOMEM;
     }
-    /* Relaxed: published by the store of `bottom` below. */
-    atomic_store_explicit(&ring->slots[bottom & ring->mask], item,
-                          memory_order_relaxed);
-    /* seq_cst: a release, publishing the item (and what the caller wrote
-     * into it) to a thief that reads this `bottom`; and the store half of
-     * the submitter's StoreLoad against a searching worker (pool.c,
+    for (size_t i = 0; i < n; i++) {
+        /* Relaxed: published by the store of `bottom` below. */
+        atomic_store_explicit(&ring->slots[(bottom + (int64_t)i) & ring->mask],
+                              items[i], memory_order_relaxed);
+    }
+    /* seq_cst: a release, publishing the items (and what the caller wrote
+     * into them) to a thief that reads this `bottom`; and the store half
+     * of the submitter's StoreLoad against a searching worker (pool.c,
      * crew_submit_ex). */
-    atomic_store_explicit(&deque->bottom, bottom + 1, memory_order_seq_cst);
+    atomic_store_explicit(&deque->bottom, bottom + (int64_t)n,
+                          memory_order_seq_cst);
     return 0;
+}
+
+int
+crew__deque_push(struct crew__deque *deque, void *item)
+{
+    return crew__deque_push_many(deque, &item, 1);
 }
 
 void *

@@ -10,6 +10,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct crew__ring;
@@ -32,6 +33,10 @@ void crew__deque_destroy(struct crew__deque *deque);
 void crew__deque_abandon(struct crew__deque *deque);
 /* Owner only. Returns 0, or ENOMEM if the ring could not grow. */
 int crew__deque_push(struct crew__deque *deque, void *item);
+/* Owner only: push items[0], then items[1], ... up to items[n - 1], the
+ * newest, published together. Returns 0, or ENOMEM (nothing pushed). */
+int crew__deque_push_many(struct crew__deque *deque, void *const *items,
+                          size_t n);
 /* Owner only: the newest item, or NULL. */
 void *crew__deque_pop(struct crew__deque *deque);
 /* Any thread: the oldest item, or NULL when the deque is empty or another

@@ -205,24 +205,25 @@ steal(struct crew__worker *w)
 
 /*
  * Take a batch from the injection queue: the oldest is returned to run
- * now, the rest go on w's deque, where w pops them in submission order
- * and idle workers can steal them. w's deque is empty (find_task() looked
- * first), and its ring holds at least 64 items, so these pushes never
- * grow it and never fail.
+ * now, the rest go on w's deque, newest first, where w pops them in
+ * submission order and idle workers can steal them. w's deque is empty
+ * (find_task() looked first), and its ring holds at least 64 items, so
+ * the push never grows it and never fails.
  */
 static crew_future *
 take_batch(struct crew__worker *w)
 {
     struct crew__link *batch[BATCH];
+    void *rest[BATCH];
     size_t n = crew__inject_pop_batch(&w->pool->inject, batch, BATCH);
 
     if (n == 0)
         return NULL;
-    while (--n > 0) {
-        int err = crew__deque_push(&w->deque, future_of_link(batch[n]));
-        assert(err == 0);
-        (void)err;
-    }
+    for (size_t i = 1; i < n; i++)
+        rest[n - 1 - i] = future_of_link(batch[i]);
+    int err = crew__deque_push_many(&w->deque, rest, n - 1);
+    assert(err == 0);
+    (void)err;
     return future_of_link(batch[0]);
 }
 

@@ -338,6 +338,28 @@ do_push(struct pair *p)
     return check_empty(p);
 }
 
+/* Pushes n items at once, published together: the model takes them in
+ * order, so the last is the newest. */
+static bool
+do_push_many(struct pair *p, size_t n)
+{
+    void *items[8];
+    int err;
+
+    if (!CHECK(n <= 8 && model_size(p) + n <= MODEL_CAP,
+               "the model is full (test bug)"))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        items[i] = item_of(p->next_id + i);
+    err = crew__deque_push_many(&p->deque, items, n);
+    calls_checked++;
+    if (!CHECK(err == 0, "crew__deque_push_many failed"))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        p->ring[p->bottom++ % MODEL_CAP] = p->next_id++;
+    return check_empty(p);
+}
+
 static bool
 do_pop(struct pair *p)
 {
@@ -540,7 +562,8 @@ walk_step(struct pair *p, uint64_t *rng, unsigned push, unsigned pop)
     size_t r = below(rng, 8);
 
     if (r < push && model_size(p) < WALK_LIVE_MAX)
-        return do_push(p);
+        return below(rng, 4) == 0 ? do_push_many(p, 1 + below(rng, 8))
+                                   : do_push(p);
     if (r < push + pop)
         return do_pop(p);
     return do_steal(p);
