@@ -1,0 +1,320 @@
+/*
+ * oneTBB's side of the benchmarks: the workloads of bench.h that TBB can
+ * express.
+ *
+ * THREADS counts every thread that runs tasks (bench.h). Where the main
+ * thread joins in (fanout, fib, pfor, idle) it enters an arena of THREADS
+ * slots, one kept for it, and global_control allows THREADS threads in
+ * all, so THREADS - 1 workers help it. Where it submits from outside and
+ * only waits (pingpong, memory) it runs nothing, so the arena keeps no
+ * slot for it and global_control allows THREADS + 1 threads in all (TBB
+ * counts the main thread in that limit even when it runs nothing): THREADS
+ * workers, as crew has.
+ *
+ * Not expressed, and exiting with status 2:
+ *
+ *   errors  A failing TBB task throws; task_group::wait rethrows the first
+ *           exception only and cancels the rest of the group, so it cannot
+ *           report every failure, which is what the workload counts.
+ */
+#include "bench.h"
+
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/partitioner.h>
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+
+/* fanout, pingpong, idle, memory: task i writes bench_tiny(i) to
+ * results[i]. */
+static uint64_t *results;
+
+static void
+alloc_results(long n)
+{
+    results = static_cast<uint64_t *>(calloc((size_t)n + 1, sizeof(*results)));
+    if (results == nullptr) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+}
+
+static uint64_t
+sum_results(long n)
+{
+    uint64_t sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += results[i];
+    return sum;
+}
+
+/* A task group that ends any other way than complete means TBB cancelled
+ * it, and then the work was not all done. */
+static void
+check_wait(tbb::task_group &g)
+{
+    if (g.wait() != tbb::complete) {
+        fprintf(stderr, "bench_tbb: task group cancelled\n");
+        exit(1);
+    }
+}
+
+/* SIZE tasks run from the main thread inside the arena, then joined; the
+ * main thread runs tasks too while it waits. */
+static double
+fan_out(tbb::task_arena &arena, long n)
+{
+    double seconds = 0;
+
+    alloc_results(n);
+    arena.execute([&] {
+        tbb::task_group g;
+        uint64_t start = bench_now_ns();
+        for (long i = 0; i < n; i++)
+            g.run([i] { results[i] = bench_tiny((uint64_t)i); });
+        check_wait(g);
+        seconds = bench_seconds_since(start);
+    });
+    return seconds;
+}
+
+/* fib: a task group per call, fib(n-1) run in it, fib(n-2) computed
+ * inline, then the wait; no cutoff, the same task structure as crew's. */
+static uint64_t
+fib(long n)
+{
+    uint64_t x = 0, y;
+
+    if (n < 2)
+        return (uint64_t)n;
+    /* Only past the leaf test, so leaves build no group. */
+    tbb::task_group g;
+    g.run([&x, n] { x = fib(n - 1); });
+    y = fib(n - 2);
+    check_wait(g);
+    return x + y;
+}
+
+static double
+fib_run(tbb::task_arena &arena, long n, uint64_t *checksum)
+{
+    double seconds = 0;
+
+    arena.execute([&] {
+        uint64_t start = bench_now_ns();
+        *checksum = fib(n);
+        seconds = bench_seconds_since(start);
+    });
+    return seconds;
+}
+
+/*
+ * pfor: parallel_for with TBB's default partitioner, auto_partitioner,
+ * which is what a TBB user gets without asking. The shared grain is the
+ * range's grain size, so no chunk is smaller than other systems' chunks,
+ * and auto_partitioner splits further only where work is stolen, which is
+ * how TBB balances an uneven loop. Each chunk adds its sum to one atomic
+ * total: a few hundred adds, and wrapping unsigned addition gives the
+ * same total in any order, so the checksum matches the inline one.
+ */
+static double
+pfor(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
+{
+    long grain = bench_pfor_grain(n, threads);
+    std::atomic<uint64_t> total{0};
+    double seconds = 0;
+
+    arena.execute([&] {
+        uint64_t start = bench_now_ns();
+        tbb::parallel_for(
+            tbb::blocked_range<long>(0, n, (size_t)grain),
+            [&total, n](const tbb::blocked_range<long> &r) {
+                total.fetch_add(bench_uneven_range(r.begin(), r.end(), n),
+                                std::memory_order_relaxed);
+            },
+            tbb::auto_partitioner());
+        seconds = bench_seconds_since(start);
+    });
+    *checksum = total.load(std::memory_order_relaxed);
+    return seconds;
+}
+
+/*
+ * Completion signalled from tasks to a main thread outside the arena: a
+ * mutex and a condition variable, so the main thread blocks at once, as a
+ * thread outside crew's pool does in crew_future_wait (no spinning), and
+ * TBB's wait machinery, which could run tasks, is never involved.
+ */
+struct completion {
+    std::mutex lock;
+    std::condition_variable cond;
+    std::atomic<long> done{0};
+};
+
+/* A task's end: count it, and wake the main thread at the target count.
+ * The lock orders the count with a waiter's check so no wake-up is lost. */
+static void
+signal_done(struct completion &s, long target)
+{
+    if (s.done.fetch_add(1, std::memory_order_acq_rel) + 1 == target) {
+        std::lock_guard<std::mutex> hold(s.lock);
+        s.cond.notify_one();
+    }
+}
+
+static void
+wait_done(struct completion &s, long target)
+{
+    std::unique_lock<std::mutex> hold(s.lock);
+    s.cond.wait(hold, [&s, target] {
+        return s.done.load(std::memory_order_acquire) == target;
+    });
+}
+
+/* pingpong: each round trip enqueues one task into the arena from the
+ * main thread, which is not in it, and blocks until the task is done. */
+static double
+ping_pong(tbb::task_arena &arena, long n, uint64_t *checksum)
+{
+    uint64_t *samples =
+        static_cast<uint64_t *>(calloc((size_t)n + 1, sizeof(*samples)));
+    struct completion s;
+
+    if (samples == nullptr) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    alloc_results(n);
+    for (long i = 0; i < n; i++) {
+        uint64_t start = bench_now_ns();
+        arena.enqueue([i, &s] {
+            results[i] = bench_tiny((uint64_t)i);
+            signal_done(s, i + 1);
+        });
+        wait_done(s, i + 1);
+        samples[i] = bench_now_ns() - start;
+    }
+    *checksum = sum_results(n);
+    double median = bench_median(samples, n);
+    free(samples);
+    return median;
+}
+
+/* memory: every worker held on a plain mutex and condition variable,
+ * which TBB cannot see into, while SIZE tasks are enqueued from outside. */
+static std::mutex gate_lock;
+static std::condition_variable gate_cond;
+static bool gate_open;
+static unsigned gates_entered;
+
+static void
+gate_task()
+{
+    std::unique_lock<std::mutex> hold(gate_lock);
+    gates_entered++;
+    gate_cond.notify_all();
+    gate_cond.wait(hold, [] { return gate_open; });
+}
+
+static double
+memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
+{
+    struct completion s;
+    long total = n + (long)threads;
+
+    alloc_results(n);
+    /* Make the array resident before the first measurement: with a value
+     * other than zero, which a compiler may not drop after calloc. */
+    memset(results, 0xff, ((size_t)n + 1) * sizeof(*results));
+    for (unsigned t = 0; t < threads; t++)
+        arena.enqueue([&s, total] {
+            gate_task();
+            signal_done(s, total);
+        });
+    /* Every worker must be on the gate before the tasks go in, or some
+     * would run at once instead of queuing. The wait is bounded so that
+     * a worker TBB never starts shows as an error, not a hang. */
+    {
+        std::unique_lock<std::mutex> hold(gate_lock);
+        if (!gate_cond.wait_for(hold, std::chrono::seconds(10),
+                                [threads] { return gates_entered == threads; })) {
+            fprintf(stderr, "bench_tbb: only %u of %u workers reached the gate\n",
+                    gates_entered, threads);
+            exit(1);
+        }
+    }
+    long before = bench_rss_bytes();
+    for (long i = 0; i < n; i++)
+        arena.enqueue([i, &s, total] {
+            results[i] = bench_tiny((uint64_t)i);
+            signal_done(s, total);
+        });
+    long after = bench_rss_bytes();
+    {
+        std::lock_guard<std::mutex> hold(gate_lock);
+        gate_open = true;
+    }
+    gate_cond.notify_all();
+    wait_done(s, total);
+    *checksum = sum_results(n);
+    return n > 0 ? (double)(after - before) / (double)n : 0;
+}
+
+static int
+run(const struct bench_args &a)
+{
+    bool outside = bench_is(&a, "pingpong") || bench_is(&a, "memory");
+    uint64_t checksum = 0;
+    double metric;
+
+    /* Declared in this order so the arena goes before the limit. */
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                              outside ? a.threads + 1 : a.threads);
+    tbb::task_arena arena((int)a.threads, outside ? 0 : 1);
+
+    arena.initialize();
+    if (bench_is(&a, "fanout")) {
+        metric = fan_out(arena, a.size);
+        checksum = sum_results(a.size);
+    } else if (bench_is(&a, "fib")) {
+        metric = fib_run(arena, a.size, &checksum);
+    } else if (bench_is(&a, "pfor")) {
+        metric = pfor(arena, a.threads, a.size, &checksum);
+    } else if (bench_is(&a, "pingpong")) {
+        metric = ping_pong(arena, a.size, &checksum);
+    } else if (bench_is(&a, "idle")) {
+        fan_out(arena, 1000);
+        checksum = sum_results(1000);
+        metric = bench_idle_cpu_percent(a.size);
+    } else {
+        metric = memory(arena, a.threads, a.size, &checksum);
+    }
+    free(results);
+    bench_report(metric, checksum);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct bench_args a = bench_parse(argc, argv);
+
+    if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
+        !bench_is(&a, "pfor") && !bench_is(&a, "pingpong") &&
+        !bench_is(&a, "idle") && !bench_is(&a, "memory"))
+        return bench_unsupported(&a, "tbb");
+    /* TBB and the standard library report failure by throwing. */
+    try {
+        return run(a);
+    } catch (const std::exception &e) {
+        fprintf(stderr, "bench_tbb: %s\n", e.what());
+        return 1;
+    }
+}
