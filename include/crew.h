@@ -325,7 +325,8 @@ CREW_API crew_state crew_future_state(const crew_future *future);
  * task holds; and a helped task that itself waits nests another frame on
  * the worker's stack. Past a nesting depth of 256 helped tasks, a worker
  * helps only with tasks from its own deque, where the awaited work came
- * from.
+ * from. A thread outside the pools spins for some microseconds before it
+ * sleeps, since a short task resolves sooner than a sleep would end.
  *
  * Ownership: borrows @p future.
  *
@@ -447,14 +448,17 @@ CREW_API int crew_when_all(crew_future *const *futures, size_t n,
 /**
  * @brief Block until every input has resolved.
  *
- * On a worker, helps as crew_future_wait() does; elsewhere waits once, on
- * the join, not once per input.
+ * On a worker, helps as crew_future_wait() does. Elsewhere spins briefly
+ * (some microseconds) while inputs resolve, then sleeps once, on a join of
+ * the inputs still pending, never once per input; inputs that had all
+ * resolved need no join at all.
  *
  * @param error  NULL, or receives a new reference to the aggregate error
  *               (NULL on success and on error)
  * @return 0 when all succeeded, otherwise ::CREW_EAGGREGATE or ECANCELED
  *         as crew_when_all() resolves; EINVAL; ENOMEM (then nothing was
- *         waited for).
+ *         waited for: the join, or the aggregate of inputs that had all
+ *         resolved, could not be allocated).
  * @note Thread safety: any thread.
  */
 CREW_API int crew_wait_all(crew_future *const *futures, size_t n,
