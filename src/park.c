@@ -198,25 +198,13 @@ crew__event_wait(struct crew__event *event, uint32_t key, uint64_t deadline)
     return err;
 }
 
-static void
-notify(struct crew__event *event, bool all)
+void
+crew__event_notify_all(struct crew__event *event)
 {
     /* StoreLoad: the caller's change precedes this read; see the file
      * comment. */
     if (atomic_load_explicit(&event->waiters, memory_order_seq_cst) == 0)
         return;
     atomic_fetch_add_explicit(&event->epoch, 1, memory_order_seq_cst);
-    crew__park_wake(&event->epoch, all);
-}
-
-void
-crew__event_notify_one(struct crew__event *event)
-{
-    notify(event, false);
-}
-
-void
-crew__event_notify_all(struct crew__event *event)
-{
-    notify(event, true);
+    crew__park_wake(&event->epoch, true);
 }

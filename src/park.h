@@ -55,8 +55,7 @@ void crew__event_cancel(struct crew__event *event);
  * Ends the announcement. Returns 0, or ETIMEDOUT. */
 int crew__event_wait(struct crew__event *event, uint32_t key,
                      uint64_t deadline);
-/* Wake one waiter, or all: cheap when nobody waits. */
-void crew__event_notify_one(struct crew__event *event);
+/* Wake every waiter: cheap when nobody waits. */
 void crew__event_notify_all(struct crew__event *event);
 
 /* A pause for spin loops. */

@@ -5,20 +5,22 @@
  * Theory of operation. Each worker owns a deque: a task submitted from a
  * worker goes on that worker's own deque, a task from any other thread on
  * the pool's injection queue. A worker looks for work in its own deque
- * (newest first), then the injection queue, then the other workers' deques
- * (oldest first), starting from a random victim. Finding none, it parks
- * on the pool's eventcount `idle`: announce, recheck every queue, sleep.
- * Every submission notifies `idle` once, after its task is in a queue, so
- * no wake-up is lost (see park.c).
+ * (newest first), then the injection queue (a batch at a time, onto its
+ * deque), then the other workers' deques (oldest first), starting from a
+ * random victim. Finding none, it searches for a while, counted in
+ * `searching`, then lists itself on the sleeper list, rechecks every
+ * queue, and sleeps on its own event. A submission wakes a sleeper only
+ * when no worker searches (see wake_searcher()): a burst of submissions
+ * costs one wake-up, and none is lost.
  *
  * A worker that waits on a future helps: it runs tasks as above until the
- * future resolves, and with none to run sleeps on `idle` with a waiter
- * node on the future, so either new work or the resolution wakes it.
- * Helping nests: a helped task that waits helps in turn. Past HELP_DEPTH
- * nested helped tasks a worker takes only from its own deque, where the
- * work it waits for came from, and sleeps on an event of its own that only
- * the future's resolution notifies, bounding the stack that unrelated
- * tasks can pile up.
+ * future resolves, and with none to run sleeps on its own event, listed
+ * as a sleeper and with a waiter node on the future, so either new work
+ * or the resolution wakes it. Helping nests: a helped task that waits
+ * helps in turn. Past HELP_DEPTH nested helped tasks a worker takes only
+ * from its own deque, where the work it waits for came from, and does not
+ * list itself, so only the future's resolution wakes it, bounding the
+ * stack that unrelated tasks can pile up.
  *
  * Shutdown. The injection queue closes first, then `mode` leaves OPEN, so
  * a worker that sees the new mode finds every outside task in the queue.
@@ -27,16 +29,18 @@
  * an idle worker pushes nothing, so once every worker is counted, every
  * deque is empty for good. The last one counted checks the injection
  * queue once more (a push from before the close may still be halfway
- * through it), then sets `done` and wakes the rest, which exit. A pool destroyed from one of its own workers is
- * `detached`: its threads are detached and the last worker to exit frees
- * it.
+ * through it), then sets `done` and wakes the rest, which exit. A pool
+ * destroyed from one of its own workers is `detached`: its threads are
+ * detached and the last worker to exit frees it.
  *
  * After fork() the child has none of the workers: a pool made before the
  * fork (generation older than the process's) refuses everything that
  * needs them, and is freed without joining.
  *
- * Lock order: `life_lock` is outermost; nothing else nests with it. No
- * user code runs under a library lock.
+ * Lock order: `life_lock` is outermost; nothing else nests with it.
+ * `sleep_lock` guards the sleeper list and is held only for its links (and
+ * by wake_all() for the notifications). No user code runs under a library
+ * lock.
  */
 #include "pool.h"
 
