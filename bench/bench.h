@@ -31,10 +31,17 @@
  * THREADS counts every thread that runs tasks, a caller that runs some
  * included. The checksum depends only on the workload and SIZE, so the
  * runner can check that every system did the same work.
+ *
+ * Beside the workloads, this holds what every program needs around them
+ * and what no system does differently: exits on failure, the arrays,
+ * the pfor chunks, the pingpong sample loop and the memory workload's
+ * gate. What a system does differently, how it submits and how it joins,
+ * stays in its own program.
  */
 #ifndef CREW_BENCH_H
 #define CREW_BENCH_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +93,55 @@ bench_unsupported(const struct bench_args *a, const char *system)
 {
     fprintf(stderr, "%s: workload '%s' not supported\n", system, a->workload);
     return 2;
+}
+
+/* Print what failed and exit with status 1: a benchmark cannot go on
+ * past a failed call, and a run that stops is one the runner counts as
+ * failed, not one with a wrong number. */
+static inline __attribute__((noreturn)) void
+bench_die(const char *what)
+{
+    fprintf(stderr, "%s\n", what);
+    exit(1);
+}
+
+/* Exit unless err, the errno value a pthread function returns, is 0. */
+static inline void
+bench_check(int err, const char *what)
+{
+    if (err != 0) {
+        fprintf(stderr, "%s: %s\n", what, strerror(err));
+        exit(1);
+    }
+}
+
+/* calloc, or exit. */
+static inline void *
+bench_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+
+    if (p == NULL)
+        bench_die("out of memory");
+    return p;
+}
+
+/* An array of n zeroed values, the results and samples arrays. It holds
+ * one value more, so that for n == 0 calloc's NULL never looks like a
+ * failure. */
+static inline uint64_t *
+bench_alloc_u64(long n)
+{
+    return (uint64_t *)bench_calloc((size_t)n + 1, sizeof(uint64_t));
+}
+
+static inline uint64_t
+bench_sum(const uint64_t *values, long n)
+{
+    uint64_t sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += values[i];
+    return sum;
 }
 
 static inline void
@@ -232,6 +288,33 @@ bench_median(uint64_t *samples, long n)
                  : ((double)samples[n / 2 - 1] + (double)samples[n / 2]) / 2;
 }
 
+/* Round i of the pingpong workload, the round trip that is timed: hand
+ * the tiny task of index i to the system from outside its threads, and
+ * return once it has run. */
+typedef void bench_round_fn(void *context, long i);
+
+/* The pingpong workload: n rounds of round_trip, each timed alone, and
+ * their median, nanoseconds. after, unless NULL, runs once a round's
+ * time is taken, for what a round leaves to tidy that is no part of the
+ * round trip. */
+static inline double
+bench_ping_pong(long n, bench_round_fn *round_trip, bench_round_fn *after,
+                void *context)
+{
+    uint64_t *samples = bench_alloc_u64(n);
+
+    for (long i = 0; i < n; i++) {
+        uint64_t start = bench_now_ns();
+        round_trip(context, i);
+        samples[i] = bench_now_ns() - start;
+        if (after != NULL)
+            after(context, i);
+    }
+    double median = bench_median(samples, n);
+    free(samples);
+    return median;
+}
+
 /* Chunk size for the pfor workload when a system takes one: about 64
  * chunks per thread, at least 1 item. */
 static inline long
@@ -239,6 +322,112 @@ bench_pfor_grain(long n, unsigned threads)
 {
     long grain = n / ((long)threads * 64);
     return grain > 0 ? grain : 1;
+}
+
+static inline long
+bench_count_chunks(long n, long grain)
+{
+    return (n + grain - 1) / grain;
+}
+
+/* A chunk of the pfor workload: items [lo, hi) of the uneven loop over
+ * n, and their sum once it has run. */
+struct bench_chunk {
+    long lo, hi, n;
+    uint64_t sum;
+};
+
+/* Chunk k of n items cut in chunks of grain; the last may be short.
+ * Every system's chunks are cut here, so that all run the same ones. */
+static inline void
+bench_fill_chunk(struct bench_chunk *c, long k, long grain, long n)
+{
+    c->lo = k * grain;
+    c->hi = c->lo + grain < n ? c->lo + grain : n;
+    c->n = n;
+}
+
+static inline void
+bench_run_chunk(struct bench_chunk *c)
+{
+    c->sum = bench_uneven_range(c->lo, c->hi, c->n);
+}
+
+/* The pfor checksum, from the chunks' sums once all have run. */
+static inline uint64_t
+bench_sum_chunks(const struct bench_chunk *c, long chunks)
+{
+    uint64_t sum = 0;
+    for (long k = 0; k < chunks; k++)
+        sum += c[k].sum;
+    return sum;
+}
+
+/* Make size bytes at p resident, so that the memory workload's first
+ * reading already counts them: with a value other than zero, which a
+ * compiler may not drop after calloc. */
+static inline void
+bench_make_resident(void *p, size_t size)
+{
+    memset(p, 0xff, size);
+}
+
+/* The memory workload's metric: the resident-set growth from before to
+ * after, shared among the n tasks queued meanwhile. */
+static inline double
+bench_divide_growth(long before, long after, long n)
+{
+    return n > 0 ? (double)(after - before) / (double)n : 0;
+}
+
+/*
+ * The memory workload's gate: a plain mutex and condition variable,
+ * never a wait that could run queued tasks. Each worker runs one gate
+ * task, which waits here until main opens the gate. The gate counts the
+ * tasks that reached it, so that main can take its first reading once
+ * every worker is held and none can drain the queue.
+ */
+struct bench_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned arrived;
+    int open;
+};
+
+#define BENCH_GATE_INITIALIZER                                    \
+    {                                                             \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 \
+    }
+
+/* A gate task's body: arrive, tell main, and wait until the gate opens. */
+static inline void
+bench_wait_at_gate(struct bench_gate *g)
+{
+    bench_check(pthread_mutex_lock(&g->lock), "pthread_mutex_lock");
+    g->arrived++;
+    bench_check(pthread_cond_broadcast(&g->cond), "pthread_cond_broadcast");
+    while (!g->open)
+        bench_check(pthread_cond_wait(&g->cond, &g->lock), "pthread_cond_wait");
+    bench_check(pthread_mutex_unlock(&g->lock), "pthread_mutex_unlock");
+}
+
+/* Wait until count gate tasks have reached the gate. */
+static inline void
+bench_await_gate(struct bench_gate *g, unsigned count)
+{
+    bench_check(pthread_mutex_lock(&g->lock), "pthread_mutex_lock");
+    while (g->arrived < count)
+        bench_check(pthread_cond_wait(&g->cond, &g->lock), "pthread_cond_wait");
+    bench_check(pthread_mutex_unlock(&g->lock), "pthread_mutex_unlock");
+}
+
+static inline void
+bench_open_gate(struct bench_gate *g)
+{
+    bench_check(pthread_mutex_lock(&g->lock), "pthread_mutex_lock");
+    g->open = 1;
+    bench_check(pthread_cond_broadcast(&g->cond), "pthread_cond_broadcast");
+    bench_check(pthread_mutex_unlock(&g->lock), "pthread_mutex_unlock");
 }
 
 #endif

@@ -6,7 +6,6 @@
 #include <crew.h>
 
 #include <errno.h>
-#include <pthread.h>
 
 static crew_pool *
 make_pool(unsigned threads)
@@ -56,15 +55,6 @@ failing_task(crew_task *task, void *arg)
     return 0;
 }
 
-static uint64_t
-sum_results(long n)
-{
-    uint64_t sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += results[i];
-    return sum;
-}
-
 static void
 release_all(crew_future **futures, long n)
 {
@@ -77,15 +67,11 @@ release_all(crew_future **futures, long n)
 static double
 fan_out(crew_pool *pool, crew_fn fn, long n, crew_error **error)
 {
-    crew_future **futures = calloc((size_t)n + 1, sizeof(*futures));
+    crew_future **futures = bench_calloc((size_t)n + 1, sizeof(*futures));
     uint64_t start;
     int err;
 
-    results = calloc((size_t)n + 1, sizeof(*results));
-    if (futures == NULL || results == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
+    results = bench_alloc_u64(n);
     start = bench_now_ns();
     for (long i = 0; i < n; i++)
         check(crew_submit(pool, fn, (void *)(intptr_t)i, &futures[i]),
@@ -133,18 +119,11 @@ fib(crew_pool *pool, long n)
 }
 
 /* pfor: one task per chunk of the uneven loop. */
-struct chunk {
-    long lo, hi, n;
-    uint64_t sum;
-};
-
 static int
 chunk_task(crew_task *task, void *arg)
 {
-    struct chunk *c = arg;
-
     (void)task;
-    c->sum = bench_uneven_range(c->lo, c->hi, c->n);
+    bench_run_chunk(arg);
     return 0;
 }
 
@@ -152,109 +131,103 @@ static double
 pfor(crew_pool *pool, long n, unsigned threads, uint64_t *checksum)
 {
     long grain = bench_pfor_grain(n, threads);
-    long chunks = (n + grain - 1) / grain;
-    struct chunk *c = calloc((size_t)chunks + 1, sizeof(*c));
-    crew_future **futures = calloc((size_t)chunks + 1, sizeof(*futures));
+    long chunks = bench_count_chunks(n, grain);
+    struct bench_chunk *c = bench_calloc((size_t)chunks + 1, sizeof(*c));
+    crew_future **futures = bench_calloc((size_t)chunks + 1, sizeof(*futures));
     uint64_t start = bench_now_ns();
 
-    if (c == NULL || futures == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
     for (long k = 0; k < chunks; k++) {
-        c[k].lo = k * grain;
-        c[k].hi = c[k].lo + grain < n ? c[k].lo + grain : n;
-        c[k].n = n;
+        bench_fill_chunk(&c[k], k, grain, n);
         check(crew_submit(pool, chunk_task, &c[k], &futures[k]),
               "crew_submit");
     }
     check(crew_wait_all(futures, (size_t)chunks, NULL), "crew_wait_all");
     double seconds = bench_seconds_since(start);
-    *checksum = 0;
-    for (long k = 0; k < chunks; k++)
-        *checksum += c[k].sum;
+    *checksum = bench_sum_chunks(c, chunks);
     release_all(futures, chunks);
     free(futures);
     free(c);
     return seconds;
 }
 
+/* pingpong: a round trip is a submit and a wait for the future; its
+ * release is no part of the round trip, so it comes after the timing. */
+struct round_state {
+    crew_pool *pool;
+    crew_future *future;
+};
+
+static void
+round_trip(void *context, long i)
+{
+    struct round_state *r = context;
+
+    check(crew_submit(r->pool, tiny_task, (void *)(intptr_t)i, &r->future),
+          "crew_submit");
+    check(crew_future_wait(r->future), "crew_future_wait");
+}
+
+static void
+round_release(void *context, long i)
+{
+    struct round_state *r = context;
+
+    (void)i;
+    crew_future_release(r->future);
+}
+
 static double
 ping_pong(crew_pool *pool, long n, uint64_t *checksum)
 {
-    uint64_t *samples = calloc((size_t)n + 1, sizeof(*samples));
+    struct round_state r = {.pool = pool};
+    double median;
 
-    results = calloc((size_t)n + 1, sizeof(*results));
-    if (samples == NULL || results == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    for (long i = 0; i < n; i++) {
-        crew_future *future;
-        uint64_t start = bench_now_ns();
-        check(crew_submit(pool, tiny_task, (void *)(intptr_t)i, &future),
-              "crew_submit");
-        check(crew_future_wait(future), "crew_future_wait");
-        samples[i] = bench_now_ns() - start;
-        crew_future_release(future);
-    }
-    *checksum = sum_results(n);
-    double median = bench_median(samples, n);
-    free(samples);
+    results = bench_alloc_u64(n);
+    median = bench_ping_pong(n, round_trip, round_release, &r);
+    *checksum = bench_sum(results, n);
     return median;
 }
 
 /* memory: workers held on a gate while n tasks queue up. */
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static int gate_open;
+static struct bench_gate gate = BENCH_GATE_INITIALIZER;
 
 static int
 gate_task(crew_task *task, void *arg)
 {
     (void)task;
     (void)arg;
-    pthread_mutex_lock(&gate_lock);
-    while (!gate_open)
-        pthread_cond_wait(&gate_cond, &gate_lock);
-    pthread_mutex_unlock(&gate_lock);
+    bench_wait_at_gate(&gate);
     return 0;
 }
 
 static double
 memory(crew_pool *pool, unsigned threads, long n, uint64_t *checksum)
 {
-    crew_future **gates = calloc(threads, sizeof(*gates));
-    crew_future **futures = calloc((size_t)n + 1, sizeof(*futures));
+    crew_future **gates = bench_calloc(threads, sizeof(*gates));
+    crew_future **futures = bench_calloc((size_t)n + 1, sizeof(*futures));
 
-    results = calloc((size_t)n + 1, sizeof(*results));
-    if (gates == NULL || futures == NULL || results == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    /* Make the arrays resident before the first measurement: with a
-     * value other than zero, which a compiler may not drop after calloc. */
-    memset(futures, 0xff, ((size_t)n + 1) * sizeof(*futures));
-    memset(results, 0xff, ((size_t)n + 1) * sizeof(*results));
+    results = bench_alloc_u64(n);
+    bench_make_resident(futures, ((size_t)n + 1) * sizeof(*futures));
+    bench_make_resident(results, ((size_t)n + 1) * sizeof(*results));
     for (unsigned t = 0; t < threads; t++)
         check(crew_submit(pool, gate_task, NULL, &gates[t]), "crew_submit");
+    /* Every worker held, as the peers' programs wait for theirs: none
+     * can take a task while the queue is measured. */
+    bench_await_gate(&gate, threads);
     long before = bench_rss_bytes();
     for (long i = 0; i < n; i++)
         check(crew_submit(pool, tiny_task, (void *)(intptr_t)i, &futures[i]),
               "crew_submit");
     long after = bench_rss_bytes();
-    pthread_mutex_lock(&gate_lock);
-    gate_open = 1;
-    pthread_cond_broadcast(&gate_cond);
-    pthread_mutex_unlock(&gate_lock);
+    bench_open_gate(&gate);
     check(crew_wait_all(futures, (size_t)n, NULL), "crew_wait_all");
     check(crew_wait_all(gates, threads, NULL), "crew_wait_all");
-    *checksum = sum_results(n);
+    *checksum = bench_sum(results, n);
     release_all(futures, n);
     release_all(gates, threads);
     free(futures);
     free(gates);
-    return n > 0 ? (double)(after - before) / (double)n : 0;
+    return bench_divide_growth(before, after, n);
 }
 
 int
@@ -274,10 +247,10 @@ main(int argc, char **argv)
     pool = make_pool(a.threads);
     if (bench_is(&a, "fanout")) {
         metric = fan_out(pool, tiny_task, a.size, NULL);
-        checksum = sum_results(a.size);
+        checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "errors")) {
         metric = fan_out(pool, failing_task, a.size, &error);
-        checksum = sum_results(a.size) +
+        checksum = bench_sum(results, a.size) +
                    ((uint64_t)crew_error_count(error) << 32);
         crew_error_release(error);
     } else if (bench_is(&a, "fib")) {
@@ -295,7 +268,7 @@ main(int argc, char **argv)
         metric = ping_pong(pool, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {
         fan_out(pool, tiny_task, 1000, NULL);
-        checksum = sum_results(1000);
+        checksum = bench_sum(results, 1000);
         metric = bench_idle_cpu_percent(a.size);
     } else {
         metric = memory(pool, a.threads, a.size, &checksum);

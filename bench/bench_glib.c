@@ -15,38 +15,11 @@
 
 #include <glib.h>
 
-#include <pthread.h>
 #include <stdatomic.h>
 
 /* A pushed pointer may not be NULL, so tiny task i is pushed as i + 1;
  * the gate is pushed as the one value no index + 1 can reach. */
 #define GATE_DATA GSIZE_TO_POINTER(G_MAXSIZE)
-
-static void
-die(const char *what)
-{
-    fprintf(stderr, "%s\n", what);
-    exit(1);
-}
-
-static void
-check_pthread(int err, const char *what)
-{
-    if (err != 0) {
-        fprintf(stderr, "%s: %s\n", what, strerror(err));
-        exit(1);
-    }
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-
-    if (p == NULL)
-        die("out of memory");
-    return p;
-}
 
 static GThreadPool *
 make_pool(GFunc fn, unsigned threads)
@@ -55,7 +28,7 @@ make_pool(GFunc fn, unsigned threads)
     GThreadPool *pool;
 
     if (threads > G_MAXINT)
-        die("g_thread_pool_new: too many threads");
+        bench_die("g_thread_pool_new: too many threads");
     pool = g_thread_pool_new(fn, NULL, (gint)threads, TRUE, &error);
     if (pool == NULL) {
         fprintf(stderr, "g_thread_pool_new: %s\n",
@@ -113,26 +86,8 @@ latch_wait(void)
     g_mutex_unlock(&latch.lock);
 }
 
-/* memory: workers held on a gate while n tasks queue up. The gate also
- * counts the workers that reached it, so the first reading is taken
- * only once every worker is held and none can drain the queue. */
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static unsigned gate_arrived;
-static int gate_open;
-
-static void
-gate_wait(void)
-{
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    gate_arrived++;
-    check_pthread(pthread_cond_broadcast(&gate_cond),
-                  "pthread_cond_broadcast");
-    while (!gate_open)
-        check_pthread(pthread_cond_wait(&gate_cond, &gate_lock),
-                      "pthread_cond_wait");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
-}
+/* memory: workers held on a gate while n tasks queue up. */
+static struct bench_gate gate = BENCH_GATE_INITIALIZER;
 
 /* fanout, idle, memory: task i writes bench_tiny(i) to results[i] and
  * counts down the latch; the memory workload's gate tasks share the
@@ -146,21 +101,12 @@ tiny_task(gpointer data, gpointer user)
 
     (void)user;
     if (data == GATE_DATA) {
-        gate_wait();
+        bench_wait_at_gate(&gate);
         return;
     }
     i = (long)(GPOINTER_TO_SIZE(data) - 1);
     results[i] = bench_tiny((uint64_t)i);
     latch_count_down();
-}
-
-static uint64_t
-sum_results(long n)
-{
-    uint64_t sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += results[i];
-    return sum;
 }
 
 /* Submit n tiny tasks, return the seconds until all are joined. */
@@ -169,7 +115,7 @@ fan_out(GThreadPool *pool, long n)
 {
     uint64_t start;
 
-    results = xcalloc((size_t)n + 1, sizeof(*results));
+    results = bench_alloc_u64(n);
     latch_arm(n);
     start = bench_now_ns();
     for (long i = 0; i < n; i++)
@@ -179,18 +125,11 @@ fan_out(GThreadPool *pool, long n)
 }
 
 /* pfor: one task per chunk of the uneven loop. */
-struct chunk {
-    long lo, hi, n;
-    uint64_t sum;
-};
-
 static void
 chunk_task(gpointer data, gpointer user)
 {
-    struct chunk *c = data;
-
     (void)user;
-    c->sum = bench_uneven_range(c->lo, c->hi, c->n);
+    bench_run_chunk(data);
     latch_count_down();
 }
 
@@ -198,23 +137,19 @@ static double
 pfor(GThreadPool *pool, long n, unsigned threads, uint64_t *checksum)
 {
     long grain = bench_pfor_grain(n, threads);
-    long chunks = (n + grain - 1) / grain;
-    struct chunk *c = xcalloc((size_t)chunks + 1, sizeof(*c));
+    long chunks = bench_count_chunks(n, grain);
+    struct bench_chunk *c = bench_calloc((size_t)chunks + 1, sizeof(*c));
     uint64_t start;
 
     latch_arm(chunks);
     start = bench_now_ns();
     for (long k = 0; k < chunks; k++) {
-        c[k].lo = k * grain;
-        c[k].hi = c[k].lo + grain < n ? c[k].lo + grain : n;
-        c[k].n = n;
+        bench_fill_chunk(&c[k], k, grain, n);
         push(pool, &c[k]);
     }
     latch_wait();
     double seconds = bench_seconds_since(start);
-    *checksum = 0;
-    for (long k = 0; k < chunks; k++)
-        *checksum += c[k].sum;
+    *checksum = bench_sum_chunks(c, chunks);
     free(c);
     return seconds;
 }
@@ -238,55 +173,46 @@ round_task(gpointer data, gpointer user)
     g_mutex_unlock(&round_lock);
 }
 
+static void
+round_trip(void *context, long i)
+{
+    gsize round = (gsize)i + 1;
+
+    push(context, GSIZE_TO_POINTER(round));
+    g_mutex_lock(&round_lock);
+    while (round_done != round)
+        g_cond_wait(&round_cond, &round_lock);
+    g_mutex_unlock(&round_lock);
+}
+
 static double
 ping_pong(GThreadPool *pool, long n, uint64_t *checksum)
 {
-    uint64_t *samples = xcalloc((size_t)n + 1, sizeof(*samples));
+    double median;
 
-    results = xcalloc((size_t)n + 1, sizeof(*results));
-    for (long i = 0; i < n; i++) {
-        gsize round = (gsize)i + 1;
-        uint64_t start = bench_now_ns();
-        push(pool, GSIZE_TO_POINTER(round));
-        g_mutex_lock(&round_lock);
-        while (round_done != round)
-            g_cond_wait(&round_cond, &round_lock);
-        g_mutex_unlock(&round_lock);
-        samples[i] = bench_now_ns() - start;
-    }
-    *checksum = sum_results(n);
-    double median = bench_median(samples, n);
-    free(samples);
+    results = bench_alloc_u64(n);
+    median = bench_ping_pong(n, round_trip, NULL, pool);
+    *checksum = bench_sum(results, n);
     return median;
 }
 
 static double
 memory(GThreadPool *pool, unsigned threads, long n, uint64_t *checksum)
 {
-    results = xcalloc((size_t)n + 1, sizeof(*results));
-    /* Make the array resident before the first measurement: with a value
-     * other than zero, which a compiler may not drop after calloc. */
-    memset(results, 0xff, ((size_t)n + 1) * sizeof(*results));
+    results = bench_alloc_u64(n);
+    bench_make_resident(results, ((size_t)n + 1) * sizeof(*results));
     latch_arm(n);
     for (unsigned t = 0; t < threads; t++)
         push(pool, GATE_DATA);
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    while (gate_arrived < threads)
-        check_pthread(pthread_cond_wait(&gate_cond, &gate_lock),
-                      "pthread_cond_wait");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
+    bench_await_gate(&gate, threads);
     long before = bench_rss_bytes();
     for (long i = 0; i < n; i++)
         push(pool, GSIZE_TO_POINTER((gsize)i + 1));
     long after = bench_rss_bytes();
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    gate_open = 1;
-    check_pthread(pthread_cond_broadcast(&gate_cond),
-                  "pthread_cond_broadcast");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
+    bench_open_gate(&gate);
     latch_wait();
-    *checksum = sum_results(n);
-    return n > 0 ? (double)(after - before) / (double)n : 0;
+    *checksum = bench_sum(results, n);
+    return bench_divide_growth(before, after, n);
 }
 
 int
@@ -304,7 +230,7 @@ main(int argc, char **argv)
     if (bench_is(&a, "fanout")) {
         pool = make_pool(tiny_task, a.threads);
         metric = fan_out(pool, a.size);
-        checksum = sum_results(a.size);
+        checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "pfor")) {
         pool = make_pool(chunk_task, a.threads);
         metric = pfor(pool, a.size, a.threads, &checksum);
@@ -314,7 +240,7 @@ main(int argc, char **argv)
     } else if (bench_is(&a, "idle")) {
         pool = make_pool(tiny_task, a.threads);
         fan_out(pool, 1000);
-        checksum = sum_results(1000);
+        checksum = bench_sum(results, 1000);
         metric = bench_idle_cpu_percent(a.size);
     } else {
         pool = make_pool(tiny_task, a.threads);

@@ -7,21 +7,35 @@
 static uint64_t
 fanout(long n, int with_failures)
 {
-    uint64_t *results = calloc((size_t)n + 1, sizeof(*results));
-    uint64_t sum = 0;
+    uint64_t *results = bench_alloc_u64(n);
+    uint64_t sum;
 
-    if (results == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
     for (long i = 0; i < n; i++)
         results[i] = with_failures && bench_fails(i)
                          ? (uint64_t)1 << 32
                          : bench_tiny((uint64_t)i);
-    for (long i = 0; i < n; i++)
-        sum += results[i];
+    sum = bench_sum(results, n);
     free(results);
     return sum;
+}
+
+/* A round trip is a call: the floor of any hand-off. Its value goes to
+ * a volatile, so that the call cannot be dropped, and is added to the
+ * checksum only after the round's time is taken. */
+static volatile uint64_t sink;
+
+static void
+round_trip(void *context, long i)
+{
+    (void)context;
+    sink = bench_tiny((uint64_t)i);
+}
+
+static void
+add_to_checksum(void *context, long i)
+{
+    (void)i;
+    *(uint64_t *)context += sink;
 }
 
 int
@@ -42,21 +56,8 @@ main(int argc, char **argv)
         checksum = bench_uneven_range(0, a.size, a.size);
         metric = bench_seconds_since(start);
     } else if (bench_is(&a, "pingpong")) {
-        /* A round trip is a call: the floor of any hand-off. */
-        uint64_t *samples = calloc((size_t)a.size + 1, sizeof(*samples));
-        volatile uint64_t sink;
-        if (samples == NULL) {
-            fprintf(stderr, "out of memory\n");
-            return 1;
-        }
-        for (long i = 0; i < a.size; i++) {
-            uint64_t t0 = bench_now_ns();
-            sink = bench_tiny((uint64_t)i);
-            samples[i] = bench_now_ns() - t0;
-            checksum += sink;
-        }
-        metric = bench_median(samples, a.size);
-        free(samples);
+        metric =
+            bench_ping_pong(a.size, round_trip, add_to_checksum, &checksum);
     } else if (bench_is(&a, "idle")) {
         checksum = fanout(1000, 0);
         metric = bench_idle_cpu_percent(a.size);

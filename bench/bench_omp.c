@@ -27,25 +27,6 @@
 /* fanout, pingpong, idle: task i writes bench_tiny(i) to results[i]. */
 static uint64_t *results;
 
-static void
-alloc_results(long n)
-{
-    results = calloc((size_t)n + 1, sizeof(*results));
-    if (results == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-}
-
-static uint64_t
-sum_results(long n)
-{
-    uint64_t sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += results[i];
-    return sum;
-}
-
 /*
  * Start the team once before anything is timed, as crew's pool starts its
  * workers when it is created: libgomp keeps the threads of a finished
@@ -85,7 +66,7 @@ fan_out(unsigned threads, long n)
     uint64_t start = 0;
     double seconds = 0;
 
-    alloc_results(n);
+    results = bench_alloc_u64(n);
 #pragma omp parallel num_threads(threads)
     {
 #pragma omp single
@@ -149,16 +130,18 @@ static double
 pfor(unsigned threads, long n, uint64_t *checksum)
 {
     long grain = bench_pfor_grain(n, threads);
-    long chunks = (n + grain - 1) / grain;
+    long chunks = bench_count_chunks(n, grain);
     uint64_t sum = 0;
     uint64_t start = bench_now_ns();
 
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) \
     reduction(+ : sum)
     for (long k = 0; k < chunks; k++) {
-        long lo = k * grain;
-        long hi = lo + grain < n ? lo + grain : n;
-        sum += bench_uneven_range(lo, hi, n);
+        struct bench_chunk c;
+
+        bench_fill_chunk(&c, k, grain, n);
+        bench_run_chunk(&c);
+        sum += c.sum;
     }
     double seconds = bench_seconds_since(start);
     *checksum = sum;
@@ -169,28 +152,26 @@ pfor(unsigned threads, long n, uint64_t *checksum)
  * so this is the nearest thing, a fork and join of a whole region whose
  * one single computes the tiny value. It is not the same measurement as
  * the other systems' and is reported beside them. */
+static void
+round_trip(void *context, long i)
+{
+    unsigned threads = *(const unsigned *)context;
+
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp single
+        results[i] = bench_tiny((uint64_t)i);
+    }
+}
+
 static double
 ping_pong(unsigned threads, long n, uint64_t *checksum)
 {
-    uint64_t *samples = calloc((size_t)n + 1, sizeof(*samples));
+    double median;
 
-    if (samples == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    alloc_results(n);
-    for (long i = 0; i < n; i++) {
-        uint64_t start = bench_now_ns();
-#pragma omp parallel num_threads(threads)
-        {
-#pragma omp single
-            results[i] = bench_tiny((uint64_t)i);
-        }
-        samples[i] = bench_now_ns() - start;
-    }
-    *checksum = sum_results(n);
-    double median = bench_median(samples, n);
-    free(samples);
+    results = bench_alloc_u64(n);
+    median = bench_ping_pong(n, round_trip, NULL, &threads);
+    *checksum = bench_sum(results, n);
     return median;
 }
 
@@ -208,7 +189,7 @@ main(int argc, char **argv)
     start_team(a.threads);
     if (bench_is(&a, "fanout")) {
         metric = fan_out(a.threads, a.size);
-        checksum = sum_results(a.size);
+        checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "fib")) {
         metric = fib_run(a.threads, a.size, &checksum);
     } else if (bench_is(&a, "pfor")) {
@@ -219,7 +200,7 @@ main(int argc, char **argv)
         /* The team's threads wait between regions the way libgomp
          * chooses by default, spinning first; that is what is measured. */
         fan_out(a.threads, 1000);
-        checksum = sum_results(1000);
+        checksum = bench_sum(results, 1000);
         metric = bench_idle_cpu_percent(a.size);
     }
     free(results);

@@ -36,25 +36,6 @@
  * results[i]. */
 static uint64_t *results;
 
-static void
-alloc_results(long n)
-{
-    results = static_cast<uint64_t *>(calloc((size_t)n + 1, sizeof(*results)));
-    if (results == nullptr) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-}
-
-static uint64_t
-sum_results(long n)
-{
-    uint64_t sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += results[i];
-    return sum;
-}
-
 /* A task group that ends any other way than complete means TBB cancelled
  * it, and then the work was not all done. */
 static void
@@ -73,7 +54,7 @@ fan_out(tbb::task_arena &arena, long n)
 {
     double seconds = 0;
 
-    alloc_results(n);
+    results = bench_alloc_u64(n);
     arena.execute([&] {
         tbb::task_group g;
         uint64_t start = bench_now_ns();
@@ -180,30 +161,34 @@ wait_done(struct completion &s, long target)
 
 /* pingpong: each round trip enqueues one task into the arena from the
  * main thread, which is not in it, and blocks until the task is done. */
+struct round_state {
+    tbb::task_arena *arena;
+    struct completion *s;
+};
+
+static void
+round_trip(void *context, long i)
+{
+    struct round_state *r = static_cast<struct round_state *>(context);
+    struct completion &s = *r->s;
+
+    r->arena->enqueue([i, &s] {
+        results[i] = bench_tiny((uint64_t)i);
+        signal_done(s, i + 1);
+    });
+    wait_done(s, i + 1);
+}
+
 static double
 ping_pong(tbb::task_arena &arena, long n, uint64_t *checksum)
 {
-    uint64_t *samples =
-        static_cast<uint64_t *>(calloc((size_t)n + 1, sizeof(*samples)));
     struct completion s;
+    struct round_state r = {&arena, &s};
+    double median;
 
-    if (samples == nullptr) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    alloc_results(n);
-    for (long i = 0; i < n; i++) {
-        uint64_t start = bench_now_ns();
-        arena.enqueue([i, &s] {
-            results[i] = bench_tiny((uint64_t)i);
-            signal_done(s, i + 1);
-        });
-        wait_done(s, i + 1);
-        samples[i] = bench_now_ns() - start;
-    }
-    *checksum = sum_results(n);
-    double median = bench_median(samples, n);
-    free(samples);
+    results = bench_alloc_u64(n);
+    median = bench_ping_pong(n, round_trip, nullptr, &r);
+    *checksum = bench_sum(results, n);
     return median;
 }
 
@@ -229,10 +214,8 @@ memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
     struct completion s;
     long total = n + (long)threads;
 
-    alloc_results(n);
-    /* Make the array resident before the first measurement: with a value
-     * other than zero, which a compiler may not drop after calloc. */
-    memset(results, 0xff, ((size_t)n + 1) * sizeof(*results));
+    results = bench_alloc_u64(n);
+    bench_make_resident(results, ((size_t)n + 1) * sizeof(*results));
     for (unsigned t = 0; t < threads; t++)
         arena.enqueue([&s, total] {
             gate_task();
@@ -263,8 +246,8 @@ memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
     }
     gate_cond.notify_all();
     wait_done(s, total);
-    *checksum = sum_results(n);
-    return n > 0 ? (double)(after - before) / (double)n : 0;
+    *checksum = bench_sum(results, n);
+    return bench_divide_growth(before, after, n);
 }
 
 static int
@@ -282,7 +265,7 @@ run(const struct bench_args &a)
     arena.initialize();
     if (bench_is(&a, "fanout")) {
         metric = fan_out(arena, a.size);
-        checksum = sum_results(a.size);
+        checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "fib")) {
         metric = fib_run(arena, a.size, &checksum);
     } else if (bench_is(&a, "pfor")) {
@@ -291,7 +274,7 @@ run(const struct bench_args &a)
         metric = ping_pong(arena, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {
         fan_out(arena, 1000);
-        checksum = sum_results(1000);
+        checksum = bench_sum(results, 1000);
         metric = bench_idle_cpu_percent(a.size);
     } else {
         metric = memory(arena, a.threads, a.size, &checksum);

@@ -19,20 +19,11 @@
 
 #include <uv.h>
 
-#include <pthread.h>
-
 /* libuv silently caps its pool at this many threads. */
 #define UV_MAX_THREADS 1024
 
 static uv_loop_t loop;
 static long completed;
-
-static void
-die(const char *what)
-{
-    fprintf(stderr, "%s\n", what);
-    exit(1);
-}
 
 static void
 check_uv(int err, const char *what)
@@ -41,25 +32,6 @@ check_uv(int err, const char *what)
         fprintf(stderr, "%s: %s\n", what, uv_strerror(err));
         exit(1);
     }
-}
-
-static void
-check_pthread(int err, const char *what)
-{
-    if (err != 0) {
-        fprintf(stderr, "%s: %s\n", what, strerror(err));
-        exit(1);
-    }
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-
-    if (p == NULL)
-        die("out of memory");
-    return p;
 }
 
 /* Every request's after-work callback: count it on the loop thread. */
@@ -83,9 +55,9 @@ static void
 join(long expected)
 {
     if (uv_run(&loop, UV_RUN_DEFAULT) != 0)
-        die("uv_run returned with requests still active");
+        bench_die("uv_run returned with requests still active");
     if (completed != expected)
-        die("uv_run returned before every request completed");
+        bench_die("uv_run returned before every request completed");
 }
 
 static void
@@ -109,7 +81,7 @@ start_pool(unsigned threads)
     }
     len = snprintf(value, sizeof(value), "%u", threads);
     if (len < 0 || (size_t)len >= sizeof(value))
-        die("snprintf failed");
+        bench_die("snprintf failed");
     if (setenv("UV_THREADPOOL_SIZE", value, 1) != 0) {
         perror("setenv");
         exit(1);
@@ -132,23 +104,14 @@ tiny_task(uv_work_t *req)
     results[i] = bench_tiny((uint64_t)i);
 }
 
-static uint64_t
-sum_results(long n)
-{
-    uint64_t sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += results[i];
-    return sum;
-}
-
 /* Submit n tiny tasks, return the seconds until all are joined. */
 static double
 fan_out(long n)
 {
-    uv_work_t *reqs = xcalloc((size_t)n + 1, sizeof(*reqs));
+    uv_work_t *reqs = bench_calloc((size_t)n + 1, sizeof(*reqs));
     uint64_t start;
 
-    results = xcalloc((size_t)n + 1, sizeof(*results));
+    results = bench_alloc_u64(n);
     completed = 0;
     start = bench_now_ns();
     for (long i = 0; i < n; i++)
@@ -160,41 +123,30 @@ fan_out(long n)
 }
 
 /* pfor: one request per chunk of the uneven loop. */
-struct chunk {
-    long lo, hi, n;
-    uint64_t sum;
-};
-
 static void
 chunk_task(uv_work_t *req)
 {
-    struct chunk *c = req->data;
-
-    c->sum = bench_uneven_range(c->lo, c->hi, c->n);
+    bench_run_chunk(req->data);
 }
 
 static double
 pfor(long n, unsigned threads, uint64_t *checksum)
 {
     long grain = bench_pfor_grain(n, threads);
-    long chunks = (n + grain - 1) / grain;
-    struct chunk *c = xcalloc((size_t)chunks + 1, sizeof(*c));
-    uv_work_t *reqs = xcalloc((size_t)chunks + 1, sizeof(*reqs));
+    long chunks = bench_count_chunks(n, grain);
+    struct bench_chunk *c = bench_calloc((size_t)chunks + 1, sizeof(*c));
+    uv_work_t *reqs = bench_calloc((size_t)chunks + 1, sizeof(*reqs));
     uint64_t start;
 
     completed = 0;
     start = bench_now_ns();
     for (long k = 0; k < chunks; k++) {
-        c[k].lo = k * grain;
-        c[k].hi = c[k].lo + grain < n ? c[k].lo + grain : n;
-        c[k].n = n;
+        bench_fill_chunk(&c[k], k, grain, n);
         submit(&reqs[k], chunk_task, &c[k]);
     }
     join(chunks);
     double seconds = bench_seconds_since(start);
-    *checksum = 0;
-    for (long k = 0; k < chunks; k++)
-        *checksum += c[k].sum;
+    *checksum = bench_sum_chunks(c, chunks);
     free(reqs);
     free(c);
     return seconds;
@@ -203,84 +155,62 @@ pfor(long n, unsigned threads, uint64_t *checksum)
 /* A round trip is one uv_queue_work and one uv_run, which returns once
  * the after-work callback has run on this thread. A completed request
  * may be queued again, so one serves every round. */
+static void
+round_trip(void *context, long i)
+{
+    submit(context, tiny_task, (void *)(intptr_t)i);
+    join(i + 1);
+}
+
 static double
 ping_pong(long n, uint64_t *checksum)
 {
-    uint64_t *samples = xcalloc((size_t)n + 1, sizeof(*samples));
     uv_work_t req;
+    double median;
 
-    results = xcalloc((size_t)n + 1, sizeof(*results));
+    results = bench_alloc_u64(n);
     completed = 0;
-    for (long i = 0; i < n; i++) {
-        uint64_t start = bench_now_ns();
-        submit(&req, tiny_task, (void *)(intptr_t)i);
-        join(i + 1);
-        samples[i] = bench_now_ns() - start;
-    }
-    *checksum = sum_results(n);
-    double median = bench_median(samples, n);
-    free(samples);
+    median = bench_ping_pong(n, round_trip, NULL, &req);
+    *checksum = bench_sum(results, n);
     return median;
 }
 
-/* memory: workers held on a gate while n requests queue up. The gate
- * also counts the workers that reached it, so the first reading is
- * taken only once every worker is held and none can drain the queue. */
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static unsigned gate_arrived;
-static int gate_open;
+/* memory: workers held on a gate while n requests queue up. */
+static struct bench_gate gate = BENCH_GATE_INITIALIZER;
 
 static void
 gate_task(uv_work_t *req)
 {
     (void)req;
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    gate_arrived++;
-    check_pthread(pthread_cond_broadcast(&gate_cond),
-                  "pthread_cond_broadcast");
-    while (!gate_open)
-        check_pthread(pthread_cond_wait(&gate_cond, &gate_lock),
-                      "pthread_cond_wait");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
+    bench_wait_at_gate(&gate);
 }
 
 static double
 memory(unsigned threads, long n, uint64_t *checksum)
 {
-    uv_work_t *gates = xcalloc(threads, sizeof(*gates));
+    uv_work_t *gates = bench_calloc(threads, sizeof(*gates));
     uv_work_t *reqs;
 
-    results = xcalloc((size_t)n + 1, sizeof(*results));
-    /* Make the array resident before the first measurement: with a value
-     * other than zero, which a compiler may not drop after calloc. */
-    memset(results, 0xff, ((size_t)n + 1) * sizeof(*results));
+    results = bench_alloc_u64(n);
+    bench_make_resident(results, ((size_t)n + 1) * sizeof(*results));
     completed = 0;
     for (unsigned t = 0; t < threads; t++)
         submit(&gates[t], gate_task, NULL);
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    while (gate_arrived < threads)
-        check_pthread(pthread_cond_wait(&gate_cond, &gate_lock),
-                      "pthread_cond_wait");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
+    bench_await_gate(&gate, threads);
     long before = bench_rss_bytes();
     /* The requests are libuv's per-task memory, so they are allocated
      * after the first reading; uv_queue_work's writes make them
      * resident. */
-    reqs = xcalloc((size_t)n + 1, sizeof(*reqs));
+    reqs = bench_calloc((size_t)n + 1, sizeof(*reqs));
     for (long i = 0; i < n; i++)
         submit(&reqs[i], tiny_task, (void *)(intptr_t)i);
     long after = bench_rss_bytes();
-    check_pthread(pthread_mutex_lock(&gate_lock), "pthread_mutex_lock");
-    gate_open = 1;
-    check_pthread(pthread_cond_broadcast(&gate_cond),
-                  "pthread_cond_broadcast");
-    check_pthread(pthread_mutex_unlock(&gate_lock), "pthread_mutex_unlock");
+    bench_open_gate(&gate);
     join((long)threads + n);
-    *checksum = sum_results(n);
+    *checksum = bench_sum(results, n);
     free(reqs);
     free(gates);
-    return n > 0 ? (double)(after - before) / (double)n : 0;
+    return bench_divide_growth(before, after, n);
 }
 
 int
@@ -297,14 +227,14 @@ main(int argc, char **argv)
     start_pool(a.threads);
     if (bench_is(&a, "fanout")) {
         metric = fan_out(a.size);
-        checksum = sum_results(a.size);
+        checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(a.size, a.threads, &checksum);
     } else if (bench_is(&a, "pingpong")) {
         metric = ping_pong(a.size, &checksum);
     } else if (bench_is(&a, "idle")) {
         fan_out(1000);
-        checksum = sum_results(1000);
+        checksum = bench_sum(results, 1000);
         metric = bench_idle_cpu_percent(a.size);
     } else {
         metric = memory(a.threads, a.size, &checksum);
