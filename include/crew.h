@@ -32,6 +32,11 @@
 extern "C" {
 #endif
 
+/**
+ * @brief Marks the library's exported functions: default visibility in a
+ *        shared build, nothing when CREW_STATIC is defined (as the static
+ *        library's CMake target and crew.pc do).
+ */
 #if defined(CREW_STATIC)
 #define CREW_API
 #elif defined(__GNUC__)
@@ -40,6 +45,11 @@ extern "C" {
 #define CREW_API
 #endif
 
+/**
+ * @brief Lets GCC and clang check a printf-style format: @p fmt is the
+ *        position of the format parameter, @p args that of the first
+ *        argument.
+ */
 #if defined(__GNUC__)
 #define CREW_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
@@ -453,6 +463,10 @@ CREW_API int crew_when_all(crew_future *const *futures, size_t n,
  * the inputs still pending, never once per input; inputs that had all
  * resolved need no join at all.
  *
+ * Ownership: borrows the inputs.
+ *
+ * @param futures  the inputs, as crew_when_all() takes them
+ * @param n        how many
  * @param error  NULL, or receives a new reference to the aggregate error
  *               (NULL on success and on error)
  * @return 0 when all succeeded, otherwise ::CREW_EAGGREGATE or ECANCELED
@@ -484,6 +498,11 @@ CREW_API int crew_when_any(crew_future *const *futures, size_t n,
  *
  * On a worker, helps as crew_future_wait() does.
  *
+ * Ownership: borrows the inputs.
+ *
+ * @param futures     the inputs, as crew_when_any() takes them
+ * @param n           how many, at least one
+ * @param timeout_ns  the longest wait, in nanoseconds
  * @param index  receives the winner's position; untouched on ETIMEDOUT
  * @return 0; ETIMEDOUT; EINVAL (as crew_when_any(), and a NULL @p index);
  *         ENOMEM (then nothing was waited for).
@@ -527,6 +546,8 @@ CREW_API size_t crew_error_count(const crew_error *error);
  * gives two entries. An inner error can itself be an aggregate, when a
  * crew_when_all() was nested in another.
  *
+ * @param error  the aggregate
+ * @param i      which entry, from 0
  * @param input  NULL, or receives the position of the failed input in its
  *               crew_when_all() (untouched when NULL is returned)
  * @return the inner error (borrowed from @p error), or NULL when
