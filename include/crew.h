@@ -642,6 +642,86 @@ CREW_API int crew_promise_resolve(crew_future *future, void *value,
 CREW_API int crew_promise_fail(crew_future *future, int code,
                                const char *format, ...) CREW_PRINTF(3, 4);
 
+/* ------------------------------------------------------------------ */
+/* Event loops: the inbox                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Resolved futures handed to an event loop's thread through a
+ *        descriptor it can poll.
+ */
+typedef struct crew_inbox crew_inbox;
+
+/**
+ * @brief Make an inbox.
+ *
+ * @param inbox  receives the inbox (NULL on error)
+ * @return 0; EINVAL (NULL @p inbox); ENOMEM; or the error of making the
+ *         descriptor (EMFILE, ENFILE).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_inbox_create(crew_inbox **inbox);
+
+/**
+ * @brief The descriptor that polls readable while at least one delivery
+ *        waits to be taken.
+ *
+ * An eventfd on Linux, a pipe elsewhere. It belongs to the inbox: never
+ * read, write or close it; watch it with poll, epoll, libuv's uv_poll_t
+ * or any event loop.
+ *
+ * @return the descriptor; -1 for a NULL @p inbox.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_inbox_fd(const crew_inbox *inbox);
+
+/**
+ * @brief Deliver @p future to the inbox once it resolves.
+ *
+ * The pair (@p future, @p user) is delivered in the order of resolution;
+ * an already resolved future is delivered at once.
+ *
+ * Ownership: takes a reference of its own to @p future, handed over with
+ * the delivery.
+ *
+ * @param inbox   the inbox
+ * @param future  the future to watch
+ * @param user    passed back with the delivery
+ * @return 0; EINVAL (NULL @p inbox or @p future); ENOMEM.
+ * @note Thread safety: any thread, several at once.
+ */
+CREW_API int crew_inbox_watch(crew_inbox *inbox, crew_future *future,
+                              void *user);
+
+/**
+ * @brief Take up to @p max deliveries, oldest first, without blocking.
+ *
+ * Each future taken comes with one reference that the caller now owns.
+ * Once every delivery has been taken the descriptor stops polling
+ * readable until the next one arrives.
+ *
+ * @param inbox    the inbox
+ * @param futures  receives the futures, @p max entries
+ * @param users    NULL, or receives each future's user pointer
+ * @param max      the most to take
+ * @return how many were taken; 0 for a NULL @p inbox or @p futures.
+ * @note Thread safety: meant for one thread, the loop's; safe from any.
+ */
+CREW_API size_t crew_inbox_take(crew_inbox *inbox, crew_future **futures,
+                                void **users, size_t max);
+
+/**
+ * @brief Destroy an inbox.
+ *
+ * Drops the references of deliveries not taken and of futures still
+ * watched (their later resolution is delivered nowhere), closes the
+ * descriptor and frees the inbox. Does nothing for NULL.
+ *
+ * @note Thread safety: the caller makes sure no other thread is using
+ *       the inbox; futures may go on resolving on workers meanwhile.
+ */
+CREW_API void crew_inbox_destroy(crew_inbox *inbox);
+
 #ifdef __cplusplus
 }
 #endif

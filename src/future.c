@@ -148,6 +148,24 @@ crew__future_subscribe(crew_future *future, struct crew__completion *node)
 }
 
 bool
+crew__future_unsubscribe(crew_future *future, struct crew__completion *node)
+{
+    struct crew__completion **link;
+    bool found = false;
+
+    crew__lock_acquire(&future->lock);
+    for (link = &future->completions; *link != NULL; link = &(*link)->next) {
+        if (*link == node) {
+            *link = node->next;
+            found = true;
+            break;
+        }
+    }
+    crew__lock_release(&future->lock);
+    return found;
+}
+
+bool
 crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter)
 {
     bool added;

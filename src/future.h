@@ -90,6 +90,11 @@ int crew__future_settle(crew_future *future,
 /* Run node->fire(node, future) once the future has resolved: now, on
  * this thread, if it has. */
 void crew__future_subscribe(crew_future *future, struct crew__completion *node);
+/* Take a node off the completion list before it fires: true if it was
+ * there (it will not fire), false if the future has resolved and the node
+ * has fired or is about to. */
+bool crew__future_unsubscribe(crew_future *future,
+                              struct crew__completion *node);
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0 or ETIMEDOUT. */
 int crew__future_await(crew_future *future, uint64_t deadline);

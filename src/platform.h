@@ -13,6 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The portable build (CREW_PARK_PORTABLE) uses the fallbacks even on
+ * Linux, so that CI runs them: condition variables instead of futexes,
+ * a pipe instead of an eventfd. */
+#if defined(__linux__) && !defined(CREW_PARK_PORTABLE)
+#define CREW_HAVE_EVENTFD 1
+#include <sys/eventfd.h>
+#else
+#include <fcntl.h>
+#endif
+
 #if defined(__linux__) && !defined(CREW_PARK_PORTABLE)
 #define CREW_HAVE_FUTEX 1
 #include <linux/futex.h>
@@ -76,6 +86,96 @@ crew__thread_set_name(const char *name)
     (void)name;
 }
 #endif
+
+/*
+ * A descriptor that polls readable while raised, for event loops: an
+ * eventfd on Linux (both ends the same descriptor), a pipe elsewhere.
+ * Raising a raised signal, or clearing a clear one, changes nothing.
+ * errno is the caller's: raise and clear put it back as it was.
+ */
+struct crew__signal {
+    int read_end;
+    int write_end;
+};
+
+#ifdef CREW_HAVE_EVENTFD
+static inline int
+crew__signal_open(struct crew__signal *signal)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    if (fd == -1)
+        return errno;
+    signal->read_end = signal->write_end = fd;
+    return 0;
+}
+
+static inline void
+crew__signal_close(struct crew__signal *signal)
+{
+    close(signal->read_end);
+}
+#else
+static inline int
+crew__signal_open(struct crew__signal *signal)
+{
+    int fds[2];
+
+    if (pipe(fds) == -1)
+        return errno;
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(fds[i], F_GETFL);
+        if (flags == -1 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) == -1 ||
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1) {
+            int err = errno;
+            close(fds[0]);
+            close(fds[1]);
+            return err;
+        }
+    }
+    signal->read_end = fds[0];
+    signal->write_end = fds[1];
+    return 0;
+}
+
+static inline void
+crew__signal_close(struct crew__signal *signal)
+{
+    close(signal->read_end);
+    close(signal->write_end);
+}
+#endif
+
+static inline void
+crew__signal_raise(struct crew__signal *signal)
+{
+    uint64_t one = 1; /* an eventfd takes 8 bytes; a pipe, the first */
+    int saved = errno;
+
+    /* EAGAIN: already readable, which is all that is asked. */
+    while (write(signal->write_end, &one,
+                 signal->read_end == signal->write_end ? sizeof(one) : 1) ==
+               -1 &&
+           errno == EINTR)
+        continue;
+    errno = saved;
+}
+
+static inline void
+crew__signal_clear(struct crew__signal *signal)
+{
+    uint64_t buffer[8];
+    int saved = errno;
+
+    /* An eventfd empties in one read; a pipe, until EAGAIN. */
+    for (;;) {
+        ssize_t n = read(signal->read_end, buffer, sizeof(buffer));
+        if (n > 0 || (n == -1 && errno == EINTR))
+            continue;
+        break;
+    }
+    errno = saved;
+}
 
 #ifdef CREW_HAVE_FUTEX
 /*

@@ -47,6 +47,7 @@ TestSuite(faults, CREW_SUITE);
 static max_align_t sentinel;
 #define NOT_SET_FUTURE ((crew_future *)(void *)&sentinel)
 #define NOT_SET_ERROR  ((crew_error *)(void *)&sentinel)
+#define NOT_SET_INBOX  ((crew_inbox *)(void *)&sentinel)
 #define NOT_SET_POOL   ((crew_pool *)(void *)&sentinel)
 
 /* Arm the k-th allocation of this thread. */
@@ -1504,4 +1505,36 @@ flatten_enomem(void)
 CREW_TEST(faults, flatten_returns_null_on_enomem_and_leaves_the_original_alone)
 {
     flatten_enomem();
+}
+
+CREW_TEST(faults, inbox_create_and_watch_return_enomem_and_leave_nothing)
+{
+    crew_inbox *inbox = NOT_SET_INBOX;
+    crew_future *p = promise();
+    crew_future *got = NULL;
+    bool fired;
+    int err;
+
+    arm(0);
+    err = crew_inbox_create(&inbox);
+    fired = disarm();
+    cr_assert(fired, "crew_inbox_create allocated nothing");
+    cr_assert_eq(err, ENOMEM);
+    cr_assert_null(inbox, "*inbox was not cleared");
+
+    cr_assert_eq(crew_inbox_create(&inbox), 0);
+    arm(0);
+    err = crew_inbox_watch(inbox, p, NULL);
+    fired = disarm();
+    cr_assert(fired, "crew_inbox_watch allocated nothing");
+    cr_assert_eq(err, ENOMEM);
+    /* Nothing is watched: resolving delivers nothing, and the promise's
+     * only other reference is ours. */
+    cr_assert_eq(crew_promise_resolve(p, NULL, NULL), 0);
+    cr_assert_eq(crew_inbox_take(inbox, &got, NULL, 1), 0);
+    cr_assert_eq(crew_inbox_watch(inbox, p, NULL), 0);
+    cr_assert_eq(crew_inbox_take(inbox, &got, NULL, 1), 1);
+    crew_future_release(got);
+    crew_inbox_destroy(inbox);
+    crew_future_release(p);
 }

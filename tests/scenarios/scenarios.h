@@ -78,7 +78,9 @@ struct crew_scenario {
     X(stress_one_thread)            \
     X(stress_two_threads)           \
     X(stress_four_threads)          \
-    X(stress_many_threads)
+    X(stress_many_threads)          \
+    X(inbox_watchers_race)          \
+    X(inbox_destroy_while_resolving)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
