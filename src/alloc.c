@@ -25,8 +25,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CACHE_LINE 64
+
+/* Under AddressSanitizer the cache is off: a block kept for reuse would
+ * hide a use after free from it, and the stale pointers in a cached block
+ * would hide leaks from LeakSanitizer (they make what they point to look
+ * reachable). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CACHE_BLOCKS 0
+#endif
+#endif
+#ifndef CACHE_BLOCKS
 #define CACHE_BLOCKS 64
-#define CACHE_LINE   64
+#endif
 
 struct cached {
     struct cached *next;
