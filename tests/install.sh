@@ -12,6 +12,7 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
+work=$(cd "$work" && pwd) # install prefixes and CMAKE_PREFIX_PATH want it absolute
 jobs=$(nproc 2>/dev/null || echo 2)
 
 for shared in ON OFF; do
