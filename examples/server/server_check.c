@@ -1,0 +1,646 @@
+/*
+ * server_check: the test of the server example.
+ *
+ *     server_check PATH_TO_SERVER
+ *
+ * Starts `server -p 0 -t 2 -v`, reads the port it prints and the requests
+ * it logs, and checks over 127.0.0.1:
+ *   - /ping, and /work digests against work_digest() computed here;
+ *   - a task's failure as a 500 carrying the task's message; 400, 404,
+ *     405 and 431 for what the server refuses;
+ *   - keep-alive, HTTP/1.0 and "Connection: close";
+ *   - pipelined requests answered in order, a slow one first;
+ *   - clients resetting their connections with work in flight, after
+ *     which the server still answers;
+ *   - CLIENTS threads of ROUNDS requests each at once, every answer
+ *     checked;
+ *   - SIGTERM with work in flight: that work is answered, with
+ *     "Connection: close", an idle connection is closed, and the server
+ *     exits 0 (under AddressSanitizer, also without a leak);
+ *   - a second server, idle, stopped by SIGINT, exits 0.
+ * Prints each failed check; exits 0 when every check passed, 1 otherwise.
+ * A watchdog turns a hang into a failure after WATCHDOG_S seconds.
+ */
+#include "work.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCHDOG_S 240
+#define CLIENTS    16
+#define ROUNDS     40
+
+static atomic_int failures;
+
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        if (!(cond))                                    \
+            check_failed(__LINE__, #cond, __VA_ARGS__); \
+    } while (0)
+
+static void
+check_failed(int line, const char *cond, const char *format, ...)
+{
+    va_list ap;
+
+    flockfile(stderr);
+    fprintf(stderr, "server_check:%d: failed: %s: ", line, cond);
+    va_start(ap, format);
+    vfprintf(stderr, format, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    atomic_fetch_add(&failures, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* The server process and its log                                     */
+/* ------------------------------------------------------------------ */
+
+struct server {
+    pid_t pid;
+    unsigned port;
+    FILE *out; /* its standard output */
+    pthread_t reader;
+    pthread_mutex_t lock;
+    pthread_cond_t grew;
+    char *log; /* every line it printed after "listening on" */
+    size_t log_len;
+    bool log_done;
+};
+
+/* The server being tested, for the watchdog to kill. */
+static volatile sig_atomic_t watched_pid;
+
+static void
+watchdog(int sig)
+{
+    static const char msg[] = "server_check: watchdog: a check hung\n";
+
+    (void)sig;
+    if (watched_pid > 0)
+        kill((pid_t)watched_pid, SIGKILL);
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    _exit(1);
+}
+
+static void *
+log_read(void *arg)
+{
+    struct server *s = arg;
+    char line[1024];
+
+    while (fgets(line, sizeof(line), s->out) != NULL) {
+        size_t n = strlen(line);
+        pthread_mutex_lock(&s->lock);
+        char *grown = realloc(s->log, s->log_len + n + 1);
+        if (grown != NULL) {
+            memcpy(grown + s->log_len, line, n + 1);
+            s->log = grown;
+            s->log_len += n;
+        }
+        pthread_cond_broadcast(&s->grew);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->log_done = true;
+    pthread_cond_broadcast(&s->grew);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Waits until the server has logged `text`; false if it never does. */
+static bool
+log_wait(struct server *s, const char *text)
+{
+    struct timespec deadline;
+    bool found = false;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 30;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        found = s->log != NULL && strstr(s->log, text) != NULL;
+        if (found || s->log_done ||
+            pthread_cond_timedwait(&s->grew, &s->lock, &deadline) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+static bool
+server_start(struct server *s, const char *path)
+{
+    int out[2];
+    char line[128];
+
+    memset(s, 0, sizeof(*s));
+    if (pipe(out) != 0)
+        return false;
+    s->pid = fork();
+    if (s->pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execl(path, path, "-p", "0", "-t", "2", "-v", (char *)NULL);
+        perror(path);
+        _exit(127);
+    }
+    close(out[1]);
+    if (s->pid < 0) {
+        close(out[0]);
+        return false;
+    }
+    watched_pid = s->pid;
+    s->out = fdopen(out[0], "r");
+    if (s->out == NULL || fgets(line, sizeof(line), s->out) == NULL ||
+        sscanf(line, "listening on 127.0.0.1:%u", &s->port) != 1) {
+        fprintf(stderr, "server_check: the server did not start\n");
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        return false;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->grew, NULL);
+    if (pthread_create(&s->reader, NULL, log_read, s) != 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        return false;
+    }
+    return true;
+}
+
+/* Signals the server, then returns its exit status, or -1 if it crashed. */
+static int
+server_stop(struct server *s, int sig)
+{
+    int status;
+
+    kill(s->pid, sig);
+    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    watched_pid = 0;
+    pthread_join(s->reader, NULL);
+    fclose(s->out);
+    free(s->log);
+    pthread_cond_destroy(&s->grew);
+    pthread_mutex_destroy(&s->lock);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "server_check: the server died of signal %d\n",
+                WTERMSIG(status));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP, the client's side                                            */
+/* ------------------------------------------------------------------ */
+
+struct client {
+    int fd;
+    size_t len; /* bytes read and not parsed yet */
+    char buf[4096];
+};
+
+struct response {
+    int status;
+    bool close; /* "Connection: close" */
+    char body[1024];
+};
+
+static bool
+client_open(struct client *c, unsigned port)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval timeout = {.tv_sec = 60};
+
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return false;
+    /* A server that never answers fails the check instead of hanging. */
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) !=
+            0 ||
+        connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        close(c->fd);
+        return false;
+    }
+    return true;
+}
+
+/* Closes with a reset instead of an orderly shutdown. */
+static void
+client_reset(struct client *c)
+{
+    struct linger linger = {.l_onoff = 1, .l_linger = 0};
+
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &linger, sizeof(linger));
+    close(c->fd);
+}
+
+static bool
+client_send(struct client *c, const char *text)
+{
+    size_t len = strlen(text), sent = 0;
+
+    while (sent < len) {
+        ssize_t n = send(c->fd, text + sent, len - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EINTR)
+            return false;
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    return true;
+}
+
+/* Reads more; false at the end of the stream, an error, or a timeout. */
+static bool
+client_fill(struct client *c)
+{
+    ssize_t n;
+
+    if (c->len == sizeof(c->buf))
+        return false;
+    do
+        n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    c->len += (size_t)n;
+    return true;
+}
+
+/* Whether the server closed the connection (without sending more). */
+static bool
+client_closed(struct client *c)
+{
+    return c->len == 0 && !client_fill(c);
+}
+
+/* Reads one response; false if none came whole. */
+static bool
+client_receive(struct client *c, struct response *r)
+{
+    char *end, *header, *length;
+    size_t head, body;
+
+    for (;;) {
+        c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = '\0';
+        end = strstr(c->buf, "\r\n\r\n");
+        if (end != NULL)
+            break;
+        if (!client_fill(c))
+            return false;
+    }
+    head = (size_t)(end + 4 - c->buf);
+    *end = '\0';
+    if (sscanf(c->buf, "HTTP/1.1 %d ", &r->status) != 1)
+        return false;
+    length = strstr(c->buf, "Content-Length: ");
+    header = strstr(c->buf, "Connection: ");
+    if (length == NULL || header == NULL)
+        return false;
+    body = strtoul(length + 16, NULL, 10);
+    r->close = strncmp(header + 12, "close", 5) == 0;
+    if (body >= sizeof(r->body) || head + body > sizeof(c->buf))
+        return false;
+    while (c->len < head + body) {
+        if (!client_fill(c))
+            return false;
+    }
+    memcpy(r->body, c->buf + head, body);
+    r->body[body] = '\0';
+    c->len -= head + body;
+    memmove(c->buf, c->buf + head + body, c->len);
+    return true;
+}
+
+/* Sends `request` on a new connection and reads the response. */
+static bool
+exchange(unsigned port, const char *request, struct response *r,
+         bool *closed_after)
+{
+    struct client c;
+    bool ok;
+
+    if (!client_open(&c, port))
+        return false;
+    ok = client_send(&c, request) && client_receive(&c, r);
+    if (ok && closed_after != NULL)
+        *closed_after = client_closed(&c);
+    close(c.fd);
+    return ok;
+}
+
+static bool
+get(unsigned port, const char *target, struct response *r)
+{
+    char request[256];
+
+    snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
+             target);
+    return exchange(port, request, r, NULL);
+}
+
+/*
+ * The body the server must answer /work?n=rounds&seed=seed with (for
+ * rounds in range; else the reason they are not, which no answer equals).
+ */
+static void
+expected_digest(uint64_t seed, uint64_t rounds, char *body, size_t size)
+{
+    uint64_t digest;
+
+    if (work_digest(seed, rounds, &digest, body, size) == 0)
+        snprintf(body, size, "%016" PRIx64 "\n", digest);
+}
+
+/* ------------------------------------------------------------------ */
+/* The checks                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+check_routes(unsigned port)
+{
+    struct response r;
+    char want[64];
+    bool closed;
+
+    CHECK(get(port, "/ping", &r), "/ping: no response");
+    CHECK(r.status == 200 && strcmp(r.body, "pong\n") == 0 && !r.close,
+          "/ping: %d %s", r.status, r.body);
+
+    expected_digest(7, 10, want, sizeof(want));
+    CHECK(get(port, "/work?n=10&seed=7", &r), "/work: no response");
+    CHECK(r.status == 200 && strcmp(r.body, want) == 0,
+          "/work?n=10&seed=7: %d %s, expected %s", r.status, r.body, want);
+    expected_digest(0, 3, want, sizeof(want));
+    CHECK(get(port, "/work?n=3", &r), "/work: no response");
+    CHECK(r.status == 200 && strcmp(r.body, want) == 0,
+          "/work?n=3: %d %s, expected %s", r.status, r.body, want);
+
+    /* Out of range is the task's failure, answered with its message. */
+    CHECK(get(port, "/work?n=0", &r), "/work?n=0: no response");
+    CHECK(r.status == 500 &&
+              strcmp(r.body, "n=0: rounds must be 1 to 100000\n") == 0,
+          "/work?n=0: %d %s", r.status, r.body);
+    CHECK(get(port, "/work?seed=1&n=100001", &r), "n=100001: no response");
+    CHECK(r.status == 500 && strstr(r.body, "n=100001: rounds") == r.body,
+          "/work?n=100001: %d %s", r.status, r.body);
+
+    CHECK(get(port, "/work", &r) && r.status == 400, "/work: %d", r.status);
+    CHECK(get(port, "/work?n=1x", &r) && r.status == 400, "n=1x: %d", r.status);
+    CHECK(get(port, "/work?n=99999999999999999999", &r) && r.status == 400,
+          "n over 2^64: %d", r.status);
+    CHECK(get(port, "/work?n=2&seed=", &r) && r.status == 400, "empty seed: %d",
+          r.status);
+    CHECK(get(port, "/workshop", &r) && r.status == 404, "/workshop: %d",
+          r.status);
+    CHECK(get(port, "/", &r) && r.status == 404, "/: %d", r.status);
+    CHECK(exchange(port, "POST /ping HTTP/1.1\r\nHost: t\r\n\r\n", &r, NULL) &&
+              r.status == 405 && !r.close,
+          "POST: %d", r.status);
+
+    /* Refused outright: answered, then the connection closes. */
+    CHECK(exchange(port, "nonsense\r\n\r\n", &r, &closed) && r.status == 400 &&
+              r.close && closed,
+          "malformed: %d", r.status);
+    CHECK(exchange(port, "GET /ping HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+                   &r, &closed) &&
+              r.status == 400 && closed,
+          "a body: %d", r.status);
+    CHECK(exchange(port, "GET /ping HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &r,
+                   NULL) &&
+              r.status == 200,
+          "Content-Length 0: %d", r.status);
+
+    /*
+     * Exactly the server's limit, unfinished: it reads all of it before
+     * it answers, so it closes with nothing unread (which would reset the
+     * connection, and might discard the answer before it is read).
+     */
+    static char big[8192 + 1];
+    memcpy(big, "GET /ping HTTP/1.1\r\nX: ", 23);
+    memset(big + 23, 'x', sizeof(big) - 24);
+    CHECK(exchange(port, big, &r, &closed) && r.status == 431 && closed,
+          "oversized: %d", r.status);
+}
+
+static void
+check_connections(unsigned port)
+{
+    struct client c;
+    struct response r;
+    char want[3][64];
+    bool closed;
+
+    CHECK(client_open(&c, port), "connect");
+    for (int i = 0; i < 3; i++) {
+        CHECK(client_send(&c, "GET /ping HTTP/1.1\r\n\r\n") &&
+                  client_receive(&c, &r) && r.status == 200 && !r.close,
+              "keep-alive request %d: %d", i, r.status);
+    }
+    close(c.fd);
+
+    CHECK(exchange(port, "GET /ping HTTP/1.0\r\n\r\n", &r, &closed) &&
+              r.status == 200 && r.close && closed,
+          "HTTP/1.0: %d close=%d", r.status, r.close);
+    CHECK(exchange(port, "GET /ping HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+                   &r, NULL) &&
+              r.status == 200 && !r.close,
+          "HTTP/1.0 keep-alive: %d close=%d", r.status, r.close);
+    CHECK(exchange(port, "GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n", &r,
+                   &closed) &&
+              r.status == 200 && r.close && closed,
+          "Connection: close: %d close=%d", r.status, r.close);
+
+    /* Pipelined: the slow request's answer still comes first. */
+    expected_digest(1, 400, want[0], sizeof(want[0]));
+    expected_digest(2, 1, want[2], sizeof(want[2]));
+    CHECK(client_open(&c, port), "connect");
+    CHECK(client_send(&c, "GET /work?n=400&seed=1 HTTP/1.1\r\n\r\n"
+                          "GET /ping HTTP/1.1\r\n\r\n"
+                          "GET /work?n=1&seed=2 HTTP/1.1\r\n\r\n"),
+          "send");
+    CHECK(client_receive(&c, &r) && strcmp(r.body, want[0]) == 0,
+          "pipelined 1: %s", r.body);
+    CHECK(client_receive(&c, &r) && strcmp(r.body, "pong\n") == 0,
+          "pipelined 2: %s", r.body);
+    CHECK(client_receive(&c, &r) && strcmp(r.body, want[2]) == 0,
+          "pipelined 3: %s", r.body);
+    close(c.fd);
+}
+
+/* Clients that leave while their work runs or waits on the pool. */
+static void
+check_hang_ups(struct server *s)
+{
+    struct client c[6];
+    struct response r;
+    char want[64];
+
+    for (int i = 0; i < 6; i++) {
+        char request[96];
+        snprintf(request, sizeof(request),
+                 "GET /work?n=5000&seed=%d HTTP/1.1\r\n\r\n", 500 + i);
+        CHECK(client_open(&c[i], s->port) && client_send(&c[i], request),
+              "hang-up client %d", i);
+        snprintf(request, sizeof(request), "GET /work?n=5000&seed=%d", 500 + i);
+        CHECK(log_wait(s, request), "the server never read %s", request);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (i % 2 == 0)
+            client_reset(&c[i]);
+        else
+            close(c[i].fd);
+    }
+    expected_digest(3, 5, want, sizeof(want));
+    CHECK(get(s->port, "/work?n=5&seed=3", &r) && strcmp(r.body, want) == 0,
+          "after hang-ups: %d %s", r.status, r.body);
+}
+
+static unsigned load_port;
+
+static void *
+load_client(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    struct client c;
+    struct response r;
+    char request[128], want[64];
+
+    if (!client_open(&c, load_port)) {
+        CHECK(false, "client %d: connect", id);
+        return NULL;
+    }
+    for (int i = 0; i < ROUNDS; i++) {
+        uint64_t rounds = 1 + (uint64_t)(i * 7 + id) % 60;
+        uint64_t seed = (uint64_t)id * 1000 + (uint64_t)i;
+
+        if (i % 3 == 2) {
+            snprintf(request, sizeof(request), "GET /ping HTTP/1.1\r\n\r\n");
+            snprintf(want, sizeof(want), "pong\n");
+        } else {
+            snprintf(request, sizeof(request),
+                     "GET /work?n=%" PRIu64 "&seed=%" PRIu64
+                     " HTTP/1.1\r\n\r\n",
+                     rounds, seed);
+            expected_digest(seed, rounds, want, sizeof(want));
+        }
+        if (!client_send(&c, request) || !client_receive(&c, &r)) {
+            CHECK(false, "client %d request %d: no response", id, i);
+            break;
+        }
+        CHECK(r.status == 200 && strcmp(r.body, want) == 0,
+              "client %d request %d: %d %s, expected %s", id, i, r.status,
+              r.body, want);
+    }
+    close(c.fd);
+    return NULL;
+}
+
+static void
+check_load(unsigned port)
+{
+    pthread_t threads[CLIENTS];
+    int started = 0;
+
+    load_port = port;
+    for (; started < CLIENTS; started++) {
+        if (pthread_create(&threads[started], NULL, load_client,
+                           (void *)(intptr_t)started) != 0)
+            break;
+    }
+    CHECK(started == CLIENTS, "started %d clients", started);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+}
+
+/* SIGTERM with work in flight: answered, then a clean exit. */
+static void
+check_drain(struct server *s)
+{
+    struct client idle, busy[3];
+    struct response r;
+    char want[64];
+    int status;
+
+    CHECK(client_open(&idle, s->port), "connect");
+    CHECK(client_send(&idle, "GET /ping HTTP/1.1\r\n\r\n") &&
+              client_receive(&idle, &r),
+          "idle client's first request");
+    for (int i = 0; i < 3; i++) {
+        char request[96];
+        snprintf(request, sizeof(request),
+                 "GET /work?n=5000&seed=%d HTTP/1.1\r\n\r\n", 900 + i);
+        CHECK(client_open(&busy[i], s->port) && client_send(&busy[i], request),
+              "drain client %d", i);
+        snprintf(request, sizeof(request), "GET /work?n=5000&seed=%d", 900 + i);
+        CHECK(log_wait(s, request), "the server never read %s", request);
+    }
+    status = server_stop(s, SIGTERM);
+    for (int i = 0; i < 3; i++) {
+        expected_digest(900 + (uint64_t)i, 5000, want, sizeof(want));
+        CHECK(client_receive(&busy[i], &r) && r.status == 200 &&
+                  strcmp(r.body, want) == 0 && r.close,
+              "drained request %d: %d %s close=%d", i, r.status, r.body,
+              r.close);
+        CHECK(client_closed(&busy[i]), "drained connection %d left open", i);
+        close(busy[i].fd);
+    }
+    CHECK(client_closed(&idle), "the idle connection was left open");
+    close(idle.fd);
+    CHECK(status == 0, "exit status %d after SIGTERM", status);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct server s;
+    struct response r;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: server_check PATH_TO_SERVER\n");
+        return 2;
+    }
+    signal(SIGALRM, watchdog);
+    alarm(WATCHDOG_S);
+
+    if (!server_start(&s, argv[1]))
+        return 1;
+    check_routes(s.port);
+    check_connections(s.port);
+    check_hang_ups(&s);
+    check_load(s.port);
+    check_drain(&s);
+
+    if (!server_start(&s, argv[1]))
+        return 1;
+    CHECK(get(s.port, "/ping", &r) && r.status == 200, "second server");
+    CHECK(server_stop(&s, SIGINT) == 0, "exit status after SIGINT");
+
+    if (atomic_load(&failures) != 0) {
+        fprintf(stderr, "server_check: %d checks failed\n",
+                atomic_load(&failures));
+        return 1;
+    }
+    puts("server_check: every check passed");
+    return 0;
+}
