@@ -178,7 +178,7 @@ done
 # column: 2 heavy rps, 3 heavy p50, 4 ping rps, 5 ping p50, 6 ping p99
 med() { awk -F'\t' -v m="$1" -v c="$2" '$1 == m { print $c }' \
     "$out/samples.tsv" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3g", a / b }'; }
 
 {
     echo "| server | /work req/s | /work p50 (ms) | /ping req/s | /ping p50 (ms) | /ping p99 (ms) |"

@@ -14,8 +14,8 @@
  *     which the server still answers;
  *   - CLIENTS threads of ROUNDS requests each at once, every answer
  *     checked;
- *   - SIGTERM with work in flight: that work is answered, with
- *     "Connection: close", an idle connection is closed, and the server
+ *   - SIGTERM with work in flight: that work is answered and its
+ *     connections closed, an idle connection is closed, and the server
  *     exits 0 (under AddressSanitizer, also without a leak);
  *   - a second server, idle, stopped by SIGINT, exits 0.
  * Prints each failed check; exits 0 when every check passed, 1 otherwise.
@@ -488,7 +488,15 @@ check_connections(unsigned port)
     close(c.fd);
 }
 
-/* Clients that leave while their work runs or waits on the pool. */
+/*
+ * Clients that leave while their work runs or waits on the pool: the
+ * server cancels the work and frees the connection when the future is
+ * delivered (a leak there fails the check under ASan and valgrind). Each
+ * job takes about 100 ms, the resets come microseconds after the last
+ * request is read: the jobs are still in flight then, unless the loop is
+ * starved (valgrind runs one thread at a time), when some are answered
+ * first and the path is only partly taken.
+ */
 static void
 check_hang_ups(struct server *s)
 {
@@ -598,10 +606,15 @@ check_drain(struct server *s)
     status = server_stop(s, SIGTERM);
     for (int i = 0; i < 3; i++) {
         expected_digest(900 + (uint64_t)i, 5000, want, sizeof(want));
+        /*
+         * The answer says "Connection: close" if the drain began before
+         * the work was done; a slow machine may finish the work first
+         * (the server reads the signal on its loop, after the delivery).
+         * Either way the connection must close once answered.
+         */
         CHECK(client_receive(&busy[i], &r) && r.status == 200 &&
-                  strcmp(r.body, want) == 0 && r.close,
-              "drained request %d: %d %s close=%d", i, r.status, r.body,
-              r.close);
+                  strcmp(r.body, want) == 0,
+              "drained request %d: %d %s", i, r.status, r.body);
         CHECK(client_closed(&busy[i]), "drained connection %d left open", i);
         close(busy[i].fd);
     }
