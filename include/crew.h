@@ -455,6 +455,42 @@ CREW_API void crew_future_release(crew_future *future);
 CREW_API int crew_when_all(crew_future *const *futures, size_t n,
                            crew_future **all);
 
+/** @brief crew_when_all_ex() flag: resolve at the first failure. */
+#define CREW_FAIL_FAST 0x1u
+/** @brief crew_when_all_ex() flag: at the first failure, cancel the
+ *         inputs still unresolved. */
+#define CREW_CANCEL_REST 0x2u
+
+/**
+ * @brief crew_when_all(), with a choice of what the first failure does.
+ *
+ * With @p flags 0 it is crew_when_all(). With ::CREW_FAIL_FAST the result
+ * fails as soon as the first input fails (as @c asyncio.gather and
+ * @c Promise.all reject), with an aggregate error holding that one failure
+ * and its position; inputs that resolve later change nothing. When all
+ * succeed, or some are cancelled and none fails, it resolves as
+ * crew_when_all() would. ::CREW_CANCEL_REST requests, at the first failure,
+ * the cancellation of every input not yet resolved; without
+ * ::CREW_FAIL_FAST the result still waits for every input and holds every
+ * failure (Python's @c TaskGroup: the safe form when tasks borrow the
+ * caller's memory). When several inputs have already failed at the call,
+ * the first is the lowest position. Cancelling the result passes the
+ * request to its inputs, whatever the flags.
+ *
+ * Ownership: as crew_when_all().
+ *
+ * @param futures  the inputs
+ * @param n        how many
+ * @param flags    0, or ::CREW_FAIL_FAST and ::CREW_CANCEL_REST, or-ed
+ * @param all      receives the result (NULL on error)
+ * @return 0; EINVAL (as crew_when_all(), and an unknown flag bit); ENOMEM.
+ * @note Thread safety: any thread. The cancellations of ::CREW_CANCEL_REST
+ *       run on the thread that resolved the failing input, as its
+ *       callbacks do.
+ */
+CREW_API int crew_when_all_ex(crew_future *const *futures, size_t n,
+                              unsigned flags, crew_future **all);
+
 /**
  * @brief Block until every input has resolved.
  *

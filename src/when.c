@@ -8,6 +8,14 @@
  * input's outcome and resolves the join, inside that input's resolution;
  * for when_any, the first node to set `decided` resolves it.
  *
+ * crew_when_all_ex's flags act at the first failure: the node of the
+ * first failed input sets `decided`, cancels the other inputs
+ * (CREW_CANCEL_REST), then resolves the join with that failure alone
+ * (CREW_FAIL_FAST); the node that brings `remaining` to zero then finds
+ * the join decided and leaves it be. Nodes are subscribed in position
+ * order, so among inputs that failed before the call the lowest fires
+ * first.
+ *
  * References: the join holds one to each input, dropped when the join is
  * freed, so cancelling the join can always reach its inputs. Each node
  * not yet fired holds one to the join, so the block outlives every node
@@ -31,10 +39,12 @@ struct input {
 struct join {
     crew_future base;
     size_t n;
+    unsigned flags;          /* when_all_ex: CREW_FAIL_FAST, CREW_CANCEL_REST */
     atomic_size_t remaining; /* when_all: inputs not yet resolved */
-    atomic_bool decided;     /* when_any: a winner has been chosen */
-    size_t winner;           /* when_any: written before resolution */
-    crew_future **futures;   /* the inputs, a reference to each; after inputs */
+    /* when_any: a winner has been chosen; when_all_ex: an input failed. */
+    atomic_bool decided;
+    size_t winner;         /* when_any: written before resolution */
+    crew_future **futures; /* the inputs, a reference to each; after inputs */
     struct input inputs[];
 };
 
@@ -97,17 +107,61 @@ all_outcome(crew_future *const *futures, size_t n)
     return outcome;
 }
 
+/* A fail-fast join's outcome: the failure at `position` alone. */
+static struct crew__outcome
+first_failure_outcome(const struct join *j, size_t position)
+{
+    struct crew__outcome outcome = {.state = CREW_FAILED,
+                                    .code = CREW_EAGGREGATE};
+    struct crew__entry *entry;
+
+    outcome.error = crew__error_aggregate(1, j->n, &entry);
+    if (outcome.error != NULL) {
+        entry->inner =
+            crew_error_retain(crew_future_error(j->futures[position]));
+        entry->input = position;
+    }
+    return outcome;
+}
+
+/*
+ * The input at `position` failed: if it is the first, act on the flags.
+ * The caller holds a reference to the join that no callback can drop.
+ */
+static void
+input_failed(struct join *j, size_t position)
+{
+    /* Relaxed: elects the first; the join's own resolution publishes the
+     * outcome, and the last node reads `decided` after the decrements. */
+    if (atomic_exchange_explicit(&j->decided, true, memory_order_relaxed))
+        return;
+    /* Cancel first: whoever the failure wakes finds the rest asked to
+     * stop. Each cancelled input fires its node here, nested. */
+    if ((j->flags & CREW_CANCEL_REST) != 0) {
+        for (size_t i = 0; i < j->n; i++)
+            crew_future_cancel(j->futures[i]);
+    }
+    if ((j->flags & CREW_FAIL_FAST) != 0) {
+        struct crew__outcome outcome = first_failure_outcome(j, position);
+        crew__future_settle(&j->base, &outcome);
+    }
+}
+
 static void
 all_input_resolved(struct crew__completion *node, crew_future *future)
 {
     struct input *in = (struct input *)node;
     struct join *j = in->join;
 
-    (void)future;
+    if (j->flags != 0 && crew_future_state(future) == CREW_FAILED)
+        input_failed(j, position_of(in));
     /* Acquire-release: the last input's resolver must see the outcomes of
-     * the others, each published before its decrement. */
+     * the others, each published before its decrement, and a fail-fast
+     * decision made before one of them. */
     if (atomic_fetch_sub_explicit(&j->remaining, 1, memory_order_acq_rel) ==
-        1) {
+            1 &&
+        !((j->flags & CREW_FAIL_FAST) != 0 &&
+          atomic_load_explicit(&j->decided, memory_order_relaxed))) {
         struct crew__outcome outcome = all_outcome(j->futures, j->n);
         /* This node's reference, dropped below, holds the join. */
         crew__future_settle(&j->base, &outcome);
@@ -134,14 +188,15 @@ any_input_resolved(struct crew__completion *node, crew_future *future)
 
 static int
 join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
-         crew_future **out)
+         unsigned flags, crew_future **out)
 {
     struct join *j;
 
     if (out != NULL)
         *out = NULL;
     if (out == NULL || !inputs_are_valid(futures, n) ||
-        (kind == CREW__JOIN_ANY && n == 0))
+        (kind == CREW__JOIN_ANY && n == 0) ||
+        (flags & ~(CREW_FAIL_FAST | CREW_CANCEL_REST)) != 0)
         return EINVAL;
     if (n > (SIZE_MAX - sizeof(*j)) /
                 (sizeof(j->inputs[0]) + sizeof(j->futures[0])) ||
@@ -153,6 +208,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
         return ENOMEM;
     crew__future_init(&j->base, kind, (uint32_t)n + 1);
     j->n = n;
+    j->flags = flags;
     atomic_init(&j->remaining, n);
     atomic_init(&j->decided, false);
     j->winner = 0;
@@ -199,13 +255,20 @@ crew__join_cancel(crew_future *future)
 int
 crew_when_all(crew_future *const *futures, size_t n, crew_future **all)
 {
-    return join_new(futures, n, CREW__JOIN_ALL, all);
+    return join_new(futures, n, CREW__JOIN_ALL, 0, all);
+}
+
+int
+crew_when_all_ex(crew_future *const *futures, size_t n, unsigned flags,
+                 crew_future **all)
+{
+    return join_new(futures, n, CREW__JOIN_ALL, flags, all);
 }
 
 int
 crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
 {
-    return join_new(futures, n, CREW__JOIN_ANY, any);
+    return join_new(futures, n, CREW__JOIN_ANY, 0, any);
 }
 
 /*

@@ -751,6 +751,72 @@ CREW_TEST(faults, when_all_returns_enomem_and_leaves_its_inputs_alone)
     when_all_enomem();
 }
 
+static int
+when_all_fail_fast(crew_future *const *futures, size_t n, crew_future **all)
+{
+    return crew_when_all_ex(futures, n, CREW_FAIL_FAST | CREW_CANCEL_REST, all);
+}
+
+/* The same for crew_when_all_ex, whose flags would cancel the pending
+ * input if a failed call had left a node on the others. */
+CREW_TEST(faults, when_all_ex_returns_enomem_and_leaves_its_inputs_alone)
+{
+    crew_pool *pool = pool_new(1);
+    atomic_int t_freed = 0, p_freed = 0;
+    crew_future *t = finished_task(pool, &t_freed);
+    crew_future *p = promise();
+    crew_future *inputs[] = {t, p, t};
+
+    crew_future *all = join_under_faults(when_all_fail_fast, inputs, 3);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_future_wait(all), 0);
+    crew_future_release(all);
+    release_last(p, &p_freed, "the promise");
+    release_last(t, &t_freed, "the task");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
+/* A fail-fast join whose one-failure aggregate cannot be allocated still
+ * fails, with the fixed "memory ran out" error. */
+CREW_TEST(faults, a_fail_fast_join_without_memory_fails_all_the_same)
+{
+    bool saw_lost = false;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        crew_future *inputs[] = {promise(), promise()};
+        crew_future *all = NULL;
+
+        cr_assert_eq(crew_when_all_ex(inputs, 2, CREW_FAIL_FAST, &all), 0);
+        arm(k);
+        int err = crew_promise_fail(inputs[1], EIO, "one");
+        bool fired = disarm();
+        cr_assert_eq(err, 0);
+        cr_assert_eq(crew_future_state(all), CREW_FAILED,
+                     "allocation %ld: the join did not fail", k);
+        const crew_error *e = crew_future_error(all);
+        if (crew_error_count(e) == 0) {
+            cr_assert(fired, "an empty aggregate without a fault");
+            expect_lost(e, CREW_EAGGREGATE);
+            saw_lost = true;
+        } else {
+            size_t input = SIZE_MAX;
+            cr_assert_eq(crew_error_count(e), 1);
+            cr_assert_not_null(crew_error_inner(e, 0, &input));
+            cr_assert_eq(input, 1);
+        }
+        cr_assert_eq(crew_promise_resolve(inputs[0], NULL, NULL), 0);
+        crew_future_release(all);
+        crew_future_release(inputs[0]);
+        crew_future_release(inputs[1]);
+        if (!fired)
+            break;
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert(saw_lost, "no fault lost the aggregate");
+}
+
 static void
 when_any_enomem(void)
 {

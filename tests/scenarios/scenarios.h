@@ -60,27 +60,28 @@ struct crew_scenario {
  * expand this list, so a scenario added here is declared, listed in
  * crew_scenarios[] and given a Criterion test at once.
  */
-#define CREW_SCENARIO_LIST(X)       \
-    X(races_cancel_vs_start)        \
-    X(races_promise_settle)         \
-    X(races_release_storm)          \
-    X(races_when_inputs)            \
-    X(nesting_deep_chain)           \
-    X(nesting_fib_one_thread)       \
-    X(nesting_fib_two_threads)      \
-    X(nesting_waits_on_workers)     \
-    X(pingpong_one_thread)          \
-    X(pingpong_two_threads)         \
-    X(shutdown_drain_under_load)    \
-    X(shutdown_cancel_under_load)   \
-    X(shutdown_destroy_from_worker) \
-    X(stress_mixed)                 \
-    X(stress_one_thread)            \
-    X(stress_two_threads)           \
-    X(stress_four_threads)          \
-    X(stress_many_threads)          \
-    X(inbox_watchers_race)          \
-    X(inbox_destroy_while_resolving)
+#define CREW_SCENARIO_LIST(X)        \
+    X(races_cancel_vs_start)         \
+    X(races_promise_settle)          \
+    X(races_release_storm)           \
+    X(races_when_inputs)             \
+    X(nesting_deep_chain)            \
+    X(nesting_fib_one_thread)        \
+    X(nesting_fib_two_threads)       \
+    X(nesting_waits_on_workers)      \
+    X(pingpong_one_thread)           \
+    X(pingpong_two_threads)          \
+    X(shutdown_drain_under_load)     \
+    X(shutdown_cancel_under_load)    \
+    X(shutdown_destroy_from_worker)  \
+    X(stress_mixed)                  \
+    X(stress_one_thread)             \
+    X(stress_two_threads)            \
+    X(stress_four_threads)           \
+    X(stress_many_threads)           \
+    X(inbox_watchers_race)           \
+    X(inbox_destroy_while_resolving) \
+    X(fail_fast_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
