@@ -208,6 +208,38 @@ CREW_API void crew_pool_destroy(crew_pool *pool);
  */
 CREW_API unsigned crew_pool_threads(const crew_pool *pool);
 
+/**
+ * @brief What a pool is doing: a snapshot from crew_pool_stats_get().
+ */
+typedef struct crew_pool_stats {
+    unsigned threads;   /**< workers */
+    unsigned busy;      /**< workers running a task now */
+    size_t queued;      /**< tasks waiting to run now */
+    uint64_t submitted; /**< tasks accepted since the pool was created */
+    uint64_t succeeded; /**< tasks that ran and succeeded */
+    uint64_t failed;    /**< tasks that ran and failed */
+    uint64_t cancelled; /**< tasks resolved cancelled, run or not */
+    uint64_t stolen;    /**< tasks a worker took from another's queue */
+} crew_pool_stats;
+
+/**
+ * @brief Fill @p stats with what @p pool is doing and has done.
+ *
+ * The counters need not be consistent with each other while tasks run (a
+ * task may be counted as submitted and not yet as queued); once the pool
+ * is idle, or shut down, submitted = succeeded + failed + cancelled. A
+ * task cancelled in its queue is counted when a worker takes it out.
+ * Continuations and crew_parallel_for() chunks count as tasks. Reading
+ * costs the pool nothing per task: each worker keeps counters of its own,
+ * summed here.
+ *
+ * @param pool   the pool (until crew_pool_destroy(), shut down or not)
+ * @param stats  receives the snapshot
+ * @return 0; EINVAL for a NULL argument.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats);
+
 /* ------------------------------------------------------------------ */
 /* Submitting work                                                    */
 /* ------------------------------------------------------------------ */

@@ -50,9 +50,9 @@ struct crew__ring {
 static struct crew__ring *
 ring_new(int64_t capacity)
 {
-    struct crew__ring *ring = crew__malloc(
-        offsetof(struct crew__ring, slots) +
-        (size_t)capacity * sizeof(ring->slots[0]));
+    struct crew__ring *ring =
+        crew__malloc(offsetof(struct crew__ring, slots) +
+                     (size_t)capacity * sizeof(ring->slots[0]));
 
     if (ring != NULL) {
         ring->mask = capacity - 1;
@@ -106,9 +106,8 @@ grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
         return NULL;
     for (int64_t i = top; i < bottom; i++) {
         /* Relaxed: the owner wrote these slots itself. */
-        void *item =
-            atomic_load_explicit(&old->slots[i & old->mask],
-                                 memory_order_relaxed);
+        void *item = atomic_load_explicit(&old->slots[i & old->mask],
+                                          memory_order_relaxed);
         atomic_store_explicit(&ring->slots[i & ring->mask], item,
                               memory_order_relaxed);
     }
@@ -120,8 +119,7 @@ grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
 }
 
 int
-crew__deque_push_many(struct crew__deque *deque, void *const *items,
-                      size_t n)
+crew__deque_push_many(struct crew__deque *deque, void *const *items, size_t n)
 {
     /* Relaxed: only the owner writes `bottom` and `ring`. */
     int64_t bottom = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
@@ -188,8 +186,7 @@ crew__deque_pop(struct crew__deque *deque)
         }
     } else {
         /* Empty: undo the announcement. Relaxed: as above. */
-        atomic_store_explicit(&deque->bottom, bottom + 1,
-                              memory_order_relaxed);
+        atomic_store_explicit(&deque->bottom, bottom + 1, memory_order_relaxed);
     }
     return item;
 }
@@ -232,4 +229,15 @@ crew__deque_is_empty(struct crew__deque *deque)
     int64_t bottom = atomic_load_explicit(&deque->bottom, memory_order_seq_cst);
 
     return top >= bottom;
+}
+
+size_t
+crew__deque_length(struct crew__deque *deque)
+{
+    /* Relaxed: a snapshot, off by the pushes, pops and steals made
+     * between the two loads; never below 0. */
+    int64_t t = atomic_load_explicit(&deque->top, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
+
+    return b > t ? (size_t)(b - t) : 0;
 }

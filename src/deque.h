@@ -43,5 +43,7 @@ void *crew__deque_pop(struct crew__deque *deque);
  * thread took that item first. */
 void *crew__deque_steal(struct crew__deque *deque);
 bool crew__deque_is_empty(struct crew__deque *deque);
+/* Any thread: how many items it holds, a snapshot for statistics. */
+size_t crew__deque_length(struct crew__deque *deque);
 
 #endif

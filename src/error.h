@@ -33,7 +33,7 @@ struct crew_error {
         const struct crew__entry *entries; /* AGGREGATE: in the same block */
         crew_future *owner;                /* EMBEDDED */
     };
-    const char *message;               /* in the same block, or static */
+    const char *message; /* in the same block, or static */
 };
 
 /* The error of every cancelled future: code ECANCELED. */

@@ -16,13 +16,13 @@
  * the block keeps no tail pointer); the resolver detaches it under the
  * lock, reverses it, and runs it outside in registration order, while a
  * reference holds the future: its own, or one the caller holds for the
- * whole call (so a callback may release the last one of the caller's). A registration that finds the future resolved
- * runs at once, on the registering thread. The waiter list holds threads
- * blocked on the future, each node in the sleeper's stack frame; the
- * resolver notifies and unlinks them under the lock, and a sleeper leaves
- * only after taking the lock to unlink itself if it still is, so nothing
- * is left behind by a wait that timed out, and no node is touched after
- * its owner has gone.
+ * whole call (so a callback may release the last one of the caller's). A
+ * registration that finds the future resolved runs at once, on the registering
+ * thread. The waiter list holds threads blocked on the future, each node in the
+ * sleeper's stack frame; the resolver notifies and unlinks them under the lock,
+ * and a sleeper leaves only after taking the lock to unlink itself if it still
+ * is, so nothing is left behind by a wait that timed out, and no node is
+ * touched after its owner has gone.
  *
  * Lock order: a future's lock may be held while taking a pool's injection
  * queue lock (a claimed task gives its slot back), never the reverse. No
@@ -276,7 +276,9 @@ crew_future_state(const crew_future *future)
         return CREW_PENDING;
     /* Relaxed: a snapshot; it orders nothing the caller reads after. */
     state = atomic_load_explicit(&future->state, memory_order_relaxed);
-    return state == CREW__CLAIMED ? CREW_PENDING : (crew_state)state;
+    return crew__state_is_final(state) || state == CREW_RUNNING
+               ? (crew_state)state
+               : CREW_PENDING;
 }
 
 int

@@ -12,9 +12,12 @@
 
 #include <stdatomic.h>
 
-/* A future's state word holds a crew_state, or this: a queued task that a
- * canceller has claimed and is resolving. Readers see it as pending. */
-#define CREW__CLAIMED 5u
+/* A future's state word holds a crew_state, or one of these: a queued
+ * task that a canceller has claimed and is resolving, or one its
+ * submitter took back (see crew__task_withdraw()), which never resolves.
+ * Readers see both as pending. */
+#define CREW__CLAIMED   5u
+#define CREW__WITHDRAWN 6u
 
 enum crew__kind { CREW__TASK, CREW__PROMISE, CREW__JOIN_ALL, CREW__JOIN_ANY };
 
@@ -46,13 +49,13 @@ struct crew__closure {
 };
 
 struct crew_future {
-    struct crew__lock lock;       /* guards the lists and every state change */
-    _Atomic uint32_t state;       /* a crew_state or CREW__CLAIMED */
-    _Atomic uint32_t refs;        /* references; the last frees the block */
-    uint8_t kind;                 /* enum crew__kind; constant */
-    bool slotted; /* a task holding a max_queued slot; constant */
-    atomic_bool cancel_requested; /* a running task was asked to stop */
-    struct crew__link link;       /* in the pool's injection queue */
+    struct crew__lock lock; /* guards the lists and every state change */
+    _Atomic uint32_t state; /* a crew_state, CLAIMED or WITHDRAWN */
+    _Atomic uint32_t refs;  /* references; the last frees the block */
+    uint8_t kind;           /* enum crew__kind; constant */
+    bool slotted;           /* a task holding a max_queued slot; constant */
+    atomic_bool cancel_requested;         /* a running task was asked to stop */
+    struct crew__link link;               /* in the pool's injection queue */
     struct crew__completion *completions; /* newest first */
     struct crew__waiter *waiters;
     /* The outcome: written once, before the release store of a final

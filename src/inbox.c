@@ -45,7 +45,7 @@ struct watch {
 };
 
 struct crew_inbox {
-    struct crew__lock lock; /* guards every field below but the signal */
+    struct crew__lock lock;     /* guards every field below but the signal */
     struct crew__signal signal; /* raised while `first` is not NULL */
     struct watch *watching;     /* watches not yet fired */
     struct watch *first;        /* deliveries, oldest first */

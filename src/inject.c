@@ -47,6 +47,8 @@ crew__inject_init(struct crew__inject *queue, size_t max_queued)
     atomic_init(&queue->head, &queue->stub);
     atomic_init(&queue->taking, false);
     atomic_init(&queue->closed, false);
+    atomic_init(&queue->pushed, 0);
+    atomic_init(&queue->popped, 0);
     queue->max_queued = max_queued;
     queue->slots = 0;
     queue->room_waiters = 0;
@@ -127,6 +129,9 @@ crew__inject_push(struct crew__inject *queue, struct crew__link *link,
         return ESHUTDOWN;
     }
     link_at_tail(queue, link);
+    /* Relaxed: a statistic. The exchange above left the line in this
+     * core's cache, so this costs no transfer. */
+    atomic_fetch_add_explicit(&queue->pushed, 1, memory_order_relaxed);
     *queued = true;
     return is_closed(queue) ? ESHUTDOWN : 0;
 }
@@ -211,6 +216,12 @@ crew__inject_pop_batch(struct crew__inject *queue, struct crew__link **out,
         return 0;
     while (n < max && (out[n] = pop_one(queue)) != NULL)
         n++;
+    /* Relaxed: only the holder of `taking` writes it; readers want a
+     * snapshot. */
+    atomic_store_explicit(
+        &queue->popped,
+        atomic_load_explicit(&queue->popped, memory_order_relaxed) + n,
+        memory_order_relaxed);
     atomic_store_explicit(&queue->taking, false, memory_order_release);
     return n;
 }
@@ -221,6 +232,25 @@ crew__inject_pop(struct crew__inject *queue)
     struct crew__link *link;
 
     return crew__inject_pop_batch(queue, &link, 1) == 1 ? link : NULL;
+}
+
+uint64_t
+crew__inject_length(struct crew__inject *queue)
+{
+    /* Relaxed: a snapshot. A push counts itself after linking its item,
+     * which a taker may pop (and count) first: hence the floor at 0. */
+    uint64_t popped =
+        atomic_load_explicit(&queue->popped, memory_order_relaxed);
+    uint64_t pushed =
+        atomic_load_explicit(&queue->pushed, memory_order_relaxed);
+
+    return pushed >= popped ? pushed - popped : 0;
+}
+
+uint64_t
+crew__inject_pushed(struct crew__inject *queue)
+{
+    return atomic_load_explicit(&queue->pushed, memory_order_relaxed);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct crew__link {
     _Atomic(struct crew__link *) next;
@@ -25,11 +26,14 @@ struct crew__link {
 struct crew__inject {
     /* The newest item: every push exchanges it. */
     alignas(64) _Atomic(struct crew__link *) tail;
+    /* Items pushed, for statistics: on the line the push already owns. */
+    _Atomic uint64_t pushed;
     /* The oldest, or the stub: written by the taker only, read by
      * crew__inject_is_empty() too. */
     alignas(64) _Atomic(struct crew__link *) head;
-    atomic_bool taking;     /* held by the one thread taking items */
-    struct crew__link stub; /* in the list whenever it would be empty */
+    atomic_bool taking;      /* held by the one thread taking items */
+    _Atomic uint64_t popped; /* items taken; written under `taking` */
+    struct crew__link stub;  /* in the list whenever it would be empty */
     /* Read by every push: apart from the taker's fields above. */
     alignas(64) atomic_bool closed; /* no push is accepted once set */
     /* The slots, counted only under a limit. */
@@ -66,6 +70,11 @@ size_t crew__inject_pop_batch(struct crew__inject *queue,
 struct crew__link *crew__inject_pop(struct crew__inject *queue);
 /* Whether no item is queued, or halfway through a push. */
 bool crew__inject_is_empty(struct crew__inject *queue);
+/* How many items are queued now: a snapshot, for statistics. Items
+ * withdrawn after a push count until they are taken. */
+uint64_t crew__inject_length(struct crew__inject *queue);
+/* Items pushed so far, withdrawn ones included. */
+uint64_t crew__inject_pushed(struct crew__inject *queue);
 /* Refuse every later push and wake the submitters waiting for room. */
 void crew__inject_close(struct crew__inject *queue);
 

@@ -33,6 +33,14 @@
  * destroyed from one of its own workers is `detached`: its threads are
  * detached and the last worker to exit frees it.
  *
+ * Statistics. Each worker counts what it does in counters of its own,
+ * which only it writes (a load and a store, no read-modify-write) and
+ * crew_pool_stats_get() sums: tasks it submitted to its own deque, ran to
+ * each outcome, stole, and whether it is running one. The injection queue
+ * counts its pushes and pops; the tasks a CREW_CANCEL shutdown cancels
+ * from the queue, and the submissions withdrawn after racing a shutdown,
+ * are counted on the pool, off every task's path.
+ *
  * After fork() the child has none of the workers: a pool made before the
  * fork (generation older than the process's) refuses everything that
  * needs them, and is freed without joining.
@@ -63,7 +71,7 @@
 #define HELP_DEPTH      256
 #define SEARCH_NS       30000 /* how long an idle worker spins for work */
 #define BATCH           32    /* most tasks taken from the injection queue */
-#define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
+#define NAME_MAX_LENGTH 15    /* Linux thread names: 16 bytes with the NUL */
 
 enum mode { OPEN, DRAINING, CANCELLING };
 enum life { RUNNING, STOPPING, JOINED };
@@ -81,6 +89,14 @@ struct crew__worker {
     unsigned depth; /* helped tasks nested on this thread's stack */
     bool exiting;   /* past its loop: its deque is looked at no more */
     uint32_t rng;   /* xorshift state for picking victims; owner only */
+    /* Statistics: written by this worker only, read by anyone. Apart
+     * from the deque's indices, which thieves read. */
+    alignas(64) _Atomic uint64_t submitted; /* onto its own deque */
+    _Atomic uint64_t succeeded;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t cancelled;
+    _Atomic uint64_t stolen;
+    _Atomic unsigned running; /* tasks on its stack, helped ones included */
 };
 
 struct crew_pool {
@@ -102,9 +118,12 @@ struct crew_pool {
     atomic_uint sleeping;          /* length of the list below */
     struct crew__lock sleep_lock;  /* guards the list */
     struct crew__worker *sleepers; /* newest first, linked by sleep_next */
+    /* Statistics of what no worker counts: rare events. */
+    alignas(64) _Atomic uint64_t shutdown_cancelled; /* by cancel_queued() */
+    _Atomic uint64_t withdrawn; /* submissions taken back (push_outside()) */
     /* Shutdown and lifetime. */
     alignas(64) atomic_uint stopping; /* workers idle during shutdown */
-    atomic_bool done;          /* every worker idle during shutdown */
+    atomic_bool done;                 /* every worker idle during shutdown */
     atomic_bool detached;      /* destroyed from a worker: last one frees */
     atomic_uint live;          /* workers that have not exited */
     pthread_mutex_t life_lock; /* guards `life` */
@@ -170,6 +189,16 @@ crew__pool_release_slot(crew_pool *pool)
     crew__inject_release_slot(&pool->inject);
 }
 
+/* Add to a counter that only the calling thread writes. */
+static void
+count(_Atomic uint64_t *counter, uint64_t n)
+{
+    /* Relaxed: statistics; a reader wants a recent value, not an order. */
+    atomic_store_explicit(
+        counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+        memory_order_relaxed);
+}
+
 static crew_future *
 future_of_link(struct crew__link *link)
 {
@@ -201,8 +230,10 @@ steal(struct crew__worker *w)
         if (victim == w)
             continue;
         crew_future *f = crew__deque_steal(&victim->deque);
-        if (f != NULL)
+        if (f != NULL) {
+            count(&w->stolen, 1);
             return f;
+        }
     }
     return NULL;
 }
@@ -271,7 +302,24 @@ mode_of(crew_pool *pool)
 static void
 run(struct crew__worker *w, crew_future *f)
 {
-    crew__task_run(f, mode_of(w->pool) == CANCELLING);
+    unsigned running = atomic_load_explicit(&w->running, memory_order_relaxed);
+
+    /* Relaxed: statistics; see count(). */
+    atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
+    switch (crew__task_run(f, mode_of(w->pool) == CANCELLING)) {
+    case CREW_SUCCEEDED:
+        count(&w->succeeded, 1);
+        break;
+    case CREW_FAILED:
+        count(&w->failed, 1);
+        break;
+    case CREW_CANCELLED:
+        count(&w->cancelled, 1);
+        break;
+    default: /* withdrawn by its submitter: never accepted */
+        break;
+    }
+    atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }
 
 /*
@@ -530,8 +578,7 @@ idle_while_stopping(struct crew__worker *w)
          * hold a task no worker could take yet: pushed before the close,
          * and halfway through its push. Look again. */
         if (has_work(w)) {
-            atomic_fetch_sub_explicit(&pool->stopping, 1,
-                                      memory_order_acq_rel);
+            atomic_fetch_sub_explicit(&pool->stopping, 1, memory_order_acq_rel);
             return false;
         }
         /* seq_cst, StoreLoad: against the sleepers below, which list
@@ -614,10 +661,15 @@ cancel_queued(crew_pool *pool)
 
     while (!crew__inject_is_empty(&pool->inject)) {
         size_t n = crew__inject_pop_batch(&pool->inject, batch, BATCH);
+        uint64_t cancelled = 0;
         if (n == 0)
             crew__thread_yield();
         for (size_t i = 0; i < n; i++)
-            crew__task_run(future_of_link(batch[i]), true);
+            cancelled += crew__task_run(future_of_link(batch[i]), true) ==
+                         CREW_CANCELLED;
+        /* Relaxed: statistics. Another thread may cancel too. */
+        atomic_fetch_add_explicit(&pool->shutdown_cancelled, cancelled,
+                                  memory_order_relaxed);
     }
 }
 
@@ -760,8 +812,7 @@ workers_new(crew_pool *pool)
     unsigned i;
     int err = 0;
 
-    pool->workers =
-        crew__calloc_aligned(pool->threads, sizeof(*pool->workers));
+    pool->workers = crew__calloc_aligned(pool->threads, sizeof(*pool->workers));
     if (pool->workers == NULL)
         return ENOMEM;
     for (i = 0; i < pool->threads; i++) {
@@ -926,6 +977,8 @@ push_own(crew_pool *pool, crew_future *f, bool nonblocking)
         err = crew__deque_push(&self->deque, f);
         if (err != 0)
             crew__inject_release_slot(&pool->inject);
+        else
+            count(&self->submitted, 1);
     }
     return err;
 }
@@ -939,18 +992,21 @@ push_own(crew_pool *pool, crew_future *f, bool nonblocking)
  * worker may run the task and drop the queue's meanwhile.
  */
 static int
-push_outside(crew_pool *pool, crew_future *f, bool nonblocking,
-             bool *withdrawn)
+push_outside(crew_pool *pool, crew_future *f, bool nonblocking, bool *withdrawn)
 {
     bool queued;
     int err = crew__inject_push(&pool->inject, &f->link, nonblocking, &queued);
 
     *withdrawn = false;
     if (err != 0 && queued) {
-        if (crew__task_withdraw(f))
+        if (crew__task_withdraw(f)) {
             *withdrawn = true;
-        else
+            /* Relaxed: statistics; the push counted it. */
+            atomic_fetch_add_explicit(&pool->withdrawn, 1,
+                                      memory_order_relaxed);
+        } else {
             err = 0;
+        }
     }
     return err;
 }
@@ -996,5 +1052,43 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
         *future = f;
     else
         crew_future_release(f);
+    return 0;
+}
+
+int
+crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
+{
+    crew_pool *p = (crew_pool *)pool; /* the queue's readers take no const */
+
+    if (pool == NULL || stats == NULL)
+        return EINVAL;
+    /* Relaxed throughout: a snapshot, which the contract allows to be
+     * inconsistent while tasks run. */
+    uint64_t withdrawn =
+        atomic_load_explicit(&p->withdrawn, memory_order_relaxed);
+    uint64_t pushed = crew__inject_pushed(&p->inject);
+
+    *stats = (crew_pool_stats){
+        .threads = pool->threads,
+        .queued = (size_t)crew__inject_length(&p->inject),
+        .submitted = pushed > withdrawn ? pushed - withdrawn : 0,
+        .cancelled =
+            atomic_load_explicit(&p->shutdown_cancelled, memory_order_relaxed),
+    };
+    for (unsigned i = 0; i < pool->threads; i++) {
+        struct crew__worker *w = &p->workers[i];
+
+        stats->busy +=
+            atomic_load_explicit(&w->running, memory_order_relaxed) > 0;
+        stats->queued += crew__deque_length(&w->deque);
+        stats->submitted +=
+            atomic_load_explicit(&w->submitted, memory_order_relaxed);
+        stats->succeeded +=
+            atomic_load_explicit(&w->succeeded, memory_order_relaxed);
+        stats->failed += atomic_load_explicit(&w->failed, memory_order_relaxed);
+        stats->cancelled +=
+            atomic_load_explicit(&w->cancelled, memory_order_relaxed);
+        stats->stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
+    }
     return 0;
 }

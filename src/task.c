@@ -74,9 +74,9 @@ claim(crew_future *future, uint32_t to)
      * of the state (completion, cancel requests) with this one: those
      * take it and read the state afresh. */
     if (!future->slotted)
-        return atomic_compare_exchange_strong_explicit(
-            &future->state, &pending, to, memory_order_acquire,
-            memory_order_relaxed);
+        return atomic_compare_exchange_strong_explicit(&future->state, &pending,
+                                                       to, memory_order_acquire,
+                                                       memory_order_relaxed);
     crew__lock_acquire(&future->lock);
     won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
           CREW_PENDING;
@@ -112,17 +112,22 @@ cancel_requested(const crew_future *future, const crew_pool *pool)
            crew__pool_is_cancelling(pool);
 }
 
-void
+crew_state
 crew__task_run(crew_future *future, bool cancel)
 {
     if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
+        /* Relaxed: only which of the two took it matters, and that is in
+         * the state word itself. */
+        bool withdrawn =
+            atomic_load_explicit(&future->state, memory_order_relaxed) ==
+            CREW__WITHDRAWN;
         crew_future_release(future);
-        return;
+        return withdrawn ? CREW_PENDING : CREW_CANCELLED;
     }
     if (cancel) {
         resolve_cancelled(future);
         crew_future_release(future);
-        return;
+        return CREW_CANCELLED;
     }
 
     struct crew__closure closure = future->u.task;
@@ -156,12 +161,13 @@ crew__task_run(crew_future *future, bool cancel)
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
     crew_future_release(future);
+    return outcome.state;
 }
 
 bool
 crew__task_withdraw(crew_future *future)
 {
-    return claim(future, CREW__CLAIMED);
+    return claim(future, CREW__WITHDRAWN);
 }
 
 int

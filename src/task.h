@@ -7,6 +7,7 @@
 
 #include "crew.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A task's future, not yet queued, with `refs` references. NULL on
@@ -17,8 +18,12 @@ crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
  * run. */
 void crew__task_discard(crew_future *future);
 /* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
- * shutdown) resolve it cancelled. Drops the queue's reference. */
-void crew__task_run(crew_future *future, bool cancel);
+ * shutdown) resolve it cancelled. Drops the queue's reference. Returns
+ * how the task ended, for the pool's statistics: CREW_SUCCEEDED,
+ * CREW_FAILED or CREW_CANCELLED (also for a task a canceller had taken
+ * before), or CREW_PENDING for one its submitter took back, which the
+ * pool never accepted. */
+crew_state crew__task_run(crew_future *future, bool cancel);
 /* Take back a task queued after its pool closed, as if it had never been
  * submitted: it will neither run nor resolve, and its arg_free is not
  * called. False if a worker or a canceller took it first. */

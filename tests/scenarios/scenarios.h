@@ -81,7 +81,8 @@ struct crew_scenario {
     X(stress_many_threads)           \
     X(inbox_watchers_race)           \
     X(inbox_destroy_while_resolving) \
-    X(fail_fast_race)
+    X(fail_fast_race)                \
+    X(stats_read_under_load)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)

@@ -1,0 +1,260 @@
+/*
+ * crew_pool_stats_get(): a fresh pool's zeros; bad input; each counter
+ * against what the test made happen (tasks that succeed, fail, are
+ * cancelled in their queue or by a CREW_CANCEL shutdown, are stolen);
+ * busy workers and queued tasks while workers are held; counts that add
+ * up once the pool is shut down. Workers count a task after resolving it,
+ * so exact totals are read once the workers have exited (after
+ * crew_pool_shutdown), never raced against. Reading while tasks run is
+ * the scenario stats_read_under_load (scenarios/stats.c), which the TSan
+ * driver runs too.
+ */
+#include "common.h"
+#include "testkit.h"
+
+#include <crew.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(stats, CREW_SUITE);
+
+static crew_pool *
+pool_of(unsigned threads)
+{
+    crew_pool_options o = {.threads = threads};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    return p;
+}
+
+static crew_pool_stats
+stats_of(const crew_pool *pool)
+{
+    crew_pool_stats s;
+
+    memset(&s, 0xa5, sizeof(s));
+    cr_assert_eq(crew_pool_stats_get(pool, &s), 0);
+    return s;
+}
+
+static int
+fail_task(crew_task *task, void *arg)
+{
+    (void)arg;
+    return crew_task_fail(task, EIO, "planned");
+}
+
+/* The futures' outcomes, counted as the pool should count them. */
+static void
+assert_outcomes_match(const crew_pool_stats *s, crew_future **fs, size_t n)
+{
+    uint64_t ok = 0, failed = 0, cancelled = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        crew_state state = crew_future_state(fs[i]);
+        ok += state == CREW_SUCCEEDED;
+        failed += state == CREW_FAILED;
+        cancelled += state == CREW_CANCELLED;
+    }
+    cr_assert_eq(s->succeeded, ok, "succeeded %llu, futures %llu",
+                 (unsigned long long)s->succeeded, (unsigned long long)ok);
+    cr_assert_eq(s->failed, failed, "failed %llu, futures %llu",
+                 (unsigned long long)s->failed, (unsigned long long)failed);
+    cr_assert_eq(s->cancelled, cancelled, "cancelled %llu, futures %llu",
+                 (unsigned long long)s->cancelled,
+                 (unsigned long long)cancelled);
+    cr_assert_eq(s->submitted, s->succeeded + s->failed + s->cancelled,
+                 "an idle pool's counts do not add up");
+}
+
+CREW_TEST(stats, a_new_pool_has_done_nothing)
+{
+    crew_pool *pool = pool_of(3);
+    crew_pool_stats s = stats_of(pool);
+
+    cr_assert_eq(s.threads, 3);
+    cr_assert_eq(s.busy, 0);
+    cr_assert_eq(s.queued, 0);
+    cr_assert_eq(s.submitted, 0);
+    cr_assert_eq(s.succeeded, 0);
+    cr_assert_eq(s.failed, 0);
+    cr_assert_eq(s.cancelled, 0);
+    cr_assert_eq(s.stolen, 0);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(stats, rejects_bad_input_and_writes_nothing)
+{
+    crew_pool *pool = pool_of(1);
+    crew_pool_stats s, untouched;
+
+    memset(&s, 0x5a, sizeof(s));
+    untouched = s;
+    cr_assert_eq(crew_pool_stats_get(NULL, &s), EINVAL);
+    cr_assert_eq(memcmp(&s, &untouched, sizeof(s)), 0, "stats were written");
+    cr_assert_eq(crew_pool_stats_get(pool, NULL), EINVAL);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(stats, counts_each_outcome_once_the_pool_is_idle)
+{
+    crew_pool *pool = pool_of(2);
+    crew_future *fs[300];
+    crew_pool_stats s;
+
+    for (size_t i = 0; i < 300; i++)
+        cr_assert_eq(crew_submit(pool, i % 7 == 3 ? fail_task : scn_ok_task,
+                                 NULL, &fs[i]),
+                     0);
+    cr_assert_eq(crew_wait_all(fs, 300, NULL), CREW_EAGGREGATE);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 300);
+    cr_assert_eq(s.failed, 43, "failed %llu", (unsigned long long)s.failed);
+    cr_assert_eq(s.succeeded, 257);
+    assert_outcomes_match(&s, fs, 300);
+    cr_assert_eq(s.queued, 0);
+    cr_assert_eq(s.busy, 0);
+    scn_release_all(fs, 300);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(stats, busy_and_queued_while_the_workers_are_held)
+{
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_pool *pool = pool_of(2);
+    crew_future *held[2], *fs[7];
+    crew_pool_stats s;
+
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &held[0]), 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 2, &held[1]), 0);
+    for (size_t i = 0; i < 7; i++)
+        cr_assert_eq(crew_submit(pool, scn_ok_task, NULL, &fs[i]), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.busy, 2, "busy %u", s.busy);
+    cr_assert_eq(s.queued, 7, "queued %zu", s.queued);
+    cr_assert_eq(s.submitted, 9);
+    cr_assert_eq(s.succeeded + s.failed + s.cancelled, 0);
+
+    /* Cancelled in their queue: counted when a worker takes them out. */
+    cr_assert_eq(crew_future_cancel(fs[2]), 0);
+    cr_assert_eq(crew_future_cancel(fs[5]), 0);
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.cancelled, 2);
+    cr_assert_eq(s.succeeded, 7);
+    cr_assert_eq(s.queued, 0);
+    cr_assert_eq(s.busy, 0);
+    scn_release_all(fs, 7);
+    scn_release_all(held, 2);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+struct shutdown_call {
+    crew_pool *pool;
+    int err;
+};
+
+static void *
+cancel_pool(void *arg)
+{
+    struct shutdown_call *call = arg;
+
+    call->err = crew_pool_shutdown(call->pool, CREW_CANCEL);
+    return NULL;
+}
+
+CREW_TEST(stats, counts_what_a_cancelling_shutdown_cancels)
+{
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_pool *pool = pool_of(1);
+    struct shutdown_call call = {.pool = pool};
+    crew_future *held, *fs[10];
+    pthread_t thread;
+    crew_pool_stats s;
+
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &held), 0);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(crew_submit(pool, scn_ok_task, NULL, &fs[i]), 0);
+    cr_assert_eq(pthread_create(&thread, NULL, cancel_pool, &call), 0);
+    /* The shutdown cancels the queue while the worker is still held. */
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(crew_future_wait(fs[i]), ECANCELED);
+    scn_hold_open(&hold);
+    pthread_join(thread, NULL);
+    cr_assert_eq(call.err, 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 11);
+    cr_assert_eq(s.cancelled, 10);
+    crew_future *all[11];
+    memcpy(all, fs, sizeof(fs));
+    all[10] = held;
+    assert_outcomes_match(&s, all, 11);
+    scn_release_all(all, 11);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+#define CHILDREN 100
+
+struct parent {
+    struct scn_gate children_done;
+    crew_future *children[CHILDREN];
+};
+
+static int
+child_task(crew_task *task, void *arg)
+{
+    (void)task;
+    scn_gate_add(arg, 1);
+    return 0;
+}
+
+/* Queues its children on its own deque, then blocks without helping: the
+ * other worker can only steal them. */
+static int
+parent_task(crew_task *task, void *arg)
+{
+    struct parent *p = arg;
+
+    for (size_t i = 0; i < CHILDREN; i++) {
+        int err = crew_submit(crew_task_pool(task), child_task,
+                              &p->children_done, &p->children[i]);
+        if (err != 0)
+            return crew_task_fail(task, err, "submit %zu", i);
+    }
+    return scn_gate_await(&p->children_done, CHILDREN) == CHILDREN
+               ? 0
+               : crew_task_fail(task, ETIMEDOUT, "children not run");
+}
+
+CREW_TEST(stats, counts_tasks_stolen_from_a_busy_worker)
+{
+    crew_pool *pool = pool_of(2);
+    struct parent *p = calloc(1, sizeof(*p));
+    crew_future *parent;
+    crew_pool_stats s;
+
+    cr_assert_not_null(p);
+    scn_gate_init(&p->children_done);
+    cr_assert_eq(crew_submit(pool, parent_task, p, &parent), 0);
+    cr_assert_eq(crew_future_wait(parent), 0);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 1 + CHILDREN,
+                 "tasks submitted from a worker were not counted");
+    cr_assert_eq(s.stolen, CHILDREN, "stolen %llu",
+                 (unsigned long long)s.stolen);
+    cr_assert_eq(s.succeeded, 1 + CHILDREN);
+    crew_future_release(parent);
+    scn_release_all(p->children, CHILDREN);
+    scn_gate_destroy(&p->children_done);
+    free(p);
+    crew_pool_destroy(pool);
+}
