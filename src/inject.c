@@ -129,8 +129,7 @@ crew__inject_push(struct crew__inject *queue, struct crew__link *link,
         return ESHUTDOWN;
     }
     link_at_tail(queue, link);
-    /* Relaxed: a statistic. The exchange above left the line in this
-     * core's cache, so this costs no transfer. */
+    /* Relaxed: a statistic; see the field. */
     atomic_fetch_add_explicit(&queue->pushed, 1, memory_order_relaxed);
     *queued = true;
     return is_closed(queue) ? ESHUTDOWN : 0;

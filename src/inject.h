@@ -26,8 +26,11 @@ struct crew__link {
 struct crew__inject {
     /* The newest item: every push exchanges it. */
     alignas(64) _Atomic(struct crew__link *) tail;
-    /* Items pushed, for statistics: on the line the push already owns. */
-    _Atomic uint64_t pushed;
+    /* Items pushed, for statistics. Not on the tail's line, which workers
+     * read while they look for work: between the exchange and this add a
+     * reader would take that line back, and each push would pay for it
+     * twice. Here only pushes write and only statistics read. */
+    alignas(64) _Atomic uint64_t pushed;
     /* The oldest, or the stub: written by the taker only, read by
      * crew__inject_is_empty() too. */
     alignas(64) _Atomic(struct crew__link *) head;
