@@ -580,6 +580,57 @@ CREW_API int crew_wait_any(crew_future *const *futures, size_t n,
                            uint64_t timeout_ns, size_t *index);
 
 /* ------------------------------------------------------------------ */
+/* Continuations                                                      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief A continuation's function: runs on a worker once @p input has
+ *        resolved, whatever its outcome.
+ *
+ * @p input is borrowed for the call: read its state, result or error.
+ * Otherwise the rules of ::crew_fn apply: return 0 to succeed (with
+ * crew_task_return()), or an error code (with crew_task_fail()).
+ */
+typedef int (*crew_then_fn)(crew_task *task, crew_future *input, void *arg);
+
+/**
+ * @brief Queue @p fn(task, @p input, @p arg) on @p pool once @p input
+ *        resolves, as C#'s @c ContinueWith does.
+ *
+ * The returned future is the continuation's, with the rules of a
+ * submitted task's. @p arg_free(@p arg) runs exactly once: after @p fn,
+ * or when the continuation resolves without running. Cancelling the
+ * continuation before @p input resolves means @p fn never runs (it
+ * resolves cancelled at once). If the pool no longer accepts it when
+ * @p input resolves (a ::CREW_CANCEL shutdown, a finished shutdown, or a
+ * ::CREW_DRAIN one while @p input resolves outside the pool's workers) it
+ * resolves cancelled; during a drain, a continuation whose input resolves
+ * on one of the pool's workers still runs. A continuation is queued
+ * without a @c max_queued slot: the thread that resolves its input is
+ * never made to wait for room. Continuations count as tasks in
+ * crew_pool_stats_get() once queued.
+ *
+ * Ownership: the continuation holds a reference to @p input until its own
+ * last reference goes, and, while it waits, to the pool's memory, which
+ * outlives crew_pool_destroy() until @p input resolves. An input that
+ * never resolves keeps both. @p *future (may be NULL: fire and forget) is
+ * one reference for the caller.
+ *
+ * @param pool      the pool to run @p fn on
+ * @param input     the future to wait for
+ * @param fn        the function
+ * @param arg       its argument
+ * @param arg_free  NULL, or frees @p arg
+ * @param future    NULL, or receives the continuation (NULL on error)
+ * @return 0; EINVAL (NULL @p pool, @p input or @p fn); ESHUTDOWN (the pool
+ *         is shut down at the call, by the rule of crew_submit()); ENOMEM.
+ *         On error nothing is queued and @p arg_free is not called.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn,
+                       void *arg, crew_free_fn arg_free, crew_future **future);
+
+/* ------------------------------------------------------------------ */
 /* Errors                                                             */
 /* ------------------------------------------------------------------ */
 

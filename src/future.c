@@ -331,6 +331,8 @@ crew_future_cancel(crew_future *future)
     switch (future->kind) {
     case CREW__TASK:
         return crew__task_cancel(future);
+    case CREW__THEN:
+        return crew__then_cancel(future);
     case CREW__PROMISE: {
         struct crew__outcome cancelled = {.state = CREW_CANCELLED,
                                           .error = &crew__error_cancelled};
@@ -403,10 +405,18 @@ crew_future_release(crew_future *future)
      * drop. */
     if (future->error != &future->u.lost)
         crew_error_release(future->error);
-    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY) {
+    switch (future->kind) {
+    case CREW__JOIN_ALL:
+    case CREW__JOIN_ANY:
         crew__join_destroy(future);
         crew__free(future);
-    } else {
+        break;
+    case CREW__THEN:
+        crew__then_destroy(future);
+        crew__free(future);
+        break;
+    default:
         crew__block_free(future);
+        break;
     }
 }

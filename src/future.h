@@ -19,7 +19,13 @@
 #define CREW__CLAIMED   5u
 #define CREW__WITHDRAWN 6u
 
-enum crew__kind { CREW__TASK, CREW__PROMISE, CREW__JOIN_ALL, CREW__JOIN_ANY };
+enum crew__kind {
+    CREW__TASK,
+    CREW__PROMISE,
+    CREW__JOIN_ALL,
+    CREW__JOIN_ANY,
+    CREW__THEN /* a continuation: a task queued once its input resolves */
+};
 
 /* A node on a future's completion list: fire(node, future) runs once,
  * after resolution, outside every library lock. fire may free the node. */
@@ -130,9 +136,12 @@ crew__future_is_resolved(const crew_future *future)
  * has resolved. */
 int crew__future_code(const crew_future *future);
 
-/* Defined in task.c and when.c: the parts of a future only they know. */
+/* Defined in task.c, when.c and then.c: the parts of a future only they
+ * know. */
 int crew__task_cancel(crew_future *future);
 int crew__join_cancel(crew_future *future);
 void crew__join_destroy(crew_future *future);
+int crew__then_cancel(crew_future *future);
+void crew__then_destroy(crew_future *future);
 
 #endif

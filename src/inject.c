@@ -118,11 +118,11 @@ link_at_tail(struct crew__inject *queue, struct crew__link *link)
 
 int
 crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                  bool nonblocking, bool *queued)
+                  enum crew__room room, bool *queued)
 {
     *queued = false;
-    if (queue->max_queued != 0) {
-        int err = take_slot(queue, nonblocking, false);
+    if (queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED) {
+        int err = take_slot(queue, room == CREW__ROOM_FAIL, false);
         if (err != 0)
             return err;
     } else if (is_closed(queue)) {

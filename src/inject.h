@@ -47,16 +47,24 @@ struct crew__inject {
     size_t room_waiters;
 };
 
+/* What a push does about max_queued. */
+enum crew__room {
+    CREW__ROOM_WAIT,     /* take a slot, waiting for one */
+    CREW__ROOM_FAIL,     /* take a slot, or fail with EAGAIN */
+    CREW__ROOM_UNCOUNTED /* take none: a continuation, whose input's
+                            resolver cannot be made to wait */
+};
+
 int crew__inject_init(struct crew__inject *queue, size_t max_queued);
 void crew__inject_destroy(struct crew__inject *queue);
 
-/* Queue an item from outside the pool, holding a slot. Waits for room
- * unless nonblocking. Returns 0; EAGAIN (full, nonblocking); or
- * ESHUTDOWN: the queue is closed. A push racing the close may have queued
+/* Queue an item from outside the pool, holding a slot as `room` says.
+ * Returns 0; EAGAIN (full, CREW__ROOM_FAIL); or ESHUTDOWN: the queue is
+ * closed. A push racing the close may have queued
  * the item all the same (*queued): then the caller must withdraw it, and
  * whoever takes it from the queue finds it withdrawn. */
 int crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                      bool nonblocking, bool *queued);
+                      enum crew__room room, bool *queued);
 /* Take a slot for a task a worker queues on its own deque: never waits.
  * Returns 0, or EAGAIN when full and nonblocking. */
 int crew__inject_take_slot(struct crew__inject *queue, bool nonblocking);

@@ -31,7 +31,12 @@
  * queue once more (a push from before the close may still be halfway
  * through it), then sets `done` and wakes the rest, which exit. A pool
  * destroyed from one of its own workers is `detached`: its threads are
- * detached and the last worker to exit frees it.
+ * detached and the last worker to exit lets go of it.
+ *
+ * Memory. The pool's memory is freed when its last hold goes: the
+ * owner's, which crew_pool_destroy() (or, detached, the last worker out)
+ * drops, and one for each continuation still waiting on its input, which
+ * must be able to find the pool, shut down, when the input resolves.
  *
  * Statistics. Each worker counts what it does in counters of its own,
  * which only it writes (a load and a store, no read-modify-write) and
@@ -126,6 +131,7 @@ struct crew_pool {
     atomic_bool done;                 /* every worker idle during shutdown */
     atomic_bool detached;      /* destroyed from a worker: last one frees */
     atomic_uint live;          /* workers that have not exited */
+    atomic_uint holds;         /* the owner's, and waiting continuations' */
     pthread_mutex_t life_lock; /* guards `life` */
     pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
     enum life life;
@@ -640,10 +646,10 @@ worker_main(void *arg)
         pool->on_thread_stop(pool, w->index, pool->user);
     self = NULL;
     /* Acquire-release: the last worker out sees `detached` and every
-     * other worker's last writes before it frees the pool. */
+     * other worker's last writes before it lets go of the pool. */
     if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_acq_rel) == 1 &&
         atomic_load_explicit(&pool->detached, memory_order_acquire))
-        pool_free(pool);
+        crew__pool_unhold(pool);
     return NULL;
 }
 
@@ -795,6 +801,27 @@ orphan_free(crew_pool *pool)
     crew__free(pool);
 }
 
+void
+crew__pool_hold(crew_pool *pool)
+{
+    /* Relaxed: the caller holds the pool already (its owner, or the
+     * owner's caller). */
+    atomic_fetch_add_explicit(&pool->holds, 1, memory_order_relaxed);
+}
+
+void
+crew__pool_unhold(crew_pool *pool)
+{
+    /* Acquire-release: the last holder sees every other's writes before
+     * it frees. */
+    if (atomic_fetch_sub_explicit(&pool->holds, 1, memory_order_acq_rel) != 1)
+        return;
+    if (is_orphan(pool))
+        orphan_free(pool);
+    else
+        pool_free(pool);
+}
+
 static char *
 copy_name(const char *name)
 {
@@ -858,6 +885,7 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     atomic_init(&pool->mode, OPEN);
     atomic_init(&pool->searching, 0);
     atomic_init(&pool->sleeping, 0);
+    atomic_init(&pool->holds, 1);
     atomic_init(&pool->sleep_lock.word, 0);
     pool->name = copy_name(options->name != NULL ? options->name : "crew");
     if (pool->name == NULL) {
@@ -935,12 +963,12 @@ crew_pool_destroy(crew_pool *pool)
     if (pool == NULL)
         return;
     if (is_orphan(pool)) {
-        orphan_free(pool);
+        crew__pool_unhold(pool);
         return;
     }
     if (!is_own_worker(pool)) {
         crew_pool_shutdown(pool, CREW_DRAIN);
-        pool_free(pool);
+        crew__pool_unhold(pool);
         return;
     }
     /* From a worker: drain without waiting; the last worker frees. */
@@ -995,7 +1023,9 @@ static int
 push_outside(crew_pool *pool, crew_future *f, bool nonblocking, bool *withdrawn)
 {
     bool queued;
-    int err = crew__inject_push(&pool->inject, &f->link, nonblocking, &queued);
+    int err = crew__inject_push(&pool->inject, &f->link,
+                                nonblocking ? CREW__ROOM_FAIL : CREW__ROOM_WAIT,
+                                &queued);
 
     *withdrawn = false;
     if (err != 0 && queued) {
@@ -1009,6 +1039,63 @@ push_outside(crew_pool *pool, crew_future *f, bool nonblocking, bool *withdrawn)
         }
     }
     return err;
+}
+
+/* Whether the pool takes a task from the calling thread now: open, or
+ * draining and called from one of its own workers. ESHUTDOWN if not. */
+static int
+accepts(crew_pool *pool)
+{
+    enum mode mode;
+
+    if (is_orphan(pool))
+        return ESHUTDOWN;
+    mode = mode_of(pool);
+    if (mode == CANCELLING ||
+        (mode == DRAINING && !(is_own_worker(pool) && !self->exiting)))
+        return ESHUTDOWN;
+    return 0;
+}
+
+int
+crew__pool_accepts(crew_pool *pool)
+{
+    return accepts(pool);
+}
+
+int
+crew__pool_enqueue(crew_pool *pool, crew_future *f)
+{
+    int err = accepts(pool);
+
+    if (err != 0)
+        return err;
+    if (is_own_worker(pool) && !self->exiting) {
+        err = crew__deque_push(&self->deque, f);
+        if (err != 0)
+            return err;
+        count(&self->submitted, 1);
+    } else {
+        bool queued;
+
+        /* Ours across the push: a worker may run it and drop the queue's
+         * reference meanwhile. */
+        crew_future_retain(f);
+        err = crew__inject_push(&pool->inject, &f->link, CREW__ROOM_UNCOUNTED,
+                                &queued);
+        if (err != 0 && queued) {
+            /* The push raced the close and is queued all the same, maybe
+             * past the workers' last look: cancel it there (unless a
+             * worker took it first). Its husk is the queue's. */
+            crew__task_cancel(f);
+            err = 0;
+        }
+        crew_future_release(f);
+        if (err != 0)
+            return err;
+    }
+    wake_searcher(pool);
+    return 0;
 }
 
 int

@@ -24,5 +24,17 @@ bool crew__pool_is_cancelling(const crew_pool *pool);
 bool crew__pool_counts_slots(const crew_pool *pool);
 /* A task of the pool stopped waiting to run: started, or cancelled. */
 void crew__pool_release_slot(crew_pool *pool);
+/* Keep the pool's memory until the matching unhold, past
+ * crew_pool_destroy(); the caller holds the pool already. */
+void crew__pool_hold(crew_pool *pool);
+void crew__pool_unhold(crew_pool *pool);
+/* 0 if the pool takes a task from the calling thread now, else
+ * ESHUTDOWN (the rule of crew_submit()). */
+int crew__pool_accepts(crew_pool *pool);
+/* Queue a task made elsewhere (a continuation), without a max_queued
+ * slot, handing the queue one of the caller's references. Returns 0;
+ * ESHUTDOWN if the pool refuses it now (nothing was queued); ENOMEM if
+ * the worker's deque could not grow. */
+int crew__pool_enqueue(crew_pool *pool, crew_future *future);
 
 #endif

@@ -170,6 +170,25 @@ crew__task_withdraw(crew_future *future)
     return claim(future, CREW__WITHDRAWN);
 }
 
+void
+crew__task_refuse(crew_future *future, int code)
+{
+    struct crew__outcome failed = {.state = CREW_FAILED, .code = code};
+    struct crew__closure task;
+
+    if (code == ESHUTDOWN) {
+        crew__task_cancel(future);
+        return;
+    }
+    if (!claim(future, CREW__CLAIMED))
+        return;
+    task = future->u.task;
+    if (task.arg_free != NULL)
+        task.arg_free(task.arg);
+    failed.error = crew__error_default(code);
+    crew__future_complete(future, &failed);
+}
+
 int
 crew__task_cancel(crew_future *future)
 {

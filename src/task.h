@@ -28,5 +28,9 @@ crew_state crew__task_run(crew_future *future, bool cancel);
  * submitted: it will neither run nor resolve, and its arg_free is not
  * called. False if a worker or a canceller took it first. */
 bool crew__task_withdraw(crew_future *future);
+/* Resolve a task its pool would not queue (a continuation whose input
+ * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
+ * arg_free runs first. Nothing is done if a canceller took it first. */
+void crew__task_refuse(crew_future *future, int code);
 
 #endif

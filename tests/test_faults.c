@@ -817,6 +817,52 @@ CREW_TEST(faults, a_fail_fast_join_without_memory_fails_all_the_same)
     cr_assert(saw_lost, "no fault lost the aggregate");
 }
 
+static int
+then_count(crew_task *task, crew_future *input, void *arg)
+{
+    (void)task;
+    (void)input;
+    atomic_fetch_add(&((struct tally *)arg)->ran, 1);
+    return 0;
+}
+
+/* crew_then at every allocation: ENOMEM queues nothing, frees nothing,
+ * and leaves its input as it was. */
+CREW_TEST(faults, then_returns_enomem_and_changes_nothing)
+{
+    crew_pool *pool = pool_new(1);
+    struct tally t = {0};
+    atomic_int p_freed = 0;
+    crew_future *p = promise(), *next = NULL;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        next = NOT_SET_FUTURE;
+        arm(k);
+        int err = crew_then(pool, p, then_count, &t, tally_free, &next);
+        bool fired = disarm();
+        if (!fired) {
+            cr_assert_eq(err, 0);
+            break;
+        }
+        cr_assert_eq(err, ENOMEM, "allocation %ld: %d", k, err);
+        cr_assert_null(next, "allocation %ld: *future was not cleared", k);
+        cr_assert_eq(atomic_load(&t.freed), 0, "arg_free ran on ENOMEM");
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_future_wait(next), 0);
+    cr_assert_eq(atomic_load(&t.ran), 1, "a failed call queued its function");
+    cr_assert_eq(atomic_load(&t.freed), 1);
+    expect_pool_runs(pool);
+    /* The workers gone, the queue's reference to the continuation is too;
+     * the continuation's, to its input, goes with our release. */
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    crew_future_release(next);
+    release_last(p, &p_freed, "the input");
+    crew_pool_destroy(pool);
+}
+
 static void
 when_any_enomem(void)
 {

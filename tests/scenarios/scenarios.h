@@ -82,7 +82,9 @@ struct crew_scenario {
     X(inbox_watchers_race)           \
     X(inbox_destroy_while_resolving) \
     X(fail_fast_race)                \
-    X(stats_read_under_load)
+    X(stats_read_under_load)         \
+    X(then_cancel_race)              \
+    X(then_pool_gone_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)

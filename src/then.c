@@ -1,0 +1,144 @@
+/*
+ * Continuations: crew_then.
+ *
+ * Theory of operation. A continuation is a task whose queueing waits for
+ * its input. One block holds the task's future, the completion node hung
+ * on the input, and the user's function and argument; its closure is
+ * then_run() with the block as argument. The node holds a reference to
+ * the future and a hold on the pool's memory (crew__pool_hold()), so that
+ * the pool, though destroyed meanwhile, is still there to refuse the
+ * continuation when the input resolves. Then the node queues the future
+ * as a task (crew__pool_enqueue(): the worker's own deque on one of the
+ * pool's workers, the injection queue elsewhere), handing its reference
+ * to the queue; if the pool refuses, the node resolves it cancelled (or
+ * failed, ENOMEM, if a worker's deque could not grow) and drops the
+ * reference itself. Either way it lets go of the pool last.
+ *
+ * The block keeps its reference to the input until the block is freed:
+ * a canceller may look for the node on the input's list at any time
+ * before that.
+ *
+ * Cancelling a continuation first takes the node off the input's list.
+ * If that succeeds the node will never fire, and the canceller does what
+ * it would have done: resolves the future cancelled, drops the node's
+ * reference, lets go of the pool. If the node is gone (fired, or firing
+ * now) the future is, or is about to be, a queued task, cancelled like any
+ * other; a racing queueing then queues a husk, which its taker discards.
+ * Only a queued continuation counts in the pool's statistics.
+ */
+#include "alloc.h"
+#include "future.h"
+#include "pool.h"
+#include "task.h"
+
+#include <errno.h>
+
+struct then {
+    crew_future base;             /* first: the block is the future */
+    struct crew__completion node; /* on the input's completion list */
+    crew_future *input;           /* a reference, until the block goes */
+    crew_then_fn fn;
+    void *arg;
+    crew_free_fn arg_free;
+};
+
+static struct then *
+then_of_node(struct crew__completion *node)
+{
+    return (struct then *)((char *)node - offsetof(struct then, node));
+}
+
+static int
+then_run(crew_task *task, void *arg)
+{
+    struct then *t = arg;
+
+    return t->fn(task, t->input, t->arg);
+}
+
+/* The task's arg_free: the task machinery runs it exactly once. */
+static void
+then_free(void *arg)
+{
+    struct then *t = arg;
+
+    t->arg_free(t->arg);
+}
+
+static void
+input_resolved(struct crew__completion *node, crew_future *input)
+{
+    struct then *t = then_of_node(node);
+    /* Read first: once queued, the block may be run and freed. */
+    crew_pool *pool = t->base.u.task.pool;
+    int err = crew__pool_enqueue(pool, &t->base);
+
+    (void)input;
+    if (err != 0) {
+        crew__task_refuse(&t->base, err);
+        crew_future_release(&t->base); /* the node's: nothing queued it */
+    }
+    crew__pool_unhold(pool);
+}
+
+int
+crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
+          crew_free_fn arg_free, crew_future **future)
+{
+    struct then *t;
+    int err;
+
+    if (future != NULL)
+        *future = NULL;
+    if (pool == NULL || input == NULL || fn == NULL)
+        return EINVAL;
+    err = crew__pool_accepts(pool);
+    if (err != 0)
+        return err;
+    t = crew__malloc(sizeof(*t));
+    if (t == NULL)
+        return ENOMEM;
+    /* The node's reference, and the caller's if it wants one. */
+    crew__future_init(&t->base, CREW__THEN, future != NULL ? 2 : 1);
+    t->base.u.task = (struct crew__closure){
+        .fn = then_run,
+        .arg = t,
+        .arg_free = arg_free != NULL ? then_free : NULL,
+        .pool = pool,
+    };
+    t->node.fire = input_resolved;
+    t->input = crew_future_retain(input);
+    t->fn = fn;
+    t->arg = arg;
+    t->arg_free = arg_free;
+    crew__pool_hold(pool);
+    if (future != NULL)
+        *future = &t->base;
+    /* Last: an input already resolved queues the continuation at once. */
+    crew__future_subscribe(input, &t->node);
+    return 0;
+}
+
+int
+crew__then_cancel(crew_future *future)
+{
+    struct then *t = (struct then *)future;
+    /* Read before anything resolves it: the closure is constant until
+     * then, and a cancellation leaves it as it is. */
+    crew_pool *pool = t->base.u.task.pool;
+
+    if (!crew__future_unsubscribe(t->input, &t->node))
+        return crew__task_cancel(future);
+    /* The node will never fire: the caller's reference holds the block
+     * while the node's goes. */
+    crew__task_cancel(future);
+    crew_future_release(future);
+    crew__pool_unhold(pool);
+    return 0;
+}
+
+void
+crew__then_destroy(crew_future *future)
+{
+    crew_future_release(((struct then *)future)->input);
+}
