@@ -15,6 +15,9 @@
  *   fib       fib(SIZE), each call submitting fib(n-1) as a task, computing
  *             fib(n-2) itself, then waiting for the child; metric: seconds
  *   pfor      SIZE uneven loop items (bench_uneven) in chunks; seconds
+ *   pfor-auto, pfor-grain   crew only: the pfor loop through
+ *             crew_parallel_for, with the grain chosen by crew (0), and
+ *             with pfor's grain (bench_pfor_grain); seconds
  *   pingpong  SIZE round trips: submit one tiny task from outside the
  *             pool, wait for it; metric: median round trip, nanoseconds
  *   errors    SIZE tiny tasks of which every tenth fails, joined, the

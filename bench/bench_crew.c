@@ -6,6 +6,7 @@
 #include <crew.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 
 static crew_pool *
 make_pool(unsigned threads)
@@ -150,6 +151,39 @@ pfor(crew_pool *pool, long n, unsigned threads, uint64_t *checksum)
     return seconds;
 }
 
+/* pfor-auto, pfor-grain: the same loop through crew_parallel_for, each
+ * chunk adding its sum to one total (wrapping addition: any order gives
+ * the same checksum as the chunks of pfor). */
+struct pfor_loop {
+    long n;
+    _Atomic uint64_t total;
+};
+
+static int
+pfor_range(crew_task *task, size_t begin, size_t end, void *arg)
+{
+    struct pfor_loop *l = arg;
+
+    (void)task;
+    atomic_fetch_add_explicit(
+        &l->total, bench_uneven_range((long)begin, (long)end, l->n),
+        memory_order_relaxed);
+    return 0;
+}
+
+static double
+parallel_for(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
+{
+    struct pfor_loop l = {.n = n};
+    uint64_t start = bench_now_ns();
+
+    check(crew_parallel_for(pool, 0, (size_t)n, grain, pfor_range, &l, NULL),
+          "crew_parallel_for");
+    double seconds = bench_seconds_since(start);
+    *checksum = atomic_load(&l.total);
+    return seconds;
+}
+
 /* pingpong: a round trip is a submit and a wait for the future; its
  * release is no part of the round trip, so it comes after the timing. */
 struct round_state {
@@ -240,7 +274,8 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
-        !bench_is(&a, "pfor") && !bench_is(&a, "pingpong") &&
+        !bench_is(&a, "pfor") && !bench_is(&a, "pfor-auto") &&
+        !bench_is(&a, "pfor-grain") && !bench_is(&a, "pingpong") &&
         !bench_is(&a, "errors") && !bench_is(&a, "idle") &&
         !bench_is(&a, "memory"))
         return bench_unsupported(&a, "crew");
@@ -264,6 +299,12 @@ main(int argc, char **argv)
         checksum = root.result;
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(pool, a.size, a.threads, &checksum);
+    } else if (bench_is(&a, "pfor-auto")) {
+        metric = parallel_for(pool, a.size, 0, &checksum);
+    } else if (bench_is(&a, "pfor-grain")) {
+        metric = parallel_for(pool, a.size,
+                              (size_t)bench_pfor_grain(a.size, a.threads),
+                              &checksum);
     } else if (bench_is(&a, "pingpong")) {
         metric = ping_pong(pool, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {

@@ -16,6 +16,8 @@
 #                                        log_phi N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool"   [--systems LIST]
 #   BENCH_WORKLOADS="fanout fib pfor pingpong errors idle memory"
+#                        (pfor brings pfor-auto and pfor-grain: crew's
+#                        crew_parallel_for over the same loop)
 #                        [--workloads LIST]   (errors brings fanout-100k)
 #   BENCH_SCALING=1      [--no-scaling]  fanout and fib at threads 1..nproc
 #   BENCH_SCALING_THREADS="1 2 .. nproc" the thread counts of those rows
@@ -249,7 +251,11 @@ make_jobs() {
                                         print (n < 2 ? 2 : n) }')
     if want fanout; then JOBS+=("fanout fanout $THREADS $S_FANOUT"); fi
     if want fib; then JOBS+=("fib fib $THREADS $S_FIB"); fi
-    if want pfor; then JOBS+=("pfor pfor $THREADS $S_PFOR"); fi
+    if want pfor; then
+        JOBS+=("pfor pfor $THREADS $S_PFOR")
+        JOBS+=("pfor-auto pfor-auto $THREADS $S_PFOR")
+        JOBS+=("pfor-grain pfor-grain $THREADS $S_PFOR")
+    fi
     if want pingpong; then JOBS+=("pingpong pingpong $THREADS $S_PINGPONG"); fi
     if want errors; then
         JOBS+=("errors errors $THREADS $S_ERRORS")
@@ -383,7 +389,9 @@ medians() {
         print "workload,size,threads,system,median,unit,samples,checksum_ok,cores,date" > out
         for (k = 1; k <= nk; k++) {
             key = order[k]; L = lab[key]; s = size[key]
-            if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
+            # crew_parallel_for runs the pfor loop: the same sum
+            if (L ~ /^pfor-/ && ("pfor", s) in refi) { ref = refi["pfor", s]; rs = "inline" }
+            else if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
             else if ((L, s) in refc) { ref = refc[L, s]; rs = "crew" }
             else { ref = ""; rs = "" }
             ok = ref == "" ? "unchecked" : "yes"
@@ -427,7 +435,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : 2000) + t
         }
-        r = index(" fanout fib pfor pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fib pfor pfor-auto pfor-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -520,6 +528,20 @@ report() {
             } else if (L == "pfor") {
                 T = "crew/omp <= 1.053 (omp/crew >= 0.95)"; lim = 1 / 0.95
                 if (hasc && ((L, "omp") in med) && med[L, "omp"] > 0) { have = 1; tv = cv / med[L, "omp"] }
+            } else if (L == "pfor-auto") {
+                # The pfor loop through crew_parallel_for, grain chosen by
+                # crew, against both references of the pfor row.
+                T = "crew/omp and crew/tbb (pfor row) <= 1.053"; lim = 1 / 0.95
+                if (hasc && (("pfor", "omp") in med) && (("pfor", "tbb") in med) &&
+                    med["pfor", "omp"] > 0 && med["pfor", "tbb"] > 0) {
+                    have = 1; tv = cv / med["pfor", "omp"]
+                    if (cv / med["pfor", "tbb"] > tv) tv = cv / med["pfor", "tbb"]
+                }
+            } else if (L == "pfor-grain") {
+                T = "crew/hand-written crew pfor <= 1.053"; lim = 1 / 0.95
+                if (hasc && (("pfor", "crew") in med) && med["pfor", "crew"] > 0) {
+                    have = 1; tv = cv / med["pfor", "crew"]
+                }
             } else if (L == "pingpong") {
                 T = "crew/best outside-submitting peer <= 1.00"; lim = 1
                 if (ratio != "") { have = 1; tv = ratio }
@@ -543,7 +565,7 @@ report() {
             }
             put(ns + 5, T)
             if (have) {
-                if (vtxt == "") vtxt = sprintf(L == "pfor" ? "%.3f" : "%.2f", tv)
+                if (vtxt == "") vtxt = sprintf(L ~ /^pfor/ ? "%.3f" : "%.2f", tv)
                 put(ns + 6, vtxt)
             }
             if (lim > 0) {

@@ -631,6 +631,56 @@ CREW_API int crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn,
                        void *arg, crew_free_fn arg_free, crew_future **future);
 
 /* ------------------------------------------------------------------ */
+/* Parallel loops                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief A parallel loop's body: handles the items [@p begin, @p end), a
+ *        chunk of at least one item.
+ *
+ * Returns 0, or an error code (with crew_task_fail() for a message): the
+ * chunk failed. @p task serves crew_task_fail() and
+ * crew_task_cancelled(); a value given to crew_task_return() is freed.
+ */
+typedef int (*crew_range_fn)(crew_task *task, size_t begin, size_t end,
+                             void *arg);
+
+/**
+ * @brief Call @p fn on every chunk of [@p begin, @p end), on the pool and
+ *        the calling thread, and return when all have finished.
+ *
+ * Chunks hold at most @p grain items; with @p grain 0 the library chooses
+ * them to balance the load (large first, smaller towards the end). The
+ * calling thread runs chunks too, beside up to crew_pool_threads() - 1 of
+ * the pool's workers. When a chunk fails, chunks not yet started are
+ * skipped. From one of the pool's workers, even on a pool of one thread,
+ * it never deadlocks; on a pool that is shut down the calling thread runs
+ * every chunk itself. @p fn never receives an empty chunk; with
+ * @p begin == @p end it is not called. Chunks count as tasks in
+ * crew_pool_stats_get().
+ *
+ * Ownership: @p *error, when set, is one reference for the caller.
+ *
+ * @param pool   the pool
+ * @param begin  the first item
+ * @param end    one past the last item
+ * @param grain  the most items a chunk holds; 0: chosen by the library
+ * @param fn     the body
+ * @param arg    passed to @p fn
+ * @param error  NULL, or receives the aggregate error when some chunk
+ *               failed (one inner error per failed chunk, in order, whose
+ *               position is the chunk's first item), else NULL
+ * @return 0; ::CREW_EAGGREGATE when some chunk failed; EINVAL (NULL
+ *         @p pool or @p fn, @p begin > @p end); ENOMEM when some chunk
+ *         failed and its failure could not be recorded (every chunk has
+ *         still finished or been skipped).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_parallel_for(crew_pool *pool, size_t begin, size_t end,
+                               size_t grain, crew_range_fn fn, void *arg,
+                               crew_error **error);
+
+/* ------------------------------------------------------------------ */
 /* Errors                                                             */
 /* ------------------------------------------------------------------ */
 

@@ -83,10 +83,11 @@ crew__error_default(int code)
 }
 
 crew_error *
-crew__error_aggregate(size_t count, size_t inputs, struct crew__entry **entries)
+crew__error_aggregate(size_t count, size_t inputs, const char *noun,
+                      struct crew__entry **entries)
 {
-    static const char format[] = "%zu of %zu inputs failed";
-    int length = snprintf(NULL, 0, format, count, inputs);
+    static const char format[] = "%zu of %zu %s failed";
+    int length = snprintf(NULL, 0, format, count, inputs, noun);
     size_t size = sizeof(crew_error) + count * sizeof(struct crew__entry);
     crew_error *e;
 
@@ -102,7 +103,7 @@ crew__error_aggregate(size_t count, size_t inputs, struct crew__entry **entries)
     *entries = (struct crew__entry *)(e + 1);
     e->entries = *entries;
     char *text = (char *)e + size;
-    snprintf(text, (size_t)length + 1, format, count, inputs);
+    snprintf(text, (size_t)length + 1, format, count, inputs, noun);
     e->message = text;
     return e;
 }
@@ -227,7 +228,7 @@ crew_error_flatten(const crew_error *error)
     if (error == NULL)
         return NULL;
     if (error->kind != CREW__ERROR_AGGREGATE) {
-        flat = crew__error_aggregate(1, 1, &entries);
+        flat = crew__error_aggregate(1, 1, "inputs", &entries);
         if (flat != NULL) {
             entries[0].inner = crew_error_retain(error);
             entries[0].input = 0;
@@ -235,7 +236,7 @@ crew_error_flatten(const crew_error *error)
         return flat;
     }
     size_t n = count_leaves(error);
-    flat = crew__error_aggregate(n, n, &entries);
+    flat = crew__error_aggregate(n, n, "inputs", &entries);
     if (flat != NULL)
         copy_leaves(error, entries);
     return flat;

@@ -46,6 +46,7 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     atomic_init(&future->refs, refs);
     future->kind = (uint8_t)kind;
     future->slotted = false;
+    future->internal = false;
     atomic_init(&future->cancel_requested, false);
     atomic_init(&future->link.next, NULL);
     future->completions = NULL;

@@ -60,6 +60,7 @@ struct crew_future {
     _Atomic uint32_t refs;  /* references; the last frees the block */
     uint8_t kind;           /* enum crew__kind; constant */
     bool slotted;           /* a task holding a max_queued slot; constant */
+    bool internal; /* a parallel loop's runner: not in the statistics */
     atomic_bool cancel_requested;         /* a running task was asked to stop */
     struct crew__link link;               /* in the pool's injection queue */
     struct crew__completion *completions; /* newest first */

@@ -123,9 +123,12 @@ struct crew_pool {
     atomic_uint sleeping;          /* length of the list below */
     struct crew__lock sleep_lock;  /* guards the list */
     struct crew__worker *sleepers; /* newest first, linked by sleep_next */
-    /* Statistics of what no worker counts: rare events. */
+    /* Statistics of what no worker counts: rare events, or one update
+     * a parallel loop. */
     alignas(64) _Atomic uint64_t shutdown_cancelled; /* by cancel_queued() */
     _Atomic uint64_t withdrawn; /* submissions taken back (push_outside()) */
+    _Atomic uint64_t runners;   /* loops' runners in the injection queue */
+    _Atomic uint64_t outside_chunks_ok, outside_chunks_failed;
     /* Shutdown and lifetime. */
     alignas(64) atomic_uint stopping; /* workers idle during shutdown */
     atomic_bool done;                 /* every worker idle during shutdown */
@@ -1020,12 +1023,11 @@ push_own(crew_pool *pool, crew_future *f, bool nonblocking)
  * worker may run the task and drop the queue's meanwhile.
  */
 static int
-push_outside(crew_pool *pool, crew_future *f, bool nonblocking, bool *withdrawn)
+push_outside(crew_pool *pool, crew_future *f, enum crew__room room,
+             bool *withdrawn)
 {
     bool queued;
-    int err = crew__inject_push(&pool->inject, &f->link,
-                                nonblocking ? CREW__ROOM_FAIL : CREW__ROOM_WAIT,
-                                &queued);
+    int err = crew__inject_push(&pool->inject, &f->link, room, &queued);
 
     *withdrawn = false;
     if (err != 0 && queued) {
@@ -1099,6 +1101,59 @@ crew__pool_enqueue(crew_pool *pool, crew_future *f)
 }
 
 int
+crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
+                         crew_future **future)
+{
+    bool withdrawn = false;
+    crew_future *f;
+    int err = accepts(pool);
+
+    *future = NULL;
+    if (err != 0)
+        return err;
+    f = crew__task_new(pool, fn, arg, NULL, 2);
+    if (f == NULL)
+        return ENOMEM;
+    f->slotted = false;
+    f->internal = true;
+    if (is_own_worker(pool) && !self->exiting) {
+        err = crew__deque_push(&self->deque, f);
+    } else {
+        err = push_outside(pool, f, CREW__ROOM_UNCOUNTED, &withdrawn);
+        if (err == 0) {
+            /* Relaxed: statistics; the queue counted the push. */
+            atomic_fetch_add_explicit(&pool->runners, 1, memory_order_relaxed);
+        }
+    }
+    if (err != 0) {
+        if (withdrawn)
+            crew_future_release(f);
+        else
+            crew__task_discard(f);
+        return err;
+    }
+    wake_searcher(pool);
+    *future = f;
+    return 0;
+}
+
+void
+crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded, uint64_t failed)
+{
+    if (is_own_worker(pool)) {
+        count(&self->submitted, succeeded + failed);
+        count(&self->succeeded, succeeded);
+        count(&self->failed, failed);
+        return;
+    }
+    /* Relaxed: statistics; once a loop, not once a chunk. */
+    atomic_fetch_add_explicit(&pool->outside_chunks_ok, succeeded,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->outside_chunks_failed, failed,
+                              memory_order_relaxed);
+}
+
+int
 crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                unsigned flags, crew_future **future)
 {
@@ -1124,7 +1179,9 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     if (f == NULL)
         return ENOMEM;
     err = own ? push_own(pool, f, nonblocking)
-              : push_outside(pool, f, nonblocking, &withdrawn);
+              : push_outside(pool, f,
+                             nonblocking ? CREW__ROOM_FAIL : CREW__ROOM_WAIT,
+                             &withdrawn);
     if (err != 0) {
         if (withdrawn)
             crew_future_release(f);
@@ -1152,13 +1209,21 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
     /* Relaxed throughout: a snapshot, which the contract allows to be
      * inconsistent while tasks run. */
     uint64_t withdrawn =
-        atomic_load_explicit(&p->withdrawn, memory_order_relaxed);
+        atomic_load_explicit(&p->withdrawn, memory_order_relaxed) +
+        atomic_load_explicit(&p->runners, memory_order_relaxed);
     uint64_t pushed = crew__inject_pushed(&p->inject);
+    uint64_t chunks_ok =
+        atomic_load_explicit(&p->outside_chunks_ok, memory_order_relaxed);
+    uint64_t chunks_failed =
+        atomic_load_explicit(&p->outside_chunks_failed, memory_order_relaxed);
 
     *stats = (crew_pool_stats){
         .threads = pool->threads,
         .queued = (size_t)crew__inject_length(&p->inject),
-        .submitted = pushed > withdrawn ? pushed - withdrawn : 0,
+        .submitted = (pushed > withdrawn ? pushed - withdrawn : 0) + chunks_ok +
+                     chunks_failed,
+        .succeeded = chunks_ok,
+        .failed = chunks_failed,
         .cancelled =
             atomic_load_explicit(&p->shutdown_cancelled, memory_order_relaxed),
     };

@@ -36,5 +36,13 @@ int crew__pool_accepts(crew_pool *pool);
  * ESHUTDOWN if the pool refuses it now (nothing was queued); ENOMEM if
  * the worker's deque could not grow. */
 int crew__pool_enqueue(crew_pool *pool, crew_future *future);
+/* Submit a parallel loop's runner: a task without a max_queued slot,
+ * counted in no statistic. Returns 0, ESHUTDOWN or ENOMEM. */
+int crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
+                             crew_future **future);
+/* Count a parallel loop's chunks as tasks that ran: on the calling
+ * worker's counters, or the pool's for a thread outside it. */
+void crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded,
+                             uint64_t failed);
 
 #endif

@@ -106,15 +106,18 @@ resolve_cancelled(crew_future *future)
 static bool
 cancel_requested(const crew_future *future, const crew_pool *pool)
 {
-    /* Relaxed: a hint the task polls; no data travels with it. */
-    return atomic_load_explicit(&future->cancel_requested,
-                                memory_order_relaxed) ||
+    /* Relaxed: a hint the task polls; no data travels with it. A loop's
+     * chunk has no future of its own. */
+    return (future != NULL && atomic_load_explicit(&future->cancel_requested,
+                                                   memory_order_relaxed)) ||
            crew__pool_is_cancelling(pool);
 }
 
 crew_state
 crew__task_run(crew_future *future, bool cancel)
 {
+    bool counted = !future->internal;
+
     if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
         /* Relaxed: only which of the two took it matters, and that is in
          * the state word itself. */
@@ -122,12 +125,12 @@ crew__task_run(crew_future *future, bool cancel)
             atomic_load_explicit(&future->state, memory_order_relaxed) ==
             CREW__WITHDRAWN;
         crew_future_release(future);
-        return withdrawn ? CREW_PENDING : CREW_CANCELLED;
+        return withdrawn || !counted ? CREW_PENDING : CREW_CANCELLED;
     }
     if (cancel) {
         resolve_cancelled(future);
         crew_future_release(future);
-        return CREW_CANCELLED;
+        return counted ? CREW_CANCELLED : CREW_PENDING;
     }
 
     struct crew__closure closure = future->u.task;
@@ -161,7 +164,40 @@ crew__task_run(crew_future *future, bool cancel)
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
     crew_future_release(future);
-    return outcome.state;
+    return counted ? outcome.state : CREW_PENDING;
+}
+
+bool
+crew__task_revoke(crew_future *future)
+{
+    if (!claim(future, CREW__CLAIMED))
+        return false;
+    resolve_cancelled(future);
+    return true;
+}
+
+int
+crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
+                      void *arg, crew_error **failure)
+{
+    struct crew_task task = {.pool = pool};
+    int rc = fn(&task, lo, hi, arg);
+
+    if (task.value_free != NULL)
+        task.value_free(task.value);
+    *failure = NULL;
+    if (rc == 0) {
+        crew_error_release(task.failure);
+        return 0;
+    }
+    if (task.failure != NULL) {
+        /* Still private: the code becomes the function's own. */
+        task.failure->code = rc;
+        *failure = task.failure;
+    } else if (!task.failure_lost) {
+        *failure = crew__error_default(rc);
+    }
+    return rc;
 }
 
 bool

@@ -8,6 +8,7 @@
 #include "crew.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A task's future, not yet queued, with `refs` references. NULL on
@@ -32,5 +33,15 @@ bool crew__task_withdraw(crew_future *future);
  * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
  * arg_free runs first. Nothing is done if a canceller took it first. */
 void crew__task_refuse(crew_future *future, int code);
+/* Take back a queued task that has not started, resolving it cancelled
+ * without asking a running one to stop. False if it has started or
+ * resolved. */
+bool crew__task_revoke(crew_future *future);
+/* Call fn(task, lo, hi, arg) with a crew_task of its own, not a queued
+ * task's (a parallel loop's chunk): crew_task_cancelled() answers for the
+ * pool alone. Returns 0, or the failure's code with *failure its error
+ * (a new reference; NULL if memory ran out). A value returned is freed. */
+int crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo,
+                          size_t hi, void *arg, crew_error **failure);
 
 #endif

@@ -90,7 +90,7 @@ all_outcome(crew_future *const *futures, size_t n)
     if (failed > 0) {
         outcome.state = CREW_FAILED;
         outcome.code = CREW_EAGGREGATE;
-        outcome.error = crew__error_aggregate(failed, n, &entries);
+        outcome.error = crew__error_aggregate(failed, n, "inputs", &entries);
         if (outcome.error == NULL)
             return outcome;
         for (size_t i = 0; i < n; i++) {
@@ -115,7 +115,7 @@ first_failure_outcome(const struct join *j, size_t position)
                                     .code = CREW_EAGGREGATE};
     struct crew__entry *entry;
 
-    outcome.error = crew__error_aggregate(1, j->n, &entry);
+    outcome.error = crew__error_aggregate(1, j->n, "inputs", &entry);
     if (outcome.error != NULL) {
         entry->inner =
             crew_error_retain(crew_future_error(j->futures[position]));

@@ -863,6 +863,58 @@ CREW_TEST(faults, then_returns_enomem_and_changes_nothing)
     crew_pool_destroy(pool);
 }
 
+static int
+fail_third_chunk(crew_task *task, size_t begin, size_t end, void *arg)
+{
+    atomic_int *ran = arg;
+
+    (void)end;
+    atomic_fetch_add(ran, 1);
+    return begin == 20 ? crew_task_fail(task, EDOM, "chunk %zu", begin / 10)
+                       : 0;
+}
+
+/* A failing loop at every allocation of the calling thread (on a pool of
+ * one thread it runs every chunk itself): the failure is reported, or,
+ * when it could not be recorded, ENOMEM; nothing leaks either way. */
+CREW_TEST(faults, parallel_for_reports_a_failure_or_enomem)
+{
+    crew_pool *pool = pool_new(1);
+    bool saw_enomem = false;
+    long k;
+
+    for (k = 0; k < MAX_ALLOCS; k++) {
+        atomic_int ran = 0;
+        crew_error *error = NOT_SET_ERROR;
+
+        arm(k);
+        int err =
+            crew_parallel_for(pool, 0, 100, 10, fail_third_chunk, &ran, &error);
+        bool fired = disarm();
+        cr_assert_eq(atomic_load(&ran), 3, "allocation %ld: %d chunks ran", k,
+                     atomic_load(&ran));
+        if (err == ENOMEM) {
+            cr_assert(fired, "ENOMEM without a fault");
+            cr_assert_null(error);
+            saw_enomem = true;
+        } else {
+            size_t position = SIZE_MAX;
+            cr_assert_eq(err, CREW_EAGGREGATE, "allocation %ld: %d", k, err);
+            cr_assert_eq(crew_error_count(error), 1);
+            const crew_error *inner = crew_error_inner(error, 0, &position);
+            cr_assert_eq(position, 20);
+            cr_assert_str_eq(crew_error_message(inner), "chunk 2");
+            crew_error_release(error);
+        }
+        if (!fired)
+            break;
+    }
+    cr_assert_lt(k, MAX_ALLOCS);
+    cr_assert(saw_enomem, "no fault made the loop lose its failure");
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
+
 static void
 when_any_enomem(void)
 {

@@ -84,7 +84,8 @@ struct crew_scenario {
     X(fail_fast_race)                \
     X(stats_read_under_load)         \
     X(then_cancel_race)              \
-    X(then_pool_gone_race)
+    X(then_pool_gone_race)           \
+    X(parallel_for_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
