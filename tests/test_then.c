@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 TestSuite(then, CREW_SUITE);
 
@@ -307,14 +308,19 @@ CREW_TEST(then, a_drain_runs_it_if_a_worker_resolves_its_input)
     cr_assert_eq(crew_submit(pool, resolve_later, &r, &task), 0);
     cr_assert_eq(scn_gate_await(&hold.entered, 1), 1);
     cr_assert_eq(pthread_create(&thread, NULL, drain_pool, &call), 0);
-    /* Wait until the drain has begun: submissions are refused. */
+    /* Wait until the drain has begun: submissions are refused. Each probe
+     * accepted before that queues behind the held worker, so look only
+     * every millisecond (under valgrind, one thread runs at a time: a
+     * tight loop would queue thousands before the drain thread ran). */
     for (;;) {
+        const struct timespec ms = {.tv_nsec = 1000000};
         crew_future *probe = NULL;
         int err = crew_submit(pool, scn_ok_task, NULL, &probe);
         crew_future_release(probe);
         if (err == ESHUTDOWN)
             break;
         cr_assert_eq(err, 0);
+        nanosleep(&ms, NULL);
     }
     /* Outside the workers, during the drain: refused. */
     cr_assert_eq(crew_promise_resolve(in_outside, text, NULL), 0);
