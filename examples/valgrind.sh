@@ -61,6 +61,12 @@ check callbacks 0 run callbacks "$examples/callbacks"
 check callbacks_failing 0 run callbacks_failing "$examples/callbacks" 2 5
 check checksum_unreadable 1 run checksum_unreadable "$examples/checksum" \
     "$data/check.txt" "$data/missing.txt" "$data/dir"
+check search 0 run search "$examples/search"
+check search_failing 0 run search_failing "$examples/search" 15
+check pipeline 0 run pipeline "$examples/pipeline"
+check pipeline_corrupt 0 run pipeline_corrupt "$examples/pipeline" -c
+check mandelbrot 0 run mandelbrot "$examples/mandelbrot" -w 200 -h 150 \
+    -o "$data/m.pgm"
 
 if [[ -x $examples/server/server ]]; then
     # server_check starts whatever it is given with the server's options.
