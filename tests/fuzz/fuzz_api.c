@@ -62,6 +62,19 @@
  *   20 BAD_ARGS        which, slot    a call with bad input: EINVAL
  *   21 STATE           slot           state, result and error agree
  *   22 PAUSE           t              t%4: yield, 10 us, 100 us, 500 us
+ *   23 WHEN_ALL_EX     dst, n, v, f, n slots   as WHEN_ALL, flags f%5:
+ *                                     0..3 CREW_FAIL_FAST | CREW_CANCEL_REST,
+ *                                     4 an unknown bit (EINVAL)
+ *   24 THEN            pool, src, dst, mode   a continuation on slot src;
+ *                                     dst%32 >= 16 fire and forget; mode&1
+ *                                     its function fails, mode&2 arg_free
+ *   25 PARALLEL_FOR    pool, n, g, f  items [100, 100 + n%48), grain g%9
+ *                                     (0: crew's), the item 100 + f%64
+ *                                     fails (none past the end); f >= 250:
+ *                                     bad arguments (EINVAL)
+ *   26 STATS           pool           a snapshot; exact once shut down
+ *
+ * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
  * Never hanging. Every task finishes on its own: waits inside tasks are
  * bounded (wait_for on a promise) or on a child task that itself finishes.
@@ -80,7 +93,13 @@
  * exactly once; a when_all resolved FAILED with one inner error per failed
  * position, in order, with its position, else CANCELLED if any input was,
  * else SUCCEEDED; a when_any resolved with an input already resolved, the
- * lowest position among those resolved at the call; timeouts are never
+ * lowest position among those resolved at the call; a fail-fast
+ * when_all_ex that failed holds one failure, an input's own, and
+ * otherwise resolves as when_all; a continuation runs at most once, after
+ * its input resolved, and only if it did not resolve cancelled, its
+ * arg_free exactly once; a parallel loop covers its items exactly once,
+ * or reports its one failing chunk; a shut-down pool's statistics add up
+ * and count every accepted task; timeouts are never
  * early; bad input returns EINVAL. A violation calls __builtin_trap() so
  * libFuzzer reports it; ASan and LSan catch the rest.
  */
@@ -113,6 +132,8 @@
 #define MAX_WEIGHT    64   /* failures one when_all may aggregate */
 #define MAX_LEAVES    1024 /* leaves compared after a flatten */
 #define MAX_DEPTH     2    /* task nesting */
+#define MAX_THENS     32   /* continuations per input */
+#define PF_ITEMS      48   /* items of a parallel loop, at most */
 
 #define BOX_MAGIC   0x626f7821u
 #define VALUE_MAGIC 0x76616c75u
@@ -155,6 +176,10 @@ enum op {
     OP_BAD_ARGS,
     OP_STATE,
     OP_PAUSE,
+    OP_WHEN_ALL_EX,
+    OP_THEN,
+    OP_PARALLEL_FOR,
+    OP_STATS,
     OP_COUNT
 };
 
@@ -167,6 +192,7 @@ enum kind {
     K_WAIT_PROMISE,    /* wait_for (<= 1 ms) on a promise */
     K_RESOLVE_PROMISE, /* resolves or fails a promise from a worker */
     K_SELF,            /* bad calls from inside a task: EDEADLK, EINVAL */
+    K_PFOR,            /* a parallel loop on its own pool */
     K_COUNT
 };
 
@@ -224,7 +250,7 @@ struct task {
     int message;     /* enum message */
 };
 
-enum node_kind { N_TASK, N_PROMISE, N_ALL, N_ANY };
+enum node_kind { N_TASK, N_PROMISE, N_ALL, N_ANY, N_ALL_EX, N_THEN };
 
 /* What a future is: nodes are never reused within an input, and a join's
  * inputs always have lower indices. */
@@ -236,6 +262,8 @@ struct node {
     int in[MAX_INPUTS];              /* joins: the inputs' nodes */
     crew_future *inputs[MAX_INPUTS]; /* raw: the join holds references */
     long lowest;        /* when_any: lowest position resolved before */
+    unsigned flags;     /* when_all_ex: its flags */
+    int then;           /* N_THEN: index in ctx.thens */
     unsigned weight;    /* inner errors an aggregate from it may hold */
     atomic_int checked; /* the join's checker ran */
 };
@@ -250,6 +278,17 @@ struct callback {
 struct slot {
     crew_future *f; /* a reference, or NULL */
     int node;
+};
+
+/* A continuation. */
+struct then {
+    crew_future *input; /* raw: the continuation holds a reference */
+    bool fail;          /* its function fails */
+    bool has_free;      /* it has an arg_free */
+    bool accepted;
+    atomic_int ran;
+    atomic_int freed;
+    atomic_int tracked;
 };
 
 static struct {
@@ -272,6 +311,9 @@ static struct {
 
     struct callback callbacks[MAX_CALLBACKS];
     int ncallbacks;
+
+    struct then thens[MAX_THENS];
+    int nthens;
 
     struct slot slots[N_SLOTS];
     crew_error *errors[N_ERRORS];
@@ -777,6 +819,59 @@ run_self(crew_task *task, struct task *t)
     return 0;
 }
 
+/* A parallel loop over [PF_BASE, PF_BASE + n): what its chunks did. */
+#define PF_BASE 100
+
+struct pf {
+    size_t n;
+    size_t fail_at; /* an item whose chunk fails; SIZE_MAX: none */
+    atomic_uchar visits[PF_ITEMS];
+};
+
+static int
+pf_chunk(crew_task *task, size_t begin, size_t end, void *arg)
+{
+    struct pf *l = arg;
+
+    CHECK(task != NULL && begin < end && begin >= PF_BASE &&
+          end <= PF_BASE + l->n);
+    for (size_t i = begin; i < end; i++)
+        atomic_fetch_add(&l->visits[i - PF_BASE], 1);
+    if (l->fail_at >= begin && l->fail_at < end)
+        return crew_task_fail(task, EDOM, "pf %zu", begin);
+    return 0;
+}
+
+/* Run a loop of n items, grain g, the item fail_at failing; check it. */
+static void
+pf_run(crew_pool *pool, size_t n, size_t grain, size_t fail_at)
+{
+    struct pf l = {.n = n, .fail_at = fail_at};
+    crew_error *error = (crew_error *)&l; /* must be overwritten */
+    bool fails = fail_at >= PF_BASE && fail_at < PF_BASE + n;
+    int r = crew_parallel_for(pool, PF_BASE, PF_BASE + n, grain, pf_chunk, &l,
+                              &error);
+
+    for (size_t i = 0; i < n; i++)
+        CHECK(atomic_load(&l.visits[i]) <= 1 &&
+              (fails || atomic_load(&l.visits[i]) == 1));
+    if (!fails) {
+        CHECK(r == 0 && error == NULL);
+        return;
+    }
+    CHECK(r == CREW_EAGGREGATE && error != NULL);
+    CHECK(crew_error_count(error) == 1);
+    size_t pos = SIZE_MAX;
+    const crew_error *inner = crew_error_inner(error, 0, &pos);
+    char message[32];
+    snprintf(message, sizeof(message), "pf %zu", pos);
+    CHECK(pos <= fail_at && (grain == 0 || fail_at - pos < grain));
+    CHECK(crew_error_code(inner) == EDOM &&
+          strcmp(crew_error_message(inner), message) == 0);
+    CHECK(atomic_load(&l.visits[fail_at - PF_BASE]) == 1);
+    crew_error_release(error);
+}
+
 static int
 task_fn(crew_task *task, void *arg)
 {
@@ -808,6 +903,10 @@ task_fn(crew_task *task, void *arg)
         break;
     case K_RESOLVE_PROMISE:
         ret = run_resolve_promise(t, b->promise);
+        break;
+    case K_PFOR:
+        /* From a worker, on its own pool: never a deadlock. */
+        pf_run(t->pool, t->param % 32, t->aux % 4, SIZE_MAX);
         break;
     default:
         ret = run_self(task, t);
@@ -887,6 +986,49 @@ check_any(const crew_future *f, const struct node *nd)
     CHECK(nd->lowest < 0 || (long)i <= nd->lowest);
 }
 
+/* A when_all_ex: a fail-fast one that failed holds one failure, one of
+ * its inputs' own; otherwise it resolved as a when_all. */
+static void
+check_all_ex(const crew_future *f, const struct node *nd)
+{
+    const crew_error *e = crew_future_error(f);
+
+    if ((nd->flags & CREW_FAIL_FAST) != 0 &&
+        crew_future_state(f) == CREW_FAILED) {
+        size_t pos = SIZE_MAX;
+        const crew_error *inner;
+
+        CHECK(e != NULL && crew_error_code(e) == CREW_EAGGREGATE);
+        CHECK(crew_error_count(e) == 1);
+        inner = crew_error_inner(e, 0, &pos);
+        CHECK(pos < nd->n);
+        CHECK(crew_future_state(nd->inputs[pos]) == CREW_FAILED &&
+              inner == crew_future_error(nd->inputs[pos]));
+        return;
+    }
+    check_all(crew_future_state(f), e, crew_future_result(f), nd->inputs,
+              nd->n);
+}
+
+/* A resolved continuation: it ran exactly when it did not resolve
+ * cancelled, and its arg_free ran first. */
+static void
+check_then(const struct then *c, crew_state state)
+{
+    CHECK(atomic_load(&c->freed) == (c->has_free ? 1 : 0));
+    switch (state) {
+    case CREW_SUCCEEDED:
+        CHECK(atomic_load(&c->ran) == 1 && !c->fail);
+        break;
+    case CREW_FAILED:
+        CHECK(atomic_load(&c->ran) == 1 && c->fail);
+        break;
+    default:
+        CHECK(state == CREW_CANCELLED && atomic_load(&c->ran) == 0);
+        break;
+    }
+}
+
 /* A resolved future: its outcome agrees with what it is. */
 static void
 check_resolved(const crew_future *f, int node)
@@ -908,6 +1050,12 @@ check_resolved(const crew_future *f, int node)
         break;
     case N_ANY:
         check_any(f, nd);
+        break;
+    case N_ALL_EX:
+        check_all_ex(f, nd);
+        break;
+    case N_THEN:
+        check_then(&ctx.thens[nd->then], crew_future_state(f));
         break;
     default:
         break;
@@ -954,9 +1102,14 @@ compute_resolving(bool *out)
             out[i] = is_final(crew_future_state(ctx.promises[nd->promise]));
             break;
         case N_ALL:
+        case N_ALL_EX:
             out[i] = true;
             for (size_t j = 0; j < nd->n; j++)
                 out[i] = out[i] && out[nd->in[j]];
+            break;
+        case N_THEN:
+            /* Run or refused, it resolves once its input does. */
+            out[i] = nd->in[0] >= 0 && out[nd->in[0]];
             break;
         default:
             out[i] = false;
@@ -1004,7 +1157,7 @@ node_new(int kind)
     nd->task = -1;
     nd->promise = -1;
     nd->lowest = -1;
-    nd->weight = kind == N_TASK || kind == N_PROMISE;
+    nd->weight = kind == N_TASK || kind == N_PROMISE || kind == N_THEN;
     return ctx.nnodes++;
 }
 
@@ -1107,6 +1260,8 @@ op_pool_create(void)
     ctx.pool_slot[p] = ctx.ninst++;
 }
 
+static uint64_t accepted_tasks(const struct instance *in);
+
 static void
 op_pool_shutdown(void)
 {
@@ -1125,6 +1280,13 @@ op_pool_shutdown(void)
     in->shut = true;
     CHECK(crew_pool_shutdown(in->pool, (crew_shutdown)how) == 0);
     check_pool_finished(in);
+    /* Every worker has exited: the counters are exact. Continuations and
+     * loop chunks count too, so accepted tasks are a lower bound. */
+    crew_pool_stats s;
+    CHECK(crew_pool_stats_get(in->pool, &s) == 0);
+    CHECK(s.busy == 0 && s.queued == 0);
+    CHECK(s.submitted == s.succeeded + s.failed + s.cancelled);
+    CHECK(s.submitted >= accepted_tasks(in));
 }
 
 static void
@@ -1445,9 +1607,15 @@ op_join(int kind)
     int node, r;
     int (*join)(crew_future *const *, size_t, crew_future **) =
         kind == N_ALL ? crew_when_all : crew_when_any;
+    unsigned flags = 0;
 
     n = next() % (MAX_INPUTS + 1);
     variant = next() % 4;
+    if (kind == N_ALL_EX) {
+        unsigned f = next() % 5;
+        /* An unknown bit: EINVAL, whatever else is wrong. */
+        flags = f == 4 ? CREW_CANCEL_REST << 1 : f;
+    }
     has_null = false;
     for (size_t i = 0; i < n; i++) {
         unsigned s = next() % N_SLOTS;
@@ -1457,6 +1625,15 @@ op_join(int kind)
         weight += node_weight(nodes[i]);
     }
     out = (crew_future *)&ctx; /* must be overwritten */
+    if (kind == N_ALL_EX) {
+        if (flags > (CREW_FAIL_FAST | CREW_CANCEL_REST) ||
+            (variant == 1 && n > 0) || variant == 2 || has_null) {
+            CHECK(crew_when_all_ex(variant == 1 && n > 0 ? NULL : fs, n, flags,
+                                   variant == 2 ? NULL : &out) == EINVAL);
+            CHECK(variant == 2 || out == NULL);
+            return;
+        }
+    }
     if (variant == 1 && n > 0) {
         CHECK(join(NULL, n, &out) == EINVAL && out == NULL);
         return;
@@ -1470,24 +1647,156 @@ op_join(int kind)
         return;
     }
     /* Aggregates of aggregates grow as a product: keep them small. */
-    if (kind == N_ALL && weight > MAX_WEIGHT)
+    if ((kind == N_ALL || kind == N_ALL_EX) && weight > MAX_WEIGHT)
         return;
     node = node_new(kind);
     if (node < 0)
         return;
     ctx.nodes[node].n = n;
-    ctx.nodes[node].weight = kind == N_ALL ? weight : 0;
+    ctx.nodes[node].weight = kind == N_ANY ? 0 : weight;
+    ctx.nodes[node].flags = flags;
     for (size_t i = 0; i < n; i++) {
         ctx.nodes[node].in[i] = nodes[i];
         ctx.nodes[node].inputs[i] = fs[i];
     }
     ctx.nodes[node].lowest = lowest_resolved(fs, n);
-    r = join(fs, n, &out);
+    r = kind == N_ALL_EX ? crew_when_all_ex(fs, n, flags, &out)
+                         : join(fs, n, &out);
     CHECK(r == 0 && out != NULL);
     if (n == 0)
         CHECK(crew_future_state(out) == CREW_SUCCEEDED);
     CHECK(crew_future_on_complete(out, join_checker, &ctx.nodes[node]) == 0);
     slot_set(dst, out, node);
+}
+
+static int
+then_fn(crew_task *task, crew_future *input, void *arg)
+{
+    struct then *c = arg;
+
+    /* Queued once its input resolved, which it borrows. */
+    CHECK(task != NULL && input == c->input);
+    CHECK(is_final(crew_future_state(input)));
+    check_outcome_shape(input);
+    CHECK(atomic_fetch_add(&c->ran, 1) == 0);
+    CHECK(atomic_load(&c->freed) == 0);
+    return c->fail ? crew_task_fail(task, EPIPE, "then") : 0;
+}
+
+static void
+then_free(void *arg)
+{
+    struct then *c = arg;
+
+    CHECK(atomic_fetch_add(&c->freed, 1) == 0);
+}
+
+/* Registered on every continuation kept in a slot. */
+static void
+then_tracker(crew_future *f, void *user)
+{
+    struct then *c = user;
+
+    CHECK(atomic_fetch_add(&c->tracked, 1) == 0);
+    check_then(c, crew_future_state(f));
+}
+
+static void
+op_then(void)
+{
+    struct instance *in = pool_of(next());
+    struct slot *src = &ctx.slots[next() % N_SLOTS];
+    unsigned dst = next() % 32, mode = next();
+    bool forget = dst >= N_SLOTS;
+    crew_future *f = (crew_future *)&ctx, **out = forget ? NULL : &f;
+    struct then *c;
+    int node = -1, r;
+
+    if (in == NULL || ctx.nthens >= MAX_THENS)
+        return;
+    c = &ctx.thens[ctx.nthens];
+    *c = (struct then){
+        .input = src->f, .fail = (mode & 1) != 0, .has_free = (mode & 2) != 0};
+    if (!forget && src->f != NULL) {
+        node = node_new(N_THEN);
+        if (node < 0)
+            return;
+    }
+    r = crew_then(in->pool, src->f, then_fn, c, c->has_free ? then_free : NULL,
+                  out);
+    if (src->f == NULL) {
+        CHECK(r == EINVAL && (forget || f == NULL));
+        return;
+    }
+    if (in->shut) {
+        CHECK(r == ESHUTDOWN && (forget || f == NULL));
+        if (node >= 0)
+            ctx.nnodes--;
+        return;
+    }
+    CHECK(r == 0);
+    c->accepted = true;
+    ctx.nthens++;
+    if (forget)
+        return;
+    CHECK(f != NULL);
+    ctx.nodes[node].then = (int)(c - ctx.thens);
+    ctx.nodes[node].n = 1;
+    ctx.nodes[node].in[0] = src->node;
+    ctx.nodes[node].inputs[0] = src->f;
+    CHECK(crew_future_on_complete(f, then_tracker, c) == 0);
+    slot_set(dst, f, node);
+}
+
+static void
+op_parallel_for(void)
+{
+    struct instance *in = pool_of(next());
+    size_t n = next() % PF_ITEMS, grain = next() % 9;
+    unsigned f = next();
+    crew_error *error = (crew_error *)&ctx; /* must be overwritten */
+
+    if (in == NULL)
+        return;
+    if (f >= 250) {
+        CHECK(crew_parallel_for(in->pool, 10, 9, grain, pf_chunk, NULL,
+                                &error) == EINVAL &&
+              error == NULL);
+        CHECK(crew_parallel_for(in->pool, 0, 10, grain, NULL, NULL, NULL) ==
+              EINVAL);
+        return;
+    }
+    pf_run(in->pool, n, grain, PF_BASE + f % 64);
+}
+
+/* How many tasks of this pool its submitters saw accepted. */
+static uint64_t
+accepted_tasks(const struct instance *in)
+{
+    uint64_t k = 0;
+    int n = task_count();
+
+    for (int i = 0; i < n; i++) {
+        const struct task *t = &ctx.tasks[i];
+        if (atomic_load_explicit(&t->ready, memory_order_acquire) &&
+            t->inst == in && t->accepted)
+            k++;
+    }
+    return k;
+}
+
+static void
+op_stats(void)
+{
+    struct instance *in = pool_of(next());
+    crew_pool_stats s;
+
+    if (in == NULL) {
+        CHECK(crew_pool_stats_get(NULL, &s) == EINVAL);
+        return;
+    }
+    CHECK(crew_pool_stats_get(in->pool, &s) == 0);
+    CHECK(s.threads == in->threads && s.busy <= s.threads);
 }
 
 /* Keep an error in an error slot, or drop it. */
@@ -1973,8 +2282,20 @@ teardown(void)
         CHECK(atomic_load(&ctx.callbacks[i].calls) == 1);
     for (int i = 0; i < ctx.nnodes; i++) {
         const struct node *nd = &ctx.nodes[i];
-        if (nd->kind == N_ALL || nd->kind == N_ANY)
+        if (nd->kind == N_ALL || nd->kind == N_ANY || nd->kind == N_ALL_EX)
             CHECK(atomic_load(&nd->checked) == 1);
+    }
+    /* Every input has resolved and every pool is gone: each continuation
+     * ran or was refused. */
+    for (int i = 0; i < ctx.nthens; i++) {
+        const struct then *c = &ctx.thens[i];
+        CHECK(atomic_load(&c->freed) == (c->has_free ? 1 : 0));
+        CHECK(atomic_load(&c->ran) <= 1);
+    }
+    for (int i = 0; i < ctx.nnodes; i++) {
+        const struct node *nd = &ctx.nodes[i];
+        if (nd->kind == N_THEN)
+            CHECK(atomic_load(&ctx.thens[nd->then].tracked) == 1);
     }
 
     for (unsigned s = 0; s < N_SLOTS; s++)
@@ -2060,6 +2381,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_STATE:
             op_state();
+            break;
+        case OP_WHEN_ALL_EX:
+            op_join(N_ALL_EX);
+            break;
+        case OP_THEN:
+            op_then();
+            break;
+        case OP_PARALLEL_FOR:
+            op_parallel_for();
+            break;
+        case OP_STATS:
+            op_stats();
             break;
         default:
             op_pause();

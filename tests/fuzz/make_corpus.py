@@ -15,11 +15,14 @@ import sys
 (POOL_CREATE, POOL_SHUTDOWN, POOL_DESTROY, SUBMIT, PROMISE_CREATE,
  PROMISE_RESOLVE, PROMISE_FAIL, CANCEL, WAIT_FOR, WAIT, RETAIN, RELEASE,
  ON_COMPLETE, WHEN_ALL, WHEN_ANY, WAIT_ALL, WAIT_ANY, ERROR_TAKE,
- ERROR_INSPECT, ERROR_RELEASE, BAD_ARGS, STATE, PAUSE) = range(23)
+ ERROR_INSPECT, ERROR_RELEASE, BAD_ARGS, STATE, PAUSE, WHEN_ALL_EX, THEN,
+ PARALLEL_FOR, STATS) = range(27)
 
 # enum kind
-SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF = \
-    range(7)
+(SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF,
+ PFOR) = range(8)
+# when_all_ex flags (operand f%5; 4 is an unknown bit)
+FAIL_FAST, CANCEL_REST, BAD_FLAG = 1, 2, 4
 
 DRAIN, CANCEL_HOW, BAD_HOW = 0, 1, 2
 FORGET = 16  # a dst of 16..31: fire and forget
@@ -55,6 +58,19 @@ def submit(pool, kind, dst, param=0, aux=0, mode=M_EX):
 
 def join(op, dst, slots, variant=0):
     return [op, dst, len(slots), variant] + list(slots)
+
+
+def join_ex(dst, slots, flags, variant=0):
+    return [WHEN_ALL_EX, dst, len(slots), variant, flags] + list(slots)
+
+
+def then(pool, src, dst, fail=False, arg_free=True):
+    return [THEN, pool, src, dst, int(fail) | (2 if arg_free else 0)]
+
+
+def parallel_for(pool, n, grain, fail_at=255 - 64):
+    """fail_at: the failing item's offset (64 or more: none; 250+: EINVAL)."""
+    return [PARALLEL_FOR, pool, n, grain, fail_at]
 
 
 def wait_all(slots, variant=0):
@@ -335,6 +351,49 @@ SEEDS = {
         [ON_COMPLETE, 0, 0, ON_COMPLETE, 2, 0],
         [POOL_SHUTDOWN, 0, CANCEL_HOW],
         [STATE, 0, STATE, 1, STATE, 2],
+    ),
+    "24-fail-fast-cancel-rest": program(
+        create(0, cfg(2)),
+        submit(0, CANCEL_AWARE, 0, param=40),
+        submit(0, FAIL, 1, param=fail_param(5)),
+        [PROMISE_CREATE, 2],
+        submit(0, SUCCEED, 3),
+        join_ex(4, [0, 1, 2, 3], FAIL_FAST | CANCEL_REST),
+        join_ex(5, [0, 1, 3], CANCEL_REST),
+        join_ex(6, [0, 1], BAD_FLAG),
+        [WAIT, 4, STATE, 4, PROMISE_RESOLVE, 2, 0, WAIT, 5],
+        [STATS, 0, POOL_SHUTDOWN, 0, DRAIN, STATS, 0],
+    ),
+    "25-continuations": program(
+        create(0, cfg(2)),
+        [PROMISE_CREATE, 0],
+        then(0, 0, 1),
+        then(0, 1, 2, fail=True),
+        then(0, 2, 16 + 3),
+        submit(0, FAIL, 4, param=fail_param(3)),
+        then(0, 4, 5, arg_free=False),
+        [CANCEL, 2],
+        [PROMISE_RESOLVE, 0, 1, WAIT, 5],
+        then(0, 15, 6),
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        then(0, 1, 7),
+    ),
+    "26-parallel-loops": program(
+        create(0, cfg(2, max_queued=1)),
+        parallel_for(0, 47, 0),
+        parallel_for(0, 40, 3, fail_at=17),
+        parallel_for(0, 1, 1, fail_at=0),
+        parallel_for(0, 0, 0),
+        parallel_for(0, 10, 2, fail_at=251),
+        submit(0, PFOR, 0, param=31, aux=2),
+        submit(0, PFOR, 1, param=20, aux=0),
+        create(1, cfg(1)),
+        submit(1, PFOR, 2, param=9, aux=1),
+        wait_all([0, 1, 2]),
+        [STATS, 0, STATS, 1, STATS, 3],
+        [POOL_SHUTDOWN, 1, DRAIN],
+        parallel_for(1, 30, 0, fail_at=29),
+        [STATS, 1],
     ),
 }
 
