@@ -1100,6 +1100,18 @@ crew__pool_enqueue(crew_pool *pool, crew_future *f)
     return 0;
 }
 
+/* Undo a submission the queue refused: free the task, or, if its husk
+ * stays queued (withdrawn after racing a shutdown), leave it to the
+ * queue's reference. */
+static void
+unsubmit(crew_future *f, bool withdrawn)
+{
+    if (withdrawn)
+        crew_future_release(f);
+    else
+        crew__task_discard(f);
+}
+
 int
 crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
                          crew_future **future)
@@ -1126,10 +1138,7 @@ crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
         }
     }
     if (err != 0) {
-        if (withdrawn)
-            crew_future_release(f);
-        else
-            crew__task_discard(f);
+        unsubmit(f, withdrawn);
         return err;
     }
     wake_searcher(pool);
@@ -1166,13 +1175,11 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
         *future = NULL;
     if (pool == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
         return EINVAL;
-    if (is_orphan(pool))
-        return ESHUTDOWN;
+    err = accepts(pool);
+    if (err != 0)
+        return err;
 
     bool own = is_own_worker(pool) && !self->exiting;
-    enum mode mode = mode_of(pool);
-    if (mode == CANCELLING || (mode == DRAINING && !own))
-        return ESHUTDOWN;
     /* The queue's reference, and the caller's, which the submitter keeps
      * until it returns even when the caller wants no future. */
     f = crew__task_new(pool, fn, arg, arg_free, 2);
@@ -1183,10 +1190,7 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                              nonblocking ? CREW__ROOM_FAIL : CREW__ROOM_WAIT,
                              &withdrawn);
     if (err != 0) {
-        if (withdrawn)
-            crew_future_release(f);
-        else
-            crew__task_discard(f);
+        unsubmit(f, withdrawn);
         return err;
     }
     /* The task is in its queue (the push's seq_cst store or exchange)

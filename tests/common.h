@@ -16,6 +16,7 @@
 #ifndef CREW_TESTS_COMMON_H
 #define CREW_TESTS_COMMON_H
 
+#include <crew.h>
 #include <criterion/criterion.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -55,6 +56,27 @@ crew_test_leak_check(void)
     cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
                  "LeakSanitizer found memory this test did not free");
 #endif
+}
+
+/* A pool of `threads` workers (0: one per CPU); the test fails if none. */
+static inline crew_pool *
+crew_test_pool(unsigned threads)
+{
+    crew_pool_options o = {.threads = threads};
+    crew_pool *p = NULL;
+
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    return p;
+}
+
+/* A new promise; the test fails if none. */
+static inline crew_future *
+crew_test_promise(void)
+{
+    crew_future *f = NULL;
+
+    cr_assert_eq(crew_promise_create(&f), 0);
+    return f;
 }
 
 /* Every suite: TestSuite(name, CREW_SUITE); a hang becomes a failure. */

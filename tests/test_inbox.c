@@ -34,15 +34,6 @@ inbox_new(void)
     return inbox;
 }
 
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    return f;
-}
-
 /* Whether the inbox's descriptor polls readable now. */
 static bool
 readable(const crew_inbox *inbox)
@@ -66,7 +57,8 @@ resolve(crew_future *f)
 CREW_TEST(inbox, delivers_in_resolution_order_exactly_once)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *in[3] = {promise(), promise(), promise()};
+    crew_future *in[3] = {crew_test_promise(), crew_test_promise(),
+                          crew_test_promise()};
     crew_future *got[4] = {NULL};
     void *users[4] = {NULL};
     unsigned freed = atomic_load(&scn_values_freed);
@@ -98,7 +90,7 @@ CREW_TEST(inbox, delivers_in_resolution_order_exactly_once)
 CREW_TEST(inbox, delivers_an_already_resolved_future_at_once)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     crew_future *got = NULL;
     void *user = NULL;
     static int tag;
@@ -118,7 +110,7 @@ CREW_TEST(inbox, delivers_an_already_resolved_future_at_once)
 CREW_TEST(inbox, descriptor_is_readable_exactly_while_deliveries_wait)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *in[2] = {promise(), promise()};
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()};
     crew_future *got = NULL;
 
     cr_assert_geq(crew_inbox_fd(inbox), 0);
@@ -137,7 +129,7 @@ CREW_TEST(inbox, descriptor_is_readable_exactly_while_deliveries_wait)
     crew_future_release(got);
     cr_assert(!readable(inbox), "still readable with nothing to take");
     /* And raised again by the next delivery. */
-    crew_future *again = promise();
+    crew_future *again = crew_test_promise();
     cr_assert_eq(crew_inbox_watch(inbox, again, NULL), 0);
     cr_assert(!readable(inbox));
     resolve(again);
@@ -150,7 +142,7 @@ CREW_TEST(inbox, descriptor_is_readable_exactly_while_deliveries_wait)
 CREW_TEST(inbox, an_epoll_loop_sees_deliveries)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct epoll_event ev = {.events = EPOLLIN}, out;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     crew_future *got = NULL;
@@ -173,8 +165,9 @@ CREW_TEST(inbox, an_epoll_loop_sees_deliveries)
 CREW_TEST(inbox, destroy_drops_untaken_deliveries_and_watched_futures)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *delivered = promise(), *watched = promise();
-    crew_future *abandoned = promise();
+    crew_future *delivered = crew_test_promise(),
+                *watched = crew_test_promise();
+    crew_future *abandoned = crew_test_promise();
     unsigned freed = atomic_load(&scn_values_freed);
 
     cr_assert_eq(crew_inbox_watch(inbox, delivered, NULL), 0);
@@ -213,7 +206,7 @@ CREW_TEST(inbox, destroy_closes_the_descriptor)
 CREW_TEST(inbox, rejects_bad_input_and_changes_nothing)
 {
     crew_inbox *inbox = inbox_new();
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     crew_future *got = NULL;
 
     cr_assert_eq(crew_inbox_create(NULL), EINVAL);

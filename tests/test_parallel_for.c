@@ -26,16 +26,6 @@
 
 TestSuite(parallel_for, CREW_SUITE);
 
-static crew_pool *
-pool_of(unsigned threads)
-{
-    crew_pool_options o = {.threads = threads};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
 /* What the chunks of one loop did. */
 struct cover {
     size_t base, n;       /* the items [base, base + n) may be visited */
@@ -111,7 +101,7 @@ CREW_TEST(parallel_for, covers_the_range_once_in_chunks_of_at_most_grain)
         {0, 100, 1000},
         {SIZE_MAX - 300, SIZE_MAX - 1, 0},
     };
-    crew_pool *pool = pool_of(3);
+    crew_pool *pool = crew_test_pool(3);
 
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         struct cover c;
@@ -134,7 +124,7 @@ CREW_TEST(parallel_for, covers_the_range_once_in_chunks_of_at_most_grain)
 
 CREW_TEST(parallel_for, grain_zero_balances_with_several_chunks)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
 
     cover_init(&c, 0, 100000);
@@ -150,7 +140,7 @@ CREW_TEST(parallel_for, grain_zero_balances_with_several_chunks)
 
 CREW_TEST(parallel_for, an_empty_range_calls_nothing)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
     crew_error *error = (crew_error *)&error;
 
@@ -164,7 +154,7 @@ CREW_TEST(parallel_for, an_empty_range_calls_nothing)
 
 CREW_TEST(parallel_for, rejects_bad_input_and_calls_nothing)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
     crew_error *error = (crew_error *)&error;
 
@@ -181,7 +171,7 @@ CREW_TEST(parallel_for, rejects_bad_input_and_calls_nothing)
 CREW_TEST(parallel_for, a_failure_skips_the_chunks_not_yet_started)
 {
     /* One thread: no runner, the caller runs the chunks in order. */
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct cover c;
     crew_error *error = NULL;
     size_t position = SIZE_MAX;
@@ -226,7 +216,7 @@ fail_after_all_started(crew_task *task, size_t begin, size_t end, void *arg)
 
 CREW_TEST(parallel_for, holds_one_error_per_failed_chunk_in_order)
 {
-    crew_pool *pool = pool_of(3);
+    crew_pool *pool = crew_test_pool(3);
     struct all_fail a = {.chunks = 3};
     crew_error *error = NULL;
 
@@ -258,7 +248,7 @@ CREW_TEST(parallel_for, holds_one_error_per_failed_chunk_in_order)
 CREW_TEST(parallel_for, the_calling_thread_runs_chunks)
 {
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     crew_future *held[2];
     struct cover c;
 
@@ -298,7 +288,7 @@ CREW_TEST(parallel_for, from_a_task_on_a_pool_of_one_thread)
     const size_t grains[] = {0, 1, 7};
 
     for (size_t k = 0; k < 3; k++) {
-        crew_pool *pool = pool_of(1);
+        crew_pool *pool = crew_test_pool(1);
         struct inside in = {.grain = grains[k], .result = -1};
         crew_future *f;
 
@@ -339,7 +329,7 @@ nested(crew_task *task, size_t begin, size_t end, void *arg)
 
 CREW_TEST(parallel_for, nests_inside_its_own_chunks)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
     crew_error *error = NULL;
 
@@ -354,7 +344,7 @@ CREW_TEST(parallel_for, nests_inside_its_own_chunks)
 
 CREW_TEST(parallel_for, a_shut_down_pool_leaves_it_to_the_caller)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
 
     cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
@@ -383,7 +373,7 @@ returns_values(crew_task *task, size_t begin, size_t end, void *arg)
 
 CREW_TEST(parallel_for, frees_values_a_chunk_returns)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     atomic_int freed = 0;
 
     cr_assert_eq(
@@ -394,7 +384,7 @@ CREW_TEST(parallel_for, frees_values_a_chunk_returns)
 
 CREW_TEST(parallel_for, counts_its_chunks_as_tasks)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct cover c;
     crew_pool_stats s;
 

@@ -21,16 +21,6 @@
 
 TestSuite(stats, CREW_SUITE);
 
-static crew_pool *
-pool_of(unsigned threads)
-{
-    crew_pool_options o = {.threads = threads};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
 static crew_pool_stats
 stats_of(const crew_pool *pool)
 {
@@ -73,7 +63,7 @@ assert_outcomes_match(const crew_pool_stats *s, crew_future **fs, size_t n)
 
 CREW_TEST(stats, a_new_pool_has_done_nothing)
 {
-    crew_pool *pool = pool_of(3);
+    crew_pool *pool = crew_test_pool(3);
     crew_pool_stats s = stats_of(pool);
 
     cr_assert_eq(s.threads, 3);
@@ -89,7 +79,7 @@ CREW_TEST(stats, a_new_pool_has_done_nothing)
 
 CREW_TEST(stats, rejects_bad_input_and_writes_nothing)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     crew_pool_stats s, untouched;
 
     memset(&s, 0x5a, sizeof(s));
@@ -102,7 +92,7 @@ CREW_TEST(stats, rejects_bad_input_and_writes_nothing)
 
 CREW_TEST(stats, counts_each_outcome_once_the_pool_is_idle)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     crew_future *fs[300];
     crew_pool_stats s;
 
@@ -126,7 +116,7 @@ CREW_TEST(stats, counts_each_outcome_once_the_pool_is_idle)
 CREW_TEST(stats, busy_and_queued_while_the_workers_are_held)
 {
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     crew_future *held[2], *fs[7];
     crew_pool_stats s;
 
@@ -173,7 +163,7 @@ cancel_pool(void *arg)
 CREW_TEST(stats, counts_what_a_cancelling_shutdown_cancels)
 {
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct shutdown_call call = {.pool = pool};
     crew_future *held, *fs[10];
     pthread_t thread;
@@ -236,7 +226,7 @@ parent_task(crew_task *task, void *arg)
 
 CREW_TEST(stats, counts_tasks_stolen_from_a_busy_worker)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct parent *p = calloc(1, sizeof(*p));
     crew_future *parent;
     crew_pool_stats s;

@@ -27,25 +27,6 @@
 
 TestSuite(then, CREW_SUITE);
 
-static crew_pool *
-pool_of(unsigned threads)
-{
-    crew_pool_options o = {.threads = threads};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    return f;
-}
-
 /* What a continuation saw and did. */
 struct seen {
     atomic_int runs;
@@ -98,9 +79,9 @@ static char text[] = "abc";
 
 CREW_TEST(then, runs_on_the_pool_once_the_input_succeeds)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     cr_assert_eq(crew_future_state(next), CREW_PENDING);
     cr_assert_eq(atomic_load(&s.runs), 0, "ran before its input resolved");
@@ -120,9 +101,9 @@ CREW_TEST(then, runs_on_the_pool_once_the_input_succeeds)
 
 CREW_TEST(then, runs_whatever_the_inputs_outcome)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen failed = {0}, cancelled = {0};
-    crew_future *a = promise(), *b = promise();
+    crew_future *a = crew_test_promise(), *b = crew_test_promise();
     crew_future *after_a = then(pool, a, &failed);
     crew_future *after_b = then(pool, b, &cancelled);
 
@@ -143,9 +124,9 @@ CREW_TEST(then, runs_whatever_the_inputs_outcome)
 
 CREW_TEST(then, an_input_already_resolved_queues_it_at_once)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next;
+    crew_future *in = crew_test_promise(), *next;
 
     cr_assert_eq(crew_promise_resolve(in, text, NULL), 0);
     next = then(pool, in, &s);
@@ -166,8 +147,8 @@ fail_then(crew_task *task, crew_future *input, void *arg)
 
 CREW_TEST(then, fails_as_a_task_does)
 {
-    crew_pool *pool = pool_of(1);
-    crew_future *in = promise(), *next = NULL;
+    crew_pool *pool = crew_test_pool(1);
+    crew_future *in = crew_test_promise(), *next = NULL;
 
     cr_assert_eq(crew_then(pool, in, fail_then, NULL, NULL, &next), 0);
     cr_assert_eq(crew_promise_resolve(in, NULL, NULL), 0);
@@ -180,9 +161,9 @@ CREW_TEST(then, fails_as_a_task_does)
 
 CREW_TEST(then, cancelled_before_its_input_it_never_runs)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     cr_assert_eq(crew_future_cancel(next), 0);
     cr_assert_eq(crew_future_state(next), CREW_CANCELLED,
@@ -200,9 +181,9 @@ CREW_TEST(then, cancelled_before_its_input_it_never_runs)
 
 CREW_TEST(then, cancelling_after_it_ran_is_ealready)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     cr_assert_eq(crew_promise_resolve(in, text, NULL), 0);
     cr_assert_eq(crew_future_wait(next), 0);
@@ -215,9 +196,9 @@ CREW_TEST(then, cancelling_after_it_ran_is_ealready)
 
 CREW_TEST(then, a_cancelling_shutdown_cancels_it)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     cr_assert_eq(crew_pool_shutdown(pool, CREW_CANCEL), 0);
     cr_assert_eq(crew_future_state(next), CREW_PENDING);
@@ -232,9 +213,9 @@ CREW_TEST(then, a_cancelling_shutdown_cancels_it)
 
 CREW_TEST(then, a_finished_drain_cancels_it)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
     cr_assert_eq(crew_promise_resolve(in, text, NULL), 0);
@@ -248,9 +229,9 @@ CREW_TEST(then, a_finished_drain_cancels_it)
 
 CREW_TEST(then, a_destroyed_pool_is_still_there_to_cancel_it)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     struct seen s = {0};
-    crew_future *in = promise(), *next = then(pool, in, &s);
+    crew_future *in = crew_test_promise(), *next = then(pool, in, &s);
 
     /* The continuation keeps the pool's memory: ASan would see a use
      * after free below if it did not. */
@@ -295,10 +276,11 @@ resolve_later(crew_task *task, void *arg)
 CREW_TEST(then, a_drain_runs_it_if_a_worker_resolves_its_input)
 {
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct drain_call call = {.pool = pool};
     struct seen on_worker = {0}, outside = {0};
-    crew_future *in_worker = promise(), *in_outside = promise();
+    crew_future *in_worker = crew_test_promise(),
+                *in_outside = crew_test_promise();
     struct resolver r = {.hold = &hold, .promise = in_worker};
     crew_future *task, *after_worker, *after_outside;
     pthread_t thread;
@@ -343,9 +325,9 @@ CREW_TEST(then, a_drain_runs_it_if_a_worker_resolves_its_input)
 
 CREW_TEST(then, a_null_future_fires_and_forgets)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise();
+    crew_future *in = crew_test_promise();
 
     cr_assert_eq(crew_then(pool, in, record, &s, count_free, NULL), 0);
     cr_assert_eq(crew_promise_resolve(in, text, NULL), 0);
@@ -367,10 +349,10 @@ append(crew_task *task, crew_future *input, void *arg)
 
 CREW_TEST(then, continuations_chain)
 {
-    crew_pool *pool = pool_of(2);
+    crew_pool *pool = crew_test_pool(2);
     crew_future *stage[6];
 
-    stage[0] = promise();
+    stage[0] = crew_test_promise();
     for (uintptr_t i = 1; i < 6; i++)
         cr_assert_eq(
             crew_then(pool, stage[i - 1], append, (void *)i, NULL, &stage[i]),
@@ -384,9 +366,9 @@ CREW_TEST(then, continuations_chain)
 
 CREW_TEST(then, refuses_at_the_call_on_a_pool_shut_down)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next = (crew_future *)&next;
+    crew_future *in = crew_test_promise(), *next = (crew_future *)&next;
 
     cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
     cr_assert_eq(crew_then(pool, in, record, &s, count_free, &next), ESHUTDOWN);
@@ -398,9 +380,9 @@ CREW_TEST(then, refuses_at_the_call_on_a_pool_shut_down)
 
 CREW_TEST(then, rejects_bad_input_and_changes_nothing)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen s = {0};
-    crew_future *in = promise(), *next = (crew_future *)&next;
+    crew_future *in = crew_test_promise(), *next = (crew_future *)&next;
 
     cr_assert_eq(crew_then(NULL, in, record, &s, count_free, &next), EINVAL);
     cr_assert_null(next);
@@ -416,9 +398,9 @@ CREW_TEST(then, rejects_bad_input_and_changes_nothing)
 
 CREW_TEST(then, counts_as_a_task_once_queued)
 {
-    crew_pool *pool = pool_of(1);
+    crew_pool *pool = crew_test_pool(1);
     struct seen ran = {0}, cancelled = {0};
-    crew_future *in = promise();
+    crew_future *in = crew_test_promise();
     crew_future *a = then(pool, in, &ran), *b = then(pool, in, &cancelled);
     crew_pool_stats stats;
 
@@ -444,7 +426,7 @@ CREW_TEST(then, is_not_held_back_by_max_queued)
     struct scn_hold hold = SCN_HOLD_INIT;
     struct seen s = {0};
     crew_pool *pool = NULL;
-    crew_future *held, *queued, *in = promise(), *next;
+    crew_future *held, *queued, *in = crew_test_promise(), *next;
 
     cr_assert_eq(crew_pool_create(&pool, &o), 0);
     cr_assert_eq(scn_hold_worker(pool, &hold, 1, &held), 0);

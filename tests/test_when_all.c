@@ -41,25 +41,6 @@ held_task(crew_task *task, void *arg)
     return 0;
 }
 
-static crew_pool *
-pool_of(unsigned threads)
-{
-    crew_pool_options o = {.threads = threads};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    return f;
-}
-
 /* Checks the i-th inner error of e: its position, code and message. */
 static void
 assert_inner(const crew_error *e, size_t i, size_t position, int code,
@@ -88,7 +69,7 @@ CREW_TEST(when_all, succeeds_with_null_once_every_input_has_succeeded)
     crew_future *in[3], *all = NULL;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
     cr_assert_not_null(all);
     cr_assert_eq(crew_future_state(all), CREW_PENDING);
@@ -115,7 +96,7 @@ CREW_TEST(when_all, collects_each_failure_in_input_order_with_positions)
     size_t input = 777;
 
     for (size_t i = 0; i < 5; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_all(in, 5, &all), 0);
     /* Resolved last to first: the aggregate keeps input order. */
     cr_assert_eq(crew_promise_fail(in[4], -7, "four %d", 4), 0);
@@ -143,7 +124,7 @@ CREW_TEST(when_all, collects_each_failure_in_input_order_with_positions)
 
 CREW_TEST(when_all, collects_the_failures_of_tasks_on_a_pool)
 {
-    crew_pool *p = pool_of(2);
+    crew_pool *p = crew_test_pool(2);
     crew_future *in[1000], *all = NULL;
     const crew_error *e;
 
@@ -172,7 +153,7 @@ CREW_TEST(when_all, cancelled_inputs_add_no_inner_error)
     crew_future *in[3], *all = NULL;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
     cr_assert_eq(crew_future_cancel(in[0]), 0);
     cr_assert_eq(crew_promise_fail(in[1], EPIPE, "broken"), 0);
@@ -191,8 +172,8 @@ CREW_TEST(when_all, is_cancelled_when_some_were_cancelled_none_failed)
     crew_future *in[2], *all = NULL, *mixed[2], *some = NULL;
 
     for (size_t i = 0; i < 2; i++) {
-        in[i] = promise();
-        mixed[i] = promise();
+        in[i] = crew_test_promise();
+        mixed[i] = crew_test_promise();
     }
     cr_assert_eq(crew_when_all(in, 2, &all), 0);
     cr_assert_eq(crew_when_all(mixed, 2, &some), 0);
@@ -229,7 +210,8 @@ CREW_TEST(when_all, with_no_inputs_has_already_succeeded)
 
 CREW_TEST(when_all, accepts_the_same_future_more_than_once)
 {
-    crew_future *p = promise(), *q = promise(), *x = promise();
+    crew_future *p = crew_test_promise(), *q = crew_test_promise(),
+                *x = crew_test_promise();
     crew_future *twice[2] = {p, p}, *thrice[3] = {q, x, q};
     crew_future *a = NULL, *b = NULL;
 
@@ -257,7 +239,7 @@ CREW_TEST(when_all, rejects_bad_input_with_einval_and_changes_nothing)
 {
     static char sentinel;
     static int value;
-    crew_future *v = promise(), *pending = promise();
+    crew_future *v = crew_test_promise(), *pending = crew_test_promise();
     crew_future *with_null[3] = {v, NULL, pending};
     crew_future *all = (crew_future *)(void *)&sentinel;
 
@@ -287,7 +269,7 @@ CREW_TEST(when_all, holds_its_own_references_to_the_inputs)
         {.hold = &hold, .code = EIO, .message = "first failure"},
         {.hold = &hold, .code = ENOSPC, .message = "second failure"},
     };
-    crew_pool *p = pool_of(1);
+    crew_pool *p = crew_test_pool(1);
     crew_future *in[3], *all = NULL;
 
     for (size_t i = 0; i < 3; i++)
@@ -308,7 +290,8 @@ CREW_TEST(when_all, holds_its_own_references_to_the_inputs)
 CREW_TEST(when_all, may_be_released_before_its_inputs_resolve)
 {
     static int value;
-    crew_future *in[2] = {promise(), promise()}, *all = NULL;
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()},
+                *all = NULL;
 
     cr_assert_eq(crew_when_all(in, 2, &all), 0);
     crew_future_release(all);
@@ -332,7 +315,7 @@ assert_resolved_inside_the_last_resolution(int code, crew_state expected)
     pthread_t thread;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_all(in, 3, &all), 0);
     cr_assert_eq(crew_future_on_complete(all, scn_seen_cb, &callback), 0);
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
@@ -376,10 +359,10 @@ CREW_TEST(when_all, resolves_on_the_worker_that_finished_the_last_task)
 {
     static struct scn_hold hold = SCN_HOLD_INIT;
     static struct held h = {.hold = &hold};
-    crew_pool *p = pool_of(1);
+    crew_pool *p = crew_test_pool(1);
     crew_future *in[2], *all = NULL;
 
-    in[0] = promise();
+    in[0] = crew_test_promise();
     cr_assert_eq(crew_submit(p, held_task, &h, &in[1]), 0);
     cr_assert(scn_gate_reaches(&hold.entered, 1));
     cr_assert_eq(crew_when_all(in, 2, &all), 0);
@@ -417,7 +400,7 @@ CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
     static struct scn_hold hold = SCN_HOLD_INIT;
     static struct held h = {.hold = &hold};
     static struct scn_counts queued = SCN_COUNTS_INIT;
-    crew_pool *p = pool_of(2);
+    crew_pool *p = crew_test_pool(2);
     crew_future *blocker, *in[3], *all = NULL;
 
     /* One worker spins on the cancellation, the other is held. */
@@ -425,7 +408,7 @@ CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
     cr_assert(scn_gate_reaches(&spinner.entered, 1));
     cr_assert_eq(crew_submit(p, held_task, &h, &blocker), 0);
     cr_assert(scn_gate_reaches(&hold.entered, 1));
-    in[0] = promise();
+    in[0] = crew_test_promise();
     cr_assert_eq(
         crew_submit_ex(p, scn_count_task, &queued, scn_count_free, 0, &in[2]),
         0);
@@ -455,7 +438,8 @@ CREW_TEST(when_all, cancelling_it_passes_the_request_to_its_inputs)
 
 CREW_TEST(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
 {
-    crew_future *in[2] = {promise(), promise()}, *all = NULL;
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()},
+                *all = NULL;
 
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
     cr_assert_eq(crew_promise_fail(in[1], EROFS, "read-only"), 0);
@@ -468,7 +452,8 @@ CREW_TEST(when_all, a_join_of_resolved_inputs_has_resolved_at_once)
 
 CREW_TEST(when_all, nested_joins_keep_the_nesting)
 {
-    crew_future *a = promise(), *b = promise(), *c = promise(), *d = promise();
+    crew_future *a = crew_test_promise(), *b = crew_test_promise(),
+                *c = crew_test_promise(), *d = crew_test_promise();
     crew_future *inner_in[2] = {a, b}, *inner = NULL;
     crew_future *outer_in[3], *outer = NULL;
     const crew_error *e, *nested;
@@ -505,7 +490,8 @@ CREW_TEST(when_all, nested_joins_keep_the_nesting)
 
 CREW_TEST(when_all, nested_joins_of_successes_succeed)
 {
-    crew_future *a = promise(), *b = promise(), *inner = NULL, *outer = NULL;
+    crew_future *a = crew_test_promise(), *b = crew_test_promise(),
+                *inner = NULL, *outer = NULL;
     crew_future *outer_in[2];
 
     cr_assert_eq(crew_when_all(&a, 1, &inner), 0);
@@ -526,7 +512,7 @@ CREW_TEST(when_all, nested_joins_of_successes_succeed)
 CREW_TEST(when_all, wait_all_gives_zero_and_a_null_error_on_success)
 {
     static char sentinel;
-    crew_pool *p = pool_of(2);
+    crew_pool *p = crew_test_pool(2);
     crew_future *in[50];
     crew_error *error = (crew_error *)(void *)&sentinel;
 
@@ -543,7 +529,7 @@ CREW_TEST(when_all, wait_all_gives_zero_and_a_null_error_on_success)
 
 CREW_TEST(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
 {
-    crew_pool *p = pool_of(2);
+    crew_pool *p = crew_test_pool(2);
     crew_future *in[6];
     crew_error *error = NULL;
 
@@ -565,7 +551,7 @@ CREW_TEST(when_all, wait_all_returns_the_aggregate_error_when_some_fail)
 
 CREW_TEST(when_all, wait_all_returns_ecanceled_for_cancelled_inputs)
 {
-    crew_future *in[2] = {promise(), promise()};
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()};
     crew_error *error = NULL;
 
     cr_assert_eq(crew_promise_resolve(in[0], NULL, NULL), 0);
@@ -618,7 +604,8 @@ start_late(struct late *l, crew_future *promise, enum settle how)
 
 CREW_TEST(when_all, wait_all_keeps_positions_when_a_later_input_fails_late)
 {
-    crew_future *in[3] = {promise(), promise(), promise()};
+    crew_future *in[3] = {crew_test_promise(), crew_test_promise(),
+                          crew_test_promise()};
     crew_error *error = NULL;
     struct late late;
 
@@ -636,7 +623,7 @@ CREW_TEST(when_all, wait_all_keeps_positions_when_a_later_input_fails_late)
 
 CREW_TEST(when_all, wait_all_counts_an_early_cancel_when_the_rest_succeed)
 {
-    crew_future *in[2] = {promise(), promise()};
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()};
     crew_error *error = NULL;
     struct late late;
 
@@ -654,7 +641,8 @@ CREW_TEST(when_all, wait_all_counts_an_early_cancel_when_the_rest_succeed)
 CREW_TEST(when_all, wait_all_reports_a_late_cancel_after_early_successes)
 {
     static char sentinel;
-    crew_future *in[3] = {promise(), promise(), promise()};
+    crew_future *in[3] = {crew_test_promise(), crew_test_promise(),
+                          crew_test_promise()};
     crew_error *error = (crew_error *)(void *)&sentinel;
     struct late late;
 
@@ -685,7 +673,7 @@ CREW_TEST(when_all, wait_all_rejects_bad_input_with_einval)
 {
     static char sentinel;
     static int value;
-    crew_future *v = promise(), *with_null[2] = {v, NULL};
+    crew_future *v = crew_test_promise(), *with_null[2] = {v, NULL};
     crew_error *error = (crew_error *)(void *)&sentinel;
 
     cr_assert_eq(crew_promise_resolve(v, &value, scn_value_free), 0);
@@ -747,7 +735,7 @@ wait_children_task(crew_task *task, void *arg)
 
 CREW_TEST(when_all, wait_all_on_the_only_worker_helps_not_deadlocks)
 {
-    crew_pool *p = pool_of(1);
+    crew_pool *p = crew_test_pool(1);
     crew_future *f;
 
     cr_assert_eq(crew_submit(p, wait_children_task, (void *)(uintptr_t)5, &f),

@@ -23,20 +23,11 @@
 
 TestSuite(when_all_ex, CREW_SUITE);
 
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    return f;
-}
-
 static void
 promises(crew_future **in, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
 }
 
 static crew_future *
@@ -202,10 +193,10 @@ CREW_TEST(when_all_ex, cancel_rest_alone_waits_for_every_input)
     crew_future *in[4], *all;
 
     cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    in[0] = promise();
+    in[0] = crew_test_promise();
     cr_assert_eq(crew_submit(pool, stubborn_task, &started, &in[1]), 0);
-    in[2] = promise();
-    in[3] = promise();
+    in[2] = crew_test_promise();
+    in[3] = crew_test_promise();
     cr_assert_eq(scn_gate_await(&started, 1), 1, "the task never started");
     all = join(in, 4, CREW_CANCEL_REST);
 
@@ -239,7 +230,7 @@ CREW_TEST(when_all_ex, cancel_rest_alone_is_pending_while_one_runs)
 
     cr_assert_eq(crew_pool_create(&pool, &options), 0);
     cr_assert_eq(scn_hold_worker(pool, &hold, 1, &in[0]), 0);
-    in[1] = promise();
+    in[1] = crew_test_promise();
     all = join(in, 2, CREW_CANCEL_REST);
     cr_assert_eq(crew_promise_fail(in[1], EIO, "failed"), 0);
     /* The holding task ignores the request: the join must wait. */
@@ -316,7 +307,7 @@ CREW_TEST(when_all_ex, fail_fast_works_on_a_pool)
     /* Two tasks hold both workers; the third, queued, fails at once. */
     cr_assert_eq(scn_hold_worker(pool, &hold, 1, &in[0]), 0);
     cr_assert_eq(scn_hold_worker(pool, &hold, 2, &in[1]), 0);
-    in[2] = promise();
+    in[2] = crew_test_promise();
     all = join(in, 3, CREW_FAIL_FAST);
     cr_assert_eq(crew_promise_fail(in[2], ENOSPC, "disk full"), 0);
     cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE,

@@ -20,25 +20,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static crew_pool *
-pool_of(unsigned threads)
-{
-    crew_pool_options o = {.threads = threads};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    return f;
-}
-
 /* Cancels what is still pending, then releases every future. */
 static void
 settle_and_release(crew_future **f, size_t n)
@@ -55,7 +36,7 @@ CREW_TEST(when_any, resolves_with_the_first_input_to_resolve)
     crew_future *in[3], *any = NULL;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_any(in, 3, &any), 0);
     cr_assert_not_null(any);
     cr_assert_eq(crew_future_state(any), CREW_PENDING);
@@ -75,8 +56,8 @@ CREW_TEST(when_any, resolves_with_the_first_input_to_resolve)
 
 CREW_TEST(when_any, a_failed_or_cancelled_winner_still_succeeds_it)
 {
-    crew_future *in[2] = {promise(), promise()};
-    crew_future *other[2] = {promise(), promise()};
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()};
+    crew_future *other[2] = {crew_test_promise(), crew_test_promise()};
     crew_future *any = NULL, *any_cancelled = NULL;
 
     cr_assert_eq(crew_when_any(in, 2, &any), 0);
@@ -103,7 +84,7 @@ CREW_TEST(when_any, the_lowest_position_wins_among_resolved_inputs)
     size_t index = 777;
 
     for (size_t i = 0; i < 4; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(in[3], NULL, NULL), 0);
     cr_assert_eq(crew_promise_fail(in[2], EIO, "two"), 0);
     cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
@@ -144,7 +125,7 @@ CREW_TEST(when_any, rejects_bad_input_with_einval_and_changes_nothing)
 {
     static char sentinel;
     static int value;
-    crew_future *v = promise(), *pending = promise();
+    crew_future *v = crew_test_promise(), *pending = crew_test_promise();
     crew_future *with_null[3] = {pending, NULL, v};
     crew_future *any = (crew_future *)(void *)&sentinel;
     size_t index = 777;
@@ -172,7 +153,7 @@ CREW_TEST(when_any, rejects_bad_input_with_einval_and_changes_nothing)
 
 CREW_TEST(when_any, accepts_the_same_future_more_than_once)
 {
-    crew_future *p = promise(), *twice[2] = {p, p}, *any = NULL;
+    crew_future *p = crew_test_promise(), *twice[2] = {p, p}, *any = NULL;
     size_t index = 777;
 
     cr_assert_eq(crew_when_any(twice, 2, &any), 0);
@@ -188,7 +169,8 @@ CREW_TEST(when_any, accepts_the_same_future_more_than_once)
 CREW_TEST(when_any, may_be_released_before_its_inputs_resolve)
 {
     static int value;
-    crew_future *in[2] = {promise(), promise()}, *any = NULL;
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()},
+                *any = NULL;
 
     cr_assert_eq(crew_when_any(in, 2, &any), 0);
     crew_future_release(any);
@@ -211,7 +193,7 @@ CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
     pthread_t thread;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(crew_when_any(in, 3, &any), 0);
     cr_assert_eq(crew_future_on_complete(any, scn_seen_cb, &callback), 0);
     resolver.input = in[2];
@@ -243,12 +225,12 @@ CREW_TEST(when_any, resolves_and_calls_back_inside_the_first_resolution)
 CREW_TEST(when_any, wait_any_stores_the_position_of_the_winner)
 {
     static struct scn_hold h = SCN_HOLD_INIT;
-    crew_pool *p = pool_of(2);
+    crew_pool *p = crew_test_pool(2);
     crew_future *in[3];
     size_t index = 777;
 
     cr_assert_eq(scn_hold_worker(p, &h, 1, &in[0]), 0);
-    in[1] = promise();
+    in[1] = crew_test_promise();
     cr_assert_eq(crew_submit(p, scn_ok_task, NULL, &in[2]), 0);
     cr_assert_eq(crew_wait_any(in, 3, CREW_FOREVER, &index), 0);
     cr_assert_eq(index, 2);
@@ -274,7 +256,7 @@ CREW_TEST(when_any, wait_any_wakes_when_another_thread_resolves)
     size_t index = 777;
 
     for (size_t i = 0; i < 3; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     cr_assert_eq(pthread_create(&thread, NULL, resolve_later_thread, in[2]), 0);
     cr_assert_eq(crew_wait_any(in, 3, CREW_FOREVER, &index), 0);
     pthread_join(thread, NULL);
@@ -285,7 +267,7 @@ CREW_TEST(when_any, wait_any_wakes_when_another_thread_resolves)
 
 CREW_TEST(when_any, wait_any_times_out_without_touching_the_index)
 {
-    crew_future *in[2] = {promise(), promise()};
+    crew_future *in[2] = {crew_test_promise(), crew_test_promise()};
     size_t index = 777;
     uint64_t start = scn_now_ns();
 
@@ -329,10 +311,10 @@ wait_child_task(crew_task *task, void *arg)
 
 CREW_TEST(when_any, wait_any_on_the_only_worker_helps_not_deadlocks)
 {
-    crew_pool *p = pool_of(1);
+    crew_pool *p = crew_test_pool(1);
     crew_future *f;
 
-    helper.never = promise();
+    helper.never = crew_test_promise();
     cr_assert_eq(crew_submit(p, wait_child_task, NULL, &f), 0);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(helper.err, 0);
@@ -356,11 +338,11 @@ CREW_TEST(when_any, cancelling_it_passes_the_request_to_its_inputs)
 {
     static struct scn_hold h = SCN_HOLD_INIT;
     static struct scn_counts queued = SCN_COUNTS_INIT;
-    crew_pool *p = pool_of(1);
+    crew_pool *p = crew_test_pool(1);
     crew_future *blocker, *in[2], *any = NULL;
 
     cr_assert_eq(scn_hold_worker(p, &h, 1, &blocker), 0);
-    in[0] = promise();
+    in[0] = crew_test_promise();
     cr_assert_eq(
         crew_submit_ex(p, scn_count_task, &queued, scn_count_free, 0, &in[1]),
         0);
