@@ -395,13 +395,15 @@ check_code(const crew_future *f, int r)
     CHECK(r == code_of(f));
 }
 
-/* State, result and error agree. */
+/* State, result and error agree. The state is read first: a future
+ * still running may resolve between two reads, but once final it never
+ * changes, so the error and result read after it belong to it. */
 static void
 check_outcome_shape(const crew_future *f)
 {
+    crew_state state = crew_future_state(f);
     const crew_error *e = crew_future_error(f);
     void *result = crew_future_result(f);
-    crew_state state = crew_future_state(f);
 
     switch (state) {
     case CREW_SUCCEEDED:
