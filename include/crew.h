@@ -418,7 +418,12 @@ CREW_API const crew_error *crew_future_error(const crew_future *future);
  * counts against @c max_queued. A running task sees crew_task_cancelled()
  * become true and decides itself. A pending promise becomes
  * ::CREW_CANCELLED. A crew_when_all() or crew_when_any() future passes the
- * request to its inputs.
+ * request to its inputs; a crew_when_all_ex() future does so even after it
+ * resolved, so that a fail-fast join can stop the inputs still running
+ * (it then returns EALREADY all the same). Called from a queued task's own
+ * @c arg_free while that task is being cancelled (through a join with
+ * ::CREW_CANCEL_REST, say), it returns 0 at once: the task resolves when
+ * the @c arg_free returns.
  *
  * @return 0; EALREADY if @p future had already resolved; EINVAL if NULL.
  * @note Thread safety: any thread.
@@ -507,7 +512,9 @@ CREW_API int crew_when_all(crew_future *const *futures, size_t n,
  * failure (Python's @c TaskGroup: the safe form when tasks borrow the
  * caller's memory). When several inputs have already failed at the call,
  * the first is the lowest position. Cancelling the result passes the
- * request to its inputs, whatever the flags.
+ * request to its inputs, whatever the flags, and even after it resolved:
+ * crew_future_cancel() on a fail-fast result that has failed returns
+ * EALREADY and still stops the inputs still running.
  *
  * Ownership: as crew_when_all().
  *

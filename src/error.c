@@ -83,11 +83,11 @@ crew__error_default(int code)
 }
 
 crew_error *
-crew__error_aggregate(size_t count, size_t inputs, const char *noun,
+crew__error_aggregate(size_t count, size_t inputs, const char *what,
                       struct crew__entry **entries)
 {
-    static const char format[] = "%zu of %zu %s failed";
-    int length = snprintf(NULL, 0, format, count, inputs, noun);
+    static const char format[] = "%zu of %zu %s";
+    int length = snprintf(NULL, 0, format, count, inputs, what);
     size_t size = sizeof(crew_error) + count * sizeof(struct crew__entry);
     crew_error *e;
 
@@ -103,7 +103,7 @@ crew__error_aggregate(size_t count, size_t inputs, const char *noun,
     *entries = (struct crew__entry *)(e + 1);
     e->entries = *entries;
     char *text = (char *)e + size;
-    snprintf(text, (size_t)length + 1, format, count, inputs, noun);
+    snprintf(text, (size_t)length + 1, format, count, inputs, what);
     e->message = text;
     return e;
 }
@@ -228,7 +228,7 @@ crew_error_flatten(const crew_error *error)
     if (error == NULL)
         return NULL;
     if (error->kind != CREW__ERROR_AGGREGATE) {
-        flat = crew__error_aggregate(1, 1, "inputs", &entries);
+        flat = crew__error_aggregate(1, 1, "inputs failed", &entries);
         if (flat != NULL) {
             entries[0].inner = crew_error_retain(error);
             entries[0].input = 0;
@@ -236,7 +236,7 @@ crew_error_flatten(const crew_error *error)
         return flat;
     }
     size_t n = count_leaves(error);
-    flat = crew__error_aggregate(n, n, "inputs", &entries);
+    flat = crew__error_aggregate(n, n, "inputs failed", &entries);
     if (flat != NULL)
         copy_leaves(error, entries);
     return flat;

@@ -44,9 +44,9 @@ crew_error *crew__error_vformat(int code, const char *format, va_list args);
 /* A new leaf with the default message naming `code`; NULL on ENOMEM. */
 crew_error *crew__error_default(int code);
 /* A new aggregate of `count` entries, for the caller to fill in, whose
- * message counts `count` failures among `inputs` of what `noun` names
- * ("inputs", "chunks"); NULL on ENOMEM. */
-crew_error *crew__error_aggregate(size_t count, size_t inputs, const char *noun,
+ * message is "<count> of <inputs> <what>" ("inputs failed", "chunks
+ * failed"); NULL on ENOMEM. */
+crew_error *crew__error_aggregate(size_t count, size_t inputs, const char *what,
                                   struct crew__entry **entries);
 /* Make `error`, embedded in `owner`, the fallback failure with `code`:
  * a fixed message saying the rest was lost to a lack of memory. */

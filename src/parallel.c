@@ -151,8 +151,8 @@ report(struct loop *l, crew_error **error)
         n++;
     if (!l->lost)
         all = crew__error_aggregate(
-            n, atomic_load_explicit(&l->chunks, memory_order_relaxed), "chunks",
-            &entries);
+            n, atomic_load_explicit(&l->chunks, memory_order_relaxed),
+            "chunks failed", &entries);
     if (all != NULL) {
         /* Insertion by position: failures are few, and most come in
          * nearly reversed order (the list is newest first). */

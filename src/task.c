@@ -90,16 +90,52 @@ claim(crew_future *future, uint32_t to)
     return won;
 }
 
+/*
+ * The claimed tasks whose arg_free is running on this thread, innermost
+ * first. Such an arg_free may cancel its own task again, directly or
+ * through a join with CREW_CANCEL_REST whose input it fails: that
+ * canceller finds the task CLAIMED and would wait for a resolution that
+ * only its own return can bring. It must return instead.
+ */
+struct claimed {
+    const crew_future *future;
+    const struct claimed *outer;
+};
+
+static _Thread_local const struct claimed *claimed_here;
+
+/* Run a claimed task's arg_free, known to this thread as its claimer. */
+static void
+free_claimed_arg(const crew_future *future)
+{
+    struct crew__closure task = future->u.task;
+    struct claimed frame = {.future = future, .outer = claimed_here};
+
+    if (task.arg_free == NULL)
+        return;
+    claimed_here = &frame;
+    task.arg_free(task.arg);
+    claimed_here = frame.outer;
+}
+
+static bool
+claimed_by_this_thread(const crew_future *future)
+{
+    for (const struct claimed *c = claimed_here; c != NULL; c = c->outer) {
+        if (c->future == future)
+            return true;
+    }
+    return false;
+}
+
 /* Resolve a claimed task as cancelled, its arg_free first. */
 static void
 resolve_cancelled(crew_future *future)
 {
     static const struct crew__outcome cancelled = {
         .state = CREW_CANCELLED, .error = &crew__error_cancelled};
-    struct crew__closure task = future->u.task;
 
-    if (task.arg_free != NULL)
-        task.arg_free(task.arg);
+    free_claimed_arg(future);
     crew__future_complete(future, &cancelled);
 }
 
@@ -210,7 +246,6 @@ void
 crew__task_refuse(crew_future *future, int code)
 {
     struct crew__outcome failed = {.state = CREW_FAILED, .code = code};
-    struct crew__closure task;
 
     if (code == ESHUTDOWN) {
         crew__task_cancel(future);
@@ -218,9 +253,7 @@ crew__task_refuse(crew_future *future, int code)
     }
     if (!claim(future, CREW__CLAIMED))
         return;
-    task = future->u.task;
-    if (task.arg_free != NULL)
-        task.arg_free(task.arg);
+    free_claimed_arg(future);
     failed.error = crew__error_default(code);
     crew__future_complete(future, &failed);
 }
@@ -244,8 +277,10 @@ crew__task_cancel(crew_future *future)
     crew__lock_release(&future->lock);
     if (state == CREW__CLAIMED) {
         /* Another canceller won: it resolves the task promptly. Return
-         * once it has, as the winner does. */
-        crew__future_await(future, UINT64_MAX);
+         * once it has, as the winner does, unless that canceller is this
+         * thread, inside the task's own arg_free. */
+        if (!claimed_by_this_thread(future))
+            crew__future_await(future, UINT64_MAX);
         return 0;
     }
     return crew__state_is_final(state) ? EALREADY : 0;

@@ -90,7 +90,8 @@ all_outcome(crew_future *const *futures, size_t n)
     if (failed > 0) {
         outcome.state = CREW_FAILED;
         outcome.code = CREW_EAGGREGATE;
-        outcome.error = crew__error_aggregate(failed, n, "inputs", &entries);
+        outcome.error =
+            crew__error_aggregate(failed, n, "inputs failed", &entries);
         if (outcome.error == NULL)
             return outcome;
         for (size_t i = 0; i < n; i++) {
@@ -107,7 +108,8 @@ all_outcome(crew_future *const *futures, size_t n)
     return outcome;
 }
 
-/* A fail-fast join's outcome: the failure at `position` alone. */
+/* A fail-fast join's outcome: the failure at `position` alone, which may
+ * not be the only one ("1 of 4 inputs failed first"). */
 static struct crew__outcome
 first_failure_outcome(const struct join *j, size_t position)
 {
@@ -115,7 +117,8 @@ first_failure_outcome(const struct join *j, size_t position)
                                     .code = CREW_EAGGREGATE};
     struct crew__entry *entry;
 
-    outcome.error = crew__error_aggregate(1, j->n, "inputs", &entry);
+    outcome.error =
+        crew__error_aggregate(1, j->n, "inputs failed first", &entry);
     if (outcome.error != NULL) {
         entry->inner =
             crew_error_retain(crew_future_error(j->futures[position]));
@@ -244,12 +247,17 @@ int
 crew__join_cancel(crew_future *future)
 {
     struct join *j = join_of(future);
+    bool resolved = crew__future_is_resolved(future);
 
-    if (crew__future_is_resolved(future))
+    /* A fail-fast join resolves while inputs still run, and a when_all_ex
+     * passes the request on whatever the flags: a when_all reaches its
+     * inputs even once resolved (when they have all resolved, nothing
+     * changes). A when_any's winner decided it: the request stops there. */
+    if (resolved && future->kind != CREW__JOIN_ALL)
         return EALREADY;
     for (size_t i = 0; i < j->n; i++)
         crew_future_cancel(j->futures[i]);
-    return 0;
+    return resolved ? EALREADY : 0;
 }
 
 int

@@ -6,8 +6,10 @@
  * unresolved inputs at the first failure, and without CREW_FAIL_FAST
  * still waits for every input and keeps every failure; among inputs
  * failed before the call the lowest position is the first; cancelling
- * the result reaches the inputs; unknown flags are EINVAL and change
- * nothing.
+ * the result reaches the inputs, even once a fail-fast result has failed;
+ * unknown flags are EINVAL and change nothing. And an input's arg_free
+ * may fail another input of a CREW_CANCEL_REST join while its own task is
+ * being cancelled.
  *
  * Inputs are promises, settled in the order each test needs, or tasks held
  * on gates. The race of an input failing while others succeed on a pool
@@ -284,6 +286,84 @@ CREW_TEST(when_all_ex, cancelling_the_result_reaches_the_inputs)
         crew_future_release(all);
         scn_release_all(in, 3);
     }
+}
+
+CREW_TEST(when_all_ex, cancelling_a_failed_fail_fast_result_stops_the_rest)
+{
+    crew_future *in[3], *all;
+    const crew_error *e;
+
+    promises(in, 3);
+    all = join(in, 3, CREW_FAIL_FAST);
+    cr_assert_eq(crew_promise_fail(in[1], EIO, "first"), 0);
+    cr_assert_eq(crew_future_state(all), CREW_FAILED);
+    e = crew_future_error(all);
+    cr_assert_str_eq(crew_error_message(e), "1 of 3 inputs failed first");
+
+    /* The join has resolved, its inputs still run: the request reaches
+     * them, and the answer still says the join had resolved. */
+    cr_assert_eq(crew_future_cancel(all), EALREADY);
+    cr_assert_eq(crew_future_state(in[0]), CREW_CANCELLED);
+    cr_assert_eq(crew_future_state(in[2]), CREW_CANCELLED);
+    cr_assert_eq(crew_future_error(all), e, "the outcome changed");
+    crew_future_release(all);
+    scn_release_all(in, 3);
+}
+
+/* The arg_free of the task being cancelled fails the join's other input,
+ * so the join cancels the task again from inside its own arg_free. */
+struct fail_on_free {
+    crew_future *promise;
+    int fail_rc;
+};
+
+static int
+never_runs(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return EPROTO;
+}
+
+static void
+fail_the_promise(void *arg)
+{
+    struct fail_on_free *f = arg;
+
+    f->fail_rc = crew_promise_fail(f->promise, EIO, "failed in arg_free");
+}
+
+CREW_TEST(when_all_ex, an_arg_free_may_fail_an_input_of_its_own_join)
+{
+    crew_pool_options options = {.threads = 1};
+    struct scn_hold hold = SCN_HOLD_INIT;
+    struct fail_on_free ff = {.fail_rc = -1};
+    crew_pool *pool = NULL;
+    crew_future *busy, *in[2], *all;
+
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &busy), 0);
+    ff.promise = crew_test_promise();
+    cr_assert_eq(
+        crew_submit_ex(pool, never_runs, &ff, fail_the_promise, 0, &in[0]), 0);
+    in[1] = ff.promise;
+    all = join(in, 2, CREW_CANCEL_REST);
+
+    /* Before the fix this cancel waited for itself (the suite's timeout
+     * turns that into a failure). */
+    cr_assert_eq(crew_future_cancel(in[0]), 0);
+    cr_assert_eq(ff.fail_rc, 0);
+    cr_assert_eq(crew_future_state(in[0]), CREW_CANCELLED);
+    cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
+    assert_only_failure(all, 1, EIO, "failed in arg_free");
+
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_future_wait(busy), 0);
+    crew_future_release(busy);
+    crew_future_release(all);
+    scn_release_all(in, 2);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
 }
 
 CREW_TEST(when_all_ex, no_inputs_succeeds_at_once)
