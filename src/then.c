@@ -37,6 +37,9 @@ struct then {
     crew_future base;             /* first: the block is the future */
     struct crew__completion node; /* on the input's completion list */
     crew_future *input;           /* a reference, until the block goes */
+    /* The pool, held by the node: its own copy, as the task's closure
+     * shares its storage with the outcome a worker may be writing. */
+    crew_pool *pool;
     crew_then_fn fn;
     void *arg;
     crew_free_fn arg_free;
@@ -70,7 +73,7 @@ input_resolved(struct crew__completion *node, crew_future *input)
 {
     struct then *t = then_of_node(node);
     /* Read first: once queued, the block may be run and freed. */
-    crew_pool *pool = t->base.u.task.pool;
+    crew_pool *pool = t->pool;
     int err = crew__pool_enqueue(pool, &t->base);
 
     (void)input;
@@ -108,6 +111,7 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
     };
     t->node.fire = input_resolved;
     t->input = crew_future_retain(input);
+    t->pool = pool;
     t->fn = fn;
     t->arg = arg;
     t->arg_free = arg_free;
@@ -123,9 +127,7 @@ int
 crew__then_cancel(crew_future *future)
 {
     struct then *t = (struct then *)future;
-    /* Read before anything resolves it: the closure is constant until
-     * then, and a cancellation leaves it as it is. */
-    crew_pool *pool = t->base.u.task.pool;
+    crew_pool *pool = t->pool;
 
     if (!crew__future_unsubscribe(t->input, &t->node))
         return crew__task_cancel(future);
