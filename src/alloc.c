@@ -52,6 +52,9 @@ struct cache {
     bool registered; /* the key's value is set: the destructor will run */
 };
 
+/* A variable, not the macro: gcc's -Wtype-limits would call a count
+ * compared with a capacity of 0 always true under ASan. */
+static const unsigned cache_capacity = CACHE_BLOCKS;
 static _Thread_local struct cache cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
@@ -152,7 +155,7 @@ crew__block_free(void *p)
 
     if (p == NULL)
         return;
-    if (cache.count >= CACHE_BLOCKS || !cache_register()) {
+    if (cache.count >= cache_capacity || !cache_register()) {
         free(p);
         return;
     }
