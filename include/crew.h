@@ -228,8 +228,12 @@ typedef struct crew_pool_stats {
  * The counters need not be consistent with each other while tasks run (a
  * task may be counted as submitted and not yet as queued); once the pool
  * is idle, or shut down, submitted = succeeded + failed + cancelled. A
- * task cancelled in its queue is counted when a worker takes it out.
- * Continuations and crew_parallel_for() chunks count as tasks. Reading
+ * task cancelled in its queue (it no longer counts against
+ * @c max_queued) stays in @c queued, and enters @c cancelled, when a
+ * worker next takes it out; while a crew_parallel_for() runs, @c queued
+ * also counts the loop's helpers still waiting in the queues (up to
+ * threads - 1 a loop). Continuations and crew_parallel_for() chunks count as
+ * tasks. Reading
  * costs the pool nothing per task: each worker keeps counters of its own,
  * summed here.
  *
@@ -612,7 +616,10 @@ typedef int (*crew_then_fn)(crew_task *task, crew_future *input, void *arg);
  * @p input resolves (a ::CREW_CANCEL shutdown, a finished shutdown, or a
  * ::CREW_DRAIN one while @p input resolves outside the pool's workers) it
  * resolves cancelled; during a drain, a continuation whose input resolves
- * on one of the pool's workers still runs. A continuation is queued
+ * on one of the pool's workers still runs. If memory runs out as it is
+ * queued on a worker (that worker's queue cannot grow), it resolves
+ * ::CREW_FAILED with ENOMEM. A
+ * continuation is queued
  * without a @c max_queued slot: the thread that resolves its input is
  * never made to wait for room. Continuations count as tasks in
  * crew_pool_stats_get() once queued.
