@@ -21,6 +21,7 @@
 
 #include <crew.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 
 TestSuite(when_all_ex, CREW_SUITE);
@@ -359,6 +360,50 @@ CREW_TEST(when_all_ex, an_arg_free_may_fail_an_input_of_its_own_join)
 
     scn_hold_open(&hold);
     cr_assert_eq(crew_future_wait(busy), 0);
+    crew_future_release(busy);
+    crew_future_release(all);
+    scn_release_all(in, 2);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+static void *
+shut_down_cancelling(void *pool)
+{
+    return (void *)(intptr_t)crew_pool_shutdown(pool, CREW_CANCEL);
+}
+
+/* The same cancellation from a CREW_CANCEL shutdown, on the thread that
+ * sweeps the queue. */
+CREW_TEST(when_all_ex, an_arg_free_may_fail_an_input_during_a_shutdown)
+{
+    crew_pool_options options = {.threads = 1};
+    struct scn_hold hold = SCN_HOLD_INIT;
+    struct fail_on_free ff = {.fail_rc = -1};
+    crew_pool *pool = NULL;
+    crew_future *busy, *in[2], *all;
+    pthread_t shutter;
+    void *rc;
+
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &busy), 0);
+    ff.promise = crew_test_promise();
+    cr_assert_eq(
+        crew_submit_ex(pool, never_runs, &ff, fail_the_promise, 0, &in[0]), 0);
+    in[1] = ff.promise;
+    all = join(in, 2, CREW_CANCEL_REST);
+
+    cr_assert_eq(pthread_create(&shutter, NULL, shut_down_cancelling, pool), 0);
+    /* The shutdown cancels the queued task while the worker is held; it
+     * used to wait there for itself, and this wait never ended. */
+    cr_assert_eq(crew_future_wait(in[0]), ECANCELED);
+    cr_assert_eq(ff.fail_rc, 0);
+    cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
+    assert_only_failure(all, 1, EIO, "failed in arg_free");
+    scn_hold_open(&hold);
+    cr_assert_eq(pthread_join(shutter, &rc), 0);
+    cr_assert_eq((intptr_t)rc, 0);
+
     crew_future_release(busy);
     crew_future_release(all);
     scn_release_all(in, 2);
