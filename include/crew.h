@@ -228,12 +228,11 @@ typedef struct crew_pool_stats {
  * The counters need not be consistent with each other while tasks run (a
  * task may be counted as submitted and not yet as queued); once the pool
  * is idle, or shut down, submitted = succeeded + failed + cancelled. A
- * task cancelled in its queue (it no longer counts against
- * @c max_queued) stays in @c queued, and enters @c cancelled, when a
- * worker next takes it out; while a crew_parallel_for() runs, @c queued
- * also counts the loop's helpers still waiting in the queues (up to
- * threads - 1 a loop). Continuations and crew_parallel_for() chunks count as
- * tasks. Reading
+ * task cancelled in its queue leaves @c queued and enters @c cancelled at
+ * once. Continuations count as tasks once queued (one cancelled while it
+ * waits for its input counts nowhere), and crew_parallel_for() chunks
+ * count as tasks once the loop returns; the loop's helpers count as
+ * none. Reading
  * costs the pool nothing per task: each worker keeps counters of its own,
  * summed here.
  *

@@ -41,10 +41,15 @@
  * Statistics. Each worker counts what it does in counters of its own,
  * which only it writes (a load and a store, no read-modify-write) and
  * crew_pool_stats_get() sums: tasks it submitted to its own deque, ran to
- * each outcome, stole, and whether it is running one. The injection queue
- * counts its pushes and pops; the tasks a CREW_CANCEL shutdown cancels
- * from the queue, and the submissions withdrawn after racing a shutdown,
- * are counted on the pool, off every task's path.
+ * each outcome, stole, whether it is running one, and the husks and
+ * runners it took out of a queue. The injection queue counts its pushes
+ * and pops. Rare events are counted on the pool, off every task's path:
+ * the tasks a CREW_CANCEL shutdown cancels from the queue, submissions
+ * withdrawn after racing a shutdown, loops' runners, and tasks cancelled
+ * where they lay (by their canceller, under the task's lock: see claim()
+ * in task.c). `queued` is the queues' length less the entries in them
+ * that are no task waiting: those husks and runners, less the ones taken
+ * out.
  *
  * After fork() the child has none of the workers: a pool made before the
  * fork (generation older than the process's) refuses everything that
@@ -101,6 +106,9 @@ struct crew__worker {
     _Atomic uint64_t failed;
     _Atomic uint64_t cancelled;
     _Atomic uint64_t stolen;
+    /* Queue entries it took out that were no task waiting to run: husks
+     * (cancelled or withdrawn where they lay) and loops' runners. */
+    _Atomic uint64_t husks;
     _Atomic unsigned running; /* tasks on its stack, helped ones included */
 };
 
@@ -126,8 +134,12 @@ struct crew_pool {
     /* Statistics of what no worker counts: rare events, or one update
      * a parallel loop. */
     alignas(64) _Atomic uint64_t shutdown_cancelled; /* by cancel_queued() */
-    _Atomic uint64_t withdrawn; /* submissions taken back (push_outside()) */
-    _Atomic uint64_t runners;   /* loops' runners in the injection queue */
+    _Atomic uint64_t shutdown_husks; /* husks cancel_queued() took out */
+    _Atomic uint64_t withdrawn;   /* submissions taken back (push_outside()) */
+    _Atomic uint64_t runners;     /* loops' runners in the injection queue */
+    _Atomic uint64_t runners_own; /* ... and on their worker's own deque */
+    _Atomic uint64_t cancels;     /* queued tasks cancelled where they lay */
+    _Atomic uint64_t uncancels;   /* ... counted so, but never queued */
     _Atomic uint64_t outside_chunks_ok, outside_chunks_failed;
     /* Shutdown and lifetime. */
     alignas(64) atomic_uint stopping; /* workers idle during shutdown */
@@ -325,7 +337,8 @@ run(struct crew__worker *w, crew_future *f)
     case CREW_CANCELLED:
         count(&w->cancelled, 1);
         break;
-    default: /* withdrawn by its submitter: never accepted */
+    default: /* a husk or a runner: no task's outcome */
+        count(&w->husks, 1);
         break;
     }
     atomic_store_explicit(&w->running, running, memory_order_relaxed);
@@ -678,6 +691,8 @@ cancel_queued(crew_pool *pool)
                          CREW_CANCELLED;
         /* Relaxed: statistics. Another thread may cancel too. */
         atomic_fetch_add_explicit(&pool->shutdown_cancelled, cancelled,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&pool->shutdown_husks, n - cancelled,
                                   memory_order_relaxed);
     }
 }
@@ -1128,14 +1143,16 @@ crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
         return ENOMEM;
     f->slotted = false;
     f->internal = true;
+    /* Relaxed: statistics, once a runner. */
     if (is_own_worker(pool) && !self->exiting) {
         err = crew__deque_push(&self->deque, f);
+        if (err == 0)
+            atomic_fetch_add_explicit(&pool->runners_own, 1,
+                                      memory_order_relaxed);
     } else {
         err = push_outside(pool, f, CREW__ROOM_UNCOUNTED, &withdrawn);
-        if (err == 0) {
-            /* Relaxed: statistics; the queue counted the push. */
+        if (err == 0)
             atomic_fetch_add_explicit(&pool->runners, 1, memory_order_relaxed);
-        }
     }
     if (err != 0) {
         unsubmit(f, withdrawn);
@@ -1144,6 +1161,19 @@ crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
     wake_searcher(pool);
     *future = f;
     return 0;
+}
+
+void
+crew__pool_count_cancel(crew_pool *pool)
+{
+    /* Relaxed: statistics; cancellations are rare. */
+    atomic_fetch_add_explicit(&pool->cancels, 1, memory_order_relaxed);
+}
+
+void
+crew__pool_uncount_cancel(crew_pool *pool)
+{
+    atomic_fetch_add_explicit(&pool->uncancels, 1, memory_order_relaxed);
 }
 
 void
@@ -1213,30 +1243,44 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
     /* Relaxed throughout: a snapshot, which the contract allows to be
      * inconsistent while tasks run. */
     uint64_t withdrawn =
-        atomic_load_explicit(&p->withdrawn, memory_order_relaxed) +
-        atomic_load_explicit(&p->runners, memory_order_relaxed);
+        atomic_load_explicit(&p->withdrawn, memory_order_relaxed);
+    uint64_t runners = atomic_load_explicit(&p->runners, memory_order_relaxed);
+    uint64_t not_accepted = withdrawn + runners;
     uint64_t pushed = crew__inject_pushed(&p->inject);
     uint64_t chunks_ok =
         atomic_load_explicit(&p->outside_chunks_ok, memory_order_relaxed);
     uint64_t chunks_failed =
         atomic_load_explicit(&p->outside_chunks_failed, memory_order_relaxed);
+    uint64_t cancels = atomic_load_explicit(&p->cancels, memory_order_relaxed);
+    uint64_t uncancels =
+        atomic_load_explicit(&p->uncancels, memory_order_relaxed);
+    /* Queue entries that are no task waiting to run: the husks of the
+     * cancelled and the withdrawn, and loops' runners, less those taken
+     * out. */
+    uint64_t dead_in =
+        cancels + withdrawn + runners +
+        atomic_load_explicit(&p->runners_own, memory_order_relaxed);
+    uint64_t dead_out = uncancels + atomic_load_explicit(&p->shutdown_husks,
+                                                         memory_order_relaxed);
+    uint64_t entries = crew__inject_length(&p->inject);
 
     *stats = (crew_pool_stats){
         .threads = pool->threads,
-        .queued = (size_t)crew__inject_length(&p->inject),
-        .submitted = (pushed > withdrawn ? pushed - withdrawn : 0) + chunks_ok +
-                     chunks_failed,
+        .submitted = (pushed > not_accepted ? pushed - not_accepted : 0) +
+                     chunks_ok + chunks_failed,
         .succeeded = chunks_ok,
         .failed = chunks_failed,
         .cancelled =
-            atomic_load_explicit(&p->shutdown_cancelled, memory_order_relaxed),
+            atomic_load_explicit(&p->shutdown_cancelled, memory_order_relaxed) +
+            (cancels > uncancels ? cancels - uncancels : 0),
     };
     for (unsigned i = 0; i < pool->threads; i++) {
         struct crew__worker *w = &p->workers[i];
 
         stats->busy +=
             atomic_load_explicit(&w->running, memory_order_relaxed) > 0;
-        stats->queued += crew__deque_length(&w->deque);
+        entries += crew__deque_length(&w->deque);
+        dead_out += atomic_load_explicit(&w->husks, memory_order_relaxed);
         stats->submitted +=
             atomic_load_explicit(&w->submitted, memory_order_relaxed);
         stats->succeeded +=
@@ -1246,5 +1290,8 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
             atomic_load_explicit(&w->cancelled, memory_order_relaxed);
         stats->stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
     }
+    stats->queued = entries + dead_out > dead_in
+                        ? (size_t)(entries + dead_out - dead_in)
+                        : 0;
     return 0;
 }

@@ -40,6 +40,14 @@ int crew__pool_enqueue(crew_pool *pool, crew_future *future);
  * counted in no statistic. Returns 0, ESHUTDOWN or ENOMEM. */
 int crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
                              crew_future **future);
+/* A canceller took a task out of PENDING where it lies in a queue, or
+ * is about to: count it cancelled now, and its husk out of `queued`. The
+ * caller holds the task's lock, which whoever takes the husk out of its
+ * queue passes through before it lets go of the pool. */
+void crew__pool_count_cancel(crew_pool *pool);
+/* Take back a crew__pool_count_cancel() for a continuation that never
+ * reached a queue after all. The caller holds the pool. */
+void crew__pool_uncount_cancel(crew_pool *pool);
 /* Count a parallel loop's chunks as tasks that ran: on the calling
  * worker's counters, or the pool's for a thread outside it. */
 void crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded,

@@ -4,15 +4,17 @@
  * Theory of operation. A queued task's future is PENDING and its queue
  * holds a reference. Whoever moves the state out of PENDING first
  * decides: a worker moves it to RUNNING and runs it; a canceller moves it
- * to CLAIMED and resolves it cancelled, running arg_free itself before the
- * future resolves. The loser of that race does nothing more (a worker
- * that pops a claimed task just drops the queue's reference), so a task
- * runs at most once and its arg_free runs exactly once. A task without a
- * max_queued slot is claimed by a CAS on the state. One with a slot is
- * claimed under the future's lock, and the winner gives the slot back
- * before releasing it: that is what keeps the pool alive for the call,
- * since the pool cannot finish shutting down while one of its queues
- * still holds the task, and the worker that pops it takes the same lock.
+ * to CLAIMED, counts it on the pool and resolves it cancelled, running
+ * arg_free itself before the future resolves. The loser of that race does
+ * nothing more (a worker that pops a claimed task waits out the
+ * canceller's critical section and drops the queue's reference), so a
+ * task runs at most once and its arg_free runs exactly once. A task
+ * without a max_queued slot is claimed by a CAS on the state (a canceller
+ * CASes under the future's lock). One with a slot is claimed under the
+ * lock, and the winner gives the slot back before releasing it. The lock
+ * is what keeps the pool alive for a canceller's call: the pool cannot
+ * finish shutting down while one of its queues still holds the task, and
+ * whoever takes it out passes through the same lock.
  *
  * crew_task lives on the running worker's stack: the value and message
  * recorded by crew_task_return and crew_task_fail stay there until the
@@ -60,32 +62,56 @@ crew__task_discard(crew_future *future)
     crew__block_free(future);
 }
 
-/* Move a queued task from PENDING to `to`, giving its slot back; false if
- * someone else took it first. */
+/* A CAS from PENDING to `to`. Acquire: the winner reads the closure,
+ * and, whoever wins, the loser's view of the state is settled by the
+ * same atomic. */
 static bool
-claim(crew_future *future, uint32_t to)
+cas_pending(crew_future *future, uint32_t to)
 {
     uint32_t pending = CREW_PENDING;
+
+    return atomic_compare_exchange_strong_explicit(&future->state, &pending, to,
+                                                   memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/*
+ * Move a queued task from PENDING to `to`, giving its slot back; false if
+ * someone else took it first. A canceller of a queued task (`counted`)
+ * counts the cancellation on the pool in the same critical section.
+ *
+ * The lock orders every other change of the state (completion, cancel
+ * requests) with this one: those take it and read the state afresh. A
+ * task with a slot is claimed under it by everyone, workers included.
+ * One without is claimed by a bare CAS, except by a counting canceller,
+ * which still CASes (a worker may be racing it without the lock) but
+ * holds the lock around the CAS and its count. Either way the pool is
+ * alive while the lock is held: the task lies in one of its queues, and
+ * whoever takes it out passes through the lock (claim(), or
+ * crew__task_run() for a husk) before it can let the pool go.
+ */
+static bool
+claim(crew_future *future, uint32_t to, bool counted)
+{
     bool won;
 
-    /* Without a slot to give back, a CAS decides. Acquire: the winner
-     * reads the closure, and, whoever wins, the loser's view of the state
-     * is settled by the same atomic. The lock orders every other change
-     * of the state (completion, cancel requests) with this one: those
-     * take it and read the state afresh. */
-    if (!future->slotted)
-        return atomic_compare_exchange_strong_explicit(&future->state, &pending,
-                                                       to, memory_order_acquire,
-                                                       memory_order_relaxed);
+    if (!future->slotted && !counted)
+        return cas_pending(future, to);
     crew__lock_acquire(&future->lock);
-    won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
-          CREW_PENDING;
-    if (won) {
-        /* Relaxed: the lock orders this with every other transition, and
-         * readers of a non-final state read no outcome. */
-        atomic_store_explicit(&future->state, to, memory_order_relaxed);
-        crew__pool_release_slot(future->u.task.pool);
+    if (future->slotted) {
+        won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
+              CREW_PENDING;
+        if (won) {
+            /* Relaxed: every claimer holds the lock, and readers of a
+             * non-final state read no outcome. */
+            atomic_store_explicit(&future->state, to, memory_order_relaxed);
+            crew__pool_release_slot(future->u.task.pool);
+        }
+    } else {
+        won = cas_pending(future, to);
     }
+    if (won && counted)
+        crew__pool_count_cancel(future->u.task.pool);
     crew__lock_release(&future->lock);
     return won;
 }
@@ -154,14 +180,17 @@ crew__task_run(crew_future *future, bool cancel)
 {
     bool counted = !future->internal;
 
-    if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
-        /* Relaxed: only which of the two took it matters, and that is in
-         * the state word itself. */
-        bool withdrawn =
-            atomic_load_explicit(&future->state, memory_order_relaxed) ==
-            CREW__WITHDRAWN;
+    if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING, false)) {
+        /* A husk: a canceller or its submitter took it where it lay. A
+         * canceller counted it on the pool under the task's lock: wait
+         * that out before the queue's reference, and perhaps the pool,
+         * go. (With a slot, claim() took the lock already.) */
+        if (!future->slotted) {
+            crew__lock_acquire(&future->lock);
+            crew__lock_release(&future->lock);
+        }
         crew_future_release(future);
-        return withdrawn || !counted ? CREW_PENDING : CREW_CANCELLED;
+        return CREW_PENDING;
     }
     if (cancel) {
         resolve_cancelled(future);
@@ -206,7 +235,7 @@ crew__task_run(crew_future *future, bool cancel)
 bool
 crew__task_revoke(crew_future *future)
 {
-    if (!claim(future, CREW__CLAIMED))
+    if (!claim(future, CREW__CLAIMED, false))
         return false;
     resolve_cancelled(future);
     return true;
@@ -239,31 +268,39 @@ crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
 bool
 crew__task_withdraw(crew_future *future)
 {
-    return claim(future, CREW__WITHDRAWN);
+    return claim(future, CREW__WITHDRAWN, false);
 }
 
 void
-crew__task_refuse(crew_future *future, int code)
+crew__task_refuse(crew_future *future, crew_pool *pool, int code)
 {
     struct crew__outcome failed = {.state = CREW_FAILED, .code = code};
 
-    if (code == ESHUTDOWN) {
-        crew__task_cancel(future);
+    if (!claim(future, CREW__CLAIMED, false)) {
+        /* A canceller took it as it was about to be queued, and counted
+         * it as cancelled in a queue, where it never was. */
+        crew__pool_uncount_cancel(pool);
         return;
     }
-    if (!claim(future, CREW__CLAIMED))
+    if (code == ESHUTDOWN) {
+        resolve_cancelled(future);
         return;
+    }
     free_claimed_arg(future);
     failed.error = crew__error_default(code);
     crew__future_complete(future, &failed);
 }
 
-int
-crew__task_cancel(crew_future *future)
+/* crew_future_cancel() on a task. `queued`: it lies in a queue, or may be
+ * about to (a continuation whose input has resolved), so taking it counts
+ * as a cancellation where it lay. *won: this call took it. */
+static int
+cancel(crew_future *future, bool queued, bool *won)
 {
     uint32_t state;
 
-    if (claim(future, CREW__CLAIMED)) {
+    *won = claim(future, CREW__CLAIMED, queued);
+    if (*won) {
         resolve_cancelled(future);
         return 0;
     }
@@ -284,6 +321,27 @@ crew__task_cancel(crew_future *future)
         return 0;
     }
     return crew__state_is_final(state) ? EALREADY : 0;
+}
+
+int
+crew__task_cancel(crew_future *future)
+{
+    bool won;
+
+    return cancel(future, true, &won);
+}
+
+void
+crew__task_cancel_unqueued(crew_future *future, crew_pool *pool)
+{
+    bool won;
+
+    cancel(future, false, &won);
+    if (!won) {
+        /* Another canceller took it first, as a continuation about to be
+         * queued, and counted it so. */
+        crew__pool_uncount_cancel(pool);
+    }
 }
 
 void

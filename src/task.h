@@ -21,18 +21,23 @@ void crew__task_discard(crew_future *future);
 /* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
  * shutdown) resolve it cancelled. Drops the queue's reference. Returns
  * how the task ended, for the pool's statistics: CREW_SUCCEEDED,
- * CREW_FAILED or CREW_CANCELLED (also for a task a canceller had taken
- * before), or CREW_PENDING for one its submitter took back, which the
- * pool never accepted. */
+ * CREW_FAILED or CREW_CANCELLED, or CREW_PENDING for an entry that was
+ * no task waiting to run: a husk (a canceller, who counted it, or its
+ * submitter took it where it lay) or an internal task. */
 crew_state crew__task_run(crew_future *future, bool cancel);
 /* Take back a task queued after its pool closed, as if it had never been
  * submitted: it will neither run nor resolve, and its arg_free is not
  * called. False if a worker or a canceller took it first. */
 bool crew__task_withdraw(crew_future *future);
-/* Resolve a task its pool would not queue (a continuation whose input
+/* Resolve a task `pool` would not queue (a continuation whose input
  * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
- * arg_free runs first. Nothing is done if a canceller took it first. */
-void crew__task_refuse(crew_future *future, int code);
+ * arg_free runs first. If a canceller took it first, only its count is
+ * taken back. The caller holds the pool. */
+void crew__task_refuse(crew_future *future, crew_pool *pool, int code);
+/* Cancel a continuation that is not queued and never will be (taken off
+ * its input's list): as crew_future_cancel(), counted nowhere. The
+ * caller holds `pool`. */
+void crew__task_cancel_unqueued(crew_future *future, crew_pool *pool);
 /* Take back a queued task that has not started, resolving it cancelled
  * without asking a running one to stop. False if it has started or
  * resolved. */

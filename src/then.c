@@ -24,7 +24,10 @@
  * reference, lets go of the pool. If the node is gone (fired, or firing
  * now) the future is, or is about to be, a queued task, cancelled like any
  * other; a racing queueing then queues a husk, which its taker discards.
- * Only a queued continuation counts in the pool's statistics.
+ * Only a queued continuation counts in the pool's statistics. That
+ * canceller counts it as cancelled in its queue at once; if the pool then
+ * refuses it after all, or another canceller had taken the node off its
+ * list, the one that finds it taken takes the count back.
  */
 #include "alloc.h"
 #include "future.h"
@@ -78,7 +81,7 @@ input_resolved(struct crew__completion *node, crew_future *input)
 
     (void)input;
     if (err != 0) {
-        crew__task_refuse(&t->base, err);
+        crew__task_refuse(&t->base, pool, err);
         crew_future_release(&t->base); /* the node's: nothing queued it */
     }
     crew__pool_unhold(pool);
@@ -133,7 +136,7 @@ crew__then_cancel(crew_future *future)
         return crew__task_cancel(future);
     /* The node will never fire: the caller's reference holds the block
      * while the node's goes. */
-    crew__task_cancel(future);
+    crew__task_cancel_unqueued(future, pool);
     crew_future_release(future);
     crew__pool_unhold(pool);
     return 0;

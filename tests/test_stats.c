@@ -2,12 +2,13 @@
  * crew_pool_stats_get(): a fresh pool's zeros; bad input; each counter
  * against what the test made happen (tasks that succeed, fail, are
  * cancelled in their queue or by a CREW_CANCEL shutdown, are stolen);
- * busy workers and queued tasks while workers are held; counts that add
- * up once the pool is shut down. Workers count a task after resolving it,
- * so exact totals are read once the workers have exited (after
- * crew_pool_shutdown), never raced against. Reading while tasks run is
- * the scenario stats_read_under_load (scenarios/stats.c), which the TSan
- * driver runs too.
+ * busy workers and queued tasks while workers are held, where a task
+ * cancelled in its queue, a continuation not yet queued and a loop's
+ * helper count as none; counts that add up once the pool is shut down. Workers
+ * count a task after resolving it, so exact totals are read once the workers
+ * have exited (after crew_pool_shutdown), never raced against. Reading while
+ * tasks run is the scenario stats_read_under_load (scenarios/stats.c), which
+ * the TSan driver runs too.
  */
 #include "common.h"
 #include "testkit.h"
@@ -130,9 +131,14 @@ CREW_TEST(stats, busy_and_queued_while_the_workers_are_held)
     cr_assert_eq(s.submitted, 9);
     cr_assert_eq(s.succeeded + s.failed + s.cancelled, 0);
 
-    /* Cancelled in their queue: counted when a worker takes them out. */
+    /* Cancelled in their queue: out of `queued` and counted at once,
+     * though their husks wait there for a worker. */
     cr_assert_eq(crew_future_cancel(fs[2]), 0);
     cr_assert_eq(crew_future_cancel(fs[5]), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.queued, 5, "queued %zu", s.queued);
+    cr_assert_eq(s.cancelled, 2);
+    cr_assert_eq(s.busy, 2);
     scn_hold_open(&hold);
     cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
     s = stats_of(pool);
@@ -141,6 +147,110 @@ CREW_TEST(stats, busy_and_queued_while_the_workers_are_held)
     cr_assert_eq(s.queued, 0);
     cr_assert_eq(s.busy, 0);
     scn_release_all(fs, 7);
+    scn_release_all(held, 2);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+static int
+then_ok(crew_task *task, crew_future *input, void *arg)
+{
+    (void)task;
+    (void)input;
+    (void)arg;
+    return 0;
+}
+
+CREW_TEST(stats, a_continuation_counts_once_queued)
+{
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_pool *pool = crew_test_pool(1);
+    crew_future *held, *input = crew_test_promise(), *c[3];
+    crew_pool_stats s;
+
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &held), 0);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(crew_then(pool, input, then_ok, NULL, NULL, &c[i]), 0);
+    /* Cancelled while it waits for its input: never a task. */
+    cr_assert_eq(crew_future_cancel(c[0]), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 1);
+    cr_assert_eq(s.queued, 0);
+    cr_assert_eq(s.cancelled, 0);
+
+    /* The input resolves: the other two are queued behind the held
+     * worker; one of them is cancelled there. */
+    cr_assert_eq(crew_promise_resolve(input, NULL, NULL), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 3);
+    cr_assert_eq(s.queued, 2, "queued %zu", s.queued);
+    cr_assert_eq(crew_future_cancel(c[1]), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.queued, 1, "queued %zu", s.queued);
+    cr_assert_eq(s.cancelled, 1);
+
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_future_wait(c[2]), 0);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, 3);
+    cr_assert_eq(s.succeeded, 2);
+    cr_assert_eq(s.cancelled, 1);
+    cr_assert_eq(s.queued, 0);
+    scn_release_all(c, 3);
+    crew_future_release(input);
+    crew_future_release(held);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+struct probe {
+    crew_pool *pool;
+    size_t most_queued;
+};
+
+static int
+probe_range(crew_task *task, size_t begin, size_t end, void *arg)
+{
+    struct probe *p = arg;
+    crew_pool_stats s;
+
+    (void)task;
+    (void)begin;
+    (void)end;
+    if (crew_pool_stats_get(p->pool, &s) != 0)
+        return EINVAL;
+    if (s.queued > p->most_queued)
+        p->most_queued = s.queued;
+    return 0;
+}
+
+CREW_TEST(stats, a_loops_helpers_are_no_queued_tasks)
+{
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_pool *pool = crew_test_pool(2);
+    struct probe probe = {.pool = pool};
+    crew_future *held[2];
+    crew_pool_stats s;
+
+    /* Both workers held: the loop's helper waits in the queue while the
+     * caller runs every chunk, then is taken back, a husk. */
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &held[0]), 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 2, &held[1]), 0);
+    cr_assert_eq(crew_parallel_for(pool, 0, 100, 10, probe_range, &probe, NULL),
+                 0);
+    cr_assert_eq(probe.most_queued, 0, "queued %zu during the loop",
+                 probe.most_queued);
+    s = stats_of(pool);
+    cr_assert_eq(s.queued, 0, "queued %zu after the loop", s.queued);
+    cr_assert_eq(s.submitted, 2 + 10);
+    cr_assert_eq(s.succeeded, 10);
+
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    s = stats_of(pool);
+    cr_assert_eq(s.submitted, s.succeeded + s.failed + s.cancelled);
+    cr_assert_eq(s.queued, 0);
     scn_release_all(held, 2);
     crew_pool_destroy(pool);
     scn_hold_destroy(&hold);

@@ -85,6 +85,7 @@ struct crew_scenario {
     X(stats_read_under_load)         \
     X(then_cancel_race)              \
     X(then_pool_gone_race)           \
+    X(then_refused_cancel_race)      \
     X(parallel_for_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
