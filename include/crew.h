@@ -426,7 +426,9 @@ CREW_API const crew_error *crew_future_error(const crew_future *future);
  * (it then returns EALREADY all the same). Called from a queued task's own
  * @c arg_free while that task is being cancelled (through a join with
  * ::CREW_CANCEL_REST, say), it returns 0 at once: the task resolves when
- * the @c arg_free returns.
+ * the @c arg_free returns. In a child process after fork(), a task still
+ * queued in a pool inherited from the parent may be cancelled (it would
+ * never run) only until crew_pool_destroy() frees that pool there.
  *
  * @return 0; EALREADY if @p future had already resolved; EINVAL if NULL.
  * @note Thread safety: any thread.

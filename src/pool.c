@@ -1166,6 +1166,7 @@ crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
 void
 crew__pool_count_cancel(crew_pool *pool)
 {
+    crew__hook_counting_cancel();
     /* Relaxed: statistics; cancellations are rare. */
     atomic_fetch_add_explicit(&pool->cancels, 1, memory_order_relaxed);
 }
@@ -1173,6 +1174,7 @@ crew__pool_count_cancel(crew_pool *pool)
 void
 crew__pool_uncount_cancel(crew_pool *pool)
 {
+    /* Relaxed: statistics. */
     atomic_fetch_add_explicit(&pool->uncancels, 1, memory_order_relaxed);
 }
 

@@ -43,7 +43,8 @@ int crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
 /* A canceller took a task out of PENDING where it lies in a queue, or
  * is about to: count it cancelled now, and its husk out of `queued`. The
  * caller holds the task's lock, which whoever takes the husk out of its
- * queue passes through before it lets go of the pool. */
+ * queue, or drops the hold that keeps an unqueued continuation's pool,
+ * passes through before it lets go of the pool. */
 void crew__pool_count_cancel(crew_pool *pool);
 /* Take back a crew__pool_count_cancel() for a continuation that never
  * reached a queue after all. The caller holds the pool. */

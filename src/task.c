@@ -88,7 +88,11 @@ cas_pending(crew_future *future, uint32_t to)
  * holds the lock around the CAS and its count. Either way the pool is
  * alive while the lock is held: the task lies in one of its queues, and
  * whoever takes it out passes through the lock (claim(), or
- * crew__task_run() for a husk) before it can let the pool go.
+ * crew__task_run() for a husk) before it can let the pool go; a
+ * continuation not yet queued is held by its node's hold on the pool,
+ * and whoever drops that hold after losing the claim (the refusing node
+ * in crew__task_refuse(), the canceller that took the node off its list
+ * in cancel()) passes through the lock first too.
  */
 static bool
 claim(crew_future *future, uint32_t to, bool counted)
@@ -278,7 +282,12 @@ crew__task_refuse(crew_future *future, crew_pool *pool, int code)
 
     if (!claim(future, CREW__CLAIMED, false)) {
         /* A canceller took it as it was about to be queued, and counted
-         * it as cancelled in a queue, where it never was. */
+         * it as cancelled in a queue, where it never was. It counted on
+         * the pool under the lock, and the caller's hold may be the
+         * pool's last: wait that out before taking the count back and
+         * letting the caller go. */
+        crew__lock_acquire(&future->lock);
+        crew__lock_release(&future->lock);
         crew__pool_uncount_cancel(pool);
         return;
     }
@@ -339,7 +348,9 @@ crew__task_cancel_unqueued(crew_future *future, crew_pool *pool)
     cancel(future, false, &won);
     if (!won) {
         /* Another canceller took it first, as a continuation about to be
-         * queued, and counted it so. */
+         * queued, and counted it so. cancel() took the lock after losing
+         * the claim, so that count is done, and the caller's hold on the
+         * pool may go after this. */
         crew__pool_uncount_cancel(pool);
     }
 }

@@ -31,8 +31,8 @@ crew_state crew__task_run(crew_future *future, bool cancel);
 bool crew__task_withdraw(crew_future *future);
 /* Resolve a task `pool` would not queue (a continuation whose input
  * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
- * arg_free runs first. If a canceller took it first, only its count is
- * taken back. The caller holds the pool. */
+ * arg_free runs first. If a canceller took it first, its count is taken
+ * back once it is done. The caller holds the pool until this returns. */
 void crew__task_refuse(crew_future *future, crew_pool *pool, int code);
 /* Cancel a continuation that is not queued and never will be (taken off
  * its input's list): as crew_future_cancel(), counted nowhere. The

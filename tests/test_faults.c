@@ -23,10 +23,12 @@
  */
 
 #include "fault.h"
+#include "testkit.h"
 
 #include <crew.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -1701,4 +1703,106 @@ CREW_TEST(faults, inbox_create_and_watch_return_enomem_and_leave_nothing)
     crew_future_release(got);
     crew_inbox_destroy(inbox);
     crew_future_release(p);
+}
+
+/*
+ * Not a fault but a window: a canceller counts a continuation's
+ * cancellation on its pool under the task's lock while the node, finding
+ * the pool destroyed, refuses the continuation and drops the last hold on
+ * the pool. The refusal must wait for the count. The hook holds the
+ * canceller inside its count until the test lets it go; before the fix
+ * the resolving thread finished meanwhile, and the count then wrote to a
+ * freed pool.
+ */
+static struct {
+    struct scn_gate go, in_count, release, resolved;
+    crew_future *input, *next;
+    int cancelled;
+} race;
+
+static void
+hold_in_count(void)
+{
+    scn_gate_add(&race.in_count, 1);
+    scn_gate_await(&race.release, 1);
+}
+
+/* Registered before the continuation: runs first when the input
+ * resolves, its completion list already taken, so the canceller cannot
+ * take the node off it. */
+static void
+let_the_canceller_in(crew_future *input, void *user)
+{
+    (void)input;
+    (void)user;
+    scn_gate_add(&race.go, 1);
+    scn_gate_await(&race.in_count, 1);
+}
+
+static void *
+cancel_next(void *arg)
+{
+    (void)arg;
+    scn_gate_await(&race.go, 1);
+    race.cancelled = crew_future_cancel(race.next);
+    return NULL;
+}
+
+static void *
+resolve_input(void *arg)
+{
+    (void)arg;
+    crew_promise_resolve(race.input, NULL, NULL);
+    scn_gate_add(&race.resolved, 1);
+    return NULL;
+}
+
+static int
+never_called(crew_task *task, crew_future *input, void *arg)
+{
+    (void)task;
+    (void)input;
+    (void)arg;
+    return EPROTO;
+}
+
+CREW_TEST(faults, a_refused_continuation_waits_for_its_cancellers_count)
+{
+    crew_pool *pool = crew_test_pool(1);
+    pthread_t canceller, resolver;
+
+    scn_gate_init(&race.go);
+    scn_gate_init(&race.in_count);
+    scn_gate_init(&race.release);
+    scn_gate_init(&race.resolved);
+    race.input = crew_test_promise();
+    cr_assert_eq(
+        crew_future_on_complete(race.input, let_the_canceller_in, NULL), 0);
+    cr_assert_eq(
+        crew_then(pool, race.input, never_called, NULL, NULL, &race.next), 0);
+    /* The continuation's node now holds the pool's last hold. */
+    crew_pool_destroy(pool);
+    crew_test_on_counting_cancel(hold_in_count);
+    cr_assert_eq(pthread_create(&canceller, NULL, cancel_next, NULL), 0);
+    cr_assert_eq(pthread_create(&resolver, NULL, resolve_input, NULL), 0);
+
+    cr_assert_eq(scn_gate_await(&race.in_count, 1), 1,
+                 "the canceller never counted");
+    /* The refusal cannot finish while the canceller counts: the
+     * resolving thread stays inside crew_promise_resolve(). */
+    cr_expect_eq(scn_gate_wait_ms(&race.resolved, 1, 200), 0,
+                 "the pool was let go while a canceller counted on it");
+    scn_gate_add(&race.release, 1);
+    cr_assert_eq(pthread_join(canceller, NULL), 0);
+    cr_assert_eq(pthread_join(resolver, NULL), 0);
+    crew_test_on_counting_cancel(NULL);
+
+    cr_assert_eq(race.cancelled, 0);
+    cr_assert_eq(crew_future_state(race.next), CREW_CANCELLED);
+    crew_future_release(race.next);
+    crew_future_release(race.input);
+    scn_gate_destroy(&race.go);
+    scn_gate_destroy(&race.in_count);
+    scn_gate_destroy(&race.release);
+    scn_gate_destroy(&race.resolved);
 }
