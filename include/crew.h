@@ -421,7 +421,8 @@ CREW_API const crew_error *crew_future_error(const crew_future *future);
  * counts against @c max_queued. A running task sees crew_task_cancelled()
  * become true and decides itself. A pending promise becomes
  * ::CREW_CANCELLED. A crew_when_all() or crew_when_any() future passes the
- * request to its inputs; a crew_when_all_ex() future does so even after it
+ * request to its inputs, the first time it is cancelled (its inputs keep
+ * the request); a crew_when_all_ex() future does so even after it
  * resolved, so that a fail-fast join can stop the inputs still running
  * (it then returns EALREADY all the same). Called from a queued task's own
  * @c arg_free while that task is being cancelled (through a join with

@@ -43,7 +43,8 @@ struct join {
     atomic_size_t remaining; /* when_all: inputs not yet resolved */
     /* when_any: a winner has been chosen; when_all_ex: an input failed. */
     atomic_bool decided;
-    size_t winner;         /* when_any: written before resolution */
+    atomic_bool cancel_passed; /* a cancellation was passed to the inputs */
+    size_t winner;             /* when_any: written before resolution */
     crew_future **futures; /* the inputs, a reference to each; after inputs */
     struct input inputs[];
 };
@@ -214,6 +215,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     j->flags = flags;
     atomic_init(&j->remaining, n);
     atomic_init(&j->decided, false);
+    atomic_init(&j->cancel_passed, false);
     j->winner = 0;
     j->futures = (crew_future **)&j->inputs[n];
     for (size_t i = 0; i < n; i++) {
@@ -255,8 +257,16 @@ crew__join_cancel(crew_future *future)
      * changes). A when_any's winner decided it: the request stops there. */
     if (resolved && future->kind != CREW__JOIN_ALL)
         return EALREADY;
-    for (size_t i = 0; i < j->n; i++)
-        crew_future_cancel(j->futures[i]);
+    /* Once is enough: the inputs are fixed, and each keeps a request once
+     * made. It also keeps a cancellation of joins over joins that share
+     * inputs from walking every path of the graph, which grows
+     * exponentially with its depth. Relaxed: only electing the one
+     * thread that passes it on. */
+    if (!atomic_exchange_explicit(&j->cancel_passed, true,
+                                  memory_order_relaxed)) {
+        for (size_t i = 0; i < j->n; i++)
+            crew_future_cancel(j->futures[i]);
+    }
     return resolved ? EALREADY : 0;
 }
 

@@ -311,6 +311,35 @@ CREW_TEST(when_all_ex, cancelling_a_failed_fail_fast_result_stops_the_rest)
     scn_release_all(in, 3);
 }
 
+/* A resolved when_all passes a cancellation on, but once: over a graph of
+ * joins that take the one below four times, 20 deep, passing it on along
+ * every path would take 4^20 steps (the suite's timeout). */
+CREW_TEST(when_all_ex, a_join_passes_a_cancellation_on_once)
+{
+    crew_future *promise = crew_test_promise(), *any, *level;
+    crew_future *in[4];
+
+    cr_assert_eq(crew_when_any(&promise, 1, &any), 0);
+    level = any;
+    for (int depth = 0; depth < 20; depth++) {
+        crew_future *next;
+
+        for (size_t i = 0; i < 4; i++)
+            in[i] = level;
+        cr_assert_eq(crew_when_all_ex(in, 4, 0, &next), 0);
+        crew_future_release(level);
+        level = next;
+    }
+    cr_assert_eq(crew_future_cancel(level), 0);
+    cr_assert_eq(crew_future_state(promise), CREW_CANCELLED);
+    /* The when_any resolved with its cancelled input, and every level
+     * above it succeeded. A second request finds all of it resolved. */
+    cr_assert_eq(crew_future_state(level), CREW_SUCCEEDED);
+    cr_assert_eq(crew_future_cancel(level), EALREADY);
+    crew_future_release(level);
+    crew_future_release(promise);
+}
+
 /* The arg_free of the task being cancelled fails the join's other input,
  * so the join cancels the task again from inside its own arg_free. */
 struct fail_on_free {

@@ -395,6 +395,18 @@ SEEDS = {
         parallel_for(1, 30, 0, fail_at=29),
         [STATS, 1],
     ),
+    # Joins over joins, each level taking the one below four times (over
+    # a when_any, so that no level could aggregate more failures than the
+    # harness allows): cancelling the top must pass the request on once a
+    # join, not once a path (4^20 of them), though the joins resolve, and
+    # a resolved when_all still passes it on, on the way.
+    "27-cancel-a-deep-join-graph": program(
+        [PROMISE_CREATE, 3],
+        join(WHEN_ANY, 4, [3]),
+        *[join(WHEN_ALL, 4, [4, 4, 4, 4]) for _ in range(20)],
+        [CANCEL, 4, STATE, 3, STATE, 4],
+        [CANCEL, 4],
+    ),
 }
 
 
