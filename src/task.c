@@ -120,6 +120,15 @@ claim(crew_future *future, uint32_t to, bool counted)
     return won;
 }
 
+/* Wait out a canceller that claimed the task and may still be counting
+ * on its pool under the lock: see claim(). */
+static void
+pass_through_lock(crew_future *future)
+{
+    crew__lock_acquire(&future->lock);
+    crew__lock_release(&future->lock);
+}
+
 /*
  * The claimed tasks whose arg_free is running on this thread, innermost
  * first. Such an arg_free may cancel its own task again, directly or
@@ -185,14 +194,12 @@ crew__task_run(crew_future *future, bool cancel)
     bool counted = !future->internal;
 
     if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING, false)) {
-        /* A husk: a canceller or its submitter took it where it lay. A
-         * canceller counted it on the pool under the task's lock: wait
-         * that out before the queue's reference, and perhaps the pool,
-         * go. (With a slot, claim() took the lock already.) */
-        if (!future->slotted) {
-            crew__lock_acquire(&future->lock);
-            crew__lock_release(&future->lock);
-        }
+        /* A husk: a canceller or its submitter took it where it lay.
+         * Wait out a canceller's count before the queue's reference, and
+         * perhaps the pool, go. (With a slot, claim() took the lock
+         * already.) */
+        if (!future->slotted)
+            pass_through_lock(future);
         crew_future_release(future);
         return CREW_PENDING;
     }
@@ -282,12 +289,10 @@ crew__task_refuse(crew_future *future, crew_pool *pool, int code)
 
     if (!claim(future, CREW__CLAIMED, false)) {
         /* A canceller took it as it was about to be queued, and counted
-         * it as cancelled in a queue, where it never was. It counted on
-         * the pool under the lock, and the caller's hold may be the
-         * pool's last: wait that out before taking the count back and
-         * letting the caller go. */
-        crew__lock_acquire(&future->lock);
-        crew__lock_release(&future->lock);
+         * it as cancelled in a queue, where it never was. The caller's
+         * hold may be the pool's last: wait that count out before taking
+         * it back and letting the caller go. */
+        pass_through_lock(future);
         crew__pool_uncount_cancel(pool);
         return;
     }
