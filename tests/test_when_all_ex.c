@@ -363,37 +363,62 @@ fail_the_promise(void *arg)
     f->fail_rc = crew_promise_fail(f->promise, EIO, "failed in arg_free");
 }
 
+/* A 1-thread pool whose worker is held, a queued task whose arg_free
+ * fails a promise, and a CREW_CANCEL_REST join over the two. */
+struct own_join {
+    struct scn_hold hold;
+    struct fail_on_free ff;
+    crew_pool *pool;
+    crew_future *busy, *in[2], *all;
+};
+
+static void
+own_join_start(struct own_join *o)
+{
+    o->ff.fail_rc = -1;
+    o->pool = crew_test_pool(1);
+    cr_assert_eq(scn_hold_worker(o->pool, &o->hold, 1, &o->busy), 0);
+    o->ff.promise = crew_test_promise();
+    cr_assert_eq(crew_submit_ex(o->pool, never_runs, &o->ff, fail_the_promise,
+                                0, &o->in[0]),
+                 0);
+    o->in[1] = o->ff.promise;
+    o->all = join(o->in, 2, CREW_CANCEL_REST);
+}
+
+/* The task was cancelled, its arg_free failed the promise, and the join
+ * holds that failure alone. */
+static void
+own_join_check(struct own_join *o)
+{
+    cr_assert_eq(o->ff.fail_rc, 0);
+    cr_assert_eq(crew_future_state(o->in[0]), CREW_CANCELLED);
+    cr_assert_eq(crew_future_wait(o->all), CREW_EAGGREGATE);
+    assert_only_failure(o->all, 1, EIO, "failed in arg_free");
+}
+
+static void
+own_join_end(struct own_join *o)
+{
+    crew_future_release(o->busy);
+    crew_future_release(o->all);
+    scn_release_all(o->in, 2);
+    crew_pool_destroy(o->pool);
+    scn_hold_destroy(&o->hold);
+}
+
 CREW_TEST(when_all_ex, an_arg_free_may_fail_an_input_of_its_own_join)
 {
-    crew_pool_options options = {.threads = 1};
-    struct scn_hold hold = SCN_HOLD_INIT;
-    struct fail_on_free ff = {.fail_rc = -1};
-    crew_pool *pool = NULL;
-    crew_future *busy, *in[2], *all;
+    struct own_join o = {.hold = SCN_HOLD_INIT};
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &busy), 0);
-    ff.promise = crew_test_promise();
-    cr_assert_eq(
-        crew_submit_ex(pool, never_runs, &ff, fail_the_promise, 0, &in[0]), 0);
-    in[1] = ff.promise;
-    all = join(in, 2, CREW_CANCEL_REST);
-
+    own_join_start(&o);
     /* Before the fix this cancel waited for itself (the suite's timeout
      * turns that into a failure). */
-    cr_assert_eq(crew_future_cancel(in[0]), 0);
-    cr_assert_eq(ff.fail_rc, 0);
-    cr_assert_eq(crew_future_state(in[0]), CREW_CANCELLED);
-    cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
-    assert_only_failure(all, 1, EIO, "failed in arg_free");
-
-    scn_hold_open(&hold);
-    cr_assert_eq(crew_future_wait(busy), 0);
-    crew_future_release(busy);
-    crew_future_release(all);
-    scn_release_all(in, 2);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&hold);
+    cr_assert_eq(crew_future_cancel(o.in[0]), 0);
+    own_join_check(&o);
+    scn_hold_open(&o.hold);
+    cr_assert_eq(crew_future_wait(o.busy), 0);
+    own_join_end(&o);
 }
 
 static void *
@@ -406,38 +431,21 @@ shut_down_cancelling(void *pool)
  * sweeps the queue. */
 CREW_TEST(when_all_ex, an_arg_free_may_fail_an_input_during_a_shutdown)
 {
-    crew_pool_options options = {.threads = 1};
-    struct scn_hold hold = SCN_HOLD_INIT;
-    struct fail_on_free ff = {.fail_rc = -1};
-    crew_pool *pool = NULL;
-    crew_future *busy, *in[2], *all;
+    struct own_join o = {.hold = SCN_HOLD_INIT};
     pthread_t shutter;
     void *rc;
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &busy), 0);
-    ff.promise = crew_test_promise();
-    cr_assert_eq(
-        crew_submit_ex(pool, never_runs, &ff, fail_the_promise, 0, &in[0]), 0);
-    in[1] = ff.promise;
-    all = join(in, 2, CREW_CANCEL_REST);
-
-    cr_assert_eq(pthread_create(&shutter, NULL, shut_down_cancelling, pool), 0);
+    own_join_start(&o);
+    cr_assert_eq(pthread_create(&shutter, NULL, shut_down_cancelling, o.pool),
+                 0);
     /* The shutdown cancels the queued task while the worker is held; it
      * used to wait there for itself, and this wait never ended. */
-    cr_assert_eq(crew_future_wait(in[0]), ECANCELED);
-    cr_assert_eq(ff.fail_rc, 0);
-    cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
-    assert_only_failure(all, 1, EIO, "failed in arg_free");
-    scn_hold_open(&hold);
+    cr_assert_eq(crew_future_wait(o.in[0]), ECANCELED);
+    own_join_check(&o);
+    scn_hold_open(&o.hold);
     cr_assert_eq(pthread_join(shutter, &rc), 0);
     cr_assert_eq((intptr_t)rc, 0);
-
-    crew_future_release(busy);
-    crew_future_release(all);
-    scn_release_all(in, 2);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&hold);
+    own_join_end(&o);
 }
 
 CREW_TEST(when_all_ex, no_inputs_succeeds_at_once)

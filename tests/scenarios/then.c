@@ -53,6 +53,45 @@ tc_free(void *arg)
     atomic_fetch_add(&c->frees, 1);
 }
 
+/* Wait for a continuation counted by `c`: it ran at most once, exactly
+ * when it succeeded, was cancelled otherwise, and its arg_free ran once
+ * (the counts are final once it has resolved: arg_free runs before).
+ * Returns its state. */
+static crew_state
+tc_check(struct scn_verdict *v, crew_future *next, struct tc_count *c)
+{
+    crew_state state;
+
+    crew_future_wait(next);
+    state = crew_future_state(next);
+    SCN_CHECK(v, atomic_load(&c->frees) == 1,
+              "arg_free did not run exactly once");
+    SCN_CHECK(v, atomic_load(&c->runs) <= 1, "fn ran twice");
+    SCN_CHECK(v,
+              (state == CREW_SUCCEEDED && atomic_load(&c->runs) == 1) ||
+                  (state == CREW_CANCELLED && atomic_load(&c->runs) == 0),
+              "the outcome does not match whether fn ran");
+    return state;
+}
+
+/* The statistics of a pool that has shut down, its continuations all
+ * resolved, `ran` of them run and `cancelled` cancelled (not all of them
+ * queued): every one queued is accounted for. */
+static void
+tc_check_stats(struct scn_verdict *v, crew_pool *pool, uint64_t ran,
+               uint64_t cancelled)
+{
+    crew_pool_stats s;
+
+    crew_pool_stats_get(pool, &s);
+    SCN_CHECK(v, s.succeeded == ran, "the runs do not add up");
+    SCN_CHECK(v, s.cancelled <= cancelled,
+              "more cancellations counted than happened");
+    SCN_CHECK(v, s.submitted == s.succeeded + s.failed + s.cancelled,
+              "the pool's counters do not add up");
+    SCN_CHECK(v, s.queued == 0 && s.busy == 0, "a shut-down pool has work");
+}
+
 #define TC_RACERS 3
 
 struct tc {
@@ -96,7 +135,6 @@ crew_scenario_then_cancel_race(void)
     struct tc_racer racers[TC_RACERS];
     crew_pool *pool = NULL;
     uint64_t ran = 0, cancelled = 0;
-    crew_pool_stats s;
 
     if (crew_pool_create(&pool, &options) != 0)
         return "crew_pool_create failed";
@@ -123,18 +161,7 @@ crew_scenario_then_cancel_race(void)
         tc.third = r % 2 == 1;
         pthread_barrier_wait(&tc.start);
         pthread_barrier_wait(&tc.done);
-        crew_future_wait(tc.next);
-        state = crew_future_state(tc.next);
-        /* The counts are final once the continuation has resolved and
-         * arg_free ran (before the resolution). */
-        SCN_CHECK(&v, atomic_load(&count.frees) == 1,
-                  "arg_free did not run exactly once");
-        SCN_CHECK(&v, atomic_load(&count.runs) <= 1, "fn ran twice");
-        SCN_CHECK(
-            &v,
-            (state == CREW_SUCCEEDED && atomic_load(&count.runs) == 1) ||
-                (state == CREW_CANCELLED && atomic_load(&count.runs) == 0),
-            "the outcome does not match whether fn ran");
+        state = tc_check(&v, tc.next, &count);
         ran += state == CREW_SUCCEEDED;
         cancelled += state == CREW_CANCELLED;
         crew_future_release(tc.next);
@@ -149,33 +176,83 @@ crew_scenario_then_cancel_race(void)
     /* The husks of continuations cancelled as they were queued are taken
      * out by the workers before the shutdown returns. */
     crew_pool_shutdown(pool, CREW_DRAIN);
-    crew_pool_stats_get(pool, &s);
-    SCN_CHECK(&v, s.succeeded == ran, "the runs do not add up");
-    SCN_CHECK(&v, s.cancelled <= cancelled,
-              "more cancellations counted than happened");
-    SCN_CHECK(&v, s.submitted == s.succeeded + s.failed + s.cancelled,
-              "the pool's counters do not add up");
-    SCN_CHECK(&v, s.queued == 0 && s.busy == 0, "a shut-down pool has work");
+    tc_check_stats(&v, pool, ran, cancelled);
     crew_pool_destroy(pool);
     return scn_result(&v);
 }
 
-#define PG_WAITING 8
+/* Continuations waiting on promises, resolved together from a thread of
+ * their own. */
+#define WAITING_MAX 16
 
-struct pg {
-    crew_future *inputs[PG_WAITING];
+struct waiting {
+    size_t n;
+    crew_future *inputs[WAITING_MAX];
+    crew_future *next[WAITING_MAX]; /* NULL: fire and forget */
+    struct tc_count counts[WAITING_MAX];
     pthread_barrier_t start;
 };
 
-static void *
-pg_resolve(void *arg)
+/* `n` continuations on `pool`, each on a promise of its own; the even ones
+ * are kept unless `forget_odd` is false, when all are. */
+static void
+waiting_init(struct waiting *w, size_t n, crew_pool *pool, bool forget_odd,
+             unsigned threads)
 {
-    struct pg *pg = arg;
+    w->n = n;
+    for (size_t i = 0; i < n; i++) {
+        w->counts[i] = (struct tc_count){0};
+        w->next[i] = NULL;
+        crew_promise_create(&w->inputs[i]);
+        crew_then(pool, w->inputs[i], tc_run, &w->counts[i], tc_free,
+                  forget_odd && i % 2 == 1 ? NULL : &w->next[i]);
+    }
+    pthread_barrier_init(&w->start, NULL, threads);
+}
 
-    pthread_barrier_wait(&pg->start);
-    for (size_t i = 0; i < PG_WAITING; i++)
-        crew_promise_resolve(pg->inputs[i], NULL, NULL);
+static void *
+waiting_resolve(void *arg)
+{
+    struct waiting *w = arg;
+
+    pthread_barrier_wait(&w->start);
+    for (size_t i = 0; i < w->n; i++)
+        crew_promise_resolve(w->inputs[i], NULL, NULL);
     return NULL;
+}
+
+static void *
+waiting_cancel(void *arg)
+{
+    struct waiting *w = arg;
+
+    pthread_barrier_wait(&w->start);
+    for (size_t i = 0; i < w->n; i++)
+        crew_future_cancel(w->next[i]);
+    return NULL;
+}
+
+/* Every input has resolved and the pool is shut down: each continuation
+ * ran or was refused, its arg_free done; those kept are checked with
+ * tc_check() and released, and counted into *ran and *cancelled. */
+static void
+waiting_check(struct scn_verdict *v, struct waiting *w, uint64_t *ran,
+              uint64_t *cancelled)
+{
+    pthread_barrier_destroy(&w->start);
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->next[i] != NULL) {
+            crew_state state = tc_check(v, w->next[i], &w->counts[i]);
+
+            *ran += state == CREW_SUCCEEDED;
+            *cancelled += state == CREW_CANCELLED;
+            crew_future_release(w->next[i]);
+        } else {
+            SCN_CHECK(v, atomic_load(&w->counts[i].frees) == 1,
+                      "arg_free did not run exactly once");
+        }
+        crew_future_release(w->inputs[i]);
+    }
 }
 
 const char *
@@ -186,80 +263,23 @@ crew_scenario_then_pool_gone_race(void)
     struct scn_verdict v = {NULL};
 
     for (size_t r = 0; r < rounds && !scn_failed(&v); r++) {
-        struct tc_count counts[PG_WAITING];
-        crew_future *next[PG_WAITING];
         crew_pool *pool = NULL;
-        struct pg pg;
+        struct waiting w;
         pthread_t thread;
+        uint64_t ran = 0, cancelled = 0;
 
         if (!SCN_CHECK(&v, crew_pool_create(&pool, &options) == 0,
                        "crew_pool_create failed"))
             break;
-        for (size_t i = 0; i < PG_WAITING; i++) {
-            counts[i] = (struct tc_count){0};
-            crew_promise_create(&pg.inputs[i]);
-            /* Half keep a future, half fire and forget. */
-            crew_then(pool, pg.inputs[i], tc_run, &counts[i], tc_free,
-                      i % 2 == 0 ? &next[i] : NULL);
-        }
-        pthread_barrier_init(&pg.start, NULL, 2);
-        pthread_create(&thread, NULL, pg_resolve, &pg);
-        pthread_barrier_wait(&pg.start);
+        /* Half keep a future, half fire and forget. */
+        waiting_init(&w, 8, pool, true, 2);
+        pthread_create(&thread, NULL, waiting_resolve, &w);
+        pthread_barrier_wait(&w.start);
         crew_pool_destroy(pool);
         pthread_join(thread, NULL);
-        pthread_barrier_destroy(&pg.start);
-        for (size_t i = 0; i < PG_WAITING; i++) {
-            if (i % 2 == 0) {
-                crew_state state;
-                crew_future_wait(next[i]);
-                state = crew_future_state(next[i]);
-                SCN_CHECK(&v,
-                          state == CREW_CANCELLED || state == CREW_SUCCEEDED,
-                          "a continuation neither ran nor was cancelled");
-                SCN_CHECK(&v,
-                          (state == CREW_SUCCEEDED) ==
-                              (atomic_load(&counts[i].runs) == 1),
-                          "the outcome does not match whether fn ran");
-                crew_future_release(next[i]);
-            }
-            /* Every input has resolved and the pool is destroyed: each
-             * continuation ran or was refused, its arg_free done. */
-            SCN_CHECK(&v, atomic_load(&counts[i].frees) == 1,
-                      "arg_free did not run exactly once");
-            crew_future_release(pg.inputs[i]);
-        }
+        waiting_check(&v, &w, &ran, &cancelled);
     }
     return scn_result(&v);
-}
-
-#define RC_WAITING 16
-
-struct rc {
-    crew_future *inputs[RC_WAITING];
-    crew_future *next[RC_WAITING];
-    pthread_barrier_t start;
-};
-
-static void *
-rc_resolve(void *arg)
-{
-    struct rc *rc = arg;
-
-    pthread_barrier_wait(&rc->start);
-    for (size_t i = 0; i < RC_WAITING; i++)
-        crew_promise_resolve(rc->inputs[i], NULL, NULL);
-    return NULL;
-}
-
-static void *
-rc_cancel(void *arg)
-{
-    struct rc *rc = arg;
-
-    pthread_barrier_wait(&rc->start);
-    for (size_t i = 0; i < RC_WAITING; i++)
-        crew_future_cancel(rc->next[i]);
-    return NULL;
 }
 
 const char *
@@ -270,54 +290,24 @@ crew_scenario_then_refused_cancel_race(void)
     struct scn_verdict v = {NULL};
 
     for (size_t r = 0; r < rounds && !scn_failed(&v); r++) {
-        struct tc_count counts[RC_WAITING];
         crew_pool *pool = NULL;
         pthread_t resolver, canceller;
-        uint64_t ran = 0;
-        crew_pool_stats s;
-        struct rc rc;
+        uint64_t ran = 0, cancelled = 0;
+        struct waiting w;
 
         if (!SCN_CHECK(&v, crew_pool_create(&pool, &options) == 0,
                        "crew_pool_create failed"))
             break;
-        for (size_t i = 0; i < RC_WAITING; i++) {
-            counts[i] = (struct tc_count){0};
-            crew_promise_create(&rc.inputs[i]);
-            crew_then(pool, rc.inputs[i], tc_run, &counts[i], tc_free,
-                      &rc.next[i]);
-        }
-        pthread_barrier_init(&rc.start, NULL, 3);
-        pthread_create(&resolver, NULL, rc_resolve, &rc);
-        pthread_create(&canceller, NULL, rc_cancel, &rc);
-        pthread_barrier_wait(&rc.start);
+        waiting_init(&w, WAITING_MAX, pool, false, 3);
+        pthread_create(&resolver, NULL, waiting_resolve, &w);
+        pthread_create(&canceller, NULL, waiting_cancel, &w);
+        pthread_barrier_wait(&w.start);
         crew_pool_shutdown(pool, CREW_DRAIN);
         pthread_join(resolver, NULL);
         pthread_join(canceller, NULL);
-        pthread_barrier_destroy(&rc.start);
-        for (size_t i = 0; i < RC_WAITING; i++) {
-            crew_state state;
-
-            crew_future_wait(rc.next[i]);
-            state = crew_future_state(rc.next[i]);
-            SCN_CHECK(&v, state == CREW_CANCELLED || state == CREW_SUCCEEDED,
-                      "a continuation neither ran nor was cancelled");
-            SCN_CHECK(&v,
-                      (state == CREW_SUCCEEDED) ==
-                          (atomic_load(&counts[i].runs) == 1),
-                      "the outcome does not match whether fn ran");
-            SCN_CHECK(&v, atomic_load(&counts[i].frees) == 1,
-                      "arg_free did not run exactly once");
-            ran += state == CREW_SUCCEEDED;
-            crew_future_release(rc.next[i]);
-            crew_future_release(rc.inputs[i]);
-        }
-        /* Every continuation has resolved, and the workers have exited:
-         * the counts are final. */
-        crew_pool_stats_get(pool, &s);
-        SCN_CHECK(&v, s.succeeded == ran, "the runs do not add up");
-        SCN_CHECK(&v, s.submitted == s.succeeded + s.failed + s.cancelled,
-                  "the pool's counters do not add up");
-        SCN_CHECK(&v, s.queued == 0, "a shut-down pool has work queued");
+        waiting_check(&v, &w, &ran, &cancelled);
+        /* The workers have exited: the counts are final. */
+        tc_check_stats(&v, pool, ran, cancelled);
         crew_pool_destroy(pool);
     }
     return scn_result(&v);
