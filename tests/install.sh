@@ -5,6 +5,11 @@
 # make the Debian package with cpack, check what it installs, and build
 # the consumer once more against its unpacked tree.
 #
+# The install moves: each build is configured for a prefix it is never
+# installed to and installed with cmake --install --prefix, to two
+# places; no installed file may name the configured prefix, and crew.pc
+# must point into wherever it lies.
+#
 #   tests/install.sh [WORK_DIR]     (default: a new temporary directory)
 #
 # Exits non-zero at the first failure.
@@ -15,22 +20,52 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd) # install prefixes and CMAKE_PREFIX_PATH want it absolute
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# check_pc DEST: the crew.pc under DEST names DEST as its prefix, the
+# directory above its own as libdir and DEST/include as includedir.
+check_pc() {
+    local pcdir var got want
+    pcdir=$(dirname "$(find "$1" -name crew.pc | head -n 1)")
+    for var in prefix libdir includedir; do
+        got=$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=$var crew)
+        want=$1
+        [[ $var == libdir ]] && want=$(dirname "$pcdir")
+        [[ $var == includedir ]] && want=$1/include
+        if [[ $(realpath "$got") != "$want" ]]; then
+            echo "install.sh: $pcdir/crew.pc's $var is $got, not $want" >&2
+            exit 1
+        fi
+    done
+}
+
 for shared in ON OFF; do
     kind=$([[ $shared == ON ]] && echo shared || echo static)
     build=$work/build-$kind prefix=$work/prefix-$kind
-    echo "--- crew, $kind, installed to $prefix"
+    configured=$work/configured-prefix-$kind # never installed to
+    echo "--- crew, $kind, configured for $configured"
+    rm -rf "$prefix" "$prefix-moved" "$configured"
     cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_SHARED_LIBS=$shared -DCREW_BUILD_TESTS=OFF \
-        -DCREW_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+        -DCREW_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX="$configured" >/dev/null
     cmake --build "$build" -j "$jobs" >/dev/null
-    cmake --install "$build" >/dev/null
+    for dest in "$prefix" "$prefix-moved"; do
+        echo "--- installed with --prefix $dest"
+        cmake --install "$build" --prefix "$dest" >/dev/null
+        if [[ -e $configured ]] || grep -rlF "$configured" "$dest"; then
+            echo "install.sh: the install names or used $configured" >&2
+            exit 1
+        fi
+        check_pc "$dest"
+    done
     libdir=$(ls -d "$prefix"/lib*/ | head -n 1)
+    libdir=${libdir%/}
 
     echo "--- consumer with find_package(crew), $kind"
     cmake -S "$top/tests/install" -B "$work/consumer-cmake-$kind" \
         -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build "$work/consumer-cmake-$kind" >/dev/null
-    LD_LIBRARY_PATH=$libdir "$work/consumer-cmake-$kind/consumer"
+    # CMake links it with the library's directory as rpath: no
+    # LD_LIBRARY_PATH needed (README, "Install and link").
+    env -u LD_LIBRARY_PATH "$work/consumer-cmake-$kind/consumer"
 
     echo "--- consumer with pkg-config, $kind"
     export PKG_CONFIG_PATH=$libdir/pkgconfig
@@ -49,6 +84,14 @@ for shared in ON OFF; do
         exit 1
     fi
     LD_LIBRARY_PATH=$libdir "$work/consumer-pc-$kind"
+    if [[ $kind == shared ]]; then
+        # The README's other way: an rpath from crew.pc's libdir.
+        cc -std=c11 -Wall -Wextra -Wpedantic -Werror \
+            "$top/tests/install/consumer.c" $flags \
+            -Wl,-rpath,"$(pkg-config --variable=libdir crew)" \
+            -o "$work/consumer-pc-rpath"
+        env -u LD_LIBRARY_PATH "$work/consumer-pc-rpath"
+    fi
 done
 
 echo "--- cpack -G DEB"
@@ -64,7 +107,9 @@ for want in include/crew.h libcrew.so crewConfig.cmake crewTargets.cmake \
 done
 echo "$(basename "$deb"): header, library, CMake package and crew.pc"
 # The package's tree, unpacked aside, serves a consumer as an install does.
+rm -rf "$work/deb-root"
 dpkg-deb -x "$deb" "$work/deb-root"
+check_pc "$work/deb-root/usr"
 cmake -S "$top/tests/install" -B "$work/consumer-deb" \
     -DCMAKE_PREFIX_PATH="$work/deb-root/usr" >/dev/null
 cmake --build "$work/consumer-deb" >/dev/null
