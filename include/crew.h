@@ -172,7 +172,8 @@ CREW_API int crew_pool_create(crew_pool **pool,
  * tasks submit. ::CREW_CANCEL resolves every queued task as
  * ::CREW_CANCELLED without running it (its @c arg_free runs) and makes
  * crew_task_cancelled() true for the running ones. Both then wait for the
- * workers to exit. Submitters waiting for room wake with ESHUTDOWN.
+ * workers to exit, spare ones included (see crew_future_wait()). Submitters
+ * waiting for room wake with ESHUTDOWN.
  *
  * A second call, even a concurrent one, returns 0 once the workers have
  * exited and does not change how the first shuts down.
@@ -194,6 +195,16 @@ CREW_API int crew_pool_shutdown(crew_pool *pool, crew_shutdown how);
  * not wait: it starts a ::CREW_DRAIN shutdown, and the pool frees itself
  * when its last worker exits. In a child process after fork() it frees the
  * pool without joining the workers, which the child does not have.
+ *
+ * Memory kept between calls: while any pool exists, each thread keeps up
+ * to 64 freed future blocks (about 100 bytes each) for its next
+ * submissions, so that steady state never calls malloc. A thread's blocks
+ * are freed when it exits, and those of the thread that destroys the last
+ * pool at that moment; once no pool exists, freed blocks go straight back
+ * to free(). A program that destroys its pools before it exits thus
+ * leaves nothing behind (valgrind: no "still reachable" block), except in
+ * threads other than the destroying one that are still running at exit:
+ * at most 64 blocks each.
  *
  * @param pool  the pool, or NULL (nothing is done)
  * @note Thread safety: must not race other calls on the same pool.
@@ -368,15 +379,28 @@ CREW_API crew_state crew_future_state(const crew_future *future);
  * fixed pool, however deep the nesting. Helping has two costs: a helping
  * worker may run an unrelated task, which must not need a lock the waiting
  * task holds; and a helped task that itself waits nests another frame on
- * the worker's stack. Past a nesting depth of 256 helped tasks, a worker
- * helps only with tasks from its own deque, where the awaited work came
- * from. A thread outside the pools spins for some microseconds before it
- * sleeps, since a short task resolves sooner than a sleep would end.
+ * the worker's stack. A worker helps as deep as its stack has room for:
+ * while more than an eighth of its stack (at least 32 KiB, at most half)
+ * lies free below the waiting frame. Past that the wait runs nothing and
+ * sleeps until the future resolves; when every worker of the pool sleeps
+ * so while work is queued, the pool starts a spare worker (a thread with
+ * the pool's stack size, running the thread hooks with a worker number
+ * from crew_pool_threads() on) to run it, and the spare exits once it
+ * finds nothing more to do. So a wait never hangs for lack of a thread,
+ * and deep nesting never overflows a worker's stack. A thread outside the
+ * pools spins for some microseconds before it sleeps, since a short task
+ * resolves sooner than a sleep would end.
+ *
+ * Not a cancellation point, nor is any crew call: a thread cancelled with
+ * pthread_cancel() while inside one acts on it after the call returns.
  *
  * Ownership: borrows @p future.
  *
  * @return 0 if it succeeded, ECANCELED if it was cancelled, otherwise the
- *         failure's code; EINVAL if @p future is NULL.
+ *         failure's code; EINVAL if @p future is NULL; ESHUTDOWN at once
+ *         in a child process after fork() for a task or continuation of
+ *         a pool inherited from the parent, unresolved at the fork, which
+ *         only the parent's threads could resolve.
  * @note Thread safety: any thread.
  */
 CREW_API int crew_future_wait(crew_future *future);
@@ -464,6 +488,13 @@ CREW_API crew_future *crew_future_retain(crew_future *future);
  * @brief Drop a reference; the last one frees the future and its value.
  *
  * Releasing never cancels: a task whose future nobody holds still runs.
+ * Two kinds of future have nothing left to do once nobody holds them. A
+ * promise released unresolved resolves ::CREW_CANCELLED first, so its
+ * callbacks run once (here, on the calling thread) and nothing leaks. A
+ * join (crew_when_all(), crew_when_all_ex(), crew_when_any()) released
+ * with no callback registered leaves nothing registered on inputs still
+ * pending; one with a callback stays until it resolves and calls back.
+ * Freeing a graph of futures however deep takes bounded stack.
  *
  * @param future  a reference the caller owns, or NULL (nothing is done)
  * @note Thread safety: any thread.
@@ -626,11 +657,12 @@ typedef int (*crew_then_fn)(crew_task *task, crew_future *input, void *arg);
  * never made to wait for room. Continuations count as tasks in
  * crew_pool_stats_get() once queued.
  *
- * Ownership: the continuation holds a reference to @p input until its own
- * last reference goes, and, while it waits, to the pool's memory, which
- * outlives crew_pool_destroy() until @p input resolves. An input that
- * never resolves keeps both. @p *future (may be NULL: fire and forget) is
- * one reference for the caller.
+ * Ownership: the continuation holds a reference to @p input until @p fn
+ * has run (or the continuation resolved without running), so a chain of
+ * continuations keeps alive only what is still pending; and, while it
+ * waits, it holds the pool's memory, which outlives crew_pool_destroy()
+ * until @p input resolves. An input that never resolves keeps both. @p *future
+ * (may be NULL: fire and forget) is one reference for the caller.
  *
  * @param pool      the pool to run @p fn on
  * @param input     the future to wait for
@@ -747,9 +779,12 @@ CREW_API const crew_error *crew_error_inner(const crew_error *error, size_t i,
  *
  * Leaves come depth-first, in order, each with the position it had in its
  * innermost crew_when_all(). A leaf given as @p error yields an aggregate
- * holding it alone, at position 0.
+ * holding it alone, at position 0. Any depth of nesting works in bounded
+ * stack: the walk keeps its own stack, on the heap past a few dozen
+ * levels.
  *
- * @return one reference for the caller; NULL for NULL or on ENOMEM.
+ * @return one reference for the caller; NULL for NULL or on ENOMEM (for
+ *         the aggregate, or for the walk's stack).
  * @note Thread safety: any thread.
  */
 CREW_API crew_error *crew_error_flatten(const crew_error *error);
@@ -757,10 +792,23 @@ CREW_API crew_error *crew_error_flatten(const crew_error *error);
 /**
  * @brief Write a readable, indented, multi-line account of the whole tree.
  *
+ * One line an error, then its inner errors one level deeper: "[i] error N
+ * (text): message" for a leaf with code N at position i, text being
+ * crew_strerror(N), and "[i] message" for an aggregate ("[3] 2 of 5 inputs
+ * failed"); the root has no position. Each level indents two blanks more,
+ * down to a depth of 32; deeper lines are indented as at 32, so the text
+ * grows linearly with the tree. Every further line of a multi-line message
+ * is indented like the first line of its error, not aligned under the
+ * message text; an empty line stays empty. Any depth works in bounded
+ * stack: the walk keeps its own stack, on the heap past a few dozen levels.
+ *
  * snprintf-style: writes at most @p size bytes, NUL included, and returns
  * the length it needed, NUL excluded. @p buf may be NULL when @p size is 0.
  *
- * @return the length needed; -1 (writing nothing) for a NULL @p error.
+ * @return the length needed; -1 (writing nothing) for a NULL @p error;
+ *         -1, with an empty string in @p buf when @p size > 0, if the text
+ *         would be longer than INT_MAX (as snprintf) or memory for the
+ *         walk's stack ran out.
  * @note Thread safety: any thread.
  */
 CREW_API int crew_error_format(const crew_error *error, char *buf, size_t size);

@@ -14,12 +14,19 @@
  * destructor of a thread-specific key; a block freed by a later
  * destructor re-registers the cache, and the C library runs the
  * destructor again.
+ *
+ * Blocks are cached only while a pool exists (`pools`): the thread that
+ * frees the last pool frees its own cache, and blocks freed after that
+ * go back to free(). So a program that destroys its pools before it
+ * exits leaves nothing of the caches behind, though its main thread, whose
+ * thread-specific destructors never run, freed blocks all along.
  */
 #include "alloc.h"
 
 #include "fault.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +66,7 @@ static _Thread_local struct cache cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 static bool cache_key_made;
+static atomic_uint pools; /* pools alive in the process */
 
 void *
 crew__malloc(size_t size)
@@ -74,6 +82,14 @@ crew__calloc(size_t n, size_t size)
     if (crew__fault_alloc())
         return NULL;
     return calloc(n, size);
+}
+
+void *
+crew__realloc(void *p, size_t size)
+{
+    if (crew__fault_alloc())
+        return NULL;
+    return realloc(p, size);
 }
 
 void *
@@ -155,11 +171,29 @@ crew__block_free(void *p)
 
     if (p == NULL)
         return;
-    if (cache.count >= cache_capacity || !cache_register()) {
+    /* Relaxed: a stale count only decides whether one block is cached;
+     * the pool's own creation and freeing order the rest. */
+    if (cache.count >= cache_capacity ||
+        atomic_load_explicit(&pools, memory_order_relaxed) == 0 ||
+        !cache_register()) {
         free(p);
         return;
     }
     block->next = cache.head;
     cache.head = block;
     cache.count++;
+}
+
+void
+crew__block_cache_open(void)
+{
+    /* Relaxed: a count; see crew__block_free(). */
+    atomic_fetch_add_explicit(&pools, 1, memory_order_relaxed);
+}
+
+void
+crew__block_cache_close(void)
+{
+    if (atomic_fetch_sub_explicit(&pools, 1, memory_order_relaxed) == 1)
+        cache_drain(&cache);
 }

@@ -13,6 +13,8 @@
 
 void *crew__malloc(size_t size);
 void *crew__calloc(size_t n, size_t size);
+/* As realloc(): on NULL (ENOMEM) the block at p is left as it was. */
+void *crew__realloc(void *p, size_t size);
 /* n zeroed objects of `size` bytes, the block aligned to a cache line, as
  * the alignas(64) members of pools and workers need; NULL on ENOMEM,
  * including when n * size overflows. Freed with crew__free(). */
@@ -22,5 +24,9 @@ void crew__free(void *p);
 /* A future block: every call passes the same size, sizeof(crew_future). */
 void *crew__block_alloc(size_t size);
 void crew__block_free(void *p);
+/* A pool was made, or freed: blocks are cached only while one exists,
+ * and the thread freeing the last one frees its own cache. */
+void crew__block_cache_open(void);
+void crew__block_cache_close(void);
 
 #endif

@@ -17,7 +17,10 @@
 
 #include "alloc.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -168,6 +171,15 @@ crew_error_retain(const crew_error *error)
     return e;
 }
 
+/*
+ * Freeing, without recursion: an aggregate whose last reference goes
+ * while this thread frees another (one of its inner errors) joins this
+ * thread's list, and the outermost call frees them one after the other,
+ * so freeing an error a million levels deep takes bounded stack.
+ */
+static _Thread_local bool freeing;
+static _Thread_local crew_error *doomed;
+
 void
 crew_error_release(crew_error *error)
 {
@@ -186,44 +198,161 @@ crew_error_release(crew_error *error)
      * other references before it frees. */
     if (atomic_fetch_sub_explicit(&error->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < error->count; i++)
-        crew_error_release(error->entries[i].inner);
-    crew__free(error);
-}
-
-static size_t
-count_leaves(const crew_error *error)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < error->count; i++) {
-        const crew_error *inner = error->entries[i].inner;
-        n += inner->kind == CREW__ERROR_AGGREGATE ? count_leaves(inner) : 1;
+    error->doomed_next = doomed;
+    doomed = error;
+    if (freeing)
+        return;
+    freeing = true;
+    while ((error = doomed) != NULL) {
+        doomed = error->doomed_next;
+        for (size_t i = 0; i < error->count; i++)
+            crew_error_release(error->entries[i].inner);
+        crew__free(error);
     }
-    return n;
+    freeing = false;
 }
 
-static struct crew__entry *
-copy_leaves(const crew_error *error, struct crew__entry *out)
+/*
+ * Flatten and format walk a tree depth-first with a stack of their own,
+ * never recursing on its depth (API.md, "Depth, lifetimes and hostile
+ * callers"): a frame per aggregate entered, in `local` while the tree is
+ * shallow, on the heap past that. The stack never shrinks, so a second
+ * walk of the same tree allocates nothing.
+ */
+#define LOCAL_FRAMES 64
+
+struct frame {
+    const crew_error *error; /* an aggregate being walked */
+    size_t next;             /* its entry to visit next */
+};
+
+struct stack {
+    struct frame *frames; /* local, or from crew__malloc() */
+    size_t depth;         /* frames in use */
+    size_t capacity;
+    struct frame local[LOCAL_FRAMES];
+};
+
+static void
+stack_init(struct stack *s)
 {
-    for (size_t i = 0; i < error->count; i++) {
-        const struct crew__entry *entry = &error->entries[i];
+    s->frames = s->local;
+    s->depth = 0;
+    s->capacity = LOCAL_FRAMES;
+}
+
+static void
+stack_free(struct stack *s)
+{
+    if (s->frames != s->local)
+        crew__free(s->frames);
+}
+
+static int
+stack_grow(struct stack *s)
+{
+    struct frame *frames;
+
+    if (s->capacity > SIZE_MAX / 2 / sizeof(*frames))
+        return ENOMEM;
+    size_t capacity = s->capacity * 2;
+    if (s->frames == s->local) {
+        frames = crew__malloc(capacity * sizeof(*frames));
+        if (frames != NULL)
+            memcpy(frames, s->local, sizeof(s->local));
+    } else {
+        frames = crew__realloc(s->frames, capacity * sizeof(*frames));
+    }
+    if (frames == NULL)
+        return ENOMEM;
+    s->frames = frames;
+    s->capacity = capacity;
+    return 0;
+}
+
+/* Enter `error`, an aggregate: its entries come next. ENOMEM if the stack
+ * cannot grow; the walk is then unchanged. */
+static int
+stack_push(struct stack *s, const crew_error *error)
+{
+    if (s->depth == s->capacity) {
+        int err = stack_grow(s);
+        if (err != 0)
+            return err;
+    }
+    s->frames[s->depth].error = error;
+    s->frames[s->depth].next = 0;
+    s->depth++;
+    return 0;
+}
+
+/* The next entry depth-first, leaving the aggregates it has finished;
+ * NULL once the walk is over. The entry's nesting depth is then
+ * s->depth: 1 for an entry of the aggregate pushed first. */
+static const struct crew__entry *
+stack_next(struct stack *s)
+{
+    while (s->depth > 0) {
+        struct frame *top = &s->frames[s->depth - 1];
+        if (top->next < top->error->count)
+            return &top->error->entries[top->next++];
+        s->depth--;
+    }
+    return NULL;
+}
+
+/* The leaves of the aggregate `error`, into *n; ENOMEM when the stack
+ * cannot grow or there are more than an aggregate could hold (a tree
+ * sharing its subtrees can have exponentially many). */
+static int
+count_leaves(struct stack *s, const crew_error *error, size_t *n)
+{
+    const struct crew__entry *entry;
+    size_t leaves = 0;
+    int err;
+
+    err = stack_push(s, error);
+    while (err == 0 && (entry = stack_next(s)) != NULL) {
+        if (entry->inner->kind == CREW__ERROR_AGGREGATE)
+            err = stack_push(s, entry->inner);
+        else if (++leaves > SIZE_MAX / sizeof(*entry))
+            err = ENOMEM;
+    }
+    s->depth = 0;
+    *n = leaves;
+    return err;
+}
+
+/* Retain the leaves of `error` into `out`, in count_leaves() order. */
+static void
+copy_leaves(struct stack *s, const crew_error *error, struct crew__entry *out)
+{
+    const struct crew__entry *entry;
+    int err;
+
+    /* The stack cannot fail to grow: count_leaves() walked the same tree
+     * with it, so it is already as deep as this walk goes. */
+    err = stack_push(s, error);
+    while ((entry = stack_next(s)) != NULL) {
         if (entry->inner->kind == CREW__ERROR_AGGREGATE) {
-            out = copy_leaves(entry->inner, out);
+            err |= stack_push(s, entry->inner);
         } else {
             out->inner = crew_error_retain(entry->inner);
             out->input = entry->input;
             out++;
         }
     }
-    return out;
+    assert(err == 0);
+    (void)err;
 }
 
 crew_error *
 crew_error_flatten(const crew_error *error)
 {
     struct crew__entry *entries;
-    crew_error *flat;
+    crew_error *flat = NULL;
+    struct stack s;
+    size_t n;
 
     if (error == NULL)
         return NULL;
@@ -235,64 +364,142 @@ crew_error_flatten(const crew_error *error)
         }
         return flat;
     }
-    size_t n = count_leaves(error);
-    flat = crew__error_aggregate(n, n, "inputs failed", &entries);
-    if (flat != NULL)
-        copy_leaves(error, entries);
+    stack_init(&s);
+    if (count_leaves(&s, error, &n) == 0) {
+        flat = crew__error_aggregate(n, n, "inputs failed", &entries);
+        if (flat != NULL)
+            copy_leaves(&s, error, entries);
+    }
+    stack_free(&s);
     return flat;
 }
 
-/* An snprintf-style writer: counts what it would need past `size`. */
+/* Indentation: two blanks a level, down to this depth and no further, so
+ * that a deep tree's text grows linearly with it. */
+#define INDENT_LEVELS 32
+#define INDENT_WIDTH  2
+
+/* An snprintf-style writer: counts what it would need past `size`, up to
+ * INT_MAX, the most an int return can say. */
 struct writer {
     char *buf;
     size_t size;
-    size_t length;
+    size_t length;   /* of the whole text so far; at most INT_MAX */
+    bool overflowed; /* the text is longer than INT_MAX: write no more */
 };
+
+static void
+write_bytes(struct writer *w, const char *text, size_t n)
+{
+    if (w->overflowed)
+        return;
+    if (n > (size_t)INT_MAX - w->length) {
+        w->overflowed = true;
+        return;
+    }
+    /* The last byte of buf is kept for the NUL. */
+    if (w->length + 1 < w->size) {
+        size_t room = w->size - 1 - w->length;
+        memcpy(w->buf + w->length, text, n < room ? n : room);
+    }
+    w->length += n;
+}
+
+static void
+write_string(struct writer *w, const char *text)
+{
+    write_bytes(w, text, strlen(text));
+}
 
 static void write_text(struct writer *w, const char *format, ...)
     CREW_PRINTF(2, 3);
 
+/* A short formatted piece: a number and its punctuation. */
 static void
 write_text(struct writer *w, const char *format, ...)
 {
+    char text[64];
     va_list args;
-    size_t room = w->length < w->size ? w->size - w->length : 0;
 
     va_start(args, format);
-    int n = vsnprintf(room > 0 ? w->buf + w->length : NULL, room, format, args);
+    int n = vsnprintf(text, sizeof(text), format, args);
     va_end(args);
-    if (n > 0)
-        w->length += (size_t)n;
+    assert(n >= 0 && (size_t)n < sizeof(text));
+    write_bytes(w, text, (size_t)n);
 }
 
 static void
-write_tree(struct writer *w, const crew_error *error, int depth,
-           const size_t *input)
+write_indent(struct writer *w, size_t depth)
 {
-    write_text(w, "%*s", depth * 2, "");
+    char blanks[INDENT_LEVELS * INDENT_WIDTH];
+    size_t n = depth < INDENT_LEVELS ? depth : INDENT_LEVELS;
+
+    memset(blanks, ' ', n * INDENT_WIDTH);
+    write_bytes(w, blanks, n * INDENT_WIDTH);
+}
+
+/* A message, each line after the first indented as the entry's first
+ * line is; an empty line stays empty, with no trailing blanks. */
+static void
+write_message(struct writer *w, const char *message, size_t depth)
+{
+    const char *line = message;
+    const char *end;
+
+    while (!w->overflowed && (end = strchr(line, '\n')) != NULL) {
+        write_bytes(w, line, (size_t)(end - line) + 1);
+        line = end + 1;
+        if (*line != '\n' && *line != '\0')
+            write_indent(w, depth);
+    }
+    write_string(w, line);
+}
+
+/* One entry of the tree, at `depth`: its position in its aggregate (none
+ * for the root), then its code and message. */
+static void
+write_entry(struct writer *w, const crew_error *error, size_t depth,
+            const size_t *input)
+{
+    write_indent(w, depth);
     if (input != NULL)
         write_text(w, "[%zu] ", *input);
-    if (error->code == CREW_EAGGREGATE)
-        write_text(w, "%s\n", error->message);
-    else
-        write_text(w, "error %d (%s): %s\n", error->code,
-                   crew_strerror(error->code), error->message);
-    for (size_t i = 0; i < error->count; i++)
-        write_tree(w, error->entries[i].inner, depth + 1,
-                   &error->entries[i].input);
+    if (error->code != CREW_EAGGREGATE) {
+        write_text(w, "error %d (", error->code);
+        write_string(w, crew_strerror(error->code));
+        write_string(w, "): ");
+    }
+    write_message(w, error->message, depth);
+    write_bytes(w, "\n", 1);
 }
 
 int
 crew_error_format(const crew_error *error, char *buf, size_t size)
 {
-    struct writer w = {buf, buf != NULL ? size : 0, 0};
+    struct writer w = {buf, buf != NULL ? size : 0, 0, false};
+    const struct crew__entry *entry;
+    struct stack s;
+    int err;
 
     if (error == NULL)
         return -1;
+    write_entry(&w, error, 0, NULL);
+    stack_init(&s);
+    err = stack_push(&s, error);
+    while (err == 0 && !w.overflowed && (entry = stack_next(&s)) != NULL) {
+        write_entry(&w, entry->inner, s.depth, &entry->input);
+        if (entry->inner->count > 0)
+            err = stack_push(&s, entry->inner);
+    }
+    stack_free(&s);
+    if (err != 0 || w.overflowed) {
+        if (w.size > 0)
+            buf[0] = '\0';
+        return -1;
+    }
     if (w.size > 0)
-        buf[0] = '\0';
-    write_tree(&w, error, 0, NULL);
-    return w.length > INT32_MAX ? INT32_MAX : (int)w.length;
+        buf[w.length < w.size ? w.length : w.size - 1] = '\0';
+    return (int)w.length;
 }
 
 const char *

@@ -33,7 +33,12 @@ struct crew_error {
         const struct crew__entry *entries; /* AGGREGATE: in the same block */
         crew_future *owner;                /* EMBEDDED */
     };
-    const char *message; /* in the same block, or static */
+    union {
+        const char *message; /* in the same block, or static */
+        /* Once its last reference is gone: the next error on the
+         * releasing thread's list of errors to free. */
+        crew_error *doomed_next;
+    };
 };
 
 /* The error of every cancelled future: code ECANCELED. */

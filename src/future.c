@@ -44,9 +44,10 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     atomic_init(&future->lock.word, 0);
     atomic_init(&future->state, CREW_PENDING);
     atomic_init(&future->refs, refs);
-    future->kind = (uint8_t)kind;
+    future->kind = kind;
     future->slotted = false;
     future->internal = false;
+    future->generation = (uint8_t)crew__fork_generation();
     atomic_init(&future->cancel_requested, false);
     atomic_init(&future->link.next, NULL);
     future->completions = NULL;
@@ -71,6 +72,66 @@ reversed(struct crew__completion *node)
     return list;
 }
 
+/*
+ * Resolution nests: a completion may resolve another future (a join's
+ * node resolves the join), whose completions may resolve another, as deep
+ * as the graph. Past NEST_MAX nested resolutions on one thread, a
+ * resolver runs no completions itself: it keeps them on the future
+ * (`completions`, unused once resolved), holds a reference for them, and
+ * queues the future on this thread's list of deferred ones, which the
+ * outermost resolution runs, in order, before it returns. Every
+ * completion still runs on the resolving thread, within the call that
+ * started it all, and a million-deep graph takes bounded stack.
+ */
+#define NEST_MAX 16
+
+static _Thread_local unsigned nest_depth;
+static _Thread_local crew_future *deferred_first;
+static _Thread_local crew_future *deferred_last;
+
+static void
+run_completions(crew_future *future, struct crew__completion *node)
+{
+    nest_depth++;
+    while (node != NULL) {
+        struct crew__completion *next = node->next;
+        node->fire(node, future);
+        node = next;
+    }
+    nest_depth--;
+}
+
+static void
+defer_completions(crew_future *future, struct crew__completion *node)
+{
+    future->completions = node;
+    future->deferred_next = NULL;
+    crew_future_retain(future); /* dropped once they have run */
+    if (deferred_last != NULL)
+        deferred_last->deferred_next = future;
+    else
+        deferred_first = future;
+    deferred_last = future;
+}
+
+/* Run the completions deferred on this thread, those they defer too. */
+static void
+run_deferred(void)
+{
+    crew_future *future;
+
+    while ((future = deferred_first) != NULL) {
+        struct crew__completion *node = future->completions;
+
+        deferred_first = future->deferred_next;
+        if (deferred_first == NULL)
+            deferred_last = NULL;
+        future->completions = NULL;
+        run_completions(future, node);
+        crew_future_release(future);
+    }
+}
+
 /* Resolve, the caller holding a reference that outlives the call. */
 int
 crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
@@ -91,7 +152,10 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
         future->error = &future->u.lost;
     }
     /* Release: pairs with the acquire in crew__future_is_resolved(); the
-     * outcome above is visible to whoever sees the final state. */
+     * outcome above is visible to whoever sees the final state. From
+     * here the lists are this resolver's: registrations see the final
+     * state and run at once, and crew__future_unsubscribe() finds
+     * nothing. */
     atomic_store_explicit(&future->state, (uint32_t)outcome->state,
                           memory_order_release);
     node = future->completions;
@@ -104,11 +168,15 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
     crew__lock_release(&future->lock);
 
     node = reversed(node);
-    while (node != NULL) {
-        struct crew__completion *next = node->next;
-        node->fire(node, future);
-        node = next;
+    if (node == NULL)
+        return 0;
+    if (nest_depth >= NEST_MAX) {
+        defer_completions(future, node);
+        return 0;
     }
+    run_completions(future, node);
+    if (nest_depth == 0)
+        run_deferred();
     return 0;
 }
 
@@ -155,6 +223,13 @@ crew__future_unsubscribe(crew_future *future, struct crew__completion *node)
     bool found = false;
 
     crew__lock_acquire(&future->lock);
+    /* Once resolved, `completions` is the resolver's: see
+     * crew__future_settle(). */
+    if (crew__state_is_final(
+            atomic_load_explicit(&future->state, memory_order_relaxed))) {
+        crew__lock_release(&future->lock);
+        return false;
+    }
     for (link = &future->completions; *link != NULL; link = &(*link)->next) {
         if (*link == node) {
             *link = node->next;
@@ -234,6 +309,8 @@ crew__future_await(crew_future *future, uint64_t deadline)
 
     if (crew__future_is_resolved(future))
         return 0;
+    if (crew__future_is_stranded(future))
+        return ESHUTDOWN;
     self = crew__worker_self();
     if (self != NULL)
         return crew__worker_wait(self, future, deadline);
@@ -253,6 +330,14 @@ crew__future_await(crew_future *future, uint64_t deadline)
     err = crew__event_wait(&event, key, deadline);
     crew__future_remove_waiter(future, &waiter);
     return crew__future_is_resolved(future) ? 0 : err;
+}
+
+bool
+crew__future_is_stranded(const crew_future *future)
+{
+    return (future->kind == CREW__TASK || future->kind == CREW__THEN) &&
+           future->generation != (uint8_t)crew__fork_generation() &&
+           !crew__future_is_resolved(future);
 }
 
 int
@@ -287,18 +372,20 @@ crew_future_wait(crew_future *future)
 {
     if (future == NULL)
         return EINVAL;
-    crew__future_await(future, UINT64_MAX);
+    if (crew__future_await(future, UINT64_MAX) == ESHUTDOWN)
+        return ESHUTDOWN;
     return crew__future_code(future);
 }
 
 int
 crew_future_wait_for(crew_future *future, uint64_t timeout_ns)
 {
+    int err;
+
     if (future == NULL)
         return EINVAL;
-    if (crew__future_await(future, crew__deadline_after(timeout_ns)) != 0)
-        return ETIMEDOUT;
-    return crew__future_code(future);
+    err = crew__future_await(future, crew__deadline_after(timeout_ns));
+    return err != 0 ? err : crew__future_code(future);
 }
 
 void *
@@ -389,15 +476,19 @@ crew_future_retain(crew_future *future)
     return future;
 }
 
-void
-crew_future_release(crew_future *future)
+/*
+ * Freeing, without recursion: a future freed while this thread frees
+ * another (a join freeing its inputs, a continuation its input, a
+ * value_free releasing a future) joins this thread's list, linked through
+ * its queue link (no queue holds a future without a reference), and the
+ * outermost call frees them one after the other.
+ */
+static _Thread_local bool destroying;
+static _Thread_local struct crew__link *doomed;
+
+static void
+destroy_now(crew_future *future)
 {
-    if (future == NULL)
-        return;
-    /* Acquire-release: the last release sees every write made under the
-     * other references before it frees. */
-    if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) != 1)
-        return;
     if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
             CREW_SUCCEEDED &&
         future->value_free != NULL)
@@ -412,12 +503,72 @@ crew_future_release(crew_future *future)
         crew__join_destroy(future);
         crew__free(future);
         break;
-    case CREW__THEN:
-        crew__then_destroy(future);
+    case CREW__THEN: /* done with its input before it resolved */
         crew__free(future);
         break;
     default:
         crew__block_free(future);
         break;
     }
+}
+
+void
+crew__future_destroy(crew_future *future)
+{
+    struct crew__link *link;
+
+    /* Relaxed: the list is this thread's own. */
+    atomic_store_explicit(&future->link.next, doomed, memory_order_relaxed);
+    doomed = &future->link;
+    if (destroying)
+        return;
+    destroying = true;
+    while ((link = doomed) != NULL) {
+        doomed = atomic_load_explicit(&link->next, memory_order_relaxed);
+        destroy_now(
+            (crew_future *)((char *)link - offsetof(crew_future, link)));
+    }
+    destroying = false;
+}
+
+/* The last reference to a promise went while it was pending: nobody can
+ * resolve it any more. Resolve it cancelled, so that its callbacks run
+ * once and leave nothing behind, holding a reference of its own, which a
+ * callback may outlive by taking another. */
+static void
+abandon_promise(crew_future *future)
+{
+    static const struct crew__outcome cancelled = {
+        .state = CREW_CANCELLED, .error = &crew__error_cancelled};
+
+    /* Relaxed: no other thread holds a reference. */
+    atomic_store_explicit(&future->refs, 1, memory_order_relaxed);
+    crew__future_settle(future, &cancelled);
+    crew_future_release(future);
+}
+
+void
+crew_future_release(crew_future *future)
+{
+    if (future == NULL)
+        return;
+    /* Acquire-release: the last release sees every write made under the
+     * other references before it frees. */
+    if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    switch (future->kind) {
+    case CREW__JOIN_ALL:
+    case CREW__JOIN_ANY:
+        crew__join_last_reference(future);
+        return;
+    case CREW__PROMISE:
+        if (!crew__future_is_resolved(future)) {
+            abandon_promise(future);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    crew__future_destroy(future);
 }

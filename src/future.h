@@ -58,13 +58,22 @@ struct crew_future {
     struct crew__lock lock; /* guards the lists and every state change */
     _Atomic uint32_t state; /* a crew_state, CLAIMED or WITHDRAWN */
     _Atomic uint32_t refs;  /* references; the last frees the block */
-    uint8_t kind;           /* enum crew__kind; constant */
-    bool slotted;           /* a task holding a max_queued slot; constant */
-    bool internal; /* a parallel loop's runner: not in the statistics */
-    atomic_bool cancel_requested;         /* a running task was asked to stop */
-    struct crew__link link;               /* in the pool's injection queue */
-    struct crew__completion *completions; /* newest first */
-    struct crew__waiter *waiters;
+    /* Constant from creation: */
+    unsigned kind : 4;     /* enum crew__kind */
+    unsigned slotted : 1;  /* a task holding a max_queued slot */
+    unsigned internal : 1; /* a parallel loop's runner: not in the statistics */
+    uint8_t generation;    /* the fork generation it was made in, mod 256 */
+    atomic_bool cancel_requested; /* a running task was asked to stop */
+    struct crew__link link;       /* in the pool's injection queue */
+    /* Newest first while pending. Once resolved, the list its resolver
+     * put off running (see crew__future_settle()), or NULL. */
+    struct crew__completion *completions;
+    union {
+        struct crew__waiter *waiters; /* while pending */
+        /* Once resolved: the next future whose completions wait on this
+         * thread's list of deferred ones. */
+        crew_future *deferred_next;
+    };
     /* The outcome: written once, before the release store of a final
      * state, read after an acquire load of it. */
     void *value;
@@ -102,11 +111,12 @@ int crew__future_settle(crew_future *future,
 void crew__future_subscribe(crew_future *future, struct crew__completion *node);
 /* Take a node off the completion list before it fires: true if it was
  * there (it will not fire), false if the future has resolved and the node
- * has fired or is about to. */
+ * has fired or is about to. Never blocks on the node's firing. */
 bool crew__future_unsubscribe(crew_future *future,
                               struct crew__completion *node);
 /* Block until the future resolves or the absolute deadline passes;
- * a worker helps its pool meanwhile. Returns 0 or ETIMEDOUT. */
+ * a worker helps its pool meanwhile. Returns 0, ETIMEDOUT, or ESHUTDOWN
+ * at once for a stranded future (see crew__future_is_stranded()). */
 int crew__future_await(crew_future *future, uint64_t deadline);
 /* The end of the brief spin a thread outside the pool makes before it
  * sleeps, or the deadline if sooner. */
@@ -133,16 +143,27 @@ crew__future_is_resolved(const crew_future *future)
         atomic_load_explicit(&future->state, memory_order_acquire));
 }
 
+/* Whether the future waits for a thread this process does not have: a
+ * pending task or continuation made before a fork(), in the parent. */
+bool crew__future_is_stranded(const crew_future *future);
+
 /* The code a wait reports: 0, ECANCELED or the failure's code. The future
  * has resolved. */
 int crew__future_code(const crew_future *future);
+
+/* Free a future whose last reference is gone: its value, its error, what
+ * its kind holds, then the block. Iterative across a graph: a future
+ * freed while this thread is freeing another waits its turn, so freeing
+ * a chain a million futures long takes bounded stack. */
+void crew__future_destroy(crew_future *future);
 
 /* Defined in task.c, when.c and then.c: the parts of a future only they
  * know. */
 int crew__task_cancel(crew_future *future);
 int crew__join_cancel(crew_future *future);
+/* A join's last reference went (see when.c): it may outlive it. */
+void crew__join_last_reference(crew_future *future);
 void crew__join_destroy(crew_future *future);
 int crew__then_cancel(crew_future *future);
-void crew__then_destroy(crew_future *future);
 
 #endif

@@ -29,6 +29,8 @@
  */
 #include "inject.h"
 
+#include "platform.h"
+
 #include <errno.h>
 
 int
@@ -81,6 +83,7 @@ is_full(const struct crew__inject *queue)
 static int
 take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
 {
+    int state = crew__nocancel_begin(); /* see platform.h */
     int err = 0;
 
     pthread_mutex_lock(&queue->lock);
@@ -97,6 +100,7 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
     else
         queue->slots++;
     pthread_mutex_unlock(&queue->lock);
+    crew__nocancel_end(state);
     return err;
 }
 

@@ -74,6 +74,7 @@ int
 crew__park_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline)
 {
     struct stripe *s = stripe_of(word);
+    int state = crew__nocancel_begin();
     int err = 0;
 
     pthread_mutex_lock(&s->lock);
@@ -99,6 +100,7 @@ crew__park_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    crew__nocancel_end(state);
     if (err == 0 && deadline != UINT64_MAX && crew__now_ns() >= deadline)
         err = ETIMEDOUT;
     return err;

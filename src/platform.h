@@ -7,8 +7,11 @@
 #define CREW_PLATFORM_H
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +39,82 @@ crew__cpu_count(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
 }
+
+/*
+ * crew's calls are no cancellation points: a thread cancelled with
+ * pthread_cancel() inside one acts on it at its next cancellation point
+ * after the call, never halfway through, where it would leave a lock held
+ * or a waiter's node linked on a dead stack. Every system call of the
+ * library that POSIX makes a cancellation point (pthread_cond_wait,
+ * pthread_join, read, write, close) runs between these two.
+ */
+static inline int
+crew__nocancel_begin(void)
+{
+    int old;
+
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static inline void
+crew__nocancel_end(int old)
+{
+    int ignored;
+
+    (void)pthread_setcancelstate(old, &ignored);
+}
+
+/* The smallest stack a thread may be given. */
+static inline size_t
+crew__stack_min(void)
+{
+#ifdef _SC_THREAD_STACK_MIN
+    long n = sysconf(_SC_THREAD_STACK_MIN);
+    if (n > 0)
+        return (size_t)n;
+#endif
+    return PTHREAD_STACK_MIN;
+}
+
+/* The stack size a thread gets when none is asked for. */
+static inline size_t
+crew__stack_default(void)
+{
+    pthread_attr_t attr;
+    size_t size = 0;
+
+    if (pthread_attr_init(&attr) == 0) {
+        (void)pthread_attr_getstacksize(&attr, &size);
+        pthread_attr_destroy(&attr);
+    }
+    return size != 0 ? size : (size_t)8 << 20;
+}
+
+/* The calling thread's stack: its lowest address and its size. False
+ * where the system cannot tell. */
+#ifdef __GLIBC__
+static inline bool
+crew__thread_stack(void **low, size_t *size)
+{
+    pthread_attr_t attr;
+    bool known;
+
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return false;
+    known = pthread_attr_getstack(&attr, low, size) == 0;
+    pthread_attr_destroy(&attr);
+    return known;
+}
+#else
+static inline bool
+crew__thread_stack(void **low, size_t *size)
+{
+    (void)low;
+    (void)size;
+    return false;
+}
+#endif
 
 /* Now on the monotonic clock, in nanoseconds. */
 static inline uint64_t
@@ -113,7 +192,10 @@ crew__signal_open(struct crew__signal *signal)
 static inline void
 crew__signal_close(struct crew__signal *signal)
 {
+    int state = crew__nocancel_begin();
+
     close(signal->read_end);
+    crew__nocancel_end(state);
 }
 #else
 static inline int
@@ -128,8 +210,10 @@ crew__signal_open(struct crew__signal *signal)
         if (flags == -1 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) == -1 ||
             fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1) {
             int err = errno;
+            int state = crew__nocancel_begin();
             close(fds[0]);
             close(fds[1]);
+            crew__nocancel_end(state);
             return err;
         }
     }
@@ -141,8 +225,11 @@ crew__signal_open(struct crew__signal *signal)
 static inline void
 crew__signal_close(struct crew__signal *signal)
 {
+    int state = crew__nocancel_begin();
+
     close(signal->read_end);
     close(signal->write_end);
+    crew__nocancel_end(state);
 }
 #endif
 
@@ -151,6 +238,7 @@ crew__signal_raise(struct crew__signal *signal)
 {
     uint64_t one = 1; /* an eventfd takes 8 bytes; a pipe, the first */
     int saved = errno;
+    int state = crew__nocancel_begin();
 
     /* EAGAIN: already readable, which is all that is asked. */
     while (write(signal->write_end, &one,
@@ -158,6 +246,7 @@ crew__signal_raise(struct crew__signal *signal)
                -1 &&
            errno == EINTR)
         continue;
+    crew__nocancel_end(state);
     errno = saved;
 }
 
@@ -166,6 +255,7 @@ crew__signal_clear(struct crew__signal *signal)
 {
     uint64_t buffer[8];
     int saved = errno;
+    int state = crew__nocancel_begin();
 
     /* An eventfd empties in one read; a pipe, until EAGAIN. */
     for (;;) {
@@ -174,6 +264,7 @@ crew__signal_clear(struct crew__signal *signal)
             continue;
         break;
     }
+    crew__nocancel_end(state);
     errno = saved;
 }
 

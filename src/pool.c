@@ -17,10 +17,11 @@
  * future resolves, and with none to run sleeps on its own event, listed
  * as a sleeper and with a waiter node on the future, so either new work
  * or the resolution wakes it. Helping nests: a helped task that waits
- * helps in turn. Past HELP_DEPTH nested helped tasks a worker takes only
- * from its own deque, where the work it waits for came from, and does not
- * list itself, so only the future's resolution wakes it, bounding the
- * stack that unrelated tasks can pile up.
+ * helps in turn, as deep as the worker's stack has room for (see
+ * has_room()). Past that a wait blocks: it runs nothing and only the
+ * future's resolution wakes it. When every worker is blocked so while
+ * work is queued, a spare worker is started to run that work (see
+ * spawn_spare()), so no wait hangs for lack of a thread.
  *
  * Shutdown. The injection queue closes first, then `mode` leaves OPEN, so
  * a worker that sees the new mode finds every outside task in the queue.
@@ -78,10 +79,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HELP_DEPTH      256
-#define SEARCH_NS       30000 /* how long an idle worker spins for work */
-#define BATCH           32    /* most tasks taken from the injection queue */
-#define NAME_MAX_LENGTH 15    /* Linux thread names: 16 bytes with the NUL */
+#define SEARCH_NS       30000       /* how long an idle worker spins for work */
+#define STEAL_TRIES     64          /* most victims one steal() looks at */
+#define RESERVE_MIN     (32 * 1024) /* stack a helping worker leaves free */
+#define BATCH           32 /* most tasks taken from the injection queue */
+#define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
 
 enum mode { OPEN, DRAINING, CANCELLING };
 enum life { RUNNING, STOPPING, JOINED };
@@ -96,15 +98,21 @@ struct crew__worker {
     crew_pool *pool;
     pthread_t thread;
     unsigned index;
-    unsigned depth; /* helped tasks nested on this thread's stack */
-    bool exiting;   /* past its loop: its deque is looked at no more */
-    uint32_t rng;   /* xorshift state for picking victims; owner only */
+    bool exiting; /* past its loop: its deque is looked at no more */
+    bool spare;   /* started for a pool whose workers are all blocked */
+    uint32_t rng; /* xorshift state for picking victims; owner only */
+    /* Its thread's stack, found by the thread itself: it helps while more
+     * than `stack_reserve` bytes lie between its frame and `stack_low`. */
+    uintptr_t stack_low;
+    size_t stack_reserve;
+    /* Spares: on the pool's list for good (next written once, before the
+     * worker is published); `spare_busy` under the pool's spare_lock. */
+    struct crew__worker *spare_next;
+    bool spare_busy; /* a thread runs as this worker */
     /* Statistics: written by this worker only, read by anyone. Apart
      * from the deque's indices, which thieves read. */
     alignas(64) _Atomic uint64_t submitted; /* onto its own deque */
-    _Atomic uint64_t succeeded;
-    _Atomic uint64_t failed;
-    _Atomic uint64_t cancelled;
+    struct crew__tally tally;               /* what it ran, how it ended */
     _Atomic uint64_t stolen;
     /* Queue entries it took out that were no task waiting to run: husks
      * (cancelled or withdrawn where they lay) and loops' runners. */
@@ -133,8 +141,9 @@ struct crew_pool {
     struct crew__worker *sleepers; /* newest first, linked by sleep_next */
     /* Statistics of what no worker counts: rare events, or one update
      * a parallel loop. */
-    alignas(64) _Atomic uint64_t shutdown_cancelled; /* by cancel_queued() */
-    _Atomic uint64_t shutdown_husks; /* husks cancel_queued() took out */
+    /* Written by the one thread that runs cancel_queued(): */
+    alignas(64) struct crew__tally shutdown_tally; /* tasks it cancelled */
+    _Atomic uint64_t shutdown_husks;               /* husks it took out */
     _Atomic uint64_t withdrawn;   /* submissions taken back (push_outside()) */
     _Atomic uint64_t runners;     /* loops' runners in the injection queue */
     _Atomic uint64_t runners_own; /* ... and on their worker's own deque */
@@ -143,16 +152,30 @@ struct crew_pool {
     _Atomic uint64_t outside_chunks_ok, outside_chunks_failed;
     /* Shutdown and lifetime. */
     alignas(64) atomic_uint stopping; /* workers idle during shutdown */
-    atomic_bool done;                 /* every worker idle during shutdown */
-    atomic_bool detached;      /* destroyed from a worker: last one frees */
-    atomic_uint live;          /* workers that have not exited */
-    atomic_uint holds;         /* the owner's, and waiting continuations' */
-    pthread_mutex_t life_lock; /* guards `life` */
-    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
+    /* Waits that cannot help (see block()), and the spare workers that
+     * then run the queued work. Read by submissions, rarely written. */
+    atomic_uint blocked;     /* workers in a wait that cannot help */
+    atomic_uint spares_live; /* spare workers whose thread runs */
+    atomic_bool spawning;    /* a spare is being started */
+    _Atomic(struct crew__worker *) spares; /* every spare made, newest first */
+    unsigned spare_count;                  /* guarded by spare_lock */
+    size_t stack_size;                     /* of every worker; 0: the default */
+    pthread_mutex_t spare_lock; /* guards spare_count and spare_busy */
+    pthread_cond_t spare_cond;  /* signalled when a spare's thread ends */
+    atomic_uint created;        /* fixed workers whose thread was created */
+    atomic_bool done;           /* every worker idle during shutdown */
+    atomic_bool detached;       /* destroyed from a worker: last one frees */
+    atomic_uint live;           /* workers that have not exited */
+    atomic_uint holds;          /* the owner's, and waiting continuations' */
+    pthread_mutex_t life_lock;  /* guards `life` */
+    pthread_cond_t life_cond;   /* signalled when `life` becomes JOINED */
     enum life life;
 };
 
 static _Thread_local struct crew__worker *self;
+
+static bool all_blocked(crew_pool *pool);
+static void spawn_spare(crew_pool *pool);
 
 /* Bumped in each child after fork(); pools remember the value they were
  * made under. */
@@ -177,11 +200,18 @@ register_atfork(void)
     (void)pthread_atfork(NULL, NULL, after_fork_in_child);
 }
 
+unsigned long
+crew__fork_generation(void)
+{
+    /* Relaxed: it changes only in a child, while it has a single
+     * thread. */
+    return atomic_load_explicit(&fork_generation, memory_order_relaxed);
+}
+
 static bool
 is_orphan(const crew_pool *pool)
 {
-    return pool->generation !=
-           atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    return pool->generation != crew__fork_generation();
 }
 
 struct crew__worker *
@@ -214,10 +244,7 @@ crew__pool_release_slot(crew_pool *pool)
 static void
 count(_Atomic uint64_t *counter, uint64_t n)
 {
-    /* Relaxed: statistics; a reader wants a recent value, not an order. */
-    atomic_store_explicit(
-        counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
-        memory_order_relaxed);
+    crew__tally_add(counter, n);
 }
 
 static crew_future *
@@ -239,24 +266,58 @@ next_random(struct crew__worker *w)
     return x;
 }
 
+/* The fixed workers whose thread was created: the others' deques are
+ * empty. */
+static unsigned
+created_workers(const crew_pool *pool)
+{
+    /* Relaxed: a worker's deque was made before its thread, which alone
+     * pushes onto it; one not counted yet holds nothing. */
+    return atomic_load_explicit(&((crew_pool *)pool)->created,
+                                memory_order_relaxed);
+}
+
+/* The spare workers ever made, newest first. */
+static struct crew__worker *
+first_spare(const crew_pool *pool)
+{
+    /* Acquire: pairs with the release in spare_new(), so the worker is
+     * seen initialised. */
+    return atomic_load_explicit(&((crew_pool *)pool)->spares,
+                                memory_order_acquire);
+}
+
+static crew_future *
+steal_from(struct crew__worker *w, struct crew__worker *victim)
+{
+    crew_future *f;
+
+    if (victim == w)
+        return NULL;
+    f = crew__deque_steal(&victim->deque);
+    if (f != NULL)
+        count(&w->stolen, 1);
+    return f;
+}
+
+/* A task from another worker's deque: up to STEAL_TRIES fixed workers
+ * from a random one on, then the spares, if any. A steal that finds
+ * nothing is no promise that nothing is there: has_work() is. */
 static crew_future *
 steal(struct crew__worker *w)
 {
     crew_pool *pool = w->pool;
-    unsigned n = pool->threads;
-    unsigned start = next_random(w) % n;
+    unsigned n = created_workers(pool);
+    unsigned tries = n < STEAL_TRIES ? n : STEAL_TRIES;
+    unsigned start = n > 0 ? next_random(w) % n : 0;
+    crew_future *f = NULL;
 
-    for (unsigned i = 0; i < n; i++) {
-        struct crew__worker *victim = &pool->workers[(start + i) % n];
-        if (victim == w)
-            continue;
-        crew_future *f = crew__deque_steal(&victim->deque);
-        if (f != NULL) {
-            count(&w->stolen, 1);
-            return f;
-        }
-    }
-    return NULL;
+    for (unsigned i = 0; i < tries && f == NULL; i++)
+        f = steal_from(w, &pool->workers[(start + i) % n]);
+    for (struct crew__worker *v = first_spare(pool); v != NULL && f == NULL;
+         v = v->spare_next)
+        f = steal_from(w, v);
+    return f;
 }
 
 /*
@@ -298,15 +359,22 @@ find_task(struct crew__worker *w, bool own_only)
     return steal(w);
 }
 
+/* Whether any queue of the pool holds a task, or is about to. */
 static bool
 has_work(struct crew__worker *w)
 {
     crew_pool *pool = w->pool;
+    unsigned n = created_workers(pool);
 
     if (!crew__inject_is_empty(&pool->inject))
         return true;
-    for (unsigned i = 0; i < pool->threads; i++) {
+    for (unsigned i = 0; i < n; i++) {
         if (!crew__deque_is_empty(&pool->workers[i].deque))
+            return true;
+    }
+    for (struct crew__worker *v = first_spare(pool); v != NULL;
+         v = v->spare_next) {
+        if (!crew__deque_is_empty(&v->deque))
             return true;
     }
     return false;
@@ -327,20 +395,9 @@ run(struct crew__worker *w, crew_future *f)
 
     /* Relaxed: statistics; see count(). */
     atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
-    switch (crew__task_run(f, mode_of(w->pool) == CANCELLING)) {
-    case CREW_SUCCEEDED:
-        count(&w->succeeded, 1);
-        break;
-    case CREW_FAILED:
-        count(&w->failed, 1);
-        break;
-    case CREW_CANCELLED:
-        count(&w->cancelled, 1);
-        break;
-    default: /* a husk or a runner: no task's outcome */
+    if (crew__task_run(f, mode_of(w->pool) == CANCELLING, &w->tally) ==
+        CREW_PENDING) /* a husk or a runner: no task's outcome */
         count(&w->husks, 1);
-        break;
-    }
     atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }
 
@@ -415,9 +472,14 @@ wake_searcher(crew_pool *pool)
     unsigned none = 0;
 
     /* seq_cst: the load half of the submitter's StoreLoad; see above. */
-    if (atomic_load_explicit(&pool->searching, memory_order_seq_cst) != 0 ||
-        atomic_load_explicit(&pool->sleeping, memory_order_seq_cst) == 0)
+    if (atomic_load_explicit(&pool->searching, memory_order_seq_cst) != 0)
         return;
+    if (atomic_load_explicit(&pool->sleeping, memory_order_seq_cst) == 0) {
+        /* Every worker runs a task, or waits: see block(). */
+        if (all_blocked(pool))
+            spawn_spare(pool);
+        return;
+    }
     /* Count the sleeper as searching before it wakes. Failing, another
      * worker started searching, and it will find the work. */
     if (!atomic_compare_exchange_strong_explicit(&pool->searching, &none, 1,
@@ -475,11 +537,88 @@ stop_searching(struct crew__worker *w)
         wake_searcher(pool);
 }
 
+/*
+ * Helping nests: a helped task that waits helps in turn, each level a few
+ * frames deeper on the worker's stack. A wait helps while more than the
+ * worker's reserve of stack lies below its frame, so that the tasks it
+ * runs have room; past that it blocks: it sleeps until its future
+ * resolves, running nothing, counted in `blocked`.
+ */
+static bool
+has_room(const struct crew__worker *w)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+
+    return here > w->stack_low && here - w->stack_low > w->stack_reserve;
+}
+
+/* Record where the calling worker's stack ends, and what to keep free. */
+static void
+find_stack(struct crew__worker *w)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    void *low;
+    size_t size;
+
+    if (!crew__thread_stack(&low, &size)) {
+        /* Unknown: assume the stack it was given, less a guess at what
+         * the thread library keeps at its top. */
+        size = w->pool->stack_size != 0 ? w->pool->stack_size
+                                        : crew__stack_default();
+        low = (void *)(here - (size - size / 16));
+    }
+    w->stack_low = (uintptr_t)low;
+    w->stack_reserve = size / 8 > RESERVE_MIN   ? size / 8
+                       : size / 2 < RESERVE_MIN ? size / 2
+                                                : RESERVE_MIN;
+}
+
+/* Whether every worker, spares included, sits in a wait that cannot help.
+ * seq_cst: the load half of a StoreLoad, against block() for a submitter
+ * that pushed work, and against a push for a worker that blocked. */
+static bool
+all_blocked(crew_pool *pool)
+{
+    unsigned blocked =
+        atomic_load_explicit(&pool->blocked, memory_order_seq_cst);
+
+    return blocked != 0 &&
+           blocked >= atomic_load_explicit(&pool->live, memory_order_seq_cst) +
+                          atomic_load_explicit(&pool->spares_live,
+                                               memory_order_seq_cst);
+}
+
+/*
+ * w starts a wait that cannot help. If every worker now waits so while
+ * work is queued, nobody would run it: start a spare worker. No need
+ * goes unseen: w counts itself (seq_cst) and then looks at the queues; a
+ * submitter pushes (seq_cst) and then reads the counts (wake_searcher());
+ * a spare that leaves uncounts itself and then looks (spare_main()). In
+ * the single total order, the last of them sees the others.
+ */
+static void
+block(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    atomic_fetch_add_explicit(&pool->blocked, 1, memory_order_seq_cst);
+    if (all_blocked(pool) && has_work(w))
+        spawn_spare(pool);
+}
+
+static void
+unblock(struct crew__worker *w)
+{
+    /* Relaxed: a blocked count too high for a moment makes a submitter
+     * look at the queues, no more. */
+    atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_relaxed);
+}
+
 int
 crew__worker_wait(struct crew__worker *w, crew_future *future,
                   uint64_t deadline)
 {
-    bool own_only = w->depth >= HELP_DEPTH;
+    bool help = has_room(w);
     struct crew__waiter waiter = {.event = &w->event};
     int err = 0;
 
@@ -490,11 +629,9 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
             err = ETIMEDOUT;
             break;
         }
-        crew_future *f = find_task(w, own_only);
+        crew_future *f = help ? find_task(w, false) : NULL;
         if (f != NULL) {
-            w->depth++;
             run(w, f);
-            w->depth--;
             continue;
         }
         uint32_t key = crew__event_prepare(&w->event);
@@ -502,18 +639,23 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
             crew__event_cancel(&w->event);
             break;
         }
-        /* Past the help depth, take no part in the pool's work: only the
-         * future's resolution wakes this worker. */
-        if (!own_only)
+        if (help) {
+            /* Woken by new work as well as by the future. */
             list_sleeper(w);
-        if (!own_only && has_work(w))
-            crew__event_cancel(&w->event);
-        else
+            if (has_work(w))
+                crew__event_cancel(&w->event);
+            else
+                crew__event_wait(&w->event, key, deadline);
+        } else {
+            /* Woken by the future alone. */
+            block(w);
             crew__event_wait(&w->event, key, deadline);
+            unblock(w);
+        }
         crew__future_remove_waiter(future, &waiter);
         /* Woken to search: this loop looks for work anyway, but may leave
          * at once if the future has resolved; pass the duty on. */
-        if (!own_only && !unlist_sleeper(w))
+        if (help && !unlist_sleeper(w))
             stop_searching(w);
     }
     return err;
@@ -627,18 +769,42 @@ idle_while_stopping(struct crew__worker *w)
 
 static void pool_free(crew_pool *pool);
 
+/* What every worker does first: become the pool's worker on this thread. */
+static void
+worker_begin(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+    char name[NAME_MAX_LENGTH + 1];
+
+    self = w;
+    find_stack(w);
+    snprintf(name, sizeof(name), "%s-%u", pool->name, w->index);
+    crew__thread_set_name(name);
+    if (pool->on_thread_start != NULL)
+        pool->on_thread_start(pool, w->index, pool->user);
+}
+
+/* And last. Still the pool's worker (shutdown from the hook is EDEADLK),
+ * but one that will look at its deque no more: a submission from here on
+ * is an outside one, refused during the shutdown. */
+static void
+worker_end(struct crew__worker *w)
+{
+    crew_pool *pool = w->pool;
+
+    w->exiting = true;
+    if (pool->on_thread_stop != NULL)
+        pool->on_thread_stop(pool, w->index, pool->user);
+    self = NULL;
+}
+
 static void *
 worker_main(void *arg)
 {
     struct crew__worker *w = arg;
     crew_pool *pool = w->pool;
-    char name[NAME_MAX_LENGTH + 1];
 
-    self = w;
-    snprintf(name, sizeof(name), "%s-%u", pool->name, w->index);
-    crew__thread_set_name(name);
-    if (pool->on_thread_start != NULL)
-        pool->on_thread_start(pool, w->index, pool->user);
+    worker_begin(w);
     for (bool woken = false;;) {
         enum mode mode = mode_of(pool);
         crew_future *f = woken ? NULL : find_task(w, false);
@@ -654,19 +820,144 @@ worker_main(void *arg)
         else if (idle_while_stopping(w))
             break;
     }
-    /* Still the pool's worker (shutdown from the hook is EDEADLK), but
-     * one that will look at its deque no more: a submission from here on
-     * is an outside one, refused during the shutdown. */
-    w->exiting = true;
-    if (pool->on_thread_stop != NULL)
-        pool->on_thread_stop(pool, w->index, pool->user);
-    self = NULL;
+    worker_end(w);
     /* Acquire-release: the last worker out sees `detached` and every
      * other worker's last writes before it lets go of the pool. */
     if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_acq_rel) == 1 &&
         atomic_load_explicit(&pool->detached, memory_order_acquire))
         crew__pool_unhold(pool);
     return NULL;
+}
+
+/*
+ * Spare workers. When every worker sits in a wait that cannot help (out
+ * of stack room) while work is queued, nobody would run that work: a
+ * spare worker, a thread of its own with a deque of its own, runs it, the
+ * way Java's ForkJoinPool compensates a blocked worker. A spare runs
+ * whatever it finds, then, finding nothing for a search's time, leaves;
+ * shutdowns wait for it. Its struct stays on the pool's list until the
+ * pool is freed (thieves may still look at its deque), and the next spare
+ * reuses it. Spares are counted apart from the fixed workers, which alone
+ * crew_pool_threads() and the statistics' `threads` count.
+ */
+static crew_future *
+spare_search(struct crew__worker *w)
+{
+    uint64_t deadline = crew__now_ns() + SEARCH_NS;
+
+    for (unsigned round = 1;; round++) {
+        crew_future *f = find_task(w, false);
+        if (f != NULL)
+            return f;
+        if (round % 16 == 0) {
+            if (crew__now_ns() >= deadline)
+                return NULL;
+            crew__thread_yield();
+        }
+        for (int i = 0; i < 8; i++)
+            crew__cpu_relax();
+    }
+}
+
+static void *
+spare_main(void *arg)
+{
+    struct crew__worker *w = arg;
+    crew_pool *pool = w->pool;
+    crew_future *f;
+
+    worker_begin(w);
+    while ((f = spare_search(w)) != NULL)
+        run(w, f);
+    worker_end(w);
+    /* seq_cst: the store half of a StoreLoad; see block(). Its deque is
+     * empty: only it pushes there, and it pops before it searches. */
+    atomic_fetch_sub_explicit(&pool->spares_live, 1, memory_order_seq_cst);
+    if (all_blocked(pool) && has_work(w))
+        spawn_spare(pool);
+    pthread_mutex_lock(&pool->spare_lock);
+    w->spare_busy = false;
+    pthread_cond_broadcast(&pool->spare_cond);
+    pthread_mutex_unlock(&pool->spare_lock);
+    crew__pool_unhold(pool); /* taken by spawn_spare() */
+    return NULL;
+}
+
+/* A new spare worker, on the pool's list; NULL on ENOMEM. The caller
+ * holds spare_lock. */
+static struct crew__worker *
+spare_new(crew_pool *pool)
+{
+    struct crew__worker *w = crew__calloc_aligned(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    if (crew__deque_init(&w->deque) != 0) {
+        crew__free(w);
+        return NULL;
+    }
+    crew__event_init(&w->event);
+    w->pool = pool;
+    w->spare = true;
+    w->index = pool->threads + pool->spare_count++;
+    w->rng = 2654435761u * (w->index + 1);
+    w->spare_next = first_spare(pool);
+    /* Release: pairs with the acquire in first_spare(). */
+    atomic_store_explicit(&pool->spares, w, memory_order_release);
+    return w;
+}
+
+static int start_thread(crew_pool *pool, struct crew__worker *w,
+                        void *(*main)(void *), bool detached);
+
+/* Start a spare worker, reusing an idle one's struct. Best effort: if a
+ * spare is being started already, that one will do; if none can be
+ * started, the next submission or blocked wait tries again. */
+static void
+spawn_spare(crew_pool *pool)
+{
+    struct crew__worker *w;
+
+    /* Acquire-release: one starter at a time, each seeing the last one's
+     * writes. */
+    if (atomic_exchange_explicit(&pool->spawning, true, memory_order_acq_rel))
+        return;
+    pthread_mutex_lock(&pool->spare_lock);
+    for (w = first_spare(pool); w != NULL && w->spare_busy; w = w->spare_next)
+        continue;
+    if (w == NULL)
+        w = spare_new(pool);
+    if (w != NULL) {
+        w->spare_busy = true;
+        w->exiting = false;
+        /* seq_cst: counted before its thread can block; see all_blocked(). */
+        atomic_fetch_add_explicit(&pool->spares_live, 1, memory_order_seq_cst);
+        crew__pool_hold(pool);
+        if (start_thread(pool, w, spare_main, true) != 0) {
+            w->spare_busy = false;
+            atomic_fetch_sub_explicit(&pool->spares_live, 1,
+                                      memory_order_seq_cst);
+            crew__pool_unhold(pool); /* never the last: the caller holds */
+        }
+    }
+    pthread_mutex_unlock(&pool->spare_lock);
+    atomic_store_explicit(&pool->spawning, false, memory_order_release);
+}
+
+/* Wait until no spare worker runs. */
+static void
+wait_spares(crew_pool *pool)
+{
+    pthread_mutex_lock(&pool->spare_lock);
+    for (;;) {
+        struct crew__worker *w = first_spare(pool);
+        while (w != NULL && !w->spare_busy)
+            w = w->spare_next;
+        if (w == NULL)
+            break;
+        pthread_cond_wait(&pool->spare_cond, &pool->spare_lock);
+    }
+    pthread_mutex_unlock(&pool->spare_lock);
 }
 
 /*
@@ -683,17 +974,13 @@ cancel_queued(crew_pool *pool)
 
     while (!crew__inject_is_empty(&pool->inject)) {
         size_t n = crew__inject_pop_batch(&pool->inject, batch, BATCH);
-        uint64_t cancelled = 0;
+        uint64_t husks = 0;
         if (n == 0)
             crew__thread_yield();
         for (size_t i = 0; i < n; i++)
-            cancelled += crew__task_run(future_of_link(batch[i]), true) ==
-                         CREW_CANCELLED;
-        /* Relaxed: statistics. Another thread may cancel too. */
-        atomic_fetch_add_explicit(&pool->shutdown_cancelled, cancelled,
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&pool->shutdown_husks, n - cancelled,
-                                  memory_order_relaxed);
+            husks += crew__task_run(future_of_link(batch[i]), true,
+                                    &pool->shutdown_tally) == CREW_PENDING;
+        count(&pool->shutdown_husks, husks);
     }
 }
 
@@ -714,8 +1001,11 @@ begin_shutdown(crew_pool *pool, crew_shutdown how)
 static void
 join_workers(crew_pool *pool, unsigned count)
 {
+    int state = crew__nocancel_begin(); /* see platform.h */
+
     for (unsigned i = 0; i < count; i++)
         pthread_join(pool->workers[i].thread, NULL);
+    crew__nocancel_end(state);
 }
 
 /* The signals workers block: every one but those the kernel sends to the
@@ -731,38 +1021,50 @@ worker_signal_mask(sigset_t *set)
         sigdelset(set, synchronous[i]);
 }
 
+/* Start w's thread running main, with the pool's stack size and every
+ * asynchronous signal blocked (the caller's mask is left as it was). */
 static int
-start_workers(crew_pool *pool, size_t stack_size)
+start_thread(crew_pool *pool, struct crew__worker *w, void *(*main)(void *),
+             bool detached)
 {
     pthread_attr_t attr;
     sigset_t blocked, saved;
-    unsigned started = 0;
     int err;
 
+    if (crew__fault_thread())
+        return EAGAIN;
     err = pthread_attr_init(&attr);
     if (err != 0)
         return err;
-    if (stack_size != 0) {
-        long page = sysconf(_SC_PAGESIZE);
-        size_t rounded = stack_size;
-        if (page > 0 && rounded % (size_t)page != 0)
-            rounded += (size_t)page - rounded % (size_t)page;
-        err = pthread_attr_setstacksize(&attr, rounded);
-        if (err != 0)
-            goto out_destroy_attr;
+    if (pool->stack_size != 0)
+        err = pthread_attr_setstacksize(&attr, pool->stack_size);
+    if (err == 0 && detached)
+        err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (err == 0) {
+        worker_signal_mask(&blocked);
+        pthread_sigmask(SIG_SETMASK, &blocked, &saved);
+        err = pthread_create(&w->thread, &attr, main, w);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
     }
-    worker_signal_mask(&blocked);
-    pthread_sigmask(SIG_SETMASK, &blocked, &saved);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+static int
+start_workers(crew_pool *pool)
+{
+    unsigned started = 0;
+    int err = 0;
+
     atomic_store_explicit(&pool->live, pool->threads, memory_order_relaxed);
     for (; started < pool->threads; started++) {
-        struct crew__worker *w = &pool->workers[started];
-        err = crew__fault_thread()
-                  ? EAGAIN
-                  : pthread_create(&w->thread, &attr, worker_main, w);
+        /* Counted first: its deque is searched from its first push on. */
+        atomic_store_explicit(&pool->created, started + 1,
+                              memory_order_relaxed);
+        err = start_thread(pool, &pool->workers[started], worker_main, false);
         if (err != 0)
             break;
     }
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (err != 0) {
         /* The workers that started see `done` and exit at once. */
         atomic_fetch_sub_explicit(&pool->live, pool->threads - started,
@@ -772,8 +1074,6 @@ start_workers(crew_pool *pool, size_t stack_size)
         wake_all(pool);
         join_workers(pool, started);
     }
-out_destroy_attr:
-    pthread_attr_destroy(&attr);
     return err;
 }
 
@@ -787,6 +1087,24 @@ workers_free(crew_pool *pool, unsigned count)
     crew__free(pool->workers);
 }
 
+/* Free the spare workers' structs; `abandon`: after fork(), in the
+ * child, where their deques' state cannot be trusted. */
+static void
+spares_free(crew_pool *pool, bool abandon)
+{
+    struct crew__worker *w = first_spare(pool);
+
+    while (w != NULL) {
+        struct crew__worker *next = w->spare_next;
+        if (abandon)
+            crew__deque_abandon(&w->deque);
+        else
+            crew__deque_destroy(&w->deque);
+        crew__free(w);
+        w = next;
+    }
+}
+
 static void
 pool_free(crew_pool *pool)
 {
@@ -795,11 +1113,15 @@ pool_free(crew_pool *pool)
     while ((f = future_of_link(crew__inject_pop(&pool->inject))) != NULL)
         crew_future_release(f);
     workers_free(pool, pool->threads);
+    spares_free(pool, false);
+    pthread_cond_destroy(&pool->spare_cond);
+    pthread_mutex_destroy(&pool->spare_lock);
     crew__inject_destroy(&pool->inject);
     pthread_cond_destroy(&pool->life_cond);
     pthread_mutex_destroy(&pool->life_lock);
     crew__free(pool->name);
     crew__free(pool);
+    crew__block_cache_close();
 }
 
 /*
@@ -815,8 +1137,10 @@ orphan_free(crew_pool *pool)
     for (unsigned i = 0; i < pool->threads; i++)
         crew__deque_abandon(&pool->workers[i].deque);
     crew__free(pool->workers);
+    spares_free(pool, true);
     crew__free(pool->name);
     crew__free(pool);
+    crew__block_cache_close();
 }
 
 void
@@ -838,6 +1162,17 @@ crew__pool_unhold(crew_pool *pool)
         orphan_free(pool);
     else
         pool_free(pool);
+}
+
+/* A stack size in whole pages, as some systems want it. */
+static size_t
+page_rounded(size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (page > 0 && size % (size_t)page != 0)
+        size += (size_t)page - size % (size_t)page;
+    return size;
 }
 
 static char *
@@ -887,6 +1222,8 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     *out = NULL;
     if (options == NULL)
         options = &defaults;
+    if (options->stack_size != 0 && options->stack_size < crew__stack_min())
+        return EINVAL;
     pthread_once(&atfork_once, register_atfork);
 
     pool = crew__calloc_aligned(1, sizeof(*pool));
@@ -897,8 +1234,8 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     pool->on_thread_start = options->on_thread_start;
     pool->on_thread_stop = options->on_thread_stop;
     pool->user = options->user;
-    pool->generation =
-        atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    pool->stack_size = page_rounded(options->stack_size);
+    pool->generation = crew__fork_generation();
     pool->life = RUNNING;
     atomic_init(&pool->mode, OPEN);
     atomic_init(&pool->searching, 0);
@@ -919,17 +1256,28 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     err = pthread_cond_init(&pool->life_cond, NULL);
     if (err != 0)
         goto out_destroy_life_lock;
-    err = workers_new(pool);
+    err = pthread_mutex_init(&pool->spare_lock, NULL);
     if (err != 0)
         goto out_destroy_life_cond;
-    err = start_workers(pool, options->stack_size);
+    err = pthread_cond_init(&pool->spare_cond, NULL);
+    if (err != 0)
+        goto out_destroy_spare_lock;
+    err = workers_new(pool);
+    if (err != 0)
+        goto out_destroy_spare_cond;
+    err = start_workers(pool);
     if (err != 0)
         goto out_free_workers;
+    crew__block_cache_open();
     *out = pool;
     return 0;
 
 out_free_workers:
     workers_free(pool, pool->threads);
+out_destroy_spare_cond:
+    pthread_cond_destroy(&pool->spare_cond);
+out_destroy_spare_lock:
+    pthread_mutex_destroy(&pool->spare_lock);
 out_destroy_life_cond:
     pthread_cond_destroy(&pool->life_cond);
 out_destroy_life_lock:
@@ -959,12 +1307,16 @@ crew_pool_shutdown(crew_pool *pool, crew_shutdown how)
     if (is_own_worker(pool))
         return EDEADLK;
 
+    /* Joining, and waiting for another shutdown, are cancellation points
+     * that would leave the pool stopping for good: see platform.h. */
+    int state = crew__nocancel_begin();
     pthread_mutex_lock(&pool->life_lock);
     if (pool->life == RUNNING) {
         pool->life = STOPPING;
         pthread_mutex_unlock(&pool->life_lock);
         begin_shutdown(pool, how);
         join_workers(pool, pool->threads);
+        wait_spares(pool);
         pthread_mutex_lock(&pool->life_lock);
         pool->life = JOINED;
         pthread_cond_broadcast(&pool->life_cond);
@@ -972,6 +1324,7 @@ crew_pool_shutdown(crew_pool *pool, crew_shutdown how)
     while (pool->life != JOINED)
         pthread_cond_wait(&pool->life_cond, &pool->life_lock);
     pthread_mutex_unlock(&pool->life_lock);
+    crew__nocancel_end(state);
     return 0;
 }
 
@@ -1183,8 +1536,8 @@ crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded, uint64_t failed)
 {
     if (is_own_worker(pool)) {
         count(&self->submitted, succeeded + failed);
-        count(&self->succeeded, succeeded);
-        count(&self->failed, failed);
+        count(&self->tally.succeeded, succeeded);
+        count(&self->tally.failed, failed);
         return;
     }
     /* Relaxed: statistics; once a loop, not once a chunk. */
@@ -1235,6 +1588,25 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     return 0;
 }
 
+/* Add what worker w counted to a snapshot: its tasks, and its queue's
+ * entries and the dead ones it took out to `entries` and `dead_out`. */
+static void
+add_worker(crew_pool_stats *stats, struct crew__worker *w, uint64_t *entries,
+           uint64_t *dead_out)
+{
+    *entries += crew__deque_length(&w->deque);
+    *dead_out += atomic_load_explicit(&w->husks, memory_order_relaxed);
+    stats->submitted +=
+        atomic_load_explicit(&w->submitted, memory_order_relaxed);
+    stats->succeeded +=
+        atomic_load_explicit(&w->tally.succeeded, memory_order_relaxed);
+    stats->failed +=
+        atomic_load_explicit(&w->tally.failed, memory_order_relaxed);
+    stats->cancelled +=
+        atomic_load_explicit(&w->tally.cancelled, memory_order_relaxed);
+    stats->stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
+}
+
 int
 crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
 {
@@ -1272,26 +1644,17 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
                      chunks_ok + chunks_failed,
         .succeeded = chunks_ok,
         .failed = chunks_failed,
-        .cancelled =
-            atomic_load_explicit(&p->shutdown_cancelled, memory_order_relaxed) +
-            (cancels > uncancels ? cancels - uncancels : 0),
+        .cancelled = atomic_load_explicit(&p->shutdown_tally.cancelled,
+                                          memory_order_relaxed) +
+                     (cancels > uncancels ? cancels - uncancels : 0),
     };
     for (unsigned i = 0; i < pool->threads; i++) {
-        struct crew__worker *w = &p->workers[i];
-
-        stats->busy +=
-            atomic_load_explicit(&w->running, memory_order_relaxed) > 0;
-        entries += crew__deque_length(&w->deque);
-        dead_out += atomic_load_explicit(&w->husks, memory_order_relaxed);
-        stats->submitted +=
-            atomic_load_explicit(&w->submitted, memory_order_relaxed);
-        stats->succeeded +=
-            atomic_load_explicit(&w->succeeded, memory_order_relaxed);
-        stats->failed += atomic_load_explicit(&w->failed, memory_order_relaxed);
-        stats->cancelled +=
-            atomic_load_explicit(&w->cancelled, memory_order_relaxed);
-        stats->stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
+        stats->busy += atomic_load_explicit(&p->workers[i].running,
+                                            memory_order_relaxed) > 0;
+        add_worker(stats, &p->workers[i], &entries, &dead_out);
     }
+    for (struct crew__worker *w = first_spare(p); w != NULL; w = w->spare_next)
+        add_worker(stats, w, &entries, &dead_out);
     stats->queued = entries + dead_out > dead_in
                         ? (size_t)(entries + dead_out - dead_in)
                         : 0;

@@ -12,6 +12,9 @@
 
 struct crew__worker;
 
+/* How many fork()s lie between the first process and this one: pools
+ * and futures made under an older value belong to a parent. */
+unsigned long crew__fork_generation(void);
 /* The calling thread's worker, or NULL outside every pool. */
 struct crew__worker *crew__worker_self(void);
 /* Wait for a future on a worker, running other tasks meanwhile. Returns

@@ -188,8 +188,21 @@ cancel_requested(const crew_future *future, const crew_pool *pool)
            crew__pool_is_cancelling(pool);
 }
 
+/* Count an outcome on `tally`, unless the task is internal. */
+static void
+count_outcome(struct crew__tally *tally, const crew_future *future,
+              crew_state state)
+{
+    if (future->internal)
+        return;
+    crew__tally_add(state == CREW_SUCCEEDED ? &tally->succeeded
+                    : state == CREW_FAILED  ? &tally->failed
+                                            : &tally->cancelled,
+                    1);
+}
+
 crew_state
-crew__task_run(crew_future *future, bool cancel)
+crew__task_run(crew_future *future, bool cancel, struct crew__tally *counts)
 {
     bool counted = !future->internal;
 
@@ -204,6 +217,7 @@ crew__task_run(crew_future *future, bool cancel)
         return CREW_PENDING;
     }
     if (cancel) {
+        count_outcome(counts, future, CREW_CANCELLED);
         resolve_cancelled(future);
         crew_future_release(future);
         return counted ? CREW_CANCELLED : CREW_PENDING;
@@ -237,6 +251,7 @@ crew__task_run(crew_future *future, bool cancel)
     crew_error_release(task.failure);
     if (outcome.state != CREW_SUCCEEDED && task.value_free != NULL)
         task.value_free(task.value);
+    count_outcome(counts, future, outcome.state);
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
     crew_future_release(future);

@@ -7,6 +7,7 @@
 
 #include "crew.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,13 +19,34 @@ crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
 /* Free a task that was never queued: its function and arg_free never
  * run. */
 void crew__task_discard(crew_future *future);
+/* How the tasks one thread ran ended: written by that thread alone (a
+ * load and a store, no read-modify-write), read by anyone. */
+struct crew__tally {
+    _Atomic uint64_t succeeded;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t cancelled;
+};
+
+/* Add n to a counter that only the calling thread writes. */
+static inline void
+crew__tally_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    /* Relaxed: statistics; a reader wants a recent value, not an order. */
+    atomic_store_explicit(
+        counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+        memory_order_relaxed);
+}
+
 /* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
- * shutdown) resolve it cancelled. Drops the queue's reference. Returns
- * how the task ended, for the pool's statistics: CREW_SUCCEEDED,
- * CREW_FAILED or CREW_CANCELLED, or CREW_PENDING for an entry that was
- * no task waiting to run: a husk (a canceller, who counted it, or its
- * submitter took it where it lay) or an internal task. */
-crew_state crew__task_run(crew_future *future, bool cancel);
+ * shutdown) resolve it cancelled. Drops the queue's reference. Counts
+ * the task's outcome on `tally` before its future resolves, so a thread
+ * that sees it resolved reads the count too; internal tasks count
+ * nowhere. Returns how the task ended: CREW_SUCCEEDED, CREW_FAILED or
+ * CREW_CANCELLED, or CREW_PENDING for an entry that was no task waiting
+ * to run: a husk (a canceller, who counted it, or its submitter took it
+ * where it lay) or an internal task. */
+crew_state crew__task_run(crew_future *future, bool cancel,
+                          struct crew__tally *tally);
 /* Take back a task queued after its pool closed, as if it had never been
  * submitted: it will neither run nor resolve, and its arg_free is not
  * called. False if a worker or a canceller took it first. */

@@ -14,9 +14,13 @@
  * failed, ENOMEM, if a worker's deque could not grow) and drops the
  * reference itself. Either way it lets go of the pool last.
  *
- * The block keeps its reference to the input until the block is freed:
- * a canceller may look for the node on the input's list at any time
- * before that.
+ * The block holds a reference to its input until the continuation is
+ * done with it: after `fn` has run, or once it resolves without running
+ * (then_done(), the task's arg_free, which runs exactly once either
+ * way), so a chain of continuations keeps alive only what is pending.
+ * The pointer is read and cleared under the block's lock: a canceller
+ * takes a reference of its own there before it looks for the node on
+ * the input's list.
  *
  * Cancelling a continuation first takes the node off the input's list.
  * If that succeeds the node will never fire, and the canceller does what
@@ -39,7 +43,7 @@
 struct then {
     crew_future base;             /* first: the block is the future */
     struct crew__completion node; /* on the input's completion list */
-    crew_future *input;           /* a reference, until the block goes */
+    crew_future *input;           /* a reference, until done; under base.lock */
     /* The pool, held by the node: its own copy, as the task's closure
      * shares its storage with the outcome a worker may be writing. */
     crew_pool *pool;
@@ -59,16 +63,38 @@ then_run(crew_task *task, void *arg)
 {
     struct then *t = arg;
 
+    /* Unlocked: only then_done() clears it, after this returns. */
     return t->fn(task, t->input, t->arg);
 }
 
-/* The task's arg_free: the task machinery runs it exactly once. */
+/* The input, with a reference of the caller's own; NULL once the
+ * continuation is done with it. */
+static crew_future *
+input_of(struct then *t)
+{
+    crew_future *input;
+
+    crew__lock_acquire(&t->base.lock);
+    input = crew_future_retain(t->input);
+    crew__lock_release(&t->base.lock);
+    return input;
+}
+
+/* The task's arg_free, which the task machinery runs exactly once: after
+ * fn, or when the continuation resolves without running. */
 static void
-then_free(void *arg)
+then_done(void *arg)
 {
     struct then *t = arg;
+    crew_future *input;
 
-    t->arg_free(t->arg);
+    crew__lock_acquire(&t->base.lock);
+    input = t->input;
+    t->input = NULL;
+    crew__lock_release(&t->base.lock);
+    crew_future_release(input);
+    if (t->arg_free != NULL)
+        t->arg_free(t->arg);
 }
 
 static void
@@ -109,7 +135,7 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
     t->base.u.task = (struct crew__closure){
         .fn = then_run,
         .arg = t,
-        .arg_free = arg_free != NULL ? then_free : NULL,
+        .arg_free = then_done,
         .pool = pool,
     };
     t->node.fire = input_resolved;
@@ -131,8 +157,12 @@ crew__then_cancel(crew_future *future)
 {
     struct then *t = (struct then *)future;
     crew_pool *pool = t->pool;
+    crew_future *input = input_of(t);
+    bool unsubscribed =
+        input != NULL && crew__future_unsubscribe(input, &t->node);
 
-    if (!crew__future_unsubscribe(t->input, &t->node))
+    crew_future_release(input);
+    if (!unsubscribed)
         return crew__task_cancel(future);
     /* The node will never fire: the caller's reference holds the block
      * while the node's goes. */
@@ -140,10 +170,4 @@ crew__then_cancel(crew_future *future)
     crew_future_release(future);
     crew__pool_unhold(pool);
     return 0;
-}
-
-void
-crew__then_destroy(crew_future *future)
-{
-    crew_future_release(((struct then *)future)->input);
 }

@@ -16,10 +16,19 @@
  * order, so among inputs that failed before the call the lowest fires
  * first.
  *
- * References: the join holds one to each input, dropped when the join is
- * freed, so cancelling the join can always reach its inputs. Each node
- * not yet fired holds one to the join, so the block outlives every node
- * hanging on an input.
+ * Lifetime. The join holds a reference to each input, dropped when the
+ * block is freed, so cancelling the join can always reach its inputs.
+ * The block is freed when its last pin goes: one for the join's
+ * references taken together, one for each node on an input's list or
+ * firing. The nodes hold no reference to the join's future: a join that
+ * nobody holds and nobody listens to (no callback, no waiter) is
+ * `abandoned` when its last reference goes, and takes its nodes off the
+ * inputs it still hangs on, so a when_any that lost interest, or a
+ * wait_any that timed out, leaves nothing behind on inputs that may never
+ * resolve. A join released while a callback still waits on it is not
+ * abandoned: its nodes stay, and the one that resolves it takes a
+ * reference for the callbacks (under the join's lock, where abandonment
+ * is decided), whose release abandons it afterwards.
  */
 #include "future.h"
 
@@ -38,6 +47,11 @@ struct input {
 
 struct join {
     crew_future base;
+    atomic_size_t pins; /* the block's holders; see the file comment */
+    /* Set under base.lock by the last reference's release; read by
+     * nodes under it, and without it as a hint. */
+    atomic_bool abandoned;
+    struct join *pass_next; /* on this thread's list of cancels to pass */
     size_t n;
     unsigned flags;          /* when_all_ex: CREW_FAIL_FAST, CREW_CANCEL_REST */
     atomic_size_t remaining; /* when_all: inputs not yet resolved */
@@ -128,26 +142,61 @@ first_failure_outcome(const struct join *j, size_t position)
     return outcome;
 }
 
+/* Drop one of the block's pins; the last frees it. */
+static void
+unpin(struct join *j)
+{
+    /* Acquire-release: the last holder sees every other's writes. */
+    if (atomic_fetch_sub_explicit(&j->pins, 1, memory_order_acq_rel) == 1)
+        crew__future_destroy(&j->base);
+}
+
+/*
+ * Resolve the join from one of its nodes, unless it was abandoned (then
+ * nobody can see the outcome, which is dropped). The join's references
+ * may all be gone, its callbacks still waiting: take one for the call,
+ * under the lock where abandonment is decided.
+ */
+static void
+join_settle(struct join *j, struct crew__outcome *outcome)
+{
+    bool abandoned;
+
+    crew__lock_acquire(&j->base.lock);
+    /* Relaxed: written under this lock. */
+    abandoned = atomic_load_explicit(&j->abandoned, memory_order_relaxed);
+    if (!abandoned)
+        crew_future_retain(&j->base);
+    crew__lock_release(&j->base.lock);
+    if (abandoned || crew__future_settle(&j->base, outcome) != 0) {
+        if (outcome->error != &crew__error_cancelled)
+            crew_error_release(outcome->error);
+    }
+    if (!abandoned)
+        crew_future_release(&j->base);
+}
+
 /*
  * The input at `position` failed: if it is the first, act on the flags.
- * The caller holds a reference to the join that no callback can drop.
+ * An abandoned join acts no more: nobody is left to want it.
  */
 static void
 input_failed(struct join *j, size_t position)
 {
     /* Relaxed: elects the first; the join's own resolution publishes the
      * outcome, and the last node reads `decided` after the decrements. */
-    if (atomic_exchange_explicit(&j->decided, true, memory_order_relaxed))
+    if (atomic_exchange_explicit(&j->decided, true, memory_order_relaxed) ||
+        atomic_load_explicit(&j->abandoned, memory_order_relaxed))
         return;
     /* Cancel first: whoever the failure wakes finds the rest asked to
-     * stop. Each cancelled input fires its node here, nested. */
+     * stop. */
     if ((j->flags & CREW_CANCEL_REST) != 0) {
         for (size_t i = 0; i < j->n; i++)
             crew_future_cancel(j->futures[i]);
     }
     if ((j->flags & CREW_FAIL_FAST) != 0) {
         struct crew__outcome outcome = first_failure_outcome(j, position);
-        crew__future_settle(&j->base, &outcome);
+        join_settle(j, &outcome);
     }
 }
 
@@ -165,12 +214,12 @@ all_input_resolved(struct crew__completion *node, crew_future *future)
     if (atomic_fetch_sub_explicit(&j->remaining, 1, memory_order_acq_rel) ==
             1 &&
         !((j->flags & CREW_FAIL_FAST) != 0 &&
-          atomic_load_explicit(&j->decided, memory_order_relaxed))) {
+          atomic_load_explicit(&j->decided, memory_order_relaxed)) &&
+        !atomic_load_explicit(&j->abandoned, memory_order_relaxed)) {
         struct crew__outcome outcome = all_outcome(j->futures, j->n);
-        /* This node's reference, dropped below, holds the join. */
-        crew__future_settle(&j->base, &outcome);
+        join_settle(j, &outcome);
     }
-    crew_future_release(&j->base);
+    unpin(j);
 }
 
 static void
@@ -185,10 +234,50 @@ any_input_resolved(struct crew__completion *node, crew_future *future)
         struct crew__outcome outcome = {.state = CREW_SUCCEEDED,
                                         .value = future};
         j->winner = position_of(in);
-        crew__future_settle(&j->base, &outcome);
+        join_settle(j, &outcome);
     }
-    crew_future_release(&j->base);
+    unpin(j);
 }
+
+/* Take the join's nodes off the inputs they still hang on. */
+static void
+unsubscribe_all(struct join *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        if (crew__future_unsubscribe(j->futures[i], &j->inputs[i].node))
+            unpin(j);
+    }
+}
+
+void
+crew__join_last_reference(crew_future *future)
+{
+    struct join *j = join_of(future);
+    bool abandon;
+
+    crew__lock_acquire(&future->lock);
+    /* A node may have taken a reference for the callbacks since the
+     * count reached zero (join_settle()); its release comes back here.
+     * Relaxed: references change under this lock while the count is
+     * zero. */
+    abandon = atomic_load_explicit(&future->refs, memory_order_relaxed) == 0 &&
+              !atomic_load_explicit(&j->abandoned, memory_order_relaxed) &&
+              (crew__state_is_final(atomic_load_explicit(
+                   &future->state, memory_order_relaxed)) ||
+               (future->completions == NULL && future->waiters == NULL));
+    if (abandon)
+        atomic_store_explicit(&j->abandoned, true, memory_order_relaxed);
+    crew__lock_release(&future->lock);
+    if (!abandon)
+        return;
+    unsubscribe_all(j);
+    unpin(j); /* the references' pin */
+}
+
+/* The most inputs a join can take: its block's size must not overflow. */
+#define MAX_INPUTS                      \
+    ((SIZE_MAX - sizeof(struct join)) / \
+     (sizeof(((struct join *)0)->inputs[0]) + sizeof(crew_future *)))
 
 static int
 join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
@@ -198,19 +287,26 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
 
     if (out != NULL)
         *out = NULL;
-    if (out == NULL || !inputs_are_valid(futures, n) ||
+    if (out == NULL || (n > 0 && futures == NULL) ||
         (kind == CREW__JOIN_ANY && n == 0) ||
         (flags & ~(CREW_FAIL_FAST | CREW_CANCEL_REST)) != 0)
         return EINVAL;
-    if (n > (SIZE_MAX - sizeof(*j)) /
-                (sizeof(j->inputs[0]) + sizeof(j->futures[0])) ||
-        n >= UINT32_MAX)
+    /* The block before the array: a count too large to allocate for
+     * fails before a single entry is read. */
+    if (n > MAX_INPUTS)
         return ENOMEM;
     j = crew__malloc(sizeof(*j) +
                      n * (sizeof(j->inputs[0]) + sizeof(j->futures[0])));
     if (j == NULL)
         return ENOMEM;
-    crew__future_init(&j->base, kind, (uint32_t)n + 1);
+    if (!inputs_are_valid(futures, n)) {
+        crew__free(j);
+        return EINVAL;
+    }
+    crew__future_init(&j->base, kind, 1);
+    atomic_init(&j->pins, n + 1);
+    atomic_init(&j->abandoned, false);
+    j->pass_next = NULL;
     j->n = n;
     j->flags = flags;
     atomic_init(&j->remaining, n);
@@ -245,6 +341,34 @@ crew__join_destroy(crew_future *future)
         crew_future_release(j->futures[i]);
 }
 
+/*
+ * Passing a cancellation on, without recursion: a join reached while
+ * this thread already passes one on (its input, or its input's input)
+ * joins this thread's list, and the outermost call passes each in turn,
+ * so cancelling a million nested joins takes bounded stack. Everything
+ * is passed on before that outermost crew_future_cancel() returns.
+ */
+static _Thread_local bool passing;
+static _Thread_local struct join *to_pass;
+
+static void
+pass_cancel(struct join *j)
+{
+    crew_future_retain(&j->base); /* dropped once passed on */
+    j->pass_next = to_pass;
+    to_pass = j;
+    if (passing)
+        return;
+    passing = true;
+    while ((j = to_pass) != NULL) {
+        to_pass = j->pass_next;
+        for (size_t i = 0; i < j->n; i++)
+            crew_future_cancel(j->futures[i]);
+        crew_future_release(&j->base);
+    }
+    passing = false;
+}
+
 int
 crew__join_cancel(crew_future *future)
 {
@@ -263,10 +387,8 @@ crew__join_cancel(crew_future *future)
      * exponentially with its depth. Relaxed: only electing the one
      * thread that passes it on. */
     if (!atomic_exchange_explicit(&j->cancel_passed, true,
-                                  memory_order_relaxed)) {
-        for (size_t i = 0; i < j->n; i++)
-            crew_future_cancel(j->futures[i]);
-    }
+                                  memory_order_relaxed))
+        pass_cancel(j);
     return resolved ? EALREADY : 0;
 }
 
@@ -316,6 +438,12 @@ wait_join(crew_future *const *futures, size_t n, crew_error **error)
     err = crew_when_all(futures, n, &all);
     if (err != 0)
         return err;
+    for (size_t i = 0; i < n; i++) {
+        if (crew__future_is_stranded(futures[i])) {
+            crew_future_release(all);
+            return ESHUTDOWN;
+        }
+    }
     crew__future_await(all, UINT64_MAX);
     err = crew__future_code(all);
     if (err != 0 && error != NULL)
@@ -361,6 +489,10 @@ crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
 
     if (error != NULL)
         *error = NULL;
+    if (n > 0 && futures == NULL)
+        return EINVAL;
+    if (n > MAX_INPUTS)
+        return ENOMEM;
     if (!inputs_are_valid(futures, n))
         return EINVAL;
     if (crew__worker_self() != NULL)
@@ -379,6 +511,18 @@ crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
     return outcome_now(futures, n, error);
 }
 
+/* Whether no input can resolve any more: every one still pending is a
+ * task of a pool this process inherited across fork(). */
+static bool
+all_stranded(crew_future *const *futures, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!crew__future_is_stranded(futures[i]))
+            return false;
+    }
+    return true;
+}
+
 int
 crew_wait_any(crew_future *const *futures, size_t n, uint64_t timeout_ns,
               size_t *index)
@@ -391,7 +535,9 @@ crew_wait_any(crew_future *const *futures, size_t n, uint64_t timeout_ns,
     err = crew_when_any(futures, n, &any);
     if (err != 0)
         return err;
-    err = crew__future_await(any, crew__deadline_after(timeout_ns));
+    err = all_stranded(futures, n)
+              ? ESHUTDOWN
+              : crew__future_await(any, crew__deadline_after(timeout_ns));
     if (err == 0)
         *index = join_of(any)->winner;
     crew_future_release(any);

@@ -11,11 +11,20 @@
 #include <crew.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * The library's fault-injection hooks (tests/fault.h) exist only when it
+ * was built with CREW_TEST_HOOKS, a library option the tests cannot see.
+ * Declared weak, they are NULL when absent.
+ */
+__attribute__((weak)) void crew_test_fail_alloc(long k);
+__attribute__((weak)) bool crew_test_fault_fired(void);
 
 TestSuite(error, CREW_SUITE);
 
@@ -475,6 +484,99 @@ CREW_TEST(error, flatten_of_a_flat_aggregate_keeps_its_entries)
     crew_error_release(flat);
 }
 
+/*
+ * A tree `depth` aggregates deep: the bottom one is when_all(ok, a leaf
+ * with this code and message), so the leaf sits at position 1 and depth
+ * `depth`; each aggregate above is a when_all of the one below alone.
+ * Returns a reference to the top aggregate, the futures released.
+ */
+static crew_error *
+deep_error(size_t depth, int code, const char *message)
+{
+    crew_future *bottom[] = {succeeded(), failed(code, message)};
+    crew_future *top = join(bottom, 2);
+    scn_release_all(bottom, 2);
+    for (size_t d = 1; d < depth; d++) {
+        crew_future *next = join(&top, 1);
+        crew_future_release(top);
+        top = next;
+    }
+    crew_error *e = crew_error_retain(aggregate_of(top));
+    crew_future_release(top);
+    return e;
+}
+
+CREW_TEST(error, flatten_of_a_300000_deep_error_uses_bounded_stack)
+{
+    crew_error *e = deep_error(300000, EIO, "at the bottom");
+    crew_error *flat = crew_error_flatten(e);
+    cr_assert_not_null(flat);
+    cr_assert_eq(crew_error_count(flat), 1);
+    expect_leaf(flat, 0, EIO, "at the bottom", 1);
+    crew_error_release(flat);
+    crew_error_release(e);
+}
+
+CREW_TEST(error, flatten_of_a_deep_tree_keeps_the_leaves_in_depth_first_order)
+{
+    /* Level k (1 at the bottom) is when_all(a_k, level k-1, b_k); level 0
+     * is the leaf "bottom". Depth first: a_N .. a_1, bottom, b_1 .. b_N. */
+    enum { N = 1000 };
+    static crew_future *a[N + 1], *b[N + 1], *level[N + 1];
+    char text[32];
+
+    level[0] = failed(EIO, "bottom");
+    for (int k = 1; k <= N; k++) {
+        snprintf(text, sizeof(text), "a%d", k);
+        a[k] = failed(100, text);
+        snprintf(text, sizeof(text), "b%d", k);
+        b[k] = failed(200, text);
+        crew_future *in[] = {a[k], level[k - 1], b[k]};
+        level[k] = join(in, 3);
+    }
+    crew_error *flat = crew_error_flatten(aggregate_of(level[N]));
+    cr_assert_not_null(flat);
+    cr_assert_eq(crew_error_count(flat), 2 * N + 1);
+    for (int k = N; k >= 1; k--) {
+        snprintf(text, sizeof(text), "a%d", k);
+        expect_leaf(flat, (size_t)(N - k), 100, text, 0);
+        snprintf(text, sizeof(text), "b%d", k);
+        expect_leaf(flat, (size_t)(N + k), 200, text, 2);
+    }
+    expect_leaf(flat, N, EIO, "bottom", 1);
+    crew_error_release(flat);
+    for (int k = N; k >= 1; k--) {
+        crew_future *mine[] = {level[k], a[k], b[k]};
+        scn_release_all(mine, 3);
+    }
+    crew_future_release(level[0]);
+}
+
+CREW_TEST(error, flatten_returns_null_when_its_stack_cannot_grow)
+{
+    if (crew_test_fail_alloc == NULL || crew_test_fault_fired == NULL)
+        cr_skip_test("crew was built without CREW_TEST_HOOKS");
+    /* Deeper than the stack a walk starts with, so that it must grow. */
+    crew_error *e = deep_error(1000, EIO, "deep down");
+    long k;
+    for (k = 0; k < 64; k++) {
+        crew_test_fail_alloc(k);
+        crew_error *flat = crew_error_flatten(e);
+        bool fired = crew_test_fault_fired();
+        crew_test_fail_alloc(-1);
+        if (!fired) {
+            cr_assert_not_null(flat);
+            expect_leaf(flat, 0, EIO, "deep down", 1);
+            crew_error_release(flat);
+            break;
+        }
+        cr_assert_null(flat, "allocation %ld failed, yet not NULL", k);
+    }
+    cr_assert_lt(k, 64);
+    cr_assert_gt(k, 1, "flatten of a deep tree allocated no stack");
+    crew_error_release(e);
+}
+
 /* ------------------------------------------------------------------ */
 /* Formatting                                                         */
 /* ------------------------------------------------------------------ */
@@ -676,6 +778,163 @@ CREW_TEST(error, format_writes_a_long_message_whole)
     free(text);
     free(big);
     crew_future_release(all);
+    crew_future_release(f);
+}
+
+CREW_TEST(error, format_indents_every_line_of_a_multiline_message)
+{
+    /* outer = when_all(C, inner); inner = when_all(ok, M), where M's
+     * message has four lines, the third empty. */
+    static const char message[] = "first line\nsecond line\n\nfourth line";
+    crew_future *c = failed(EPERM, "C");
+    crew_future *ok = succeeded();
+    crew_future *m = failed(EIO, message);
+    crew_future *inner_in[] = {ok, m};
+    crew_future *inner = join(inner_in, 2);
+    crew_future *outer_in[] = {c, inner};
+    crew_future *outer = join(outer_in, 2);
+    char expect[512];
+
+    char *text = format_all(aggregate_of(outer));
+    snprintf(expect, sizeof(expect),
+             "2 of 2 inputs failed\n"
+             "  [0] error %d (%s): C\n"
+             "  [1] 1 of 2 inputs failed\n"
+             "    [1] error %d (%s): first line\n"
+             "    second line\n"
+             "\n"
+             "    fourth line\n",
+             EPERM, crew_strerror(EPERM), EIO, crew_strerror(EIO));
+    cr_assert_str_eq(text, expect);
+    free(text);
+
+    /* Alone, the leaf is the root: its lines are not indented. */
+    text = format_all(crew_future_error(m));
+    snprintf(expect, sizeof(expect), "error %d (%s): %s\n", EIO,
+             crew_strerror(EIO), message);
+    cr_assert_str_eq(text, expect);
+    free(text);
+
+    crew_future *mine[] = {outer, inner, c, ok, m};
+    scn_release_all(mine, 5);
+}
+
+/* Checks that text has depth + 1 lines, line d indented 2 * min(d, 32)
+ * blanks, and every line but the first starting with a position. */
+static void
+expect_capped_indentation(const char *text, size_t depth)
+{
+    const char *line = text;
+    size_t d;
+
+    for (d = 0; *line != '\0'; d++) {
+        size_t want = 2 * (d < 32 ? d : 32);
+        size_t blanks = strspn(line, " ");
+        cr_assert_eq(blanks, want, "line %zu: %zu blanks, not %zu", d, blanks,
+                     want);
+        if (d > 0)
+            cr_assert_eq(line[blanks], '[', "line %zu has no position", d);
+        const char *end = strchr(line, '\n');
+        cr_assert_not_null(end, "line %zu is not ended", d);
+        line = end + 1;
+    }
+    cr_assert_eq(d, depth + 1, "%zu lines, not %zu", d, depth + 1);
+}
+
+CREW_TEST(error, format_stops_indenting_past_depth_32)
+{
+    crew_error *e = deep_error(40, EIO, "deep down");
+    char *text = format_all(e);
+    expect_capped_indentation(text, 40);
+    cr_assert_not_null(strstr(text, "): deep down\n"), "%s", text);
+    free(text);
+    crew_error_release(e);
+
+    /* Linear: a 10,000-deep tree takes at most 64 blanks a line. */
+    enum { DEEP = 10000 };
+    e = deep_error(DEEP, EIO, "deep down");
+    int n = crew_error_format(e, NULL, 0);
+    cr_assert_gt(n, 0);
+    cr_assert_lt(n, (DEEP + 1) * (64 + 80), "%d bytes for %d levels", n, DEEP);
+    crew_error_release(e);
+}
+
+CREW_TEST(error, format_of_a_300000_deep_error_uses_bounded_stack)
+{
+    enum { DEPTH = 300000 };
+    crew_error *e = deep_error(DEPTH, EIO, "at the bottom");
+    char *text = format_all(e);
+    expect_capped_indentation(text, DEPTH);
+    size_t n = strlen(text);
+    static const char last[] = "): at the bottom\n";
+    cr_assert_gt(n, sizeof(last));
+    cr_assert_str_eq(text + n - (sizeof(last) - 1), last);
+    free(text);
+    crew_error_release(e);
+}
+
+CREW_TEST(error, format_returns_minus_one_when_its_stack_cannot_grow)
+{
+    if (crew_test_fail_alloc == NULL || crew_test_fault_fired == NULL)
+        cr_skip_test("crew was built without CREW_TEST_HOOKS");
+    crew_error *e = deep_error(1000, EIO, "deep down");
+    char buf[64];
+    memset(buf, '#', sizeof(buf));
+    crew_test_fail_alloc(0);
+    int n = crew_error_format(e, buf, sizeof(buf));
+    bool fired = crew_test_fault_fired();
+    crew_test_fail_alloc(-1);
+    cr_assert(fired, "format of a deep tree allocated no stack");
+    cr_assert_eq(n, -1);
+    cr_assert_eq(buf[0], '\0', "not an empty string");
+    /* With memory, the same call goes through. */
+    cr_assert_gt(crew_error_format(e, buf, sizeof(buf)), (int)sizeof(buf));
+    cr_assert_eq(strlen(buf), sizeof(buf) - 1);
+    crew_error_release(e);
+}
+
+/* The length of the text of an aggregate of n entries, the i-th the leaf
+ * (code, message) at position i. */
+static size_t
+flat_text_length(size_t n, int code, size_t message_length)
+{
+    size_t length =
+        (size_t)snprintf(NULL, 0, "%zu of %zu inputs failed\n", n, n);
+    for (size_t i = 0; i < n; i++)
+        length += (size_t)snprintf(NULL, 0, "  [%zu] error %d (%s): \n", i,
+                                   code, crew_strerror(code)) +
+                  message_length;
+    return length;
+}
+
+CREW_TEST(error, format_of_a_tree_longer_than_INT_MAX_returns_minus_one)
+{
+    /* One 1 MiB message, shared by every entry of an aggregate. */
+    enum { MESSAGE = 1 << 20, UNDER = 2000, OVER = 2100 };
+    char *big = scn_letters(MESSAGE);
+    cr_assert_not_null(big);
+    crew_future *f = failed(E2BIG, big);
+    free(big);
+    static crew_future *in[OVER];
+    for (size_t i = 0; i < OVER; i++)
+        in[i] = f;
+
+    /* Just under INT_MAX: the exact length. */
+    size_t length = flat_text_length(UNDER, E2BIG, MESSAGE);
+    cr_assert_lt(length, (size_t)INT_MAX);
+    crew_future *under = join(in, UNDER);
+    cr_assert_eq(crew_error_format(aggregate_of(under), NULL, 0), (int)length);
+    crew_future_release(under);
+
+    cr_assert_gt(flat_text_length(OVER, E2BIG, MESSAGE), (size_t)INT_MAX);
+    crew_future *over = join(in, OVER);
+    const crew_error *e = aggregate_of(over);
+    cr_assert_eq(crew_error_format(e, NULL, 0), -1);
+    char buf[64];
+    memset(buf, '#', sizeof(buf));
+    cr_assert_eq(crew_error_format(e, buf, sizeof(buf)), -1);
+    cr_assert_eq(buf[0], '\0', "not an empty string");
+    crew_future_release(over);
     crew_future_release(f);
 }
 
