@@ -1251,6 +1251,108 @@ check_orphan_pool(crew_pool *pool)
     return atomic_load(&c.ran) == 0 ? 0 : 5;
 }
 
+static int
+then_nothing(crew_task *task, crew_future *input, void *arg)
+{
+    (void)task;
+    (void)input;
+    (void)arg;
+    return 0;
+}
+
+/* In the child: every wait on work only the parent's threads could
+ * finish returns ESHUTDOWN at once. 0, or the failed check's number. */
+static int
+check_stranded_waits(crew_future *held, crew_future *queued, crew_future *next)
+{
+    crew_future *both[] = {held, queued};
+    crew_error *error = NULL;
+    size_t index = 99;
+
+    if (crew_future_wait(held) != ESHUTDOWN)
+        return 1;
+    if (crew_future_wait_for(held, CREW_FOREVER) != ESHUTDOWN)
+        return 2;
+    if (crew_future_wait(queued) != ESHUTDOWN)
+        return 3;
+    if (crew_future_wait(next) != ESHUTDOWN)
+        return 4;
+    if (crew_wait_all(both, 2, &error) != ESHUTDOWN || error != NULL)
+        return 5;
+    if (crew_wait_any(both, 2, CREW_FOREVER, &index) != ESHUTDOWN ||
+        index != 99)
+        return 6;
+    return 0;
+}
+
+CREW_TEST(pool, after_fork_waiting_on_an_inherited_task_returns_eshutdown)
+{
+    crew_pool_options options = {.threads = 1};
+    struct scn_hold h = SCN_HOLD_INIT;
+    struct scn_counts c = SCN_COUNTS_INIT;
+    crew_pool *pool;
+    crew_future *held, *queued, *next;
+    int status;
+
+    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    cr_assert_eq(scn_hold_worker(pool, &h, 1, &held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &queued), 0);
+    cr_assert_eq(crew_then(pool, held, then_nothing, NULL, NULL, &next), 0);
+
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0)
+        _exit(check_stranded_waits(held, queued, next));
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status), "the child did not exit normally");
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
+                 WEXITSTATUS(status));
+
+    /* The parent's waits go on as ever. */
+    scn_hold_open(&h);
+    cr_assert_eq(scn_wait_and_release(held), 0);
+    cr_assert_eq(scn_wait_and_release(queued), 0);
+    cr_assert_eq(scn_wait_and_release(next), 0);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(pool, a_stack_just_below_the_system_minimum_is_einval)
+{
+    long min = sysconf(_SC_THREAD_STACK_MIN);
+    crew_pool_options o = {.threads = 1};
+    crew_pool *p = NULL;
+
+    cr_assert_gt(min, 1);
+    o.stack_size = (size_t)min - 1;
+    cr_assert_eq(crew_pool_create(&p, &o), EINVAL);
+    cr_assert_null(p);
+    o.stack_size = (size_t)min;
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    crew_pool_destroy(p);
+}
+
+/* Scanning every worker slot made a huge pool crawl: a pool of a
+ * thousand small-stacked workers starts, runs work and stops. */
+CREW_TEST(pool, a_pool_of_a_thousand_workers_runs_and_stops)
+{
+    enum { WORKERS = 1000, TASKS = 2000 };
+    crew_pool_options o = {.threads = WORKERS, .stack_size = 64 * 1024};
+    struct scn_counts c = SCN_COUNTS_INIT;
+    crew_future **futures = calloc(TASKS, sizeof(*futures));
+    crew_pool *p = NULL;
+
+    cr_assert_not_null(futures);
+    cr_assert_eq(crew_pool_create(&p, &o), 0);
+    for (size_t i = 0; i < TASKS; i++)
+        cr_assert_eq(crew_submit(p, scn_count_task, &c, &futures[i]), 0);
+    cr_assert_eq(crew_wait_all(futures, TASKS, NULL), 0);
+    cr_assert_eq(atomic_load(&c.ran), TASKS);
+    scn_release_all(futures, TASKS);
+    free(futures);
+    crew_pool_destroy(p);
+}
+
 CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
 {
     crew_pool_options options = {.threads = 1};

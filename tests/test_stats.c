@@ -358,3 +358,36 @@ CREW_TEST(stats, counts_tasks_stolen_from_a_busy_worker)
     free(p);
     crew_pool_destroy(pool);
 }
+
+static int
+succeed(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 0;
+}
+
+/* An outcome is counted before the future resolves: a thread that saw
+ * every future resolve reads counters that add up. */
+CREW_TEST(stats, add_up_as_soon_as_the_last_future_resolved)
+{
+    enum { ROUNDS = 2000 };
+    crew_pool *pool = crew_test_pool(2);
+    crew_future *f;
+    crew_pool_stats s;
+
+    for (uint64_t i = 1; i <= ROUNDS; i++) {
+        cr_assert_eq(crew_submit(pool, succeed, NULL, &f), 0);
+        cr_assert_eq(crew_future_wait(f), 0);
+        s = stats_of(pool);
+        cr_assert_eq(s.submitted, i);
+        cr_assert_eq(s.succeeded + s.failed + s.cancelled, i,
+                     "round %llu: %llu submitted, %llu + %llu + %llu ended",
+                     (unsigned long long)i, (unsigned long long)s.submitted,
+                     (unsigned long long)s.succeeded,
+                     (unsigned long long)s.failed,
+                     (unsigned long long)s.cancelled);
+        crew_future_release(f);
+    }
+    crew_pool_destroy(pool);
+}

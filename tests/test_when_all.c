@@ -757,3 +757,23 @@ CREW_TEST(when_all, wait_all_on_the_only_worker_helps_not_deadlocks)
     crew_future_release(f);
     crew_pool_destroy(p);
 }
+
+/* A count too large to allocate for is refused before the array is read:
+ * the array here has two entries, and AddressSanitizer would see a read
+ * past them. */
+CREW_TEST(when_all, a_count_too_large_fails_before_the_array_is_read)
+{
+    crew_future *two[2] = {crew_test_promise(), crew_test_promise()};
+    crew_future *all = two[0];
+    crew_error *error = (crew_error *)two[1];
+
+    cr_assert_eq(crew_when_all(two, SIZE_MAX, &all), ENOMEM);
+    cr_assert_null(all);
+    all = two[0];
+    cr_assert_eq(crew_when_all_ex(two, SIZE_MAX, CREW_FAIL_FAST, &all),
+                 ENOMEM);
+    cr_assert_null(all);
+    cr_assert_eq(crew_wait_all(two, SIZE_MAX, &error), ENOMEM);
+    cr_assert_null(error);
+    scn_release_all(two, 2);
+}

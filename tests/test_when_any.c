@@ -366,3 +366,17 @@ CREW_TEST(when_any, cancelling_it_passes_the_request_to_its_inputs)
     cr_assert_eq(atomic_load(&queued.ran), 0);
     cr_assert_eq(atomic_load(&queued.freed), 1);
 }
+
+/* As for when_all: refused before the two-entry array is read. */
+CREW_TEST(when_any, a_count_too_large_fails_before_the_array_is_read)
+{
+    crew_future *two[2] = {crew_test_promise(), crew_test_promise()};
+    crew_future *any = two[0];
+    size_t index = 7;
+
+    cr_assert_eq(crew_when_any(two, SIZE_MAX, &any), ENOMEM);
+    cr_assert_null(any);
+    cr_assert_eq(crew_wait_any(two, SIZE_MAX, 0, &index), ENOMEM);
+    cr_assert_eq(index, 7);
+    scn_release_all(two, 2);
+}

@@ -1,0 +1,246 @@
+/*
+ * crew's blocking calls are not cancellation points (API.md, "Depth,
+ * lifetimes and hostile callers"): a thread cancelled with
+ * pthread_cancel() while it sleeps inside one acts on it after the call
+ * returns, and leaves no lock held, no pool half shut down, and no waiter
+ * node linked on its dead stack.
+ *
+ * Each test starts a thread that enters a blocking call, waits until the
+ * kernel reports that thread asleep (so that the cancellation lands
+ * inside the call, where the old code acted on it), cancels it, then
+ * lets the call finish. The thread must come back from the call with its
+ * result, and only then be cancelled, at the pthread_testcancel() that
+ * follows; and the pool must go on working.
+ */
+#define _GNU_SOURCE /* gettid() */
+#include "common.h"
+#include "testkit.h"
+
+#include <crew.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(cancellation_points, CREW_SUITE);
+
+#define TWO_SECONDS 2000000000u
+
+static int
+nothing(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 0;
+}
+
+/* A thread making one blocking crew call. */
+struct caller {
+    pthread_t thread;
+    atomic_int tid;       /* set once it runs */
+    atomic_bool returned; /* set after the call returned */
+    int result;           /* what the call returned */
+    crew_pool *pool;
+    crew_future *future;
+    crew_future *submitted;
+};
+
+/* Whether thread `tid` of this process is asleep in the kernel ('S'). */
+static bool
+is_asleep(int tid)
+{
+    char path[64], stat[512];
+    FILE *file;
+    const char *state;
+    bool asleep = false;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    file = fopen(path, "r");
+    if (file == NULL)
+        return false;
+    if (fgets(stat, sizeof(stat), file) != NULL) {
+        /* "tid (name) S ...": the state follows the last ')'. */
+        state = strrchr(stat, ')');
+        asleep = state != NULL && state[1] == ' ' && state[2] == 'S';
+    }
+    fclose(file);
+    return asleep;
+}
+
+/* Wait until the caller has started and sleeps; fail the test if it does
+ * not within the patience of the test kit. */
+static void
+wait_until_asleep(struct caller *c)
+{
+    uint64_t end = scn_now_ns() + (uint64_t)SCN_PATIENCE_MS * 1000000u;
+    int tid;
+
+    while ((tid = atomic_load(&c->tid)) == 0 || !is_asleep(tid)) {
+        cr_assert_lt(scn_now_ns(), end, "the caller never went to sleep");
+        sched_yield();
+    }
+}
+
+static void
+start(struct caller *c, void *(*body)(void *))
+{
+    atomic_init(&c->tid, 0);
+    atomic_init(&c->returned, false);
+    cr_assert_eq(pthread_create(&c->thread, NULL, body, c), 0);
+}
+
+/* Join the caller: it must have been cancelled after its call returned. */
+static void
+join_cancelled(struct caller *c)
+{
+    void *exit_value = NULL;
+
+    cr_assert_eq(pthread_join(c->thread, &exit_value), 0);
+    cr_assert_eq(exit_value, PTHREAD_CANCELED,
+                 "the caller was not cancelled at all");
+    cr_assert(atomic_load(&c->returned),
+              "the caller was cancelled inside the call");
+}
+
+/* The thread's epilogue: note the result, then act on the cancellation. */
+static void *
+returned(struct caller *c, int result)
+{
+    c->result = result;
+    atomic_store(&c->returned, true);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void *
+submit_body(void *arg)
+{
+    struct caller *c = arg;
+
+    atomic_store(&c->tid, gettid());
+    return returned(c, crew_submit(c->pool, nothing, NULL, &c->submitted));
+}
+
+CREW_TEST(
+    cancellation_points,
+    a_submitter_cancelled_while_waiting_for_room_leaves_the_queue_unlocked)
+{
+    crew_pool_options o = {.threads = 1, .max_queued = 1};
+    struct scn_hold h = SCN_HOLD_INIT;
+    struct caller c = {0};
+    crew_future *held, *queued, *after;
+
+    cr_assert_eq(crew_pool_create(&c.pool, &o), 0);
+    cr_assert_eq(scn_hold_worker(c.pool, &h, 1, &held), 0);
+    /* The one slot is taken: the caller waits for room. */
+    cr_assert_eq(crew_submit(c.pool, nothing, NULL, &queued), 0);
+    start(&c, submit_body);
+    wait_until_asleep(&c);
+    cr_assert_eq(pthread_cancel(c.thread), 0);
+    scn_hold_open(&h);
+    join_cancelled(&c);
+    cr_assert_eq(c.result, 0);
+    /* The queue's lock is free: more submissions and waits go through. */
+    cr_assert_eq(crew_submit(c.pool, nothing, NULL, &after), 0);
+    cr_assert_eq(crew_future_wait_for(after, TWO_SECONDS), 0);
+    cr_assert_eq(crew_future_wait_for(c.submitted, TWO_SECONDS), 0);
+    crew_future_release(after);
+    crew_future_release(c.submitted);
+    cr_assert_eq(scn_wait_and_release(queued), 0);
+    cr_assert_eq(scn_wait_and_release(held), 0);
+    crew_pool_destroy(c.pool);
+}
+
+static void *
+shutdown_body(void *arg)
+{
+    struct caller *c = arg;
+
+    atomic_store(&c->tid, gettid());
+    return returned(c, crew_pool_shutdown(c->pool, CREW_DRAIN));
+}
+
+CREW_TEST(cancellation_points,
+          a_thread_cancelled_inside_shutdown_leaves_the_pool_shut_down)
+{
+    crew_pool_options o = {.threads = 2};
+    struct scn_hold h = SCN_HOLD_INIT;
+    struct caller c = {0};
+    crew_future *held, *refused = NULL;
+
+    cr_assert_eq(crew_pool_create(&c.pool, &o), 0);
+    cr_assert_eq(scn_hold_worker(c.pool, &h, 1, &held), 0);
+    /* The shutdown waits for the held worker. */
+    start(&c, shutdown_body);
+    wait_until_asleep(&c);
+    cr_assert_eq(pthread_cancel(c.thread), 0);
+    scn_hold_open(&h);
+    join_cancelled(&c);
+    cr_assert_eq(c.result, 0);
+    /* Shut down for good: a second call returns at once. */
+    cr_assert_eq(crew_pool_shutdown(c.pool, CREW_DRAIN), 0);
+    cr_assert_eq(crew_submit(c.pool, nothing, NULL, &refused), ESHUTDOWN);
+    cr_assert_null(refused);
+    cr_assert_eq(scn_wait_and_release(held), 0);
+    crew_pool_destroy(c.pool);
+}
+
+static void *
+wait_body(void *arg)
+{
+    struct caller *c = arg;
+
+    atomic_store(&c->tid, gettid());
+    return returned(c, crew_future_wait(c->future));
+}
+
+CREW_TEST(cancellation_points,
+          a_waiter_cancelled_while_asleep_leaves_nothing_on_the_future)
+{
+    struct caller c = {0};
+    crew_future *other;
+
+    c.future = crew_test_promise();
+    start(&c, wait_body);
+    wait_until_asleep(&c);
+    cr_assert_eq(pthread_cancel(c.thread), 0);
+    /* Resolving wakes the waiter, whose node must still be alive. */
+    cr_assert_eq(crew_promise_resolve(c.future, NULL, NULL), 0);
+    join_cancelled(&c);
+    cr_assert_eq(c.result, 0);
+    /* And the next waiter of another future is served as ever. */
+    other = crew_test_promise();
+    cr_assert_eq(crew_promise_resolve(other, NULL, NULL), 0);
+    cr_assert_eq(crew_future_wait_for(other, TWO_SECONDS), 0);
+    crew_future_release(other);
+    crew_future_release(c.future);
+}
+
+static void *
+wait_all_body(void *arg)
+{
+    struct caller *c = arg;
+    crew_error *error = NULL;
+    int err;
+
+    atomic_store(&c->tid, gettid());
+    err = crew_wait_all(&c->future, 1, &error);
+    crew_error_release(error);
+    return returned(c, err);
+}
+
+CREW_TEST(cancellation_points, a_thread_cancelled_in_wait_all_returns_first)
+{
+    struct caller c = {0};
+
+    c.future = crew_test_promise();
+    start(&c, wait_all_body);
+    wait_until_asleep(&c);
+    cr_assert_eq(pthread_cancel(c.thread), 0);
+    cr_assert_eq(crew_promise_fail(c.future, EIO, "late"), 0);
+    join_cancelled(&c);
+    cr_assert_eq(c.result, CREW_EAGGREGATE);
+    crew_future_release(c.future);
+}
