@@ -132,6 +132,14 @@ run_deferred(void)
     }
 }
 
+void
+crew__future_flush(void)
+{
+    crew__join_flush_passes();
+    if (deferred_first != NULL)
+        run_deferred();
+}
+
 /* Resolve, the caller holding a reference that outlives the call. */
 int
 crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
@@ -307,6 +315,8 @@ crew__future_await(crew_future *future, uint64_t deadline)
     uint32_t key;
     int err;
 
+    /* What this thread put off may be what resolves the future. */
+    crew__future_flush();
     if (crew__future_is_resolved(future))
         return 0;
     if (crew__future_is_stranded(future))

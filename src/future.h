@@ -114,6 +114,10 @@ void crew__future_subscribe(crew_future *future, struct crew__completion *node);
  * has fired or is about to. Never blocks on the node's firing. */
 bool crew__future_unsubscribe(crew_future *future,
                               struct crew__completion *node);
+/* Do now what this thread put off to bound its stack (completions past
+ * the nesting bound, cancellations to pass through joins), as a thread
+ * about to block must: it may be what the wait needs. */
+void crew__future_flush(void);
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0, ETIMEDOUT, or ESHUTDOWN
  * at once for a stranded future (see crew__future_is_stranded()). */
@@ -161,6 +165,8 @@ void crew__future_destroy(crew_future *future);
  * know. */
 int crew__task_cancel(crew_future *future);
 int crew__join_cancel(crew_future *future);
+/* Pass on the cancellations this thread has put off (see when.c). */
+void crew__join_flush_passes(void);
 /* A join's last reference went (see when.c): it may outlive it. */
 void crew__join_last_reference(crew_future *future);
 void crew__join_destroy(crew_future *future);

@@ -632,6 +632,7 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
         crew_future *f = help ? find_task(w, false) : NULL;
         if (f != NULL) {
             run(w, f);
+            crew__future_flush();
             continue;
         }
         uint32_t key = crew__event_prepare(&w->event);

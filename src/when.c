@@ -352,6 +352,19 @@ static _Thread_local bool passing;
 static _Thread_local struct join *to_pass;
 
 static void
+pass_all(void)
+{
+    struct join *j;
+
+    while ((j = to_pass) != NULL) {
+        to_pass = j->pass_next;
+        for (size_t i = 0; i < j->n; i++)
+            crew_future_cancel(j->futures[i]);
+        crew_future_release(&j->base);
+    }
+}
+
+static void
 pass_cancel(struct join *j)
 {
     crew_future_retain(&j->base); /* dropped once passed on */
@@ -360,13 +373,16 @@ pass_cancel(struct join *j)
     if (passing)
         return;
     passing = true;
-    while ((j = to_pass) != NULL) {
-        to_pass = j->pass_next;
-        for (size_t i = 0; i < j->n; i++)
-            crew_future_cancel(j->futures[i]);
-        crew_future_release(&j->base);
-    }
+    pass_all();
     passing = false;
+}
+
+void
+crew__join_flush_passes(void)
+{
+    /* Inside pass_all() already, lower on this stack: take its work on
+     * from here, as its loop would. */
+    pass_all();
 }
 
 int

@@ -1475,3 +1475,46 @@ CREW_TEST(future, wait_for_racing_resolution_never_times_out_early)
     pthread_barrier_destroy(&start);
     pthread_barrier_destroy(&end);
 }
+
+/*
+ * Resolution nests a bounded depth on one thread, and puts off deeper
+ * completions until the outermost one returns. A callback that waits
+ * on what it put off must see it done, not wait forever.
+ */
+#define CHAIN  60 /* promises resolved one from the other's callback */
+#define WAITER 20 /* the one whose second callback waits on the last */
+
+static crew_future *chain[CHAIN + 1];
+static int chain_waited = -1;
+
+static void
+resolve_next(crew_future *future, void *user)
+{
+    (void)future;
+    crew_promise_resolve(chain[(intptr_t)user + 1], NULL, NULL);
+}
+
+static void
+wait_for_last(crew_future *future, void *user)
+{
+    (void)future;
+    (void)user;
+    chain_waited = crew_future_wait_for(chain[CHAIN], 5000000000u);
+}
+
+CREW_TEST(future, a_callback_may_wait_on_resolutions_put_off_beneath_it)
+{
+    for (intptr_t i = 0; i <= CHAIN; i++)
+        chain[i] = crew_test_promise();
+    for (intptr_t i = 0; i < CHAIN; i++)
+        cr_assert_eq(crew_future_on_complete(chain[i], resolve_next, (void *)i),
+                     0);
+    cr_assert_eq(crew_future_on_complete(chain[WAITER], wait_for_last, NULL),
+                 0);
+    cr_assert_eq(crew_promise_resolve(chain[0], NULL, NULL), 0);
+    cr_assert_eq(chain_waited, 0, "the wait returned %d", chain_waited);
+    for (intptr_t i = 0; i <= CHAIN; i++) {
+        cr_assert_eq(crew_future_state(chain[i]), CREW_SUCCEEDED);
+        crew_future_release(chain[i]);
+    }
+}
