@@ -156,7 +156,6 @@ struct crew_pool {
      * then run the queued work. Read by submissions, rarely written. */
     atomic_uint blocked;     /* workers in a wait that cannot help */
     atomic_uint spares_live; /* spare workers whose thread runs */
-    atomic_bool spawning;    /* a spare is being started */
     _Atomic(struct crew__worker *) spares; /* every spare made, newest first */
     unsigned spare_count;                  /* guarded by spare_lock */
     size_t stack_size;                     /* of every worker; 0: the default */
@@ -911,23 +910,27 @@ spare_new(crew_pool *pool)
 static int start_thread(crew_pool *pool, struct crew__worker *w,
                         void *(*main)(void *), bool detached);
 
-/* Start a spare worker, reusing an idle one's struct. Best effort: if a
- * spare is being started already, that one will do; if none can be
- * started, the next submission or blocked wait tries again. */
+/*
+ * Start a spare worker, reusing an idle one's struct, unless one started
+ * since the caller saw every worker blocked: that one is not blocked, and
+ * it will find the work or, leaving, look again (spare_main()). Spawners
+ * take turns under spare_lock, so every request is met by a spare
+ * started for it or before it. Best effort: if no thread can be started,
+ * the next submission, blocked wait or leaving spare tries again.
+ */
 static void
 spawn_spare(crew_pool *pool)
 {
-    struct crew__worker *w;
+    struct crew__worker *w = NULL;
 
-    /* Acquire-release: one starter at a time, each seeing the last one's
-     * writes. */
-    if (atomic_exchange_explicit(&pool->spawning, true, memory_order_acq_rel))
-        return;
     pthread_mutex_lock(&pool->spare_lock);
-    for (w = first_spare(pool); w != NULL && w->spare_busy; w = w->spare_next)
-        continue;
-    if (w == NULL)
-        w = spare_new(pool);
+    if (all_blocked(pool)) {
+        for (w = first_spare(pool); w != NULL && w->spare_busy;
+             w = w->spare_next)
+            continue;
+        if (w == NULL)
+            w = spare_new(pool);
+    }
     if (w != NULL) {
         w->spare_busy = true;
         w->exiting = false;
@@ -942,7 +945,6 @@ spawn_spare(crew_pool *pool)
         }
     }
     pthread_mutex_unlock(&pool->spare_lock);
-    atomic_store_explicit(&pool->spawning, false, memory_order_release);
 }
 
 /* Wait until no spare worker runs. */
