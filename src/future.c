@@ -562,23 +562,17 @@ crew_future_release(crew_future *future)
 {
     if (future == NULL)
         return;
+    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY) {
+        crew__join_release(future);
+        return;
+    }
     /* Acquire-release: the last release sees every write made under the
      * other references before it frees. */
     if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) != 1)
         return;
-    switch (future->kind) {
-    case CREW__JOIN_ALL:
-    case CREW__JOIN_ANY:
-        crew__join_last_reference(future);
+    if (future->kind == CREW__PROMISE && !crew__future_is_resolved(future)) {
+        abandon_promise(future);
         return;
-    case CREW__PROMISE:
-        if (!crew__future_is_resolved(future)) {
-            abandon_promise(future);
-            return;
-        }
-        break;
-    default:
-        break;
     }
     crew__future_destroy(future);
 }

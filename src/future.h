@@ -167,8 +167,9 @@ int crew__task_cancel(crew_future *future);
 int crew__join_cancel(crew_future *future);
 /* Pass on the cancellations this thread has put off (see when.c). */
 void crew__join_flush_passes(void);
-/* A join's last reference went (see when.c): it may outlive it. */
-void crew__join_last_reference(crew_future *future);
+/* Drop a reference to a join: its last one is dropped under its lock
+ * (see when.c), and the join may outlive it. */
+void crew__join_release(crew_future *future);
 void crew__join_destroy(crew_future *future);
 int crew__then_cancel(crew_future *future);
 

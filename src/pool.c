@@ -344,13 +344,13 @@ take_batch(struct crew__worker *w)
 }
 
 /* The next task for w: its own deque, the injection queue, then a
- * victim's deque; only its own deque when `own_only`. */
+ * victim's deque. */
 static crew_future *
-find_task(struct crew__worker *w, bool own_only)
+find_task(struct crew__worker *w)
 {
     crew_future *f = crew__deque_pop(&w->deque);
 
-    if (f != NULL || own_only)
+    if (f != NULL)
         return f;
     f = take_batch(w);
     if (f != NULL)
@@ -608,8 +608,8 @@ block(struct crew__worker *w)
 static void
 unblock(struct crew__worker *w)
 {
-    /* Relaxed: a blocked count too high for a moment makes a submitter
-     * look at the queues, no more. */
+    /* Relaxed: a count too high for a moment can only start a spare
+     * that finds nothing to do and leaves. */
     atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_relaxed);
 }
 
@@ -628,7 +628,7 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
             err = ETIMEDOUT;
             break;
         }
-        crew_future *f = help ? find_task(w, false) : NULL;
+        crew_future *f = help ? find_task(w) : NULL;
         if (f != NULL) {
             run(w, f);
             crew__future_flush();
@@ -689,7 +689,7 @@ search(struct crew__worker *w, bool counted)
     }
     deadline = crew__now_ns() + SEARCH_NS;
     for (unsigned round = 1;; round++) {
-        f = find_task(w, false);
+        f = find_task(w);
         if (f != NULL || mode_of(pool) != OPEN)
             break;
         if (round % 16 == 0) {
@@ -807,7 +807,7 @@ worker_main(void *arg)
     worker_begin(w);
     for (bool woken = false;;) {
         enum mode mode = mode_of(pool);
-        crew_future *f = woken ? NULL : find_task(w, false);
+        crew_future *f = woken ? NULL : find_task(w);
         if (f == NULL && (mode == OPEN || woken))
             f = search(w, woken);
         woken = false;
@@ -846,7 +846,7 @@ spare_search(struct crew__worker *w)
     uint64_t deadline = crew__now_ns() + SEARCH_NS;
 
     for (unsigned round = 1;; round++) {
-        crew_future *f = find_task(w, false);
+        crew_future *f = find_task(w);
         if (f != NULL)
             return f;
         if (round % 16 == 0) {

@@ -155,7 +155,7 @@ unpin(struct join *j)
  * Resolve the join from one of its nodes, unless it was abandoned (then
  * nobody can see the outcome, which is dropped). The join's references
  * may all be gone, its callbacks still waiting: take one for the call,
- * under the lock where abandonment is decided.
+ * under the lock where abandonment is decided (crew__join_release()).
  */
 static void
 join_settle(struct join *j, struct crew__outcome *outcome)
@@ -250,18 +250,21 @@ unsubscribe_all(struct join *j)
 }
 
 void
-crew__join_last_reference(crew_future *future)
+crew__join_release(crew_future *future)
 {
     struct join *j = join_of(future);
     bool abandon;
 
+    /*
+     * The last reference goes under the lock, where a node may take one
+     * for the callbacks (join_settle()) and abandonment is decided: a
+     * thread that finds the count at zero here is the one that dropped
+     * it, and the references' pin still holds the block for it.
+     */
     crew__lock_acquire(&future->lock);
-    /* A node may have taken a reference for the callbacks since the
-     * count reached zero (join_settle()); its release comes back here.
-     * Relaxed: references change under this lock while the count is
-     * zero. */
-    abandon = atomic_load_explicit(&future->refs, memory_order_relaxed) == 0 &&
-              !atomic_load_explicit(&j->abandoned, memory_order_relaxed) &&
+    /* Acquire-release: as crew_future_release(). */
+    abandon = atomic_fetch_sub_explicit(&future->refs, 1,
+                                        memory_order_acq_rel) == 1 &&
               (crew__state_is_final(atomic_load_explicit(
                    &future->state, memory_order_relaxed)) ||
                (future->completions == NULL && future->waiters == NULL));

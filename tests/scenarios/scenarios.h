@@ -60,33 +60,35 @@ struct crew_scenario {
  * expand this list, so a scenario added here is declared, listed in
  * crew_scenarios[] and given a Criterion test at once.
  */
-#define CREW_SCENARIO_LIST(X)        \
-    X(races_cancel_vs_start)         \
-    X(races_promise_settle)          \
-    X(races_release_storm)           \
-    X(races_when_inputs)             \
-    X(nesting_deep_chain)            \
-    X(nesting_fib_one_thread)        \
-    X(nesting_fib_two_threads)       \
-    X(nesting_waits_on_workers)      \
-    X(pingpong_one_thread)           \
-    X(pingpong_two_threads)          \
-    X(shutdown_drain_under_load)     \
-    X(shutdown_cancel_under_load)    \
-    X(shutdown_destroy_from_worker)  \
-    X(stress_mixed)                  \
-    X(stress_one_thread)             \
-    X(stress_two_threads)            \
-    X(stress_four_threads)           \
-    X(stress_many_threads)           \
-    X(inbox_watchers_race)           \
-    X(inbox_destroy_while_resolving) \
-    X(fail_fast_race)                \
-    X(stats_read_under_load)         \
-    X(then_cancel_race)              \
-    X(then_pool_gone_race)           \
-    X(then_refused_cancel_race)      \
-    X(parallel_for_race)
+#define CREW_SCENARIO_LIST(X)                           \
+    X(races_cancel_vs_start)                            \
+    X(races_promise_settle)                             \
+    X(races_release_storm)                              \
+    X(races_when_inputs)                                \
+    X(nesting_deep_chain)                               \
+    X(nesting_fib_one_thread)                           \
+    X(nesting_fib_two_threads)                          \
+    X(nesting_waits_on_workers)                         \
+    X(pingpong_one_thread)                              \
+    X(pingpong_two_threads)                             \
+    X(shutdown_drain_under_load)                        \
+    X(shutdown_cancel_under_load)                       \
+    X(shutdown_destroy_from_worker)                     \
+    X(stress_mixed)                                     \
+    X(stress_one_thread)                                \
+    X(stress_two_threads)                               \
+    X(stress_four_threads)                              \
+    X(stress_many_threads)                              \
+    X(inbox_watchers_race)                              \
+    X(inbox_destroy_while_resolving)                    \
+    X(fail_fast_race)                                   \
+    X(stats_read_under_load)                            \
+    X(then_cancel_race)                                 \
+    X(then_pool_gone_race)                              \
+    X(then_refused_cancel_race)                         \
+    X(parallel_for_race)                                \
+    X(lifetimes_when_any_released_while_inputs_resolve) \
+    X(lifetimes_spare_workers_under_load)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)

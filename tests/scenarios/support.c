@@ -18,6 +18,30 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SCN_SANITIZER_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SCN_SANITIZER_HEAP 1
+#endif
+#endif
+
+#ifdef SCN_SANITIZER_HEAP
+#if defined(__has_include)
+#if __has_include(<sanitizer/allocator_interface.h>)
+#include <sanitizer/allocator_interface.h>
+#define SCN_HAVE_ALLOCATOR_INTERFACE 1
+#endif
+#endif
+#ifndef SCN_HAVE_ALLOCATOR_INTERFACE
+/* gcc 12 ships no <sanitizer/allocator_interface.h>; its runtimes still
+ * define the function. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+#else
+#include <malloc.h> /* glibc declares mallinfo2() whatever the feature macros */
+#endif
+
 double
 crew_scenario_stress(void)
 {
@@ -499,4 +523,16 @@ scn_check_wait_all(int err, const crew_error *error, crew_future *const *inputs,
     if (err != 0 || error != NULL)
         return "crew_wait_all over succeeded inputs reported an error";
     return NULL;
+}
+
+size_t
+scn_heap_in_use(void)
+{
+#ifdef SCN_SANITIZER_HEAP
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 info = mallinfo2();
+
+    return info.uordblks + info.hblkhd;
+#endif
 }

@@ -236,4 +236,18 @@ void scn_release_all(crew_future *const *futures, size_t n);
  */
 char *scn_letters(size_t n);
 
+/* ------------------------------------------------------------------ */
+/* The heap                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The bytes the process's heap holds allocated now: the sanitizer
+ * allocator's count under ASan or TSan, otherwise glibc's mallinfo2()
+ * (blocks in the arenas plus blocks mapped on their own). For growth
+ * checks, after minus before around a loop: other threads' allocations
+ * and the library's per-thread caches of future blocks are noise, small
+ * next to the bounds such checks use.
+ */
+size_t scn_heap_in_use(void);
+
 #endif
