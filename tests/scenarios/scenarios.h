@@ -83,6 +83,7 @@ struct crew_scenario {
     X(inbox_destroy_while_resolving)                    \
     X(fail_fast_race)                                   \
     X(stats_read_under_load)                            \
+    X(stats_add_up_once_resolved)                       \
     X(then_cancel_race)                                 \
     X(then_pool_gone_race)                              \
     X(then_refused_cancel_race)                         \

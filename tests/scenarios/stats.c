@@ -7,6 +7,7 @@
  *   crew_pool_stats_get() in a loop. Every snapshot is plausible: no
  *   more busy workers than threads, counters that never go backwards;
  *   once the pool is shut down the totals are exact.
+ * - stats_add_up_once_resolved: see below.
  */
 #include "scenarios.h"
 #include "testkit.h"
@@ -126,5 +127,54 @@ crew_scenario_stats_read_under_load(void)
     SCN_CHECK(&v, s.queued == 0 && s.busy == 0, "a shut-down pool has work");
     SCN_CHECK(&v, reader.reads > 0, "the reader never read");
     crew_pool_destroy(reader.pool);
+    return scn_result(&v);
+}
+
+/*
+ * stats_add_up_once_resolved: a task's outcome is counted before its
+ * future resolves, so the thread that saw every future of a batch
+ * resolve reads counters that add up, before the workers have done
+ * anything more. Batches of tasks, some failing, some cancelled while
+ * queued behind a held worker, on a 2-thread pool.
+ */
+#define SA_BATCH 8
+
+const char *
+crew_scenario_stats_add_up_once_resolved(void)
+{
+    size_t rounds = crew_scenario_scale(5000, 1000);
+    crew_pool_options options = {.threads = 2};
+    struct scn_verdict v = {NULL};
+    crew_pool *pool = NULL;
+    uint64_t accepted = 0;
+
+    if (crew_pool_create(&pool, &options) != 0)
+        return "crew_pool_create failed";
+    for (size_t r = 0; r < rounds && !scn_failed(&v); r++) {
+        crew_future *batch[SA_BATCH];
+        size_t n = 0;
+        crew_pool_stats s;
+
+        for (; n < SA_BATCH; n++) {
+            void *fail = (r + n) % 3 == 0 ? &v : NULL;
+            if (!SCN_CHECK(&v, scn_submit(pool, sr_leaf, fail, &batch[n]) == 0,
+                           "crew_submit failed"))
+                break;
+        }
+        accepted += n;
+        if (n > 0 && r % 4 == 0)
+            crew_future_cancel(batch[n - 1]);
+        for (size_t i = 0; i < n; i++)
+            crew_future_wait(batch[i]);
+        if (SCN_CHECK(&v, crew_pool_stats_get(pool, &s) == 0,
+                      "crew_pool_stats_get failed")) {
+            SCN_CHECK(&v, s.submitted == accepted,
+                      "a submission went uncounted");
+            SCN_CHECK(&v, s.succeeded + s.failed + s.cancelled == accepted,
+                      "an outcome was counted after its future resolved");
+        }
+        scn_release_all(batch, n);
+    }
+    crew_pool_destroy(pool);
     return scn_result(&v);
 }
