@@ -85,6 +85,7 @@ reversed(struct crew__completion *node)
  */
 #define NEST_MAX 16
 
+_Thread_local unsigned crew__put_off;
 static _Thread_local unsigned nest_depth;
 static _Thread_local crew_future *deferred_first;
 static _Thread_local crew_future *deferred_last;
@@ -107,6 +108,7 @@ defer_completions(crew_future *future, struct crew__completion *node)
     future->completions = node;
     future->deferred_next = NULL;
     crew_future_retain(future); /* dropped once they have run */
+    crew__put_off++;
     if (deferred_last != NULL)
         deferred_last->deferred_next = future;
     else
@@ -127,17 +129,17 @@ run_deferred(void)
         if (deferred_first == NULL)
             deferred_last = NULL;
         future->completions = NULL;
+        crew__put_off--;
         run_completions(future, node);
         crew_future_release(future);
     }
 }
 
 void
-crew__future_flush(void)
+crew__future_flush_slow(void)
 {
     crew__join_flush_passes();
-    if (deferred_first != NULL)
-        run_deferred();
+    run_deferred();
 }
 
 /* Resolve, the caller holding a reference that outlives the call. */
@@ -315,10 +317,10 @@ crew__future_await(crew_future *future, uint64_t deadline)
     uint32_t key;
     int err;
 
-    /* What this thread put off may be what resolves the future. */
-    crew__future_flush();
     if (crew__future_is_resolved(future))
         return 0;
+    /* What this thread put off may be what resolves the future. */
+    crew__future_flush();
     if (crew__future_is_stranded(future))
         return ESHUTDOWN;
     self = crew__worker_self();
@@ -345,8 +347,8 @@ crew__future_await(crew_future *future, uint64_t deadline)
 bool
 crew__future_is_stranded(const crew_future *future)
 {
-    return (future->kind == CREW__TASK || future->kind == CREW__THEN) &&
-           future->generation != (uint8_t)crew__fork_generation() &&
+    return future->generation != (uint8_t)crew__fork_generation() &&
+           (future->kind == CREW__TASK || future->kind == CREW__THEN) &&
            !crew__future_is_resolved(future);
 }
 
@@ -527,12 +529,14 @@ crew__future_destroy(crew_future *future)
 {
     struct crew__link *link;
 
-    /* Relaxed: the list is this thread's own. */
-    atomic_store_explicit(&future->link.next, doomed, memory_order_relaxed);
-    doomed = &future->link;
-    if (destroying)
+    if (destroying) {
+        /* Relaxed: the list is this thread's own. */
+        atomic_store_explicit(&future->link.next, doomed, memory_order_relaxed);
+        doomed = &future->link;
         return;
+    }
     destroying = true;
+    destroy_now(future);
     while ((link = doomed) != NULL) {
         doomed = atomic_load_explicit(&link->next, memory_order_relaxed);
         destroy_now(

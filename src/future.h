@@ -114,10 +114,21 @@ void crew__future_subscribe(crew_future *future, struct crew__completion *node);
  * has fired or is about to. Never blocks on the node's firing. */
 bool crew__future_unsubscribe(crew_future *future,
                               struct crew__completion *node);
-/* Do now what this thread put off to bound its stack (completions past
- * the nesting bound, cancellations to pass through joins), as a thread
- * about to block must: it may be what the wait needs. */
-void crew__future_flush(void);
+/* How many things this thread has put off to bound its stack:
+ * completions past the nesting bound (future.c), cancellations to pass
+ * through joins (when.c). */
+extern _Thread_local unsigned crew__put_off;
+
+void crew__future_flush_slow(void);
+
+/* Do now what this thread put off, as a thread about to block must: it
+ * may be what the wait needs. */
+static inline void
+crew__future_flush(void)
+{
+    if (crew__put_off != 0)
+        crew__future_flush_slow();
+}
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0, ETIMEDOUT, or ESHUTDOWN
  * at once for a stranded future (see crew__future_is_stranded()). */

@@ -178,14 +178,14 @@ static void spawn_spare(crew_pool *pool);
 
 /* Bumped in each child after fork(); pools remember the value they were
  * made under. */
-static atomic_ulong fork_generation;
+atomic_ulong crew__forks;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void
 after_fork_in_child(void)
 {
     /* Relaxed: the child has a single thread now. */
-    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&crew__forks, 1, memory_order_relaxed);
     /* A task that forked left its worker's identity on this thread; in
      * the child it is no worker: it must not help, nor count as one. */
     self = NULL;
@@ -197,14 +197,6 @@ register_atfork(void)
     /* If registration fails (ENOMEM), fork detection is lost, nothing
      * else: there is no caller to tell, and pools still work. */
     (void)pthread_atfork(NULL, NULL, after_fork_in_child);
-}
-
-unsigned long
-crew__fork_generation(void)
-{
-    /* Relaxed: it changes only in a child, while it has a single
-     * thread. */
-    return atomic_load_explicit(&fork_generation, memory_order_relaxed);
 }
 
 static bool

@@ -7,14 +7,24 @@
 
 #include "crew.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct crew__worker;
 
 /* How many fork()s lie between the first process and this one: pools
- * and futures made under an older value belong to a parent. */
-unsigned long crew__fork_generation(void);
+ * and futures made under an older value belong to a parent. Bumped in
+ * each child, by a pthread_atfork() handler. */
+extern atomic_ulong crew__forks;
+
+static inline unsigned long
+crew__fork_generation(void)
+{
+    /* Relaxed: it changes only in a child, while it has a single
+     * thread. */
+    return atomic_load_explicit(&crew__forks, memory_order_relaxed);
+}
 /* The calling thread's worker, or NULL outside every pool. */
 struct crew__worker *crew__worker_self(void);
 /* Wait for a future on a worker, running other tasks meanwhile. Returns

@@ -361,6 +361,7 @@ pass_all(void)
 
     while ((j = to_pass) != NULL) {
         to_pass = j->pass_next;
+        crew__put_off--;
         for (size_t i = 0; i < j->n; i++)
             crew_future_cancel(j->futures[i]);
         crew_future_release(&j->base);
@@ -373,6 +374,7 @@ pass_cancel(struct join *j)
     crew_future_retain(&j->base); /* dropped once passed on */
     j->pass_next = to_pass;
     to_pass = j;
+    crew__put_off++;
     if (passing)
         return;
     passing = true;
