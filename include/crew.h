@@ -584,7 +584,11 @@ CREW_API int crew_when_all_ex(crew_future *const *futures, size_t n,
  * @return 0 when all succeeded, otherwise ::CREW_EAGGREGATE or ECANCELED
  *         as crew_when_all() resolves; EINVAL; ENOMEM (then nothing was
  *         waited for: the join, or the aggregate of inputs that had all
- *         resolved, could not be allocated).
+ *         resolved, could not be allocated, or @p n is too large to
+ *         allocate for: that is found before the array is read);
+ *         ESHUTDOWN at once in a child process after fork() when an input
+ *         is a pending task or continuation only the parent's threads
+ *         could resolve.
  * @note Thread safety: any thread.
  */
 CREW_API int crew_wait_all(crew_future *const *futures, size_t n,
@@ -608,7 +612,9 @@ CREW_API int crew_when_any(crew_future *const *futures, size_t n,
 /**
  * @brief Block for at most @p timeout_ns until one input resolves.
  *
- * On a worker, helps as crew_future_wait() does.
+ * On a worker, helps as crew_future_wait() does. After ETIMEDOUT nothing
+ * of the call stays registered on the inputs: a loop that polls with a
+ * zero timeout uses no more memory at each turn.
  *
  * Ownership: borrows the inputs.
  *
@@ -617,7 +623,9 @@ CREW_API int crew_when_any(crew_future *const *futures, size_t n,
  * @param timeout_ns  the longest wait, in nanoseconds
  * @param index  receives the winner's position; untouched on ETIMEDOUT
  * @return 0; ETIMEDOUT; EINVAL (as crew_when_any(), and a NULL @p index);
- *         ENOMEM (then nothing was waited for).
+ *         ENOMEM (then nothing was waited for); ESHUTDOWN at once in a
+ *         child process after fork() when every pending input is a task
+ *         or continuation only the parent's threads could resolve.
  * @note Thread safety: any thread.
  */
 CREW_API int crew_wait_any(crew_future *const *futures, size_t n,
@@ -843,7 +851,9 @@ CREW_API const char *crew_strerror(int code);
  * @brief A future resolved by hand, for work that runs on no pool.
  *
  * A promise must be resolved, failed or cancelled eventually if anything
- * waits on it or joins it.
+ * waits on it or joins it. When its last reference is released while it
+ * is still pending, it resolves ::CREW_CANCELLED first: its callbacks run
+ * once, on the releasing thread, and nothing leaks.
  *
  * @return 0; EINVAL for a NULL @p future; ENOMEM.
  * @note Thread safety: any thread.
