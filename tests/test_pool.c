@@ -1232,23 +1232,87 @@ CREW_TEST(pool, workers_block_async_signals_the_creator_keeps_its_mask)
  * the parent's pool goes on as before. The child reports through its exit
  * status: 0, or the number of the check that failed.
  */
+struct at_fork {
+    crew_pool *pool; /* one worker, held by `held` */
+    struct scn_hold hold;
+    struct scn_counts counts;
+    crew_future *held;   /* running at the fork */
+    crew_future *queued; /* queued behind it */
+    crew_future *next;   /* a continuation of `held`, or NULL */
+};
+
+static void
+at_fork_init(struct at_fork *a)
+{
+    crew_pool_options options = {.threads = 1};
+
+    *a = (struct at_fork){.hold = SCN_HOLD_INIT, .counts = SCN_COUNTS_INIT};
+    cr_assert_eq(crew_pool_create(&a->pool, &options), 0);
+    cr_assert_eq(scn_hold_worker(a->pool, &a->hold, 1, &a->held), 0,
+                 "the holding task never ran");
+    cr_assert_eq(crew_submit(a->pool, scn_count_task, &a->counts, &a->queued),
+                 0);
+}
+
+/* Fork; the child exits with check(a); the test fails unless it is 0. */
+static void
+in_child(int (*check)(struct at_fork *a), struct at_fork *a)
+{
+    int status;
+    pid_t child = fork();
+
+    cr_assert_neq(child, -1);
+    if (child == 0)
+        _exit(check(a));
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status), "the child did not exit normally");
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
+                 WEXITSTATUS(status));
+}
+
+/* In the parent: let the held worker go; every task runs as ever. */
+static void
+at_fork_finish(struct at_fork *a)
+{
+    crew_future *after;
+
+    scn_hold_open(&a->hold);
+    cr_assert_eq(scn_wait_and_release(a->held), 0);
+    cr_assert_eq(scn_wait_and_release(a->queued), 0);
+    if (a->next != NULL)
+        cr_assert_eq(scn_wait_and_release(a->next), 0);
+    cr_assert_eq(crew_submit(a->pool, scn_count_task, &a->counts, &after), 0);
+    cr_assert_eq(scn_wait_and_release(after), 0);
+    cr_assert_eq(atomic_load(&a->counts.ran), 2);
+    crew_pool_destroy(a->pool);
+}
+
 static int
-check_orphan_pool(crew_pool *pool)
+check_orphan_pool(struct at_fork *a)
 {
     struct scn_counts c = SCN_COUNTS_INIT;
     crew_future *f = NULL;
 
-    if (crew_submit_ex(pool, scn_count_task, &c, scn_count_free, 0, &f) !=
+    if (crew_submit_ex(a->pool, scn_count_task, &c, scn_count_free, 0, &f) !=
         ESHUTDOWN)
         return 1;
     if (f != NULL || atomic_load(&c.freed) != 0)
         return 2;
-    if (crew_pool_shutdown(pool, CREW_DRAIN) != ESHUTDOWN)
+    if (crew_pool_shutdown(a->pool, CREW_DRAIN) != ESHUTDOWN)
         return 3;
-    if (crew_pool_shutdown(pool, CREW_CANCEL) != ESHUTDOWN)
+    if (crew_pool_shutdown(a->pool, CREW_CANCEL) != ESHUTDOWN)
         return 4;
-    crew_pool_destroy(pool);
+    crew_pool_destroy(a->pool);
     return atomic_load(&c.ran) == 0 ? 0 : 5;
+}
+
+CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
+{
+    struct at_fork a;
+
+    at_fork_init(&a);
+    in_child(check_orphan_pool, &a);
+    at_fork_finish(&a);
 }
 
 static int
@@ -1260,22 +1324,22 @@ then_nothing(crew_task *task, crew_future *input, void *arg)
     return 0;
 }
 
-/* In the child: every wait on work only the parent's threads could
- * finish returns ESHUTDOWN at once. 0, or the failed check's number. */
+/* Every wait on work only the parent's threads could finish returns
+ * ESHUTDOWN at once. */
 static int
-check_stranded_waits(crew_future *held, crew_future *queued, crew_future *next)
+check_stranded_waits(struct at_fork *a)
 {
-    crew_future *both[] = {held, queued};
+    crew_future *both[] = {a->held, a->queued};
     crew_error *error = NULL;
     size_t index = 99;
 
-    if (crew_future_wait(held) != ESHUTDOWN)
+    if (crew_future_wait(a->held) != ESHUTDOWN)
         return 1;
-    if (crew_future_wait_for(held, CREW_FOREVER) != ESHUTDOWN)
+    if (crew_future_wait_for(a->held, CREW_FOREVER) != ESHUTDOWN)
         return 2;
-    if (crew_future_wait(queued) != ESHUTDOWN)
+    if (crew_future_wait(a->queued) != ESHUTDOWN)
         return 3;
-    if (crew_future_wait(next) != ESHUTDOWN)
+    if (crew_future_wait(a->next) != ESHUTDOWN)
         return 4;
     if (crew_wait_all(both, 2, &error) != ESHUTDOWN || error != NULL)
         return 5;
@@ -1287,34 +1351,13 @@ check_stranded_waits(crew_future *held, crew_future *queued, crew_future *next)
 
 CREW_TEST(pool, after_fork_waiting_on_an_inherited_task_returns_eshutdown)
 {
-    crew_pool_options options = {.threads = 1};
-    struct scn_hold h = SCN_HOLD_INIT;
-    struct scn_counts c = SCN_COUNTS_INIT;
-    crew_pool *pool;
-    crew_future *held, *queued, *next;
-    int status;
+    struct at_fork a;
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_eq(scn_hold_worker(pool, &h, 1, &held), 0,
-                 "the holding task never ran");
-    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &queued), 0);
-    cr_assert_eq(crew_then(pool, held, then_nothing, NULL, NULL, &next), 0);
-
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0)
-        _exit(check_stranded_waits(held, queued, next));
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status), "the child did not exit normally");
-    cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
-                 WEXITSTATUS(status));
-
-    /* The parent's waits go on as ever. */
-    scn_hold_open(&h);
-    cr_assert_eq(scn_wait_and_release(held), 0);
-    cr_assert_eq(scn_wait_and_release(queued), 0);
-    cr_assert_eq(scn_wait_and_release(next), 0);
-    crew_pool_destroy(pool);
+    at_fork_init(&a);
+    cr_assert_eq(crew_then(a.pool, a.held, then_nothing, NULL, NULL, &a.next),
+                 0);
+    in_child(check_stranded_waits, &a);
+    at_fork_finish(&a);
 }
 
 CREW_TEST(pool, a_stack_just_below_the_system_minimum_is_einval)
@@ -1351,37 +1394,4 @@ CREW_TEST(pool, a_pool_of_a_thousand_workers_runs_and_stops)
     scn_release_all(futures, TASKS);
     free(futures);
     crew_pool_destroy(p);
-}
-
-CREW_TEST(pool, after_fork_the_child_gets_eshutdown_and_the_parent_goes_on)
-{
-    crew_pool_options options = {.threads = 1};
-    struct scn_hold h = SCN_HOLD_INIT;
-    struct scn_counts c = SCN_COUNTS_INIT;
-    crew_pool *pool;
-    crew_future *held, *queued, *after;
-    int status;
-
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    /* The one worker is busy and a task waits in the queue at the fork. */
-    cr_assert_eq(scn_hold_worker(pool, &h, 1, &held), 0,
-                 "the holding task never ran");
-    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &queued), 0);
-
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0)
-        _exit(check_orphan_pool(pool));
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status), "the child did not exit normally");
-    cr_assert_eq(WEXITSTATUS(status), 0, "the child's check %d failed",
-                 WEXITSTATUS(status));
-
-    scn_hold_open(&h);
-    cr_assert_eq(scn_wait_and_release(held), 0);
-    cr_assert_eq(scn_wait_and_release(queued), 0);
-    cr_assert_eq(crew_submit(pool, scn_count_task, &c, &after), 0);
-    cr_assert_eq(scn_wait_and_release(after), 0);
-    cr_assert_eq(atomic_load(&c.ran), 2);
-    crew_pool_destroy(pool);
 }
