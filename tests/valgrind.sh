@@ -46,7 +46,9 @@ export CREW_STRESS=${CREW_STRESS:-0.2}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/crew-valgrind.XXXXXX")
 keep_logs=false
 trap '$keep_logs || rm -rf "$logs"' EXIT
-vg=(valgrind --tool=memcheck --trace-children=yes
+# --max-threads: test_pool runs a pool of a thousand workers (valgrind's
+# default is 500 threads).
+vg=(valgrind --tool=memcheck --trace-children=yes --max-threads=1200
     --child-silent-after-fork=yes --leak-check=full
     --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --num-callers=40)
