@@ -80,6 +80,10 @@ for name in "${tests[@]}"; do
     # itself, so which thread takes a process-directed one is its choice,
     # not the kernel's.
     [[ $name == test_regressions ]] && args+=(--filter 'regressions/!(*child*)')
+    # And one test is too slow to prove anything here: formatting a tree
+    # whose text passes INT_MAX reads over 2 GiB of messages (a second
+    # natively, past the test's timeout under valgrind).
+    [[ $name == test_error ]] && args+=(--filter 'error/!(*INT_MAX*)')
     if [[ $name == test_signals ]]; then
         printf '%-20s %4s    %s
 ' "$name" - "skipped (see above)"
