@@ -99,7 +99,6 @@ struct crew__worker {
     pthread_t thread;
     unsigned index;
     bool exiting; /* past its loop: its deque is looked at no more */
-    bool spare;   /* started for a pool whose workers are all blocked */
     uint32_t rng; /* xorshift state for picking victims; owner only */
     /* Its thread's stack, found by the thread itself: it helps while more
      * than `stack_reserve` bytes lie between its frame and `stack_low`. */
@@ -890,7 +889,6 @@ spare_new(crew_pool *pool)
     }
     crew__event_init(&w->event);
     w->pool = pool;
-    w->spare = true;
     w->index = pool->threads + pool->spare_count++;
     w->rng = 2654435761u * (w->index + 1);
     w->spare_next = first_spare(pool);
