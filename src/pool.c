@@ -230,13 +230,6 @@ crew__pool_release_slot(crew_pool *pool)
     crew__inject_release_slot(&pool->inject);
 }
 
-/* Add to a counter that only the calling thread writes. */
-static void
-count(_Atomic uint64_t *counter, uint64_t n)
-{
-    crew__tally_add(counter, n);
-}
-
 static crew_future *
 future_of_link(struct crew__link *link)
 {
@@ -286,7 +279,7 @@ steal_from(struct crew__worker *w, struct crew__worker *victim)
         return NULL;
     f = crew__deque_steal(&victim->deque);
     if (f != NULL)
-        count(&w->stolen, 1);
+        crew__counter_add(&w->stolen, 1);
     return f;
 }
 
@@ -383,11 +376,11 @@ run(struct crew__worker *w, crew_future *f)
 {
     unsigned running = atomic_load_explicit(&w->running, memory_order_relaxed);
 
-    /* Relaxed: statistics; see count(). */
+    /* Relaxed: statistics; see crew__counter_add(). */
     atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
     if (crew__task_run(f, mode_of(w->pool) == CANCELLING, &w->tally) ==
         CREW_PENDING) /* a husk or a runner: no task's outcome */
-        count(&w->husks, 1);
+        crew__counter_add(&w->husks, 1);
     atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }
 
@@ -973,7 +966,7 @@ cancel_queued(crew_pool *pool)
         for (size_t i = 0; i < n; i++)
             husks += crew__task_run(future_of_link(batch[i]), true,
                                     &pool->shutdown_tally) == CREW_PENDING;
-        count(&pool->shutdown_husks, husks);
+        crew__counter_add(&pool->shutdown_husks, husks);
     }
 }
 
@@ -1370,7 +1363,7 @@ push_own(crew_pool *pool, crew_future *f, bool nonblocking)
         if (err != 0)
             crew__inject_release_slot(&pool->inject);
         else
-            count(&self->submitted, 1);
+            crew__counter_add(&self->submitted, 1);
     }
     return err;
 }
@@ -1437,7 +1430,7 @@ crew__pool_enqueue(crew_pool *pool, crew_future *f)
         err = crew__deque_push(&self->deque, f);
         if (err != 0)
             return err;
-        count(&self->submitted, 1);
+        crew__counter_add(&self->submitted, 1);
     } else {
         bool queued;
 
@@ -1528,9 +1521,9 @@ void
 crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded, uint64_t failed)
 {
     if (is_own_worker(pool)) {
-        count(&self->submitted, succeeded + failed);
-        count(&self->tally.succeeded, succeeded);
-        count(&self->tally.failed, failed);
+        crew__counter_add(&self->submitted, succeeded + failed);
+        crew__counter_add(&self->tally.succeeded, succeeded);
+        crew__counter_add(&self->tally.failed, failed);
         return;
     }
     /* Relaxed: statistics; once a loop, not once a chunk. */

@@ -195,10 +195,10 @@ count_outcome(struct crew__tally *tally, const crew_future *future,
 {
     if (future->internal)
         return;
-    crew__tally_add(state == CREW_SUCCEEDED ? &tally->succeeded
-                    : state == CREW_FAILED  ? &tally->failed
-                                            : &tally->cancelled,
-                    1);
+    crew__counter_add(state == CREW_SUCCEEDED ? &tally->succeeded
+                      : state == CREW_FAILED  ? &tally->failed
+                                              : &tally->cancelled,
+                      1);
 }
 
 crew_state

@@ -29,7 +29,7 @@ struct crew__tally {
 
 /* Add n to a counter that only the calling thread writes. */
 static inline void
-crew__tally_add(_Atomic uint64_t *counter, uint64_t n)
+crew__counter_add(_Atomic uint64_t *counter, uint64_t n)
 {
     /* Relaxed: statistics; a reader wants a recent value, not an order. */
     atomic_store_explicit(

@@ -168,10 +168,10 @@ join_settle(struct join *j, struct crew__outcome *outcome)
     if (!abandoned)
         crew_future_retain(&j->base);
     crew__lock_release(&j->base.lock);
-    if (abandoned || crew__future_settle(&j->base, outcome) != 0) {
-        if (outcome->error != &crew__error_cancelled)
-            crew_error_release(outcome->error);
-    }
+    /* Dropped, the outcome's error goes (the static cancelled one
+     * ignores its release). */
+    if (abandoned || crew__future_settle(&j->base, outcome) != 0)
+        crew_error_release(outcome->error);
     if (!abandoned)
         crew_future_release(&j->base);
 }
