@@ -38,6 +38,7 @@ nothing(crew_task *task, void *arg)
 
 /* A thread making one blocking crew call. */
 struct caller {
+    int (*call)(struct caller *c); /* the call; returns its result */
     pthread_t thread;
     atomic_int tid;       /* set once it runs */
     atomic_bool returned; /* set after the call returned */
@@ -83,12 +84,30 @@ wait_until_asleep(struct caller *c)
     }
 }
 
-static void
-start(struct caller *c, void *(*body)(void *))
+/* The caller's thread: make the call, note its result, then act on the
+ * cancellation. */
+static void *
+caller_main(void *arg)
 {
+    struct caller *c = arg;
+
+    atomic_store(&c->tid, gettid());
+    c->result = c->call(c);
+    atomic_store(&c->returned, true);
+    pthread_testcancel();
+    return NULL;
+}
+
+/* Start a thread making `call`, and cancel it once it sleeps inside. */
+static void
+cancel_while_asleep(struct caller *c, int (*call)(struct caller *c))
+{
+    c->call = call;
     atomic_init(&c->tid, 0);
     atomic_init(&c->returned, false);
-    cr_assert_eq(pthread_create(&c->thread, NULL, body, c), 0);
+    cr_assert_eq(pthread_create(&c->thread, NULL, caller_main, c), 0);
+    wait_until_asleep(c);
+    cr_assert_eq(pthread_cancel(c->thread), 0);
 }
 
 /* Join the caller: it must have been cancelled after its call returned. */
@@ -104,23 +123,10 @@ join_cancelled(struct caller *c)
               "the caller was cancelled inside the call");
 }
 
-/* The thread's epilogue: note the result, then act on the cancellation. */
-static void *
-returned(struct caller *c, int result)
+static int
+submit_call(struct caller *c)
 {
-    c->result = result;
-    atomic_store(&c->returned, true);
-    pthread_testcancel();
-    return NULL;
-}
-
-static void *
-submit_body(void *arg)
-{
-    struct caller *c = arg;
-
-    atomic_store(&c->tid, gettid());
-    return returned(c, crew_submit(c->pool, nothing, NULL, &c->submitted));
+    return crew_submit(c->pool, nothing, NULL, &c->submitted);
 }
 
 CREW_TEST(
@@ -136,9 +142,7 @@ CREW_TEST(
     cr_assert_eq(scn_hold_worker(c.pool, &h, 1, &held), 0);
     /* The one slot is taken: the caller waits for room. */
     cr_assert_eq(crew_submit(c.pool, nothing, NULL, &queued), 0);
-    start(&c, submit_body);
-    wait_until_asleep(&c);
-    cr_assert_eq(pthread_cancel(c.thread), 0);
+    cancel_while_asleep(&c, submit_call);
     scn_hold_open(&h);
     join_cancelled(&c);
     cr_assert_eq(c.result, 0);
@@ -153,13 +157,10 @@ CREW_TEST(
     crew_pool_destroy(c.pool);
 }
 
-static void *
-shutdown_body(void *arg)
+static int
+shutdown_call(struct caller *c)
 {
-    struct caller *c = arg;
-
-    atomic_store(&c->tid, gettid());
-    return returned(c, crew_pool_shutdown(c->pool, CREW_DRAIN));
+    return crew_pool_shutdown(c->pool, CREW_DRAIN);
 }
 
 CREW_TEST(cancellation_points,
@@ -173,9 +174,7 @@ CREW_TEST(cancellation_points,
     cr_assert_eq(crew_pool_create(&c.pool, &o), 0);
     cr_assert_eq(scn_hold_worker(c.pool, &h, 1, &held), 0);
     /* The shutdown waits for the held worker. */
-    start(&c, shutdown_body);
-    wait_until_asleep(&c);
-    cr_assert_eq(pthread_cancel(c.thread), 0);
+    cancel_while_asleep(&c, shutdown_call);
     scn_hold_open(&h);
     join_cancelled(&c);
     cr_assert_eq(c.result, 0);
@@ -187,13 +186,10 @@ CREW_TEST(cancellation_points,
     crew_pool_destroy(c.pool);
 }
 
-static void *
-wait_body(void *arg)
+static int
+wait_call(struct caller *c)
 {
-    struct caller *c = arg;
-
-    atomic_store(&c->tid, gettid());
-    return returned(c, crew_future_wait(c->future));
+    return crew_future_wait(c->future);
 }
 
 CREW_TEST(cancellation_points,
@@ -203,9 +199,7 @@ CREW_TEST(cancellation_points,
     crew_future *other;
 
     c.future = crew_test_promise();
-    start(&c, wait_body);
-    wait_until_asleep(&c);
-    cr_assert_eq(pthread_cancel(c.thread), 0);
+    cancel_while_asleep(&c, wait_call);
     /* Resolving wakes the waiter, whose node must still be alive. */
     cr_assert_eq(crew_promise_resolve(c.future, NULL, NULL), 0);
     join_cancelled(&c);
@@ -218,17 +212,14 @@ CREW_TEST(cancellation_points,
     crew_future_release(c.future);
 }
 
-static void *
-wait_all_body(void *arg)
+static int
+wait_all_call(struct caller *c)
 {
-    struct caller *c = arg;
     crew_error *error = NULL;
-    int err;
+    int err = crew_wait_all(&c->future, 1, &error);
 
-    atomic_store(&c->tid, gettid());
-    err = crew_wait_all(&c->future, 1, &error);
     crew_error_release(error);
-    return returned(c, err);
+    return err;
 }
 
 CREW_TEST(cancellation_points, a_thread_cancelled_in_wait_all_returns_first)
@@ -236,9 +227,7 @@ CREW_TEST(cancellation_points, a_thread_cancelled_in_wait_all_returns_first)
     struct caller c = {0};
 
     c.future = crew_test_promise();
-    start(&c, wait_all_body);
-    wait_until_asleep(&c);
-    cr_assert_eq(pthread_cancel(c.thread), 0);
+    cancel_while_asleep(&c, wait_all_call);
     cr_assert_eq(crew_promise_fail(c.future, EIO, "late"), 0);
     join_cancelled(&c);
     cr_assert_eq(c.result, CREW_EAGGREGATE);

@@ -200,24 +200,28 @@ CREW_TEST(depth, a_continuation_drops_its_input_once_fn_has_run)
 
 static atomic_uint nested_ran;
 
-/* Level `arg`: submits level arg - 1 and waits on it; level 0 returns. */
+/* One level of a chain: submit fn(level) to the task's pool and wait. */
 static int
-nested_task(crew_task *task, void *arg)
+submit_and_wait(crew_task *task, crew_fn fn, uintptr_t level)
 {
-    uintptr_t level = (uintptr_t)arg;
     crew_future *child = NULL;
-    int err;
+    int err = crew_submit(crew_task_pool(task), fn, (void *)level, &child);
 
-    atomic_fetch_add(&nested_ran, 1);
-    if (level == 0)
-        return 0;
-    err = crew_submit(crew_task_pool(task), nested_task, (void *)(level - 1),
-                      &child);
     if (err != 0)
         return crew_task_fail(task, err, "submit at level %zu", (size_t)level);
     err = crew_future_wait(child);
     crew_future_release(child);
     return err;
+}
+
+/* Level `arg`: submits level arg - 1 and waits on it; level 0 returns. */
+static int
+nested_task(crew_task *task, void *arg)
+{
+    uintptr_t level = (uintptr_t)arg;
+
+    atomic_fetch_add(&nested_ran, 1);
+    return level == 0 ? 0 : submit_and_wait(task, nested_task, level - 1);
 }
 
 /* How long a chain of nested waits may take: well under a second even
@@ -266,12 +270,11 @@ static int
 waits_outside_task(crew_task *task, void *arg)
 {
     uintptr_t level = (uintptr_t)arg;
-    crew_future *child = NULL;
-    int err;
 
     atomic_fetch_add(&nested_ran, 1);
     if (level == OUTSIDE_WAIT_DEPTH) {
         crew_future *outside;
+        int err;
 
         scn_gate_add(&deepest_reached, 1);
         scn_gate_wait(&outside_published, 1);
@@ -282,13 +285,7 @@ waits_outside_task(crew_task *task, void *arg)
             err = EIO;
         return err;
     }
-    err = crew_submit(crew_task_pool(task), waits_outside_task,
-                      (void *)(level + 1), &child);
-    if (err != 0)
-        return err;
-    err = crew_future_wait(child);
-    crew_future_release(child);
-    return err;
+    return submit_and_wait(task, waits_outside_task, level + 1);
 }
 
 CREW_TEST(depth, a_task_256_deep_waiting_on_outside_work_finishes)

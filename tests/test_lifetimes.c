@@ -85,51 +85,54 @@ CREW_TEST(lifetimes, a_timed_out_wait_any_leaves_nothing_on_its_inputs)
     resolve_and_release(in, INPUTS);
 }
 
-CREW_TEST(lifetimes, a_released_when_any_leaves_nothing_on_pending_inputs)
+typedef int (*join_fn)(crew_future *const *futures, size_t n,
+                       crew_future **join);
+
+static int
+fail_fast_join(crew_future *const *futures, size_t n, crew_future **join)
 {
-    crew_future *in[INPUTS];
+    return crew_when_all_ex(futures, n, CREW_FAIL_FAST, join);
+}
+
+/* Joins `in` with `join`, still pending, and releases it, POLLS times
+ * after a warm-up; fails the test if that grows the heap. */
+static void
+release_pending_joins(crew_future **in, join_fn join, const char *what)
+{
     size_t before = 0, growth;
 
-    make_promises(in, INPUTS);
     for (unsigned i = 0; i < WARM_UP + POLLS; i++) {
-        crew_future *any = NULL;
+        crew_future *j = NULL;
         int err;
 
         if (i == WARM_UP)
             before = scn_heap_in_use();
-        err = crew_when_any(in, INPUTS, &any);
-        if (err != 0 || crew_future_state(any) != CREW_PENDING)
-            cr_assert_fail("when_any %u: %d", i, err);
-        crew_future_release(any);
+        err = join(in, INPUTS, &j);
+        if (err != 0 || crew_future_state(j) != CREW_PENDING)
+            cr_assert_fail("%s %u: %d", what, i, err);
+        crew_future_release(j);
     }
     growth = growth_since(before);
     cr_assert_lt(growth, GROWTH_MAX,
-                 "%u released when_any joins grew the heap by %zu bytes", POLLS,
+                 "%u released %s joins grew the heap by %zu bytes", POLLS, what,
                  growth);
+}
+
+CREW_TEST(lifetimes, a_released_when_any_leaves_nothing_on_pending_inputs)
+{
+    crew_future *in[INPUTS];
+
+    make_promises(in, INPUTS);
+    release_pending_joins(in, crew_when_any, "when_any");
     resolve_and_release(in, INPUTS);
 }
 
 CREW_TEST(lifetimes, a_released_fail_fast_join_leaves_nothing_on_pending_inputs)
 {
     crew_future *in[INPUTS];
-    size_t before = 0, growth;
 
     make_promises(in, INPUTS);
-    for (unsigned i = 0; i < WARM_UP + POLLS; i++) {
-        crew_future *all = NULL;
-        int err;
-
-        if (i == WARM_UP)
-            before = scn_heap_in_use();
-        err = crew_when_all_ex(in, INPUTS, CREW_FAIL_FAST, &all);
-        if (err != 0 || crew_future_state(all) != CREW_PENDING)
-            cr_assert_fail("fail-fast join %u: %d", i, err);
-        crew_future_release(all);
-    }
-    growth = growth_since(before);
-    cr_assert_lt(growth, GROWTH_MAX,
-                 "%u released fail-fast joins grew the heap by %zu bytes",
-                 POLLS, growth);
+    release_pending_joins(in, fail_fast_join, "fail-fast");
     /* Inputs that fail afterwards find nothing of the joins. */
     for (size_t i = 0; i < INPUTS; i++) {
         cr_assert_eq(crew_promise_fail(in[i], EIO, "late %zu", i), 0);
