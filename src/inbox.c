@@ -26,10 +26,11 @@
  */
 #include "crew.h"
 
-#include "alloc.h"
-#include "future.h"
-#include "park.h"
-#include "platform.h"
+#include "base/alloc.h"
+#include "base/list.h"
+#include "core/future.h"
+#include "base/park.h"
+#include "base/platform.h"
 
 #include <errno.h>
 
@@ -38,16 +39,16 @@ struct watch {
     crew_inbox *inbox;
     crew_future *future; /* a reference, until taken or dropped */
     void *user;
-    /* In `watching` (both links) until the node fires, then in the
-     * delivery list (next only). Guarded by the inbox's lock. */
-    struct watch *prev;
+    /* Guarded by the inbox's lock: on `watching` until the node fires,
+     * then on the delivery queue (or a list of watches to drop). */
+    struct crew__node link;
     struct watch *next;
 };
 
 struct crew_inbox {
     struct crew__lock lock;     /* guards every field below but the signal */
     struct crew__signal signal; /* raised while `first` is not NULL */
-    struct watch *watching;     /* watches not yet fired */
+    struct crew__list watching; /* watches not yet fired */
     struct watch *first;        /* deliveries, oldest first */
     struct watch *last;
     size_t nodes;   /* watches not yet freed */
@@ -82,17 +83,6 @@ crew_inbox_fd(const crew_inbox *inbox)
     return inbox != NULL ? inbox->signal.read_end : -1;
 }
 
-static void
-unlink_watching(crew_inbox *box, struct watch *w)
-{
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        box->watching = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-}
-
 /* A watch is gone: true if the inbox, destroyed, goes with it. Called
  * under the inbox's lock. */
 static bool
@@ -104,13 +94,13 @@ forget(crew_inbox *box)
 static void
 deliver(struct crew__completion *node, crew_future *future)
 {
-    struct watch *w = (struct watch *)node;
+    struct watch *w = crew__container_of(node, struct watch, node);
     crew_inbox *box = w->inbox;
     bool free_box = false;
 
     (void)future;
     crew__lock_acquire(&box->lock);
-    unlink_watching(box, w);
+    crew__list_remove(&box->watching, &w->link);
     if (!box->destroyed) {
         w->next = NULL;
         if (box->last != NULL)
@@ -146,11 +136,7 @@ crew_inbox_watch(crew_inbox *inbox, crew_future *future, void *user)
     w->future = crew_future_retain(future);
     w->user = user;
     crew__lock_acquire(&inbox->lock);
-    w->prev = NULL;
-    w->next = inbox->watching;
-    if (inbox->watching != NULL)
-        inbox->watching->prev = w;
-    inbox->watching = w;
+    crew__list_push(&inbox->watching, &w->link);
     inbox->nodes++;
     crew__lock_release(&inbox->lock);
     /* Last: an already resolved future delivers at once, here. */
@@ -214,10 +200,12 @@ crew_inbox_destroy(crew_inbox *inbox)
     inbox->last = NULL;
     /* Watches still on their futures' lists; a node already detached by
      * its future's resolver stays, and frees itself when it fires. */
-    for (struct watch *w = inbox->watching, *next; w != NULL; w = next) {
-        next = w->next;
+    for (struct crew__node *n = inbox->watching.first, *next; n != NULL;
+         n = next) {
+        struct watch *w = crew__container_of(n, struct watch, link);
+        next = n->next;
         if (crew__future_unsubscribe(w->future, &w->node)) {
-            unlink_watching(inbox, w);
+            crew__list_remove(&inbox->watching, &w->link);
             w->next = drop;
             drop = w;
             inbox->nodes--;

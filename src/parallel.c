@@ -25,10 +25,10 @@
  * aggregate once every participant is done. Runners count in no
  * statistic; their chunks count as tasks.
  */
-#include "alloc.h"
-#include "error.h"
-#include "future.h"
-#include "platform.h"
+#include "base/alloc.h"
+#include "core/error.h"
+#include "core/future.h"
+#include "base/platform.h"
 #include "pool.h"
 #include "task.h"
 

@@ -63,13 +63,13 @@
  */
 #include "pool.h"
 
-#include "alloc.h"
-#include "deque.h"
-#include "fault.h"
-#include "future.h"
-#include "inject.h"
-#include "park.h"
-#include "platform.h"
+#include "base/alloc.h"
+#include "sched/deque.h"
+#include "base/fault.h"
+#include "core/future.h"
+#include "sched/inject.h"
+#include "base/park.h"
+#include "base/platform.h"
 #include "task.h"
 
 #include <assert.h>
@@ -92,8 +92,7 @@ struct crew__worker {
     alignas(64) struct crew__deque deque; /* pushed and popped by owner */
     struct crew__event event; /* this worker sleeps here, and only it */
     /* On the pool's sleeper list; guarded by the pool's `sleep_lock`. */
-    struct crew__worker *sleep_next;
-    struct crew__worker *sleep_prev;
+    struct crew__node sleep_link;
     bool listed;
     crew_pool *pool;
     pthread_t thread;
@@ -137,7 +136,7 @@ struct crew_pool {
     alignas(64) atomic_uint searching;
     atomic_uint sleeping;          /* length of the list below */
     struct crew__lock sleep_lock;  /* guards the list */
-    struct crew__worker *sleepers; /* newest first, linked by sleep_next */
+    struct crew__list sleepers;   /* of workers, newest first */
     /* Statistics of what no worker counts: rare events, or one update
      * a parallel loop. */
     /* Written by the one thread that runs cancel_queued(): */
@@ -233,9 +232,7 @@ crew__pool_release_slot(crew_pool *pool)
 static crew_future *
 future_of_link(struct crew__link *link)
 {
-    return link != NULL
-               ? (crew_future *)((char *)link - offsetof(crew_future, link))
-               : NULL;
+    return link != NULL ? crew__container_of(link, crew_future, link) : NULL;
 }
 
 static uint32_t
@@ -406,11 +403,7 @@ list_sleeper(struct crew__worker *w)
     crew_pool *pool = w->pool;
 
     crew__lock_acquire(&pool->sleep_lock);
-    w->sleep_prev = NULL;
-    w->sleep_next = pool->sleepers;
-    if (pool->sleepers != NULL)
-        pool->sleepers->sleep_prev = w;
-    pool->sleepers = w;
+    crew__list_push(&pool->sleepers, &w->sleep_link);
     w->listed = true;
     /* seq_cst: the store half of the sleeper's StoreLoad; see above. */
     atomic_fetch_add_explicit(&pool->sleeping, 1, memory_order_seq_cst);
@@ -420,12 +413,7 @@ list_sleeper(struct crew__worker *w)
 static void
 unlink_sleeper(crew_pool *pool, struct crew__worker *w)
 {
-    if (w->sleep_prev != NULL)
-        w->sleep_prev->sleep_next = w->sleep_next;
-    else
-        pool->sleepers = w->sleep_next;
-    if (w->sleep_next != NULL)
-        w->sleep_next->sleep_prev = w->sleep_prev;
+    crew__list_remove(&pool->sleepers, &w->sleep_link);
     w->listed = false;
     /* Relaxed: a stale count only costs a waker a look at the list. */
     atomic_fetch_sub_explicit(&pool->sleeping, 1, memory_order_relaxed);
@@ -470,7 +458,10 @@ wake_searcher(crew_pool *pool)
                                                  memory_order_relaxed))
         return;
     crew__lock_acquire(&pool->sleep_lock);
-    w = pool->sleepers;
+    w = crew__list_is_empty(&pool->sleepers)
+            ? NULL
+            : crew__container_of(pool->sleepers.first, struct crew__worker,
+                                 sleep_link);
     if (w != NULL)
         unlink_sleeper(pool, w);
     crew__lock_release(&pool->sleep_lock);
@@ -487,20 +478,20 @@ wake_searcher(crew_pool *pool)
 static void
 wake_all(crew_pool *pool)
 {
-    struct crew__worker *list;
+    struct crew__node *list;
 
     crew__lock_acquire(&pool->sleep_lock);
-    list = pool->sleepers;
-    for (struct crew__worker *w = list; w != NULL; w = w->sleep_next) {
-        w->listed = false;
+    list = crew__list_take_all(&pool->sleepers);
+    for (struct crew__node *n = list; n != NULL; n = n->next) {
+        crew__container_of(n, struct crew__worker, sleep_link)->listed = false;
         atomic_fetch_add_explicit(&pool->searching, 1, memory_order_relaxed);
     }
-    pool->sleepers = NULL;
     atomic_store_explicit(&pool->sleeping, 0, memory_order_relaxed);
     /* Notified under the lock: a woken worker may leave its sleep, find
-     * itself unlisted, and be relisted, rewriting sleep_next. */
-    for (struct crew__worker *w = list; w != NULL; w = w->sleep_next)
-        crew__event_notify_all(&w->event);
+     * itself unlisted, and be relisted, rewriting its link. */
+    for (struct crew__node *n = list; n != NULL; n = n->next)
+        crew__event_notify_all(
+            &crew__container_of(n, struct crew__worker, sleep_link)->event);
     crew__lock_release(&pool->sleep_lock);
 }
 

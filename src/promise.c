@@ -4,9 +4,9 @@
  * resolving, failing and cancelling it: the first wins, the others get
  * EALREADY and keep what they brought.
  */
-#include "future.h"
+#include "core/future.h"
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 #include <errno.h>
 

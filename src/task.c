@@ -22,9 +22,9 @@
  */
 #include "task.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "future.h"
+#include "base/alloc.h"
+#include "core/error.h"
+#include "core/future.h"
 #include "pool.h"
 
 #include <errno.h>

@@ -33,8 +33,8 @@
  * refuses it after all, or another canceller had taken the node off its
  * list, the one that finds it taken takes the count back.
  */
-#include "alloc.h"
-#include "future.h"
+#include "base/alloc.h"
+#include "core/future.h"
 #include "pool.h"
 #include "task.h"
 
@@ -51,12 +51,6 @@ struct then {
     void *arg;
     crew_free_fn arg_free;
 };
-
-static struct then *
-then_of_node(struct crew__completion *node)
-{
-    return (struct then *)((char *)node - offsetof(struct then, node));
-}
 
 static int
 then_run(crew_task *task, void *arg)
@@ -100,7 +94,7 @@ then_done(void *arg)
 static void
 input_resolved(struct crew__completion *node, crew_future *input)
 {
-    struct then *t = then_of_node(node);
+    struct then *t = crew__container_of(node, struct then, node);
     /* Read first: once queued, the block may be run and freed. */
     crew_pool *pool = t->pool;
     int err = crew__pool_enqueue(pool, &t->base);
@@ -155,7 +149,7 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
 int
 crew__then_cancel(crew_future *future)
 {
-    struct then *t = (struct then *)future;
+    struct then *t = crew__container_of(future, struct then, base);
     crew_pool *pool = t->pool;
     crew_future *input = input_of(t);
     bool unsubscribed =

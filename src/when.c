@@ -30,10 +30,10 @@
  * reference for the callbacks (under the join's lock, where abandonment
  * is decided), whose release abandons it afterwards.
  */
-#include "future.h"
+#include "core/future.h"
 
-#include "alloc.h"
-#include "platform.h"
+#include "base/alloc.h"
+#include "base/platform.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -66,7 +66,7 @@ struct join {
 static struct join *
 join_of(crew_future *future)
 {
-    return (struct join *)future;
+    return crew__container_of(future, struct join, base);
 }
 
 static size_t
@@ -203,7 +203,7 @@ input_failed(struct join *j, size_t position)
 static void
 all_input_resolved(struct crew__completion *node, crew_future *future)
 {
-    struct input *in = (struct input *)node;
+    struct input *in = crew__container_of(node, struct input, node);
     struct join *j = in->join;
 
     if (j->flags != 0 && crew_future_state(future) == CREW_FAILED)
@@ -225,7 +225,7 @@ all_input_resolved(struct crew__completion *node, crew_future *future)
 static void
 any_input_resolved(struct crew__completion *node, crew_future *future)
 {
-    struct input *in = (struct input *)node;
+    struct input *in = crew__container_of(node, struct input, node);
     struct join *j = in->join;
 
     /* Relaxed: the exchange only elects one winner; the outcome travels
@@ -267,7 +267,8 @@ crew__join_release(crew_future *future)
                                         memory_order_acq_rel) == 1 &&
               (crew__state_is_final(atomic_load_explicit(
                    &future->state, memory_order_relaxed)) ||
-               (future->completions == NULL && future->waiters == NULL));
+               (future->completions == NULL &&
+                crew__list_is_empty(&future->waiters)));
     if (abandon)
         atomic_store_explicit(&j->abandoned, true, memory_order_relaxed);
     crew__lock_release(&future->lock);

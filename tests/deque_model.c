@@ -1,10 +1,10 @@
 /*
- * deque_model: the work-stealing deque alone (src/deque.h), tested against
+ * deque_model: the work-stealing deque alone (src/sched/deque.h), tested against
  * a model. A plain C program with its own main, so that it runs under
  * every sanitizer, ThreadSanitizer included (RELIABILITY.md: "the deque
  * alone gets its own model test").
  *
- * It uses only the functions of src/deque.h, never the fields of struct
+ * It uses only the functions of src/sched/deque.h, never the fields of struct
  * crew__deque, so it outlives any rewrite of the deque behind them (the
  * lock-free Chase-Lev deque of the performance issue). Items are unique
  * ids encoded as non-NULL pointers: id + 1.
@@ -52,7 +52,7 @@
  * Prints one line per phase, then a summary line; exits 0 when every check
  * held, 1 otherwise.
  */
-#include "deque.h"
+#include "sched/deque.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -6,9 +6,10 @@
 #define CREW_FUTURE_H
 
 #include "crew.h"
-#include "error.h"
-#include "inject.h"
-#include "park.h"
+#include "core/error.h"
+#include "sched/inject.h"
+#include "base/list.h"
+#include "base/park.h"
 
 #include <stdatomic.h>
 
@@ -39,8 +40,7 @@ struct crew__completion {
  * lock; the waiter takes that lock before it leaves, so the node is alive
  * whenever the resolver touches it. */
 struct crew__waiter {
-    struct crew__waiter *next;
-    struct crew__waiter *prev;
+    struct crew__node link; /* on the future's `waiters` */
     struct crew__event *event;
     bool linked;
 };
@@ -69,7 +69,7 @@ struct crew_future {
      * put off running (see crew__future_settle()), or NULL. */
     struct crew__completion *completions;
     union {
-        struct crew__waiter *waiters; /* while pending */
+        struct crew__list waiters; /* of crew__waiter, while pending */
         /* Once resolved: the next future whose completions wait on this
          * thread's list of deferred ones. */
         crew_future *deferred_next;

@@ -30,9 +30,9 @@
  * the pool has stopped. Rings only double, so the retired ones together
  * are smaller than the current one.
  */
-#include "deque.h"
+#include "sched/deque.h"
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -13,9 +13,9 @@
  * with an error embedded in itself (crew__error_embed_lost); retaining
  * that error retains the future, so it lives exactly as long as needed.
  */
-#include "error.h"
+#include "core/error.h"
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 #include <assert.h>
 #include <errno.h>

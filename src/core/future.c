@@ -28,10 +28,10 @@
  * queue lock (a claimed task gives its slot back), never the reverse. No
  * user code runs under any library lock.
  */
-#include "future.h"
+#include "core/future.h"
 
-#include "alloc.h"
-#include "platform.h"
+#include "base/alloc.h"
+#include "base/platform.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -51,7 +51,7 @@ crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
     atomic_init(&future->cancel_requested, false);
     atomic_init(&future->link.next, NULL);
     future->completions = NULL;
-    future->waiters = NULL;
+    future->waiters.first = NULL;
     future->value = NULL;
     future->value_free = NULL;
     future->error = NULL;
@@ -170,11 +170,13 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
                           memory_order_release);
     node = future->completions;
     future->completions = NULL;
-    for (struct crew__waiter *w = future->waiters; w != NULL; w = w->next) {
+    for (struct crew__node *n = crew__list_take_all(&future->waiters);
+         n != NULL; n = n->next) {
+        struct crew__waiter *w =
+            crew__container_of(n, struct crew__waiter, link);
         w->linked = false;
         crew__event_notify_all(w->event);
     }
-    future->waiters = NULL;
     crew__lock_release(&future->lock);
 
     node = reversed(node);
@@ -260,11 +262,7 @@ crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter)
     added = !crew__state_is_final(
         atomic_load_explicit(&future->state, memory_order_relaxed));
     if (added) {
-        waiter->prev = NULL;
-        waiter->next = future->waiters;
-        if (future->waiters != NULL)
-            future->waiters->prev = waiter;
-        future->waiters = waiter;
+        crew__list_push(&future->waiters, &waiter->link);
         waiter->linked = true;
     }
     crew__lock_release(&future->lock);
@@ -276,12 +274,7 @@ crew__future_remove_waiter(crew_future *future, struct crew__waiter *waiter)
 {
     crew__lock_acquire(&future->lock);
     if (waiter->linked) {
-        if (waiter->prev != NULL)
-            waiter->prev->next = waiter->next;
-        else
-            future->waiters = waiter->next;
-        if (waiter->next != NULL)
-            waiter->next->prev = waiter->prev;
+        crew__list_remove(&future->waiters, &waiter->link);
         waiter->linked = false;
     }
     crew__lock_release(&future->lock);
@@ -539,8 +532,7 @@ crew__future_destroy(crew_future *future)
     destroy_now(future);
     while ((link = doomed) != NULL) {
         doomed = atomic_load_explicit(&link->next, memory_order_relaxed);
-        destroy_now(
-            (crew_future *)((char *)link - offsetof(crew_future, link)));
+        destroy_now(crew__container_of(link, crew_future, link));
     }
     destroying = false;
 }

@@ -20,9 +20,9 @@
  * Conditions guarded by a mutex work the same way: the mutex orders the
  * recheck and the change, and the seq_cst pair does the rest.
  */
-#include "park.h"
+#include "base/park.h"
 
-#include "platform.h"
+#include "base/platform.h"
 
 #include <errno.h>
 #include <pthread.h>

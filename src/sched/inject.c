@@ -27,9 +27,9 @@
  * freed slot signals one of them, closing wakes them all, and each
  * rechecks in a loop. No user code runs under the mutex.
  */
-#include "inject.h"
+#include "sched/inject.h"
 
-#include "platform.h"
+#include "base/platform.h"
 
 #include <errno.h>
 

@@ -21,9 +21,9 @@
  * exits leaves nothing of the caches behind, though its main thread, whose
  * thread-specific destructors never run, freed blocks all along.
  */
-#include "alloc.h"
+#include "base/alloc.h"
 
-#include "fault.h"
+#include "base/fault.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

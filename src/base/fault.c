@@ -3,7 +3,7 @@
  * number of calls to let through before one fails; -1 disarms it. A
  * countdown fires once, then disarms itself.
  */
-#include "fault.h"
+#include "base/fault.h"
 
 #ifdef CREW_TEST_HOOKS
 
