@@ -239,8 +239,11 @@ typedef struct crew_pool_stats {
  * The counters need not be consistent with each other while tasks run (a
  * task may be counted as submitted and not yet as queued); once the pool
  * is idle, or shut down, submitted = succeeded + failed + cancelled. A
- * task cancelled in its queue leaves @c queued and enters @c cancelled at
- * once. Continuations count as tasks once queued (one cancelled while it
+ * task that runs is counted in @c succeeded or @c failed before its
+ * future resolves. A task cancelled in its queue resolves at once, but
+ * leaves @c queued and enters @c cancelled when a worker takes it out of
+ * its queue: within the time a worker takes to look, and by the end of a
+ * shutdown at the latest. Continuations count as tasks once queued (one cancelled while it
  * waits for its input counts nowhere), and crew_parallel_for() chunks
  * count as tasks once the loop returns; the loop's helpers count as
  * none. Reading

@@ -138,6 +138,27 @@ runner(crew_task *task, void *arg)
     return 0;
 }
 
+/* Queue a runner: an internal task, holding no max_queued slot and
+ * counted as no task, with a reference for the queue and one for *out. */
+static int
+submit_runner(struct loop *l, crew_future **out)
+{
+    crew_future *f = crew__task_new(l->pool, runner, l, NULL, 2);
+    int err;
+
+    if (f == NULL)
+        return ENOMEM;
+    f->slotted = false;
+    f->internal = true;
+    err = crew__pool_submit(l->pool, f, false);
+    if (err != 0) {
+        crew__task_discard(f);
+        return err;
+    }
+    *out = f;
+    return 0;
+}
+
 /* The failures, sorted by position, into an aggregate; ENOMEM if one was
  * lost or the aggregate cannot be made. Frees the list. */
 static int
@@ -211,7 +232,7 @@ crew_parallel_for(crew_pool *pool, size_t begin, size_t end, size_t grain,
     /* Without memory or an open pool, fewer runners: the caller does the
      * rest, which is still correct. */
     while (runners != NULL && started < wanted &&
-           crew__pool_submit_runner(pool, runner, &l, &runners[started]) == 0)
+           submit_runner(&l, &runners[started]) == 0)
         started++;
 
     participate(&l);

@@ -42,15 +42,12 @@
  * Statistics. Each worker counts what it does in counters of its own,
  * which only it writes (a load and a store, no read-modify-write) and
  * crew_pool_stats_get() sums: tasks it submitted to its own deque, ran to
- * each outcome, stole, whether it is running one, and the husks and
- * runners it took out of a queue. The injection queue counts its pushes
- * and pops. Rare events are counted on the pool, off every task's path:
- * the tasks a CREW_CANCEL shutdown cancels from the queue, submissions
- * withdrawn after racing a shutdown, loops' runners, and tasks cancelled
- * where they lay (by their canceller, under the task's lock: see claim()
- * in task.c). `queued` is the queues' length less the entries in them
- * that are no task waiting: those husks and runners, less the ones taken
- * out.
+ * each outcome (a task cancelled where it lay when its husk comes out),
+ * stole, whether it is running one, and the runners it took out of a
+ * queue. The injection queue counts its pushes and pops. Rare events are
+ * counted on the pool, off every task's path: what a CREW_CANCEL shutdown
+ * takes out of the injection queue, and loops' runners going in. See
+ * crew_pool_stats_get().
  *
  * After fork() the child has none of the workers: a pool made before the
  * fork (generation older than the process's) refuses everything that
@@ -110,11 +107,8 @@ struct crew__worker {
     /* Statistics: written by this worker only, read by anyone. Apart
      * from the deque's indices, which thieves read. */
     alignas(64) _Atomic uint64_t submitted; /* onto its own deque */
-    struct crew__tally tally;               /* what it ran, how it ended */
+    struct crew__tally tally; /* what it took out of a queue, how it ended */
     _Atomic uint64_t stolen;
-    /* Queue entries it took out that were no task waiting to run: husks
-     * (cancelled or withdrawn where they lay) and loops' runners. */
-    _Atomic uint64_t husks;
     _Atomic unsigned running; /* tasks on its stack, helped ones included */
 };
 
@@ -140,13 +134,9 @@ struct crew_pool {
     /* Statistics of what no worker counts: rare events, or one update
      * a parallel loop. */
     /* Written by the one thread that runs cancel_queued(): */
-    alignas(64) struct crew__tally shutdown_tally; /* tasks it cancelled */
-    _Atomic uint64_t shutdown_husks;               /* husks it took out */
-    _Atomic uint64_t withdrawn;   /* submissions taken back (push_outside()) */
+    alignas(64) struct crew__tally shutdown_tally; /* what it took out */
     _Atomic uint64_t runners;     /* loops' runners in the injection queue */
     _Atomic uint64_t runners_own; /* ... and on their worker's own deque */
-    _Atomic uint64_t cancels;     /* queued tasks cancelled where they lay */
-    _Atomic uint64_t uncancels;   /* ... counted so, but never queued */
     _Atomic uint64_t outside_chunks_ok, outside_chunks_failed;
     /* Shutdown and lifetime. */
     alignas(64) atomic_uint stopping; /* workers idle during shutdown */
@@ -375,9 +365,7 @@ run(struct crew__worker *w, crew_future *f)
 
     /* Relaxed: statistics; see crew__counter_add(). */
     atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
-    if (crew__task_run(f, mode_of(w->pool) == CANCELLING, &w->tally) ==
-        CREW_PENDING) /* a husk or a runner: no task's outcome */
-        crew__counter_add(&w->husks, 1);
+    crew__task_run(f, mode_of(w->pool) == CANCELLING, &w->tally);
     atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }
 
@@ -941,8 +929,7 @@ wait_spares(crew_pool *pool)
  * Cancel the tasks left in the injection queue, which workers may be
  * taking and cancelling too. Once the mode has moved on no submission
  * begins, and a push halfway through ends promptly, so the queue empties
- * for good; a submission that pushes later all the same finds the queue
- * closed and withdraws its task.
+ * for good: a push that comes later finds it closed (sched/inject.c).
  */
 static void
 cancel_queued(crew_pool *pool)
@@ -951,13 +938,11 @@ cancel_queued(crew_pool *pool)
 
     while (!crew__inject_is_empty(&pool->inject)) {
         size_t n = crew__inject_pop_batch(&pool->inject, batch, BATCH);
-        uint64_t husks = 0;
         if (n == 0)
             crew__thread_yield();
         for (size_t i = 0; i < n; i++)
-            husks += crew__task_run(future_of_link(batch[i]), true,
-                                    &pool->shutdown_tally) == CREW_PENDING;
-        crew__counter_add(&pool->shutdown_husks, husks);
+            crew__task_run(future_of_link(batch[i]), true,
+                           &pool->shutdown_tally);
     }
 }
 
@@ -1337,58 +1322,7 @@ crew_pool_threads(const crew_pool *pool)
     return pool != NULL ? pool->threads : 0;
 }
 
-int
-crew_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future)
-{
-    return crew_submit_ex(pool, fn, arg, NULL, 0, future);
-}
-
-/* Queue f on the calling worker's own deque, holding a slot. */
-static int
-push_own(crew_pool *pool, crew_future *f, bool nonblocking)
-{
-    int err = crew__inject_take_slot(&pool->inject, nonblocking);
-
-    if (err == 0) {
-        err = crew__deque_push(&self->deque, f);
-        if (err != 0)
-            crew__inject_release_slot(&pool->inject);
-        else
-            crew__counter_add(&self->submitted, 1);
-    }
-    return err;
-}
-
-/*
- * Queue f from outside the pool. A push that raced a shutdown can land
- * after the close: then the task is taken back (*withdrawn), unless a
- * worker or the shutdown took it first, and then it was accepted after
- * all. A withdrawn husk stays in the queue, whose reference its taker
- * drops. The caller holds a reference of its own across the call: a
- * worker may run the task and drop the queue's meanwhile.
- */
-static int
-push_outside(crew_pool *pool, crew_future *f, enum crew__room room,
-             bool *withdrawn)
-{
-    bool queued;
-    int err = crew__inject_push(&pool->inject, &f->link, room, &queued);
-
-    *withdrawn = false;
-    if (err != 0 && queued) {
-        if (crew__task_withdraw(f)) {
-            *withdrawn = true;
-            /* Relaxed: statistics; the push counted it. */
-            atomic_fetch_add_explicit(&pool->withdrawn, 1,
-                                      memory_order_relaxed);
-        } else {
-            err = 0;
-        }
-    }
-    return err;
-}
-
-/* Whether the pool takes a task from the calling thread now: open, or
+/* Whether the pool takes work from the calling thread now: open, or
  * draining and called from one of its own workers. ESHUTDOWN if not. */
 static int
 accepts(crew_pool *pool)
@@ -1410,102 +1344,58 @@ crew__pool_accepts(crew_pool *pool)
     return accepts(pool);
 }
 
+/*
+ * The one submission route: every kind queues its work here. From one of
+ * the pool's workers the task goes on that worker's own deque, else on
+ * the injection queue; then a worker is woken if none is looking. A task
+ * that holds a max_queued slot (`slotted`) takes it here, waiting for
+ * room from outside the pool unless `nonblocking`.
+ *
+ * A submission racing the pool's shutdown is settled by the injection
+ * queue alone (see sched/inject.c): either it is refused, ESHUTDOWN, with
+ * nothing queued, or it is queued ahead of the close, where the shutdown
+ * finds it and runs or cancels it like any other. Nothing is taken back.
+ */
 int
-crew__pool_enqueue(crew_pool *pool, crew_future *f)
+crew__pool_submit(crew_pool *pool, crew_future *f, bool nonblocking)
 {
+    /* Read first: once queued, the task may run and be freed. */
+    bool slotted = f->slotted, internal = f->internal;
     int err = accepts(pool);
 
     if (err != 0)
         return err;
     if (is_own_worker(pool) && !self->exiting) {
-        err = crew__deque_push(&self->deque, f);
-        if (err != 0)
-            return err;
-        crew__counter_add(&self->submitted, 1);
-    } else {
-        bool queued;
-
-        /* Ours across the push: a worker may run it and drop the queue's
-         * reference meanwhile. */
-        crew_future_retain(f);
-        err = crew__inject_push(&pool->inject, &f->link, CREW__ROOM_UNCOUNTED,
-                                &queued);
-        if (err != 0 && queued) {
-            /* The push raced the close and is queued all the same, maybe
-             * past the workers' last look: cancel it there (unless a
-             * worker took it first). Its husk is the queue's. */
-            crew__task_cancel(f);
-            err = 0;
+        if (slotted) {
+            err = crew__inject_take_slot(&pool->inject, nonblocking);
+            if (err != 0)
+                return err;
         }
-        crew_future_release(f);
-        if (err != 0)
-            return err;
-    }
-    wake_searcher(pool);
-    return 0;
-}
-
-/* Undo a submission the queue refused: free the task, or, if its husk
- * stays queued (withdrawn after racing a shutdown), leave it to the
- * queue's reference. */
-static void
-unsubmit(crew_future *f, bool withdrawn)
-{
-    if (withdrawn)
-        crew_future_release(f);
-    else
-        crew__task_discard(f);
-}
-
-int
-crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
-                         crew_future **future)
-{
-    bool withdrawn = false;
-    crew_future *f;
-    int err = accepts(pool);
-
-    *future = NULL;
-    if (err != 0)
-        return err;
-    f = crew__task_new(pool, fn, arg, NULL, 2);
-    if (f == NULL)
-        return ENOMEM;
-    f->slotted = false;
-    f->internal = true;
-    /* Relaxed: statistics, once a runner. */
-    if (is_own_worker(pool) && !self->exiting) {
         err = crew__deque_push(&self->deque, f);
-        if (err == 0)
+        if (err != 0) {
+            if (slotted)
+                crew__inject_release_slot(&pool->inject);
+            return err;
+        }
+        if (!internal)
+            crew__counter_add(&self->submitted, 1);
+        else /* Relaxed: statistics, once a loop. */
             atomic_fetch_add_explicit(&pool->runners_own, 1,
                                       memory_order_relaxed);
     } else {
-        err = push_outside(pool, f, CREW__ROOM_UNCOUNTED, &withdrawn);
-        if (err == 0)
+        enum crew__room room = !slotted      ? CREW__ROOM_UNCOUNTED
+                               : nonblocking ? CREW__ROOM_FAIL
+                                             : CREW__ROOM_WAIT;
+        err = crew__inject_push(&pool->inject, &f->link, room);
+        if (err != 0)
+            return err;
+        if (internal) /* Relaxed: statistics, once a loop. */
             atomic_fetch_add_explicit(&pool->runners, 1, memory_order_relaxed);
     }
-    if (err != 0) {
-        unsubmit(f, withdrawn);
-        return err;
-    }
+    /* The task is in its queue (the push's seq_cst store or CAS) before
+     * wake_searcher() reads. */
     wake_searcher(pool);
-    *future = f;
     return 0;
-}
-
-void
-crew__pool_count_cancel(crew_pool *pool)
-{
-    crew__hook_counting_cancel();
-    /* Relaxed: statistics; cancellations are rare. */
-    atomic_fetch_add_explicit(&pool->cancels, 1, memory_order_relaxed);
-}
-
-void
-crew__pool_uncount_cancel(crew_pool *pool)
-{
-    /* Relaxed: statistics. */
-    atomic_fetch_add_explicit(&pool->uncancels, 1, memory_order_relaxed);
 }
 
 void
@@ -1524,66 +1414,41 @@ crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded, uint64_t failed)
                               memory_order_relaxed);
 }
 
-int
-crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
-               unsigned flags, crew_future **future)
+/* Add a tally of what was taken out of a queue to a snapshot, and its
+ * runners to `internal`. */
+static void
+add_tally(crew_pool_stats *stats, struct crew__tally *tally,
+          uint64_t *internal)
 {
-    bool nonblocking = (flags & CREW_NONBLOCKING) != 0;
-    bool withdrawn = false;
-    crew_future *f;
-    int err;
-
-    if (future != NULL)
-        *future = NULL;
-    if (pool == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
-        return EINVAL;
-    err = accepts(pool);
-    if (err != 0)
-        return err;
-
-    bool own = is_own_worker(pool) && !self->exiting;
-    /* The queue's reference, and the caller's, which the submitter keeps
-     * until it returns even when the caller wants no future. */
-    f = crew__task_new(pool, fn, arg, arg_free, 2);
-    if (f == NULL)
-        return ENOMEM;
-    err = own ? push_own(pool, f, nonblocking)
-              : push_outside(pool, f,
-                             nonblocking ? CREW__ROOM_FAIL : CREW__ROOM_WAIT,
-                             &withdrawn);
-    if (err != 0) {
-        unsubmit(f, withdrawn);
-        return err;
-    }
-    /* The task is in its queue (the push's seq_cst store or exchange)
-     * before wake_searcher() reads. */
-    wake_searcher(pool);
-    if (future != NULL)
-        *future = f;
-    else
-        crew_future_release(f);
-    return 0;
+    stats->succeeded +=
+        atomic_load_explicit(&tally->succeeded, memory_order_relaxed);
+    stats->failed += atomic_load_explicit(&tally->failed, memory_order_relaxed);
+    stats->cancelled +=
+        atomic_load_explicit(&tally->cancelled, memory_order_relaxed);
+    *internal += atomic_load_explicit(&tally->internal, memory_order_relaxed);
 }
 
-/* Add what worker w counted to a snapshot: its tasks, and its queue's
- * entries and the dead ones it took out to `entries` and `dead_out`. */
+/* Add what worker w counted to a snapshot, and its deque's length to
+ * `entries`. */
 static void
 add_worker(crew_pool_stats *stats, struct crew__worker *w, uint64_t *entries,
-           uint64_t *dead_out)
+           uint64_t *internal)
 {
     *entries += crew__deque_length(&w->deque);
-    *dead_out += atomic_load_explicit(&w->husks, memory_order_relaxed);
     stats->submitted +=
         atomic_load_explicit(&w->submitted, memory_order_relaxed);
-    stats->succeeded +=
-        atomic_load_explicit(&w->tally.succeeded, memory_order_relaxed);
-    stats->failed +=
-        atomic_load_explicit(&w->tally.failed, memory_order_relaxed);
-    stats->cancelled +=
-        atomic_load_explicit(&w->tally.cancelled, memory_order_relaxed);
+    add_tally(stats, &w->tally, internal);
     stats->stolen += atomic_load_explicit(&w->stolen, memory_order_relaxed);
 }
 
+/*
+ * Every entry of a queue is counted twice: where it went in (the
+ * injection queue's pushes, a worker's own submissions), and where it
+ * came out, by whoever took it (a worker, or a CREW_CANCEL shutdown), with
+ * how it ended. A task cancelled where it lay is counted when its husk
+ * comes out. Loops' runners are entries but no tasks: counted apart on
+ * the way in, and as `internal` on the way out.
+ */
 int
 crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
 {
@@ -1593,47 +1458,34 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
         return EINVAL;
     /* Relaxed throughout: a snapshot, which the contract allows to be
      * inconsistent while tasks run. */
-    uint64_t withdrawn =
-        atomic_load_explicit(&p->withdrawn, memory_order_relaxed);
     uint64_t runners = atomic_load_explicit(&p->runners, memory_order_relaxed);
-    uint64_t not_accepted = withdrawn + runners;
     uint64_t pushed = crew__inject_pushed(&p->inject);
     uint64_t chunks_ok =
         atomic_load_explicit(&p->outside_chunks_ok, memory_order_relaxed);
     uint64_t chunks_failed =
         atomic_load_explicit(&p->outside_chunks_failed, memory_order_relaxed);
-    uint64_t cancels = atomic_load_explicit(&p->cancels, memory_order_relaxed);
-    uint64_t uncancels =
-        atomic_load_explicit(&p->uncancels, memory_order_relaxed);
-    /* Queue entries that are no task waiting to run: the husks of the
-     * cancelled and the withdrawn, and loops' runners, less those taken
-     * out. */
-    uint64_t dead_in =
-        cancels + withdrawn + runners +
-        atomic_load_explicit(&p->runners_own, memory_order_relaxed);
-    uint64_t dead_out = uncancels + atomic_load_explicit(&p->shutdown_husks,
-                                                         memory_order_relaxed);
+    uint64_t runners_in =
+        runners + atomic_load_explicit(&p->runners_own, memory_order_relaxed);
+    uint64_t runners_out = 0;
     uint64_t entries = crew__inject_length(&p->inject);
 
     *stats = (crew_pool_stats){
         .threads = pool->threads,
-        .submitted = (pushed > not_accepted ? pushed - not_accepted : 0) +
-                     chunks_ok + chunks_failed,
+        .submitted = (pushed > runners ? pushed - runners : 0) + chunks_ok +
+                     chunks_failed,
         .succeeded = chunks_ok,
         .failed = chunks_failed,
-        .cancelled = atomic_load_explicit(&p->shutdown_tally.cancelled,
-                                          memory_order_relaxed) +
-                     (cancels > uncancels ? cancels - uncancels : 0),
     };
+    add_tally(stats, &p->shutdown_tally, &runners_out);
     for (unsigned i = 0; i < pool->threads; i++) {
         stats->busy += atomic_load_explicit(&p->workers[i].running,
                                             memory_order_relaxed) > 0;
-        add_worker(stats, &p->workers[i], &entries, &dead_out);
+        add_worker(stats, &p->workers[i], &entries, &runners_out);
     }
     for (struct crew__worker *w = first_spare(p); w != NULL; w = w->spare_next)
-        add_worker(stats, w, &entries, &dead_out);
-    stats->queued = entries + dead_out > dead_in
-                        ? (size_t)(entries + dead_out - dead_in)
+        add_worker(stats, w, &entries, &runners_out);
+    stats->queued = entries + runners_out > runners_in
+                        ? (size_t)(entries + runners_out - runners_in)
                         : 0;
     return 0;
 }

@@ -41,27 +41,15 @@ void crew__pool_release_slot(crew_pool *pool);
  * crew_pool_destroy(); the caller holds the pool already. */
 void crew__pool_hold(crew_pool *pool);
 void crew__pool_unhold(crew_pool *pool);
-/* 0 if the pool takes a task from the calling thread now, else
- * ESHUTDOWN (the rule of crew_submit()). */
+/* 0 if the pool takes work from the calling thread now, else ESHUTDOWN
+ * (the rule of crew_submit()). */
 int crew__pool_accepts(crew_pool *pool);
-/* Queue a task made elsewhere (a continuation), without a max_queued
- * slot, handing the queue one of the caller's references. Returns 0;
- * ESHUTDOWN if the pool refuses it now (nothing was queued); ENOMEM if
- * the worker's deque could not grow. */
-int crew__pool_enqueue(crew_pool *pool, crew_future *future);
-/* Submit a parallel loop's runner: a task without a max_queued slot,
- * counted in no statistic. Returns 0, ESHUTDOWN or ENOMEM. */
-int crew__pool_submit_runner(crew_pool *pool, crew_fn fn, void *arg,
-                             crew_future **future);
-/* A canceller took a task out of PENDING where it lies in a queue, or
- * is about to: count it cancelled now, and its husk out of `queued`. The
- * caller holds the task's lock, which whoever takes the husk out of its
- * queue, or drops the hold that keeps an unqueued continuation's pool,
- * passes through before it lets go of the pool. */
-void crew__pool_count_cancel(crew_pool *pool);
-/* Take back a crew__pool_count_cancel() for a continuation that never
- * reached a queue after all. The caller holds the pool. */
-void crew__pool_uncount_cancel(crew_pool *pool);
+/* The one submission route (see pool.c): queue a task, handing the queue
+ * one of the caller's references. Returns 0; ESHUTDOWN if the pool
+ * refuses it (nothing was queued); EAGAIN if its max_queued slot could
+ * not be had at once and `nonblocking`; ENOMEM if the worker's deque
+ * could not grow. */
+int crew__pool_submit(crew_pool *pool, crew_future *future, bool nonblocking);
 /* Count a parallel loop's chunks as tasks that ran: on the calling
  * worker's counters, or the pool's for a thread outside it. */
 void crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded,

@@ -4,17 +4,16 @@
  * Theory of operation. A queued task's future is PENDING and its queue
  * holds a reference. Whoever moves the state out of PENDING first
  * decides: a worker moves it to RUNNING and runs it; a canceller moves it
- * to CLAIMED, counts it on the pool and resolves it cancelled, running
- * arg_free itself before the future resolves. The loser of that race does
- * nothing more (a worker that pops a claimed task waits out the
- * canceller's critical section and drops the queue's reference), so a
- * task runs at most once and its arg_free runs exactly once. A task
- * without a max_queued slot is claimed by a CAS on the state (a canceller
- * CASes under the future's lock). One with a slot is claimed under the
- * lock, and the winner gives the slot back before releasing it. The lock
- * is what keeps the pool alive for a canceller's call: the pool cannot
- * finish shutting down while one of its queues still holds the task, and
- * whoever takes it out passes through the same lock.
+ * to CLAIMED and resolves it cancelled, running arg_free itself before
+ * the future resolves. The loser of that race does nothing more (a worker
+ * that pops a claimed task, its husk, counts it cancelled and drops the
+ * queue's reference), so a task runs at most once and its arg_free runs
+ * exactly once. A task without a max_queued slot is claimed by a CAS on
+ * the state. One with a slot is claimed under the future's lock, and the
+ * winner gives the slot back before releasing it. The lock is what keeps
+ * the pool alive for a canceller's call: the pool cannot finish shutting
+ * down while one of its queues still holds the task, and whoever takes
+ * it out passes through the same lock.
  *
  * crew_task lives on the running worker's stack: the value and message
  * recorded by crew_task_return and crew_task_fail stay there until the
@@ -77,56 +76,31 @@ cas_pending(crew_future *future, uint32_t to)
 
 /*
  * Move a queued task from PENDING to `to`, giving its slot back; false if
- * someone else took it first. A canceller of a queued task (`counted`)
- * counts the cancellation on the pool in the same critical section.
- *
- * The lock orders every other change of the state (completion, cancel
- * requests) with this one: those take it and read the state afresh. A
- * task with a slot is claimed under it by everyone, workers included.
- * One without is claimed by a bare CAS, except by a counting canceller,
- * which still CASes (a worker may be racing it without the lock) but
- * holds the lock around the CAS and its count. Either way the pool is
- * alive while the lock is held: the task lies in one of its queues, and
- * whoever takes it out passes through the lock (claim(), or
- * crew__task_run() for a husk) before it can let the pool go; a
- * continuation not yet queued is held by its node's hold on the pool,
- * and whoever drops that hold after losing the claim (the refusing node
- * in crew__task_refuse(), the canceller that took the node off its list
- * in cancel()) passes through the lock first too.
+ * someone else took it first. The lock orders every other change of the
+ * state (completion, cancel requests) with this one: those take it and
+ * read the state afresh. A task with a slot is claimed under it by
+ * everyone, workers included, so the pool is alive while the slot goes
+ * back: the task lies in one of its queues, and whoever takes it out
+ * passes through the lock before it can let the pool go.
  */
 static bool
-claim(crew_future *future, uint32_t to, bool counted)
+claim(crew_future *future, uint32_t to)
 {
     bool won;
 
-    if (!future->slotted && !counted)
+    if (!future->slotted)
         return cas_pending(future, to);
     crew__lock_acquire(&future->lock);
-    if (future->slotted) {
-        won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
-              CREW_PENDING;
-        if (won) {
-            /* Relaxed: every claimer holds the lock, and readers of a
-             * non-final state read no outcome. */
-            atomic_store_explicit(&future->state, to, memory_order_relaxed);
-            crew__pool_release_slot(future->u.task.pool);
-        }
-    } else {
-        won = cas_pending(future, to);
+    won = atomic_load_explicit(&future->state, memory_order_relaxed) ==
+          CREW_PENDING;
+    if (won) {
+        /* Relaxed: every claimer holds the lock, and readers of a
+         * non-final state read no outcome. */
+        atomic_store_explicit(&future->state, to, memory_order_relaxed);
+        crew__pool_release_slot(future->u.task.pool);
     }
-    if (won && counted)
-        crew__pool_count_cancel(future->u.task.pool);
     crew__lock_release(&future->lock);
     return won;
-}
-
-/* Wait out a canceller that claimed the task and may still be counting
- * on its pool under the lock: see claim(). */
-static void
-pass_through_lock(crew_future *future)
-{
-    crew__lock_acquire(&future->lock);
-    crew__lock_release(&future->lock);
 }
 
 /*
@@ -188,39 +162,34 @@ cancel_requested(const crew_future *future, const crew_pool *pool)
            crew__pool_is_cancelling(pool);
 }
 
-/* Count an outcome on `tally`, unless the task is internal. */
+/* Count how a task taken out of a queue ended on `tally`: a loop's
+ * runner as internal, whatever it did. */
 static void
 count_outcome(struct crew__tally *tally, const crew_future *future,
               crew_state state)
 {
-    if (future->internal)
-        return;
-    crew__counter_add(state == CREW_SUCCEEDED ? &tally->succeeded
-                      : state == CREW_FAILED  ? &tally->failed
-                                              : &tally->cancelled,
+    crew__counter_add(future->internal        ? &tally->internal
+                      : state == CREW_SUCCEEDED ? &tally->succeeded
+                      : state == CREW_FAILED    ? &tally->failed
+                                                : &tally->cancelled,
                       1);
 }
 
-crew_state
-crew__task_run(crew_future *future, bool cancel, struct crew__tally *counts)
+void
+crew__task_run(crew_future *future, bool cancel, struct crew__tally *tally)
 {
-    bool counted = !future->internal;
-
-    if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING, false)) {
-        /* A husk: a canceller or its submitter took it where it lay.
-         * Wait out a canceller's count before the queue's reference, and
-         * perhaps the pool, go. (With a slot, claim() took the lock
-         * already.) */
-        if (!future->slotted)
-            pass_through_lock(future);
+    if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
+        /* A husk: a canceller took it where it lay, and resolves it
+         * cancelled (if it has not yet). It leaves the queue now. */
+        count_outcome(tally, future, CREW_CANCELLED);
         crew_future_release(future);
-        return CREW_PENDING;
+        return;
     }
     if (cancel) {
-        count_outcome(counts, future, CREW_CANCELLED);
+        count_outcome(tally, future, CREW_CANCELLED);
         resolve_cancelled(future);
         crew_future_release(future);
-        return counted ? CREW_CANCELLED : CREW_PENDING;
+        return;
     }
 
     struct crew__closure closure = future->u.task;
@@ -251,17 +220,16 @@ crew__task_run(crew_future *future, bool cancel, struct crew__tally *counts)
     crew_error_release(task.failure);
     if (outcome.state != CREW_SUCCEEDED && task.value_free != NULL)
         task.value_free(task.value);
-    count_outcome(counts, future, outcome.state);
+    count_outcome(tally, future, outcome.state);
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
     crew_future_release(future);
-    return counted ? outcome.state : CREW_PENDING;
 }
 
 bool
 crew__task_revoke(crew_future *future)
 {
-    if (!claim(future, CREW__CLAIMED, false))
+    if (!claim(future, CREW__CLAIMED))
         return false;
     resolve_cancelled(future);
     return true;
@@ -291,26 +259,13 @@ crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
     return rc;
 }
 
-bool
-crew__task_withdraw(crew_future *future)
-{
-    return claim(future, CREW__WITHDRAWN, false);
-}
-
 void
-crew__task_refuse(crew_future *future, crew_pool *pool, int code)
+crew__task_refuse(crew_future *future, int code)
 {
     struct crew__outcome failed = {.state = CREW_FAILED, .code = code};
 
-    if (!claim(future, CREW__CLAIMED, false)) {
-        /* A canceller took it as it was about to be queued, and counted
-         * it as cancelled in a queue, where it never was. The caller's
-         * hold may be the pool's last: wait that count out before taking
-         * it back and letting the caller go. */
-        pass_through_lock(future);
-        crew__pool_uncount_cancel(pool);
-        return;
-    }
+    if (!claim(future, CREW__CLAIMED))
+        return; /* a canceller took it first, and resolves it */
     if (code == ESHUTDOWN) {
         resolve_cancelled(future);
         return;
@@ -320,16 +275,12 @@ crew__task_refuse(crew_future *future, crew_pool *pool, int code)
     crew__future_complete(future, &failed);
 }
 
-/* crew_future_cancel() on a task. `queued`: it lies in a queue, or may be
- * about to (a continuation whose input has resolved), so taking it counts
- * as a cancellation where it lay. *won: this call took it. */
-static int
-cancel(crew_future *future, bool queued, bool *won)
+int
+crew__task_cancel(crew_future *future)
 {
     uint32_t state;
 
-    *won = claim(future, CREW__CLAIMED, queued);
-    if (*won) {
+    if (claim(future, CREW__CLAIMED)) {
         resolve_cancelled(future);
         return 0;
     }
@@ -353,26 +304,41 @@ cancel(crew_future *future, bool queued, bool *won)
 }
 
 int
-crew__task_cancel(crew_future *future)
+crew_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future)
 {
-    bool won;
-
-    return cancel(future, true, &won);
+    return crew_submit_ex(pool, fn, arg, NULL, 0, future);
 }
 
-void
-crew__task_cancel_unqueued(crew_future *future, crew_pool *pool)
+int
+crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
+               unsigned flags, crew_future **future)
 {
-    bool won;
+    crew_future *f;
+    int err;
 
-    cancel(future, false, &won);
-    if (!won) {
-        /* Another canceller took it first, as a continuation about to be
-         * queued, and counted it so. cancel() took the lock after losing
-         * the claim, so that count is done, and the caller's hold on the
-         * pool may go after this. */
-        crew__pool_uncount_cancel(pool);
+    if (future != NULL)
+        *future = NULL;
+    if (pool == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
+        return EINVAL;
+    /* Refused before anything is allocated; the route checks again. */
+    err = crew__pool_accepts(pool);
+    if (err != 0)
+        return err;
+    /* The queue's reference, and the caller's, which the submitter keeps
+     * until it returns even when the caller wants no future. */
+    f = crew__task_new(pool, fn, arg, arg_free, 2);
+    if (f == NULL)
+        return ENOMEM;
+    err = crew__pool_submit(pool, f, (flags & CREW_NONBLOCKING) != 0);
+    if (err != 0) {
+        crew__task_discard(f);
+        return err;
     }
+    if (future != NULL)
+        *future = f;
+    else
+        crew_future_release(f);
+    return 0;
 }
 
 void

@@ -19,12 +19,14 @@ crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
 /* Free a task that was never queued: its function and arg_free never
  * run. */
 void crew__task_discard(crew_future *future);
-/* How the tasks one thread ran ended: written by that thread alone (a
- * load and a store, no read-modify-write), read by anyone. */
+/* How the entries one thread took out of queues ended: written by that
+ * thread alone (a load and a store, no read-modify-write), read by
+ * anyone. */
 struct crew__tally {
     _Atomic uint64_t succeeded;
     _Atomic uint64_t failed;
-    _Atomic uint64_t cancelled;
+    _Atomic uint64_t cancelled; /* run or not: husks included */
+    _Atomic uint64_t internal;  /* loops' runners, which are no tasks */
 };
 
 /* Add n to a counter that only the calling thread writes. */
@@ -39,27 +41,15 @@ crew__counter_add(_Atomic uint64_t *counter, uint64_t n)
 
 /* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
  * shutdown) resolve it cancelled. Drops the queue's reference. Counts
- * the task's outcome on `tally` before its future resolves, so a thread
- * that sees it resolved reads the count too; internal tasks count
- * nowhere. Returns how the task ended: CREW_SUCCEEDED, CREW_FAILED or
- * CREW_CANCELLED, or CREW_PENDING for an entry that was no task waiting
- * to run: a husk (a canceller, who counted it, or its submitter took it
- * where it lay) or an internal task. */
-crew_state crew__task_run(crew_future *future, bool cancel,
-                          struct crew__tally *tally);
-/* Take back a task queued after its pool closed, as if it had never been
- * submitted: it will neither run nor resolve, and its arg_free is not
- * called. False if a worker or a canceller took it first. */
-bool crew__task_withdraw(crew_future *future);
-/* Resolve a task `pool` would not queue (a continuation whose input
+ * how it ended on `tally`: a task that runs before its future resolves,
+ * so a thread that sees it resolved reads the count too; a husk (a task
+ * a canceller took where it lay) here, as it leaves the queue. */
+void crew__task_run(crew_future *future, bool cancel,
+                    struct crew__tally *tally);
+/* Resolve a task its pool would not queue (a continuation whose input
  * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
- * arg_free runs first. If a canceller took it first, its count is taken
- * back once it is done. The caller holds the pool until this returns. */
-void crew__task_refuse(crew_future *future, crew_pool *pool, int code);
-/* Cancel a continuation that is not queued and never will be (taken off
- * its input's list): as crew_future_cancel(), counted nowhere. The
- * caller holds `pool`. */
-void crew__task_cancel_unqueued(crew_future *future, crew_pool *pool);
+ * arg_free runs first. Nothing to do if a canceller took it first. */
+void crew__task_refuse(crew_future *future, int code);
 /* Take back a queued task that has not started, resolving it cancelled
  * without asking a running one to stop. False if it has started or
  * resolved. */

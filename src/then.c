@@ -8,7 +8,7 @@
  * the future and a hold on the pool's memory (crew__pool_hold()), so that
  * the pool, though destroyed meanwhile, is still there to refuse the
  * continuation when the input resolves. Then the node queues the future
- * as a task (crew__pool_enqueue(): the worker's own deque on one of the
+ * as a task (crew__pool_submit(): the worker's own deque on one of the
  * pool's workers, the injection queue elsewhere), handing its reference
  * to the queue; if the pool refuses, the node resolves it cancelled (or
  * failed, ENOMEM, if a worker's deque could not grow) and drops the
@@ -27,11 +27,9 @@
  * it would have done: resolves the future cancelled, drops the node's
  * reference, lets go of the pool. If the node is gone (fired, or firing
  * now) the future is, or is about to be, a queued task, cancelled like any
- * other; a racing queueing then queues a husk, which its taker discards.
- * Only a queued continuation counts in the pool's statistics. That
- * canceller counts it as cancelled in its queue at once; if the pool then
- * refuses it after all, or another canceller had taken the node off its
- * list, the one that finds it taken takes the count back.
+ * other; a racing queueing then queues a husk, which its taker counts as
+ * cancelled and discards. Only a queued continuation counts in the
+ * pool's statistics.
  */
 #include "base/alloc.h"
 #include "core/future.h"
@@ -97,11 +95,11 @@ input_resolved(struct crew__completion *node, crew_future *input)
     struct then *t = crew__container_of(node, struct then, node);
     /* Read first: once queued, the block may be run and freed. */
     crew_pool *pool = t->pool;
-    int err = crew__pool_enqueue(pool, &t->base);
+    int err = crew__pool_submit(pool, &t->base, false);
 
     (void)input;
     if (err != 0) {
-        crew__task_refuse(&t->base, pool, err);
+        crew__task_refuse(&t->base, err);
         crew_future_release(&t->base); /* the node's: nothing queued it */
     }
     crew__pool_unhold(pool);
@@ -160,7 +158,7 @@ crew__then_cancel(crew_future *future)
         return crew__task_cancel(future);
     /* The node will never fire: the caller's reference holds the block
      * while the node's goes. */
-    crew__task_cancel_unqueued(future, pool);
+    crew__task_cancel(future);
     crew_future_release(future);
     crew__pool_unhold(pool);
     return 0;

@@ -16,9 +16,5 @@ void crew_test_fail_alloc(long k);
 void crew_test_fail_thread(long k);
 /* Whether an armed fault fired on this thread since it was armed. */
 bool crew_test_fault_fired(void);
-/* Call `hook` (NULL: nothing) on whichever thread counts a cancellation
- * on a pool, inside the canceller's critical section (the task's lock
- * held): a delay there widens the window a race test wants. */
-void crew_test_on_counting_cancel(void (*hook)(void));
 
 #endif

@@ -9,15 +9,9 @@
 
 #include "crew.h"
 
-#include <stdatomic.h>
-
-typedef void (*hook_fn)(void);
-
 static _Thread_local long alloc_countdown = -1;
 static _Thread_local long thread_countdown = -1;
 static _Thread_local bool fired;
-/* Global, not per thread: the thread to hold is not the test's. */
-static _Atomic(hook_fn) counting_cancel_hook;
 
 static bool
 fire(long *countdown)
@@ -64,23 +58,6 @@ CREW_API bool
 crew_test_fault_fired(void)
 {
     return fired;
-}
-
-void
-crew__hook_counting_cancel(void)
-{
-    hook_fn hook = atomic_load(&counting_cancel_hook);
-
-    if (hook != NULL)
-        hook();
-}
-
-/* Call `hook` (NULL: nothing) whenever a canceller counts a cancellation
- * on its pool, inside its critical section. */
-CREW_API void
-crew_test_on_counting_cancel(void (*hook)(void))
-{
-    atomic_store(&counting_cancel_hook, hook);
 }
 
 #else

@@ -1,9 +1,8 @@
 /*
  * Fault injection, for tests only. Built with CREW_TEST_HOOKS, the two
  * predicates below fail the k-th allocation, or the k-th thread creation,
- * that the calling thread makes after a test armed them, and the delay
- * hook calls what a test set, to hold a thread inside a window it wants
- * to race; without it they are constant and cost nothing.
+ * that the calling thread makes after a test armed them; without it
+ * they are constant and cost nothing.
  *
  * The countdowns are per thread, so what a pool's workers allocate never
  * disturbs the count of the thread under test. Tests arm them through
@@ -18,8 +17,6 @@
 #ifdef CREW_TEST_HOOKS
 bool crew__fault_alloc(void);
 bool crew__fault_thread(void);
-/* In crew__pool_count_cancel(), inside the canceller's critical section. */
-void crew__hook_counting_cancel(void);
 #else
 static inline bool
 crew__fault_alloc(void)
@@ -31,11 +28,6 @@ static inline bool
 crew__fault_thread(void)
 {
     return false;
-}
-
-static inline void
-crew__hook_counting_cancel(void)
-{
 }
 #endif
 

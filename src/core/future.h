@@ -13,12 +13,9 @@
 
 #include <stdatomic.h>
 
-/* A future's state word holds a crew_state, or one of these: a queued
- * task that a canceller has claimed and is resolving, or one its
- * submitter took back (see crew__task_withdraw()), which never resolves.
- * Readers see both as pending. */
-#define CREW__CLAIMED   5u
-#define CREW__WITHDRAWN 6u
+/* A future's state word holds a crew_state, or this: a queued task that
+ * a canceller has claimed and is resolving. Readers see it as pending. */
+#define CREW__CLAIMED 5u
 
 enum crew__kind {
     CREW__TASK,
@@ -56,7 +53,7 @@ struct crew__closure {
 
 struct crew_future {
     struct crew__lock lock; /* guards the lists and every state change */
-    _Atomic uint32_t state; /* a crew_state, CLAIMED or WITHDRAWN */
+    _Atomic uint32_t state; /* a crew_state, or CLAIMED */
     _Atomic uint32_t refs;  /* references; the last frees the block */
     /* Constant from creation: */
     unsigned kind : 4;     /* enum crew__kind */

@@ -16,11 +16,13 @@
  * would from an empty queue; it takes a batch when it holds it, so
  * workers rarely meet.
  *
- * Closing is a flag. A submitter checks it before pushing; a push that
- * raced the close checks again after its exchange (both seq_cst), and if
- * the close came first the submitter withdraws its item (pool.c): either
- * it sees the flag, or the closer, which reads the queue after setting
- * the flag, sees the item.
+ * Closing is a push: the closer links the queue's `end` marker at the
+ * tail, and a push that finds the marker there refuses (pushes install
+ * their item with a CAS on the tail for that reason, not an exchange).
+ * So every accepted item lies before the marker, and whoever takes items
+ * until the marker has seen every one of them: a submission that races
+ * the close is either refused, with nothing queued, or queued before the
+ * marker, where the shutdown finds it. Nothing is ever taken back.
  *
  * Under a limit, a push first takes a slot under the mutex; submitters
  * that find every slot taken sleep on `room` with the mutex released; a
@@ -48,7 +50,8 @@ crew__inject_init(struct crew__inject *queue, size_t max_queued)
     atomic_init(&queue->tail, &queue->stub);
     atomic_init(&queue->head, &queue->stub);
     atomic_init(&queue->taking, false);
-    atomic_init(&queue->closed, false);
+    atomic_init(&queue->end.next, NULL);
+    queue->closed = false;
     atomic_init(&queue->pushed, 0);
     atomic_init(&queue->popped, 0);
     queue->max_queued = max_queued;
@@ -62,14 +65,6 @@ crew__inject_destroy(struct crew__inject *queue)
 {
     pthread_cond_destroy(&queue->room);
     pthread_mutex_destroy(&queue->lock);
-}
-
-static bool
-is_closed(struct crew__inject *queue)
-{
-    /* seq_cst: after a push, the load half of the submitter's StoreLoad
-     * against the closer; see the file comment. */
-    return atomic_load_explicit(&queue->closed, memory_order_seq_cst);
 }
 
 static bool
@@ -87,13 +82,12 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
     int err = 0;
 
     pthread_mutex_lock(&queue->lock);
-    while (!from_worker && !nonblocking && !is_closed(queue) &&
-           is_full(queue)) {
+    while (!from_worker && !nonblocking && !queue->closed && is_full(queue)) {
         queue->room_waiters++;
         pthread_cond_wait(&queue->room, &queue->lock);
         queue->room_waiters--;
     }
-    if (!from_worker && is_closed(queue))
+    if (!from_worker && queue->closed)
         err = ESHUTDOWN;
     else if (nonblocking && is_full(queue))
         err = EAGAIN;
@@ -104,39 +98,51 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
     return err;
 }
 
-static void
+/* Link `link` at the tail, unless the queue is closed (then false). */
+static bool
 link_at_tail(struct crew__inject *queue, struct crew__link *link)
 {
-    struct crew__link *prev;
+    /* Relaxed: a first guess, checked by the CAS. */
+    struct crew__link *prev =
+        atomic_load_explicit(&queue->tail, memory_order_relaxed);
 
-    /* Relaxed: published by the exchange and the store below. */
+    /* Relaxed: published by the CAS and the store below. */
     atomic_store_explicit(&link->next, NULL, memory_order_relaxed);
-    /* seq_cst: the item is queued from here on. The store half of the
-     * submitter's StoreLoads, against a worker about to sleep (pool.c,
-     * wake_searcher()) and against the closer (is_closed()). */
-    prev = atomic_exchange_explicit(&queue->tail, link, memory_order_seq_cst);
+    do {
+        if (prev == &queue->end)
+            return false;
+        /* seq_cst: the item is queued from here on. The store half of
+         * the submitter's StoreLoad against a worker about to sleep
+         * (sched/idle.c); the marker, once the tail, stays it, so no
+         * CAS succeeds after the close. */
+    } while (!atomic_compare_exchange_weak_explicit(&queue->tail, &prev, link,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed));
     /* Release: the taker that follows this pointer sees the item, and
      * what its submitter wrote into it. */
     atomic_store_explicit(&prev->next, link, memory_order_release);
+    return true;
 }
 
 int
 crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                  enum crew__room room, bool *queued)
+                  enum crew__room room)
 {
-    *queued = false;
-    if (queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED) {
+    bool slotted = queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED;
+
+    if (slotted) {
         int err = take_slot(queue, room == CREW__ROOM_FAIL, false);
         if (err != 0)
             return err;
-    } else if (is_closed(queue)) {
+    }
+    if (!link_at_tail(queue, link)) {
+        if (slotted)
+            crew__inject_release_slot(queue);
         return ESHUTDOWN;
     }
-    link_at_tail(queue, link);
     /* Relaxed: a statistic; see the field. */
     atomic_fetch_add_explicit(&queue->pushed, 1, memory_order_relaxed);
-    *queued = true;
-    return is_closed(queue) ? ESHUTDOWN : 0;
+    return 0;
 }
 
 int
@@ -186,6 +192,8 @@ pop_one(struct crew__inject *queue)
         head = next;
         next = atomic_load_explicit(&head->next, memory_order_acquire);
     }
+    if (head == &queue->end) /* closed, and every item taken */
+        return NULL;
     if (next != NULL) {
         set_head(queue, next);
         return head;
@@ -194,7 +202,8 @@ pop_one(struct crew__inject *queue)
      * moved on but head->next is not set yet), it is the last item: put
      * the stub behind it, so that taking it leaves the stub in the list.
      * A push may still slip in between (head -> item -> stub); see
-     * crew__inject_is_empty(). */
+     * crew__inject_is_empty(). If the queue has closed meanwhile, the
+     * marker follows head instead, or is about to. */
     if (atomic_load_explicit(&queue->tail, memory_order_acquire) != head)
         return NULL;
     link_at_tail(queue, &queue->stub);
@@ -257,32 +266,43 @@ crew__inject_pushed(struct crew__inject *queue)
 }
 
 /*
- * Empty when the stub is both the newest and the oldest node. The tail
- * alone is not enough: a push can slip in between the taker's look at the
- * tail and its re-linking of the stub, which then ends the list behind
- * items the taker has not reached.
+ * Open, empty when the stub is both the newest and the oldest node. The
+ * tail alone is not enough: a push can slip in between the taker's look
+ * at the tail and its re-linking of the stub, which then ends the list
+ * behind items the taker has not reached. Closed, empty when the next
+ * node to take is the marker. A stale head only ever says "not empty".
  */
 bool
 crew__inject_is_empty(struct crew__inject *queue)
 {
     /* seq_cst: the load half of a sleeping worker's StoreLoad; see
      * link_at_tail(). */
-    if (atomic_load_explicit(&queue->tail, memory_order_seq_cst) !=
-        &queue->stub)
-        return false;
+    struct crew__link *tail =
+        atomic_load_explicit(&queue->tail, memory_order_seq_cst);
     /* Relaxed: ordered after the load above; see set_head(). */
-    return atomic_load_explicit(&queue->head, memory_order_relaxed) ==
-           &queue->stub;
+    struct crew__link *head =
+        atomic_load_explicit(&queue->head, memory_order_relaxed);
+
+    if (tail == &queue->stub)
+        return head == &queue->stub;
+    if (tail != &queue->end)
+        return false;
+    return head == &queue->end ||
+           (head == &queue->stub &&
+            atomic_load_explicit(&queue->stub.next, memory_order_acquire) ==
+                &queue->end);
 }
 
 void
 crew__inject_close(struct crew__inject *queue)
 {
     pthread_mutex_lock(&queue->lock);
-    /* seq_cst: the store half of the closer's StoreLoad against a racing
-     * push; see the file comment. Under the mutex: a submitter waiting
-     * for room rechecks it before sleeping. */
-    atomic_store_explicit(&queue->closed, true, memory_order_seq_cst);
+    /* Under the mutex: a submitter waiting for room rechecks it before
+     * sleeping. Only the mutex's holders read it. */
+    if (!queue->closed) {
+        queue->closed = true;
+        link_at_tail(queue, &queue->end);
+    }
     pthread_cond_broadcast(&queue->room);
     pthread_mutex_unlock(&queue->lock);
 }

@@ -37,11 +37,11 @@ struct crew__inject {
     atomic_bool taking;      /* held by the one thread taking items */
     _Atomic uint64_t popped; /* items taken; written under `taking` */
     struct crew__link stub;  /* in the list whenever it would be empty */
-    /* Read by every push: apart from the taker's fields above. */
-    alignas(64) atomic_bool closed; /* no push is accepted once set */
+    struct crew__link end;   /* the last node for good, once closed */
     /* The slots, counted only under a limit. */
-    size_t max_queued;    /* 0: no limit; constant after init */
-    pthread_mutex_t lock; /* guards slots and room_waiters */
+    alignas(64) size_t max_queued; /* 0: no limit; constant after init */
+    pthread_mutex_t lock; /* guards the three below */
+    bool closed;          /* `end` is linked: nothing more goes in */
     pthread_cond_t room;  /* signalled when a slot frees or on close */
     size_t slots;         /* slots held */
     size_t room_waiters;
@@ -60,11 +60,9 @@ void crew__inject_destroy(struct crew__inject *queue);
 
 /* Queue an item from outside the pool, holding a slot as `room` says.
  * Returns 0; EAGAIN (full, CREW__ROOM_FAIL); or ESHUTDOWN: the queue is
- * closed. A push racing the close may have queued
- * the item all the same (*queued): then the caller must withdraw it, and
- * whoever takes it from the queue finds it withdrawn. */
+ * closed, and nothing was queued. */
 int crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                      enum crew__room room, bool *queued);
+                      enum crew__room room);
 /* Take a slot for a task a worker queues on its own deque: never waits.
  * Returns 0, or EAGAIN when full and nonblocking. */
 int crew__inject_take_slot(struct crew__inject *queue, bool nonblocking);
@@ -81,12 +79,13 @@ size_t crew__inject_pop_batch(struct crew__inject *queue,
 struct crew__link *crew__inject_pop(struct crew__inject *queue);
 /* Whether no item is queued, or halfway through a push. */
 bool crew__inject_is_empty(struct crew__inject *queue);
-/* How many items are queued now: a snapshot, for statistics. Items
- * withdrawn after a push count until they are taken. */
+/* How many items are queued now: a snapshot, for statistics. */
 uint64_t crew__inject_length(struct crew__inject *queue);
-/* Items pushed so far, withdrawn ones included. */
+/* Items pushed so far. */
 uint64_t crew__inject_pushed(struct crew__inject *queue);
-/* Refuse every later push and wake the submitters waiting for room. */
+/* Refuse every later push and wake the submitters waiting for room:
+ * every item pushed before lies ahead of the close, and is taken before
+ * crew__inject_is_empty() says the queue is empty. */
 void crew__inject_close(struct crew__inject *queue);
 
 #endif
