@@ -150,7 +150,7 @@ submit_runner(struct loop *l, crew_future **out)
         return ENOMEM;
     f->slotted = false;
     f->internal = true;
-    err = crew__pool_submit(l->pool, f, false);
+    err = crew__pool_submit(l->pool, &f->job, CREW__JOB_INTERNAL);
     if (err != 0) {
         crew__task_discard(f);
         return err;

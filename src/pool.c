@@ -219,10 +219,10 @@ crew__pool_release_slot(crew_pool *pool)
     crew__inject_release_slot(&pool->inject);
 }
 
-static crew_future *
-future_of_link(struct crew__link *link)
+static struct crew__job *
+job_of_link(struct crew__link *link)
 {
-    return link != NULL ? crew__container_of(link, crew_future, link) : NULL;
+    return crew__container_of(link, struct crew__job, link);
 }
 
 static uint32_t
@@ -257,10 +257,10 @@ first_spare(const crew_pool *pool)
                                 memory_order_acquire);
 }
 
-static crew_future *
+static struct crew__job *
 steal_from(struct crew__worker *w, struct crew__worker *victim)
 {
-    crew_future *f;
+    struct crew__job *f;
 
     if (victim == w)
         return NULL;
@@ -273,14 +273,14 @@ steal_from(struct crew__worker *w, struct crew__worker *victim)
 /* A task from another worker's deque: up to STEAL_TRIES fixed workers
  * from a random one on, then the spares, if any. A steal that finds
  * nothing is no promise that nothing is there: has_work() is. */
-static crew_future *
+static struct crew__job *
 steal(struct crew__worker *w)
 {
     crew_pool *pool = w->pool;
     unsigned n = created_workers(pool);
     unsigned tries = n < STEAL_TRIES ? n : STEAL_TRIES;
     unsigned start = n > 0 ? next_random(w) % n : 0;
-    crew_future *f = NULL;
+    struct crew__job *f = NULL;
 
     for (unsigned i = 0; i < tries && f == NULL; i++)
         f = steal_from(w, &pool->workers[(start + i) % n]);
@@ -297,7 +297,7 @@ steal(struct crew__worker *w)
  * (find_task() looked first), and its ring holds at least 64 items, so
  * the push never grows it and never fails.
  */
-static crew_future *
+static struct crew__job *
 take_batch(struct crew__worker *w)
 {
     struct crew__link *batch[BATCH];
@@ -307,19 +307,19 @@ take_batch(struct crew__worker *w)
     if (n == 0)
         return NULL;
     for (size_t i = 1; i < n; i++)
-        rest[n - 1 - i] = future_of_link(batch[i]);
+        rest[n - 1 - i] = job_of_link(batch[i]);
     int err = crew__deque_push_many(&w->deque, rest, n - 1);
     assert(err == 0);
     (void)err;
-    return future_of_link(batch[0]);
+    return job_of_link(batch[0]);
 }
 
 /* The next task for w: its own deque, the injection queue, then a
  * victim's deque. */
-static crew_future *
+static struct crew__job *
 find_task(struct crew__worker *w)
 {
-    crew_future *f = crew__deque_pop(&w->deque);
+    struct crew__job *f = crew__deque_pop(&w->deque);
 
     if (f != NULL)
         return f;
@@ -359,13 +359,13 @@ mode_of(crew_pool *pool)
 }
 
 static void
-run(struct crew__worker *w, crew_future *f)
+run(struct crew__worker *w, struct crew__job *f)
 {
     unsigned running = atomic_load_explicit(&w->running, memory_order_relaxed);
 
     /* Relaxed: statistics; see crew__counter_add(). */
     atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
-    crew__task_run(f, mode_of(w->pool) == CANCELLING, &w->tally);
+    crew__job_run(f, mode_of(w->pool) == CANCELLING, &w->tally);
     atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }
 
@@ -591,7 +591,7 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
             err = ETIMEDOUT;
             break;
         }
-        crew_future *f = help ? find_task(w) : NULL;
+        struct crew__job *f = help ? find_task(w) : NULL;
         if (f != NULL) {
             run(w, f);
             crew__future_flush();
@@ -633,11 +633,11 @@ crew__worker_wait(struct crew__worker *w, crew_future *future,
  * the workers search at once, at least one, unless woken to (`counted`):
  * spinning costs the cores that running tasks could use.
  */
-static crew_future *
+static struct crew__job *
 search(struct crew__worker *w, bool counted)
 {
     crew_pool *pool = w->pool;
-    crew_future *f = NULL;
+    struct crew__job *f = NULL;
     uint64_t deadline;
 
     if (!counted) {
@@ -770,7 +770,7 @@ worker_main(void *arg)
     worker_begin(w);
     for (bool woken = false;;) {
         enum mode mode = mode_of(pool);
-        crew_future *f = woken ? NULL : find_task(w);
+        struct crew__job *f = woken ? NULL : find_task(w);
         if (f == NULL && (mode == OPEN || woken))
             f = search(w, woken);
         woken = false;
@@ -803,13 +803,13 @@ worker_main(void *arg)
  * reuses it. Spares are counted apart from the fixed workers, which alone
  * crew_pool_threads() and the statistics' `threads` count.
  */
-static crew_future *
+static struct crew__job *
 spare_search(struct crew__worker *w)
 {
     uint64_t deadline = crew__now_ns() + SEARCH_NS;
 
     for (unsigned round = 1;; round++) {
-        crew_future *f = find_task(w);
+        struct crew__job *f = find_task(w);
         if (f != NULL)
             return f;
         if (round % 16 == 0) {
@@ -827,7 +827,7 @@ spare_main(void *arg)
 {
     struct crew__worker *w = arg;
     crew_pool *pool = w->pool;
-    crew_future *f;
+    struct crew__job *f;
 
     worker_begin(w);
     while ((f = spare_search(w)) != NULL)
@@ -941,8 +941,7 @@ cancel_queued(crew_pool *pool)
         if (n == 0)
             crew__thread_yield();
         for (size_t i = 0; i < n; i++)
-            crew__task_run(future_of_link(batch[i]), true,
-                           &pool->shutdown_tally);
+            crew__job_run(job_of_link(batch[i]), true, &pool->shutdown_tally);
     }
 }
 
@@ -1067,13 +1066,12 @@ spares_free(crew_pool *pool, bool abandon)
     }
 }
 
+/* Free a pool whose workers have exited. Its queues are empty: the last
+ * worker idle during shutdown found them so, and the injection queue,
+ * closed, takes nothing more. */
 static void
 pool_free(crew_pool *pool)
 {
-    crew_future *f;
-
-    while ((f = future_of_link(crew__inject_pop(&pool->inject))) != NULL)
-        crew_future_release(f);
     workers_free(pool, pool->threads);
     spares_free(pool, false);
     pthread_cond_destroy(&pool->spare_cond);
@@ -1346,10 +1344,10 @@ crew__pool_accepts(crew_pool *pool)
 
 /*
  * The one submission route: every kind queues its work here. From one of
- * the pool's workers the task goes on that worker's own deque, else on
- * the injection queue; then a worker is woken if none is looking. A task
- * that holds a max_queued slot (`slotted`) takes it here, waiting for
- * room from outside the pool unless `nonblocking`.
+ * the pool's workers the job goes on that worker's own deque, else on
+ * the injection queue; then a worker is woken if none is looking. A job
+ * that holds a max_queued slot (CREW__JOB_SLOTTED) takes it here, waiting
+ * for room from outside the pool unless CREW__JOB_NONBLOCKING.
  *
  * A submission racing the pool's shutdown is settled by the injection
  * queue alone (see sched/inject.c): either it is refused, ESHUTDOWN, with
@@ -1357,10 +1355,10 @@ crew__pool_accepts(crew_pool *pool)
  * finds it and runs or cancels it like any other. Nothing is taken back.
  */
 int
-crew__pool_submit(crew_pool *pool, crew_future *f, bool nonblocking)
+crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags)
 {
-    /* Read first: once queued, the task may run and be freed. */
-    bool slotted = f->slotted, internal = f->internal;
+    bool slotted = (flags & CREW__JOB_SLOTTED) != 0;
+    bool nonblocking = (flags & CREW__JOB_NONBLOCKING) != 0;
     int err = accepts(pool);
 
     if (err != 0)
@@ -1371,13 +1369,13 @@ crew__pool_submit(crew_pool *pool, crew_future *f, bool nonblocking)
             if (err != 0)
                 return err;
         }
-        err = crew__deque_push(&self->deque, f);
+        err = crew__deque_push(&self->deque, job);
         if (err != 0) {
             if (slotted)
                 crew__inject_release_slot(&pool->inject);
             return err;
         }
-        if (!internal)
+        if ((flags & CREW__JOB_INTERNAL) == 0)
             crew__counter_add(&self->submitted, 1);
         else /* Relaxed: statistics, once a loop. */
             atomic_fetch_add_explicit(&pool->runners_own, 1,
@@ -1386,14 +1384,14 @@ crew__pool_submit(crew_pool *pool, crew_future *f, bool nonblocking)
         enum crew__room room = !slotted      ? CREW__ROOM_UNCOUNTED
                                : nonblocking ? CREW__ROOM_FAIL
                                              : CREW__ROOM_WAIT;
-        err = crew__inject_push(&pool->inject, &f->link, room);
+        err = crew__inject_push(&pool->inject, &job->link, room);
         if (err != 0)
             return err;
-        if (internal) /* Relaxed: statistics, once a loop. */
+        if ((flags & CREW__JOB_INTERNAL) != 0) /* Relaxed: statistics. */
             atomic_fetch_add_explicit(&pool->runners, 1, memory_order_relaxed);
     }
-    /* The task is in its queue (the push's seq_cst store or CAS) before
-     * wake_searcher() reads. */
+    /* The job is in its queue (the push's seq_cst store or CAS) before
+     * wake_searcher() reads. Once there, it may have run and be gone. */
     wake_searcher(pool);
     return 0;
 }

@@ -6,6 +6,7 @@
 #define CREW_POOL_H
 
 #include "crew.h"
+#include "sched/job.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -44,12 +45,12 @@ void crew__pool_unhold(crew_pool *pool);
 /* 0 if the pool takes work from the calling thread now, else ESHUTDOWN
  * (the rule of crew_submit()). */
 int crew__pool_accepts(crew_pool *pool);
-/* The one submission route (see pool.c): queue a task, handing the queue
- * one of the caller's references. Returns 0; ESHUTDOWN if the pool
- * refuses it (nothing was queued); EAGAIN if its max_queued slot could
- * not be had at once and `nonblocking`; ENOMEM if the worker's deque
- * could not grow. */
-int crew__pool_submit(crew_pool *pool, crew_future *future, bool nonblocking);
+/* The one submission route (see pool.c): queue a job, handing the queue
+ * the caller's hold on it; `flags` are CREW__JOB_* (sched/job.h).
+ * Returns 0; ESHUTDOWN if the pool refuses it (nothing was queued);
+ * EAGAIN if its max_queued slot could not be had at once
+ * (CREW__JOB_NONBLOCKING); ENOMEM if the worker's deque could not grow. */
+int crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags);
 /* Count a parallel loop's chunks as tasks that ran: on the calling
  * worker's counters, or the pool's for a thread outside it. */
 void crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded,

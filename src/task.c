@@ -38,6 +38,13 @@ struct crew_task {
     bool failure_lost;   /* crew_task_fail() ran out of memory */
 };
 
+const struct crew__future_ops crew__task_ops = {
+    .job = {.run = crew__task_run},
+    .cancel = crew__task_cancel,
+    .destroy = crew__future_free_block,
+    .needs_worker = true,
+};
+
 crew_future *
 crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                uint32_t refs)
@@ -46,7 +53,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
 
     if (future == NULL)
         return NULL;
-    crew__future_init(future, CREW__TASK, refs);
+    crew__future_init(future, &crew__task_ops, refs);
     future->slotted = crew__pool_counts_slots(pool);
     future->u.task.fn = fn;
     future->u.task.arg = arg;
@@ -176,8 +183,10 @@ count_outcome(struct crew__tally *tally, const crew_future *future,
 }
 
 void
-crew__task_run(crew_future *future, bool cancel, struct crew__tally *tally)
+crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
+    crew_future *future = crew__future_of_job(job);
+
     if (!claim(future, cancel ? CREW__CLAIMED : CREW_RUNNING)) {
         /* A husk: a canceller took it where it lay, and resolves it
          * cancelled (if it has not yet). It leaves the queue now. */
@@ -329,7 +338,10 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     f = crew__task_new(pool, fn, arg, arg_free, 2);
     if (f == NULL)
         return ENOMEM;
-    err = crew__pool_submit(pool, f, (flags & CREW_NONBLOCKING) != 0);
+    err = crew__pool_submit(
+        pool, &f->job,
+        (f->slotted ? CREW__JOB_SLOTTED : 0u) |
+            ((flags & CREW_NONBLOCKING) != 0 ? CREW__JOB_NONBLOCKING : 0u));
     if (err != 0) {
         crew__task_discard(f);
         return err;

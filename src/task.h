@@ -6,6 +6,8 @@
 #define CREW_TASK_H
 
 #include "crew.h"
+#include "core/future.h"
+#include "sched/stats.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -19,33 +21,19 @@ crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
 /* Free a task that was never queued: its function and arg_free never
  * run. */
 void crew__task_discard(crew_future *future);
-/* How the entries one thread took out of queues ended: written by that
- * thread alone (a load and a store, no read-modify-write), read by
- * anyone. */
-struct crew__tally {
-    _Atomic uint64_t succeeded;
-    _Atomic uint64_t failed;
-    _Atomic uint64_t cancelled; /* run or not: husks included */
-    _Atomic uint64_t internal;  /* loops' runners, which are no tasks */
-};
+/* A task's ops; a continuation shares its job class (crew__task_run). */
+extern const struct crew__future_ops crew__task_ops;
 
-/* Add n to a counter that only the calling thread writes. */
-static inline void
-crew__counter_add(_Atomic uint64_t *counter, uint64_t n)
-{
-    /* Relaxed: statistics; a reader wants a recent value, not an order. */
-    atomic_store_explicit(
-        counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
-        memory_order_relaxed);
-}
-
-/* Take a task from a queue and run it, or, when `cancel` (a CREW_CANCEL
- * shutdown) resolve it cancelled. Drops the queue's reference. Counts
- * how it ended on `tally`: a task that runs before its future resolves,
- * so a thread that sees it resolved reads the count too; a husk (a task
- * a canceller took where it lay) here, as it leaves the queue. */
-void crew__task_run(crew_future *future, bool cancel,
+/* The job class's run: take a task from a queue and run it, or, when
+ * `cancel` (a CREW_CANCEL shutdown) resolve it cancelled. Drops the
+ * queue's reference. Counts how it ended on `tally`: a task that runs
+ * before its future resolves, so a thread that sees it resolved reads the
+ * count too; a husk (a task a canceller took where it lay) here, as it
+ * leaves the queue. */
+void crew__task_run(struct crew__job *job, bool cancel,
                     struct crew__tally *tally);
+/* crew_future_cancel() on a queued task. */
+int crew__task_cancel(crew_future *future);
 /* Resolve a task its pool would not queue (a continuation whose input
  * resolved): cancelled for ESHUTDOWN, else failed with `code`; its
  * arg_free runs first. Nothing to do if a canceller took it first. */

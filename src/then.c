@@ -95,7 +95,7 @@ input_resolved(struct crew__completion *node, crew_future *input)
     struct then *t = crew__container_of(node, struct then, node);
     /* Read first: once queued, the block may be run and freed. */
     crew_pool *pool = t->pool;
-    int err = crew__pool_submit(pool, &t->base, false);
+    int err = crew__pool_submit(pool, &t->base.job, 0);
 
     (void)input;
     if (err != 0) {
@@ -104,6 +104,15 @@ input_resolved(struct crew__completion *node, crew_future *input)
     }
     crew__pool_unhold(pool);
 }
+
+static int then_cancel(crew_future *future);
+
+static const struct crew__future_ops then_ops = {
+    .job = {.run = crew__task_run},
+    .cancel = then_cancel,
+    .destroy = crew__future_free, /* done with its input before it resolved */
+    .needs_worker = true,
+};
 
 int
 crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
@@ -123,7 +132,7 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
     if (t == NULL)
         return ENOMEM;
     /* The node's reference, and the caller's if it wants one. */
-    crew__future_init(&t->base, CREW__THEN, future != NULL ? 2 : 1);
+    crew__future_init(&t->base, &then_ops, future != NULL ? 2 : 1);
     t->base.u.task = (struct crew__closure){
         .fn = then_run,
         .arg = t,
@@ -144,8 +153,8 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
     return 0;
 }
 
-int
-crew__then_cancel(crew_future *future)
+static int
+then_cancel(crew_future *future)
 {
     struct then *t = crew__container_of(future, struct then, base);
     crew_pool *pool = t->pool;

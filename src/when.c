@@ -51,8 +51,9 @@ struct join {
     /* Set under base.lock by the last reference's release; read by
      * nodes under it, and without it as a hint. */
     atomic_bool abandoned;
-    struct join *pass_next; /* on this thread's list of cancels to pass */
+    struct crew__deferred pass; /* passing a cancellation to the inputs */
     size_t n;
+    bool any;                /* a when_any, else a when_all */
     unsigned flags;          /* when_all_ex: CREW_FAIL_FAST, CREW_CANCEL_REST */
     atomic_size_t remaining; /* when_all: inputs not yet resolved */
     /* when_any: a winner has been chosen; when_all_ex: an input failed. */
@@ -249,8 +250,8 @@ unsubscribe_all(struct join *j)
     }
 }
 
-void
-crew__join_release(crew_future *future)
+static void
+join_release(crew_future *future)
 {
     struct join *j = join_of(future);
     bool abandon;
@@ -283,16 +284,34 @@ crew__join_release(crew_future *future)
     ((SIZE_MAX - sizeof(struct join)) / \
      (sizeof(((struct join *)0)->inputs[0]) + sizeof(crew_future *)))
 
+static void
+join_destroy(crew_future *future)
+{
+    struct join *j = join_of(future);
+
+    for (size_t i = 0; i < j->n; i++)
+        crew_future_release(j->futures[i]);
+    crew__free(j);
+}
+
+static int join_cancel(crew_future *future);
+
+static const struct crew__future_ops join_ops = {
+    .cancel = join_cancel,
+    .destroy = join_destroy,
+    .release = join_release,
+};
+
 static int
-join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
-         unsigned flags, crew_future **out)
+join_new(crew_future *const *futures, size_t n, bool any, unsigned flags,
+         crew_future **out)
 {
     struct join *j;
 
     if (out != NULL)
         *out = NULL;
     if (out == NULL || (n > 0 && futures == NULL) ||
-        (kind == CREW__JOIN_ANY && n == 0) ||
+        (any && n == 0) ||
         (flags & ~(CREW_FAIL_FAST | CREW_CANCEL_REST)) != 0)
         return EINVAL;
     /* The block before the array: a count too large to allocate for
@@ -307,11 +326,11 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
         crew__free(j);
         return EINVAL;
     }
-    crew__future_init(&j->base, kind, 1);
+    crew__future_init(&j->base, &join_ops, 1);
     atomic_init(&j->pins, n + 1);
     atomic_init(&j->abandoned, false);
-    j->pass_next = NULL;
     j->n = n;
+    j->any = any;
     j->flags = flags;
     atomic_init(&j->remaining, n);
     atomic_init(&j->decided, false);
@@ -319,8 +338,7 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     j->winner = 0;
     j->futures = (crew_future **)&j->inputs[n];
     for (size_t i = 0; i < n; i++) {
-        j->inputs[i].node.fire =
-            kind == CREW__JOIN_ALL ? all_input_resolved : any_input_resolved;
+        j->inputs[i].node.fire = any ? any_input_resolved : all_input_resolved;
         j->inputs[i].join = j;
         j->futures[i] = crew_future_retain(futures[i]);
     }
@@ -336,63 +354,33 @@ join_new(crew_future *const *futures, size_t n, enum crew__kind kind,
     return 0;
 }
 
-void
-crew__join_destroy(crew_future *future)
+/*
+ * Passing a cancellation on, without recursion: the join's inputs are
+ * cancelled as put-off work (crew__defer()), so a join reached while this
+ * thread already passes one on waits its turn, and cancelling a million
+ * nested joins takes bounded stack. Everything is passed on before the
+ * outermost crew_future_cancel() returns.
+ */
+static void
+pass_now(struct crew__deferred *work)
 {
-    struct join *j = join_of(future);
+    struct join *j = crew__container_of(work, struct join, pass);
 
     for (size_t i = 0; i < j->n; i++)
-        crew_future_release(j->futures[i]);
-}
-
-/*
- * Passing a cancellation on, without recursion: a join reached while
- * this thread already passes one on (its input, or its input's input)
- * joins this thread's list, and the outermost call passes each in turn,
- * so cancelling a million nested joins takes bounded stack. Everything
- * is passed on before that outermost crew_future_cancel() returns.
- */
-static _Thread_local bool passing;
-static _Thread_local struct join *to_pass;
-
-static void
-pass_all(void)
-{
-    struct join *j;
-
-    while ((j = to_pass) != NULL) {
-        to_pass = j->pass_next;
-        crew__put_off--;
-        for (size_t i = 0; i < j->n; i++)
-            crew_future_cancel(j->futures[i]);
-        crew_future_release(&j->base);
-    }
+        crew_future_cancel(j->futures[i]);
+    crew_future_release(&j->base);
 }
 
 static void
 pass_cancel(struct join *j)
 {
     crew_future_retain(&j->base); /* dropped once passed on */
-    j->pass_next = to_pass;
-    to_pass = j;
-    crew__put_off++;
-    if (passing)
-        return;
-    passing = true;
-    pass_all();
-    passing = false;
+    j->pass.run = pass_now;
+    crew__defer(&j->pass);
 }
 
-void
-crew__join_flush_passes(void)
-{
-    /* Inside pass_all() already, lower on this stack: take its work on
-     * from here, as its loop would. */
-    pass_all();
-}
-
-int
-crew__join_cancel(crew_future *future)
+static int
+join_cancel(crew_future *future)
 {
     struct join *j = join_of(future);
     bool resolved = crew__future_is_resolved(future);
@@ -401,7 +389,7 @@ crew__join_cancel(crew_future *future)
      * passes the request on whatever the flags: a when_all reaches its
      * inputs even once resolved (when they have all resolved, nothing
      * changes). A when_any's winner decided it: the request stops there. */
-    if (resolved && future->kind != CREW__JOIN_ALL)
+    if (resolved && j->any)
         return EALREADY;
     /* Once is enough: the inputs are fixed, and each keeps a request once
      * made. It also keeps a cancellation of joins over joins that share
@@ -417,20 +405,20 @@ crew__join_cancel(crew_future *future)
 int
 crew_when_all(crew_future *const *futures, size_t n, crew_future **all)
 {
-    return join_new(futures, n, CREW__JOIN_ALL, 0, all);
+    return join_new(futures, n, false, 0, all);
 }
 
 int
 crew_when_all_ex(crew_future *const *futures, size_t n, unsigned flags,
                  crew_future **all)
 {
-    return join_new(futures, n, CREW__JOIN_ALL, flags, all);
+    return join_new(futures, n, false, flags, all);
 }
 
 int
 crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
 {
-    return join_new(futures, n, CREW__JOIN_ANY, 0, any);
+    return join_new(futures, n, true, 0, any);
 }
 
 /*

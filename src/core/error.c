@@ -11,7 +11,9 @@
  *
  * When memory runs out while a failure is recorded, the future resolves
  * with an error embedded in itself (crew__error_embed_lost); retaining
- * that error retains the future, so it lives exactly as long as needed.
+ * that error retains the future, through functions the future hands it
+ * (this file calls no future's code), so it lives exactly as long as
+ * needed.
  */
 #include "core/error.h"
 
@@ -45,7 +47,7 @@ leaf_new(int code, size_t length, char **text)
     atomic_init(&e->refs, 1);
     e->code = code;
     e->kind = CREW__ERROR_LEAF;
-    e->count = 0;
+    e->count = 0; /* unread: a leaf has no entries (count_of()) */
     e->entries = NULL;
     *text = (char *)(e + 1);
     e->message = *text;
@@ -112,12 +114,13 @@ crew__error_aggregate(size_t count, size_t inputs, const char *what,
 }
 
 void
-crew__error_embed_lost(crew_error *error, crew_future *owner, int code)
+crew__error_embed_lost(crew_error *error, const struct crew__error_host *host,
+                       void *owner, int code)
 {
     atomic_init(&error->refs, 0);
     error->code = code;
     error->kind = CREW__ERROR_EMBEDDED;
-    error->count = 0;
+    error->host = host;
     error->owner = owner;
     error->message = code == CREW_EAGGREGATE ? lost_aggregate : lost_leaf;
 }
@@ -134,16 +137,23 @@ crew_error_message(const crew_error *error)
     return error != NULL ? error->message : "";
 }
 
+/* The entries of an aggregate; 0 for every other kind. */
+static size_t
+count_of(const crew_error *error)
+{
+    return error->kind == CREW__ERROR_AGGREGATE ? error->count : 0;
+}
+
 size_t
 crew_error_count(const crew_error *error)
 {
-    return error != NULL ? error->count : 0;
+    return error != NULL ? count_of(error) : 0;
 }
 
 const crew_error *
 crew_error_inner(const crew_error *error, size_t i, size_t *input)
 {
-    if (error == NULL || i >= error->count)
+    if (error == NULL || i >= count_of(error))
         return NULL;
     if (input != NULL)
         *input = error->entries[i].input;
@@ -161,7 +171,7 @@ crew_error_retain(const crew_error *error)
     case CREW__ERROR_STATIC:
         break;
     case CREW__ERROR_EMBEDDED:
-        crew_future_retain(e->owner);
+        e->host->retain(e->owner);
         break;
     default:
         /* Relaxed: the caller already holds a reference. */
@@ -189,7 +199,7 @@ crew_error_release(crew_error *error)
     case CREW__ERROR_STATIC:
         return;
     case CREW__ERROR_EMBEDDED:
-        crew_future_release(error->owner);
+        error->host->release(error->owner);
         return;
     default:
         break;
@@ -205,7 +215,7 @@ crew_error_release(crew_error *error)
     freeing = true;
     while ((error = doomed) != NULL) {
         doomed = error->doomed_next;
-        for (size_t i = 0; i < error->count; i++)
+        for (size_t i = 0; i < count_of(error); i++)
             crew_error_release(error->entries[i].inner);
         crew__free(error);
     }
@@ -294,7 +304,7 @@ stack_next(struct stack *s)
 {
     while (s->depth > 0) {
         struct frame *top = &s->frames[s->depth - 1];
-        if (top->next < top->error->count)
+        if (top->next < count_of(top->error))
             return &top->error->entries[top->next++];
         s->depth--;
     }
@@ -488,7 +498,7 @@ crew_error_format(const crew_error *error, char *buf, size_t size)
     err = stack_push(&s, error);
     while (err == 0 && !w.overflowed && (entry = stack_next(&s)) != NULL) {
         write_entry(&w, entry->inner, s.depth, &entry->input);
-        if (entry->inner->count > 0)
+        if (count_of(entry->inner) > 0)
             err = stack_push(&s, entry->inner);
     }
     stack_free(&s);

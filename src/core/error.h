@@ -24,14 +24,24 @@ enum crew__error_kind {
     CREW__ERROR_EMBEDDED   /* inside `owner`, whose references it shares */
 };
 
+/* How an embedded error shares its owner's references: a seam, as the
+ * owner (a future) is built on errors, not the other way round. */
+struct crew__error_host {
+    void (*retain)(void *owner);
+    void (*release)(void *owner);
+};
+
 struct crew_error {
     _Atomic uint32_t refs; /* LEAF and AGGREGATE only */
     int code;
     enum crew__error_kind kind;
-    size_t count; /* entries of an aggregate; 0 for every other kind */
+    union {
+        size_t count; /* AGGREGATE: its entries (see count_of() in error.c) */
+        const struct crew__error_host *host; /* EMBEDDED */
+    };
     union {
         const struct crew__entry *entries; /* AGGREGATE: in the same block */
-        crew_future *owner;                /* EMBEDDED */
+        void *owner;                       /* EMBEDDED */
     };
     union {
         const char *message; /* in the same block, or static */
@@ -54,7 +64,10 @@ crew_error *crew__error_default(int code);
 crew_error *crew__error_aggregate(size_t count, size_t inputs, const char *what,
                                   struct crew__entry **entries);
 /* Make `error`, embedded in `owner`, the fallback failure with `code`:
- * a fixed message saying the rest was lost to a lack of memory. */
-void crew__error_embed_lost(crew_error *error, crew_future *owner, int code);
+ * a fixed message saying the rest was lost to a lack of memory. Its
+ * references are the owner's, taken and dropped through `host`. */
+void crew__error_embed_lost(crew_error *error,
+                            const struct crew__error_host *host, void *owner,
+                            int code);
 
 #endif

@@ -39,17 +39,18 @@
 #define WAIT_SPIN_NS 20000 /* how long a thread outside the pool spins */
 
 void
-crew__future_init(crew_future *future, enum crew__kind kind, uint32_t refs)
+crew__future_init(crew_future *future, const struct crew__future_ops *ops,
+                  uint32_t refs)
 {
     atomic_init(&future->lock.word, 0);
     atomic_init(&future->state, CREW_PENDING);
     atomic_init(&future->refs, refs);
-    future->kind = kind;
+    future->job.class = &ops->job;
     future->slotted = false;
     future->internal = false;
     future->generation = (uint8_t)crew__fork_generation();
     atomic_init(&future->cancel_requested, false);
-    atomic_init(&future->link.next, NULL);
+    atomic_init(&future->job.link.next, NULL);
     future->completions = NULL;
     future->waiters.first = NULL;
     future->value = NULL;
@@ -135,12 +136,64 @@ run_deferred(void)
     }
 }
 
+static _Thread_local struct crew__deferred *work_first;
+static _Thread_local struct crew__deferred *work_last;
+static _Thread_local bool working; /* in run_work(), lower on the stack */
+
+static void
+run_work(void)
+{
+    struct crew__deferred *work;
+
+    while ((work = work_first) != NULL) {
+        work_first = work->next;
+        if (work_first == NULL)
+            work_last = NULL;
+        crew__put_off--;
+        work->run(work);
+    }
+}
+
+void
+crew__defer(struct crew__deferred *work)
+{
+    work->next = NULL;
+    if (work_last != NULL)
+        work_last->next = work;
+    else
+        work_first = work;
+    work_last = work;
+    crew__put_off++;
+    if (working)
+        return;
+    working = true;
+    run_work();
+    working = false;
+}
+
 void
 crew__future_flush_slow(void)
 {
-    crew__join_flush_passes();
+    /* Inside run_work() already, perhaps, lower on this stack: take its
+     * work on from here, as its loop would. */
+    run_work();
     run_deferred();
 }
+
+/* The fallback error embedded in a future shares its references. */
+static void
+host_retain(void *owner)
+{
+    crew_future_retain(owner);
+}
+
+static void
+host_release(void *owner)
+{
+    crew_future_release(owner);
+}
+
+static const struct crew__error_host lost_host = {host_retain, host_release};
 
 /* Resolve, the caller holding a reference that outlives the call. */
 int
@@ -158,7 +211,8 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
     future->value_free = outcome->value_free;
     future->error = outcome->error;
     if (outcome->state == CREW_FAILED && outcome->error == NULL) {
-        crew__error_embed_lost(&future->u.lost, future, outcome->code);
+        crew__error_embed_lost(&future->u.lost, &lost_host, future,
+                               outcome->code);
         future->error = &future->u.lost;
     }
     /* Release: pairs with the acquire in crew__future_is_resolved(); the
@@ -341,7 +395,7 @@ bool
 crew__future_is_stranded(const crew_future *future)
 {
     return future->generation != (uint8_t)crew__fork_generation() &&
-           (future->kind == CREW__TASK || future->kind == CREW__THEN) &&
+           crew__future_ops(future)->needs_worker &&
            !crew__future_is_resolved(future);
 }
 
@@ -421,19 +475,7 @@ crew_future_cancel(crew_future *future)
 {
     if (future == NULL)
         return EINVAL;
-    switch (future->kind) {
-    case CREW__TASK:
-        return crew__task_cancel(future);
-    case CREW__THEN:
-        return crew__then_cancel(future);
-    case CREW__PROMISE: {
-        struct crew__outcome cancelled = {.state = CREW_CANCELLED,
-                                          .error = &crew__error_cancelled};
-        return crew__future_complete(future, &cancelled);
-    }
-    default:
-        return crew__join_cancel(future);
-    }
+    return crew__future_ops(future)->cancel(future);
 }
 
 /* A user's callback on the completion list. */
@@ -485,8 +527,8 @@ crew_future_retain(crew_future *future)
  * Freeing, without recursion: a future freed while this thread frees
  * another (a join freeing its inputs, a continuation its input, a
  * value_free releasing a future) joins this thread's list, linked through
- * its queue link (no queue holds a future without a reference), and the
- * outermost call frees them one after the other.
+ * its job's queue link (no queue holds a future without a reference), and
+ * the outermost call frees them one after the other.
  */
 static _Thread_local bool destroying;
 static _Thread_local struct crew__link *doomed;
@@ -502,19 +544,19 @@ destroy_now(crew_future *future)
      * drop. */
     if (future->error != &future->u.lost)
         crew_error_release(future->error);
-    switch (future->kind) {
-    case CREW__JOIN_ALL:
-    case CREW__JOIN_ANY:
-        crew__join_destroy(future);
-        crew__free(future);
-        break;
-    case CREW__THEN: /* done with its input before it resolved */
-        crew__free(future);
-        break;
-    default:
-        crew__block_free(future);
-        break;
-    }
+    crew__future_ops(future)->destroy(future);
+}
+
+void
+crew__future_free_block(crew_future *future)
+{
+    crew__block_free(future);
+}
+
+void
+crew__future_free(crew_future *future)
+{
+    crew__free(future);
 }
 
 void
@@ -524,50 +566,38 @@ crew__future_destroy(crew_future *future)
 
     if (destroying) {
         /* Relaxed: the list is this thread's own. */
-        atomic_store_explicit(&future->link.next, doomed, memory_order_relaxed);
-        doomed = &future->link;
+        atomic_store_explicit(&future->job.link.next, doomed,
+                              memory_order_relaxed);
+        doomed = &future->job.link;
         return;
     }
     destroying = true;
     destroy_now(future);
     while ((link = doomed) != NULL) {
         doomed = atomic_load_explicit(&link->next, memory_order_relaxed);
-        destroy_now(crew__container_of(link, crew_future, link));
+        destroy_now(crew__container_of(link, crew_future, job.link));
     }
     destroying = false;
-}
-
-/* The last reference to a promise went while it was pending: nobody can
- * resolve it any more. Resolve it cancelled, so that its callbacks run
- * once and leave nothing behind, holding a reference of its own, which a
- * callback may outlive by taking another. */
-static void
-abandon_promise(crew_future *future)
-{
-    static const struct crew__outcome cancelled = {
-        .state = CREW_CANCELLED, .error = &crew__error_cancelled};
-
-    /* Relaxed: no other thread holds a reference. */
-    atomic_store_explicit(&future->refs, 1, memory_order_relaxed);
-    crew__future_settle(future, &cancelled);
-    crew_future_release(future);
 }
 
 void
 crew_future_release(crew_future *future)
 {
+    const struct crew__future_ops *ops;
+
     if (future == NULL)
         return;
-    if (future->kind == CREW__JOIN_ALL || future->kind == CREW__JOIN_ANY) {
-        crew__join_release(future);
+    ops = crew__future_ops(future);
+    if (ops->release != NULL) {
+        ops->release(future);
         return;
     }
     /* Acquire-release: the last release sees every write made under the
      * other references before it frees. */
     if (atomic_fetch_sub_explicit(&future->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (future->kind == CREW__PROMISE && !crew__future_is_resolved(future)) {
-        abandon_promise(future);
+    if (ops->abandon != NULL && !crew__future_is_resolved(future)) {
+        ops->abandon(future);
         return;
     }
     crew__future_destroy(future);

@@ -1,13 +1,15 @@
 /*
- * The future block, shared by tasks, promises and joins, and the calls
- * other files make on it.
+ * The future block, shared by every kind (tasks, promises, joins,
+ * continuations), and the calls the kinds make on it. The future knows
+ * its kind only through a table of functions, `ops`, the way
+ * libdispatch's objects carry a vtable: a new kind is a new table.
  */
 #ifndef CREW_FUTURE_H
 #define CREW_FUTURE_H
 
 #include "crew.h"
 #include "core/error.h"
-#include "sched/inject.h"
+#include "sched/job.h"
 #include "base/list.h"
 #include "base/park.h"
 
@@ -17,12 +19,28 @@
  * a canceller has claimed and is resolving. Readers see it as pending. */
 #define CREW__CLAIMED 5u
 
-enum crew__kind {
-    CREW__TASK,
-    CREW__PROMISE,
-    CREW__JOIN_ALL,
-    CREW__JOIN_ANY,
-    CREW__THEN /* a continuation: a task queued once its input resolves */
+/*
+ * What a kind of future does differently. Its first member is the job
+ * class the scheduler calls to run a queued future (a task, a
+ * continuation), so the future's one `job.class` pointer is both: see
+ * crew__future_ops(). Kinds that are never queued leave job.run NULL.
+ */
+struct crew__future_ops {
+    struct crew__job_class job;
+    /* crew_future_cancel() on this kind. */
+    int (*cancel)(crew_future *future);
+    /* Free what the kind holds, and the block: the last reference is
+     * gone, and the value and error are already dropped. */
+    void (*destroy)(crew_future *future);
+    /* crew_future_release() on this kind; NULL: drop a reference, and
+     * free the block with the last one. */
+    void (*release)(crew_future *future);
+    /* The last reference went while the future was pending; NULL: it
+     * cannot happen (a queued kind's queue holds a reference). */
+    void (*abandon)(crew_future *future);
+    /* Pending, it waits for a pool's worker: in a child after fork(),
+     * one made in the parent never resolves. */
+    bool needs_worker;
 };
 
 /* A node on a future's completion list: fire(node, future) runs once,
@@ -56,12 +74,13 @@ struct crew_future {
     _Atomic uint32_t state; /* a crew_state, or CLAIMED */
     _Atomic uint32_t refs;  /* references; the last frees the block */
     /* Constant from creation: */
-    unsigned kind : 4;     /* enum crew__kind */
     unsigned slotted : 1;  /* a task holding a max_queued slot */
     unsigned internal : 1; /* a parallel loop's runner: not in the statistics */
     uint8_t generation;    /* the fork generation it was made in, mod 256 */
     atomic_bool cancel_requested; /* a running task was asked to stop */
-    struct crew__link link;       /* in the pool's injection queue */
+    /* How a pool runs it (its link puts it in the injection queue), and
+     * through job.class, the kind's ops. */
+    struct crew__job job;
     /* Newest first while pending. Once resolved, the list its resolver
      * put off running (see crew__future_settle()), or NULL. */
     struct crew__completion *completions;
@@ -92,8 +111,22 @@ struct crew__outcome {
     int code;
 };
 
-void crew__future_init(crew_future *future, enum crew__kind kind,
+void crew__future_init(crew_future *future, const struct crew__future_ops *ops,
                        uint32_t refs);
+
+static inline const struct crew__future_ops *
+crew__future_ops(const crew_future *future)
+{
+    return crew__container_of(future->job.class, const struct crew__future_ops,
+                              job);
+}
+
+/* The future a queued job is. */
+static inline crew_future *
+crew__future_of_job(struct crew__job *job)
+{
+    return crew__container_of(job, crew_future, job);
+}
 /* Resolve: publish the outcome, wake the waiters, run the completions.
  * Returns 0, or EALREADY (the outcome stays the caller's) if the future
  * had resolved. */
@@ -112,8 +145,7 @@ void crew__future_subscribe(crew_future *future, struct crew__completion *node);
 bool crew__future_unsubscribe(crew_future *future,
                               struct crew__completion *node);
 /* How many things this thread has put off to bound its stack:
- * completions past the nesting bound (future.c), cancellations to pass
- * through joins (when.c). */
+ * completions past the nesting bound, and crew__defer()'s work. */
 extern _Thread_local unsigned crew__put_off;
 
 void crew__future_flush_slow(void);
@@ -169,16 +201,23 @@ int crew__future_code(const crew_future *future);
  * a chain a million futures long takes bounded stack. */
 void crew__future_destroy(crew_future *future);
 
-/* Defined in task.c, when.c and then.c: the parts of a future only they
- * know. */
-int crew__task_cancel(crew_future *future);
-int crew__join_cancel(crew_future *future);
-/* Pass on the cancellations this thread has put off (see when.c). */
-void crew__join_flush_passes(void);
-/* Drop a reference to a join: its last one is dropped under its lock
- * (see when.c), and the join may outlive it. */
-void crew__join_release(crew_future *future);
-void crew__join_destroy(crew_future *future);
-int crew__then_cancel(crew_future *future);
+/* The common ops: free a block from crew__block_alloc(), or from
+ * crew__malloc(). */
+void crew__future_free_block(crew_future *future);
+void crew__future_free(crew_future *future);
+
+/*
+ * Work put off to bound the stack: an item a kind embeds in its own
+ * memory. crew__defer() queues it on this thread; if this thread is not
+ * already running put-off work, it runs the queue until it is empty,
+ * oldest first, so the outermost call does everything, and a chain of a
+ * million items takes bounded stack. crew__future_flush() runs it too.
+ */
+struct crew__deferred {
+    struct crew__deferred *next;
+    void (*run)(struct crew__deferred *work);
+};
+
+void crew__defer(struct crew__deferred *work);
 
 #endif
