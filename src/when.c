@@ -34,7 +34,7 @@
 
 #include "base/alloc.h"
 #include "base/platform.h"
-#include "pool.h"
+#include "sched/sched.h"
 
 #include <errno.h>
 

@@ -31,8 +31,9 @@
 #include "core/future.h"
 
 #include "base/alloc.h"
+#include "base/fork.h"
 #include "base/platform.h"
-#include "pool.h"
+#include "sched/sched.h"
 
 #include <errno.h>
 
@@ -355,6 +356,42 @@ crew__future_spin(const crew_future *future, uint64_t end)
     }
 }
 
+/* A worker's wait on a future (see crew__worker_wait()): over once the
+ * future resolves, armed by a waiter node on it. */
+struct future_wait {
+    struct crew__wait base;
+    crew_future *future;
+    struct crew__waiter waiter;
+};
+
+static bool
+wait_over(struct crew__wait *base)
+{
+    struct future_wait *w = crew__container_of(base, struct future_wait, base);
+
+    /* What this thread put off, a helped task's completions among it,
+     * may be what resolves the future. */
+    crew__future_flush();
+    return crew__future_is_resolved(w->future);
+}
+
+static bool
+wait_arm(struct crew__wait *base, struct crew__event *event)
+{
+    struct future_wait *w = crew__container_of(base, struct future_wait, base);
+
+    w->waiter.event = event;
+    return crew__future_add_waiter(w->future, &w->waiter);
+}
+
+static void
+wait_disarm(struct crew__wait *base)
+{
+    struct future_wait *w = crew__container_of(base, struct future_wait, base);
+
+    crew__future_remove_waiter(w->future, &w->waiter);
+}
+
 int
 crew__future_await(crew_future *future, uint64_t deadline)
 {
@@ -371,8 +408,11 @@ crew__future_await(crew_future *future, uint64_t deadline)
     if (crew__future_is_stranded(future))
         return ESHUTDOWN;
     self = crew__worker_self();
-    if (self != NULL)
-        return crew__worker_wait(self, future, deadline);
+    if (self != NULL) {
+        struct future_wait wait = {
+            .base = {wait_over, wait_arm, wait_disarm}, .future = future};
+        return crew__worker_wait(self, &wait.base, deadline);
+    }
     /* Spin briefly before sleeping: a short task resolves within the time
      * a futex sleep and wake-up would take, and then neither happens. */
     if (crew__future_spin(future, crew__spin_end(deadline)))

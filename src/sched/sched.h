@@ -1,0 +1,116 @@
+/*
+ * The scheduler: a pool's worker threads, their deques, the injection
+ * queue, the idle protocol and the statistics. It runs jobs (job.h) and
+ * knows nothing of futures: a worker that waits helps until a condition
+ * it is handed says the wait is over (struct crew__wait), the way Go's
+ * gopark takes a callback and never learns what a goroutine waits for.
+ * pool.c owns one per pool and gives it the pool's lifetime.
+ */
+#ifndef CREW_SCHED_SCHED_H
+#define CREW_SCHED_SCHED_H
+
+#include "crew.h"
+
+#include "base/park.h"
+#include "sched/job.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct crew__sched;
+struct crew__worker;
+
+struct crew__sched_options {
+    unsigned threads;  /* not 0 */
+    size_t max_queued; /* 0: no limit */
+    size_t stack_size; /* in whole pages; 0: the system's default */
+    const char *name;  /* thread-name prefix; copied */
+    void (*on_thread_start)(crew_pool *pool, unsigned worker, void *user);
+    void (*on_thread_stop)(crew_pool *pool, unsigned worker, void *user);
+    void *user;
+    crew_pool *pool; /* passed to the hooks */
+    /* The last hold went (see crew__sched_hold()): free the pool, which
+     * frees the scheduler. */
+    void (*unheld)(crew_pool *pool);
+};
+
+/* Make a scheduler and start its workers. Returns 0; ENOMEM; or EAGAIN
+ * (a thread could not be started: those that were are stopped and
+ * joined, and nothing is left). */
+int crew__sched_create(struct crew__sched **out,
+                       const struct crew__sched_options *options);
+/* Free a scheduler whose workers have exited. */
+void crew__sched_free(struct crew__sched *sched);
+/* Free one inherited across fork(), in the child: no lock is taken, and
+ * the jobs in its queues, the parent's, are left alone. */
+void crew__sched_abandon(struct crew__sched *sched);
+
+/* Close to new work from outside the workers and start the workers
+ * towards the exit: they keep running what they find, or, `cancel`,
+ * resolve it cancelled; the injection queue is swept now too. Once. */
+void crew__sched_stop(struct crew__sched *sched, bool cancel);
+/* Wait for every worker, spares included, to exit. */
+void crew__sched_join(struct crew__sched *sched);
+/* Called from a worker instead of joining: its threads are detached, and
+ * the last one out drops the owner's hold. */
+void crew__sched_detach(struct crew__sched *sched);
+
+/* Holds on the scheduler's and its pool's memory: the owner's, taken by
+ * crew__sched_create(), and others' (spares, waiting continuations).
+ * The caller of hold holds one already; the last unhold calls the
+ * options' `unheld`. */
+void crew__sched_hold(struct crew__sched *sched);
+void crew__sched_unhold(struct crew__sched *sched);
+
+unsigned crew__sched_threads(const struct crew__sched *sched);
+/* Whether the calling thread is one of this scheduler's workers (in its
+ * thread hooks too). */
+bool crew__sched_is_mine(const struct crew__sched *sched);
+/* 0 if work from the calling thread is accepted now: the scheduler is
+ * open, or draining and this is one of its workers. Else ESHUTDOWN. */
+int crew__sched_accepts(struct crew__sched *sched);
+/* Queue a job, handing the queue the caller's hold on it: on the calling
+ * worker's own deque, else on the injection queue; then wake a worker
+ * if none is looking. `flags` are CREW__JOB_*. Returns 0; ESHUTDOWN (the
+ * injection queue is closed: nothing was queued); EAGAIN (no slot, and
+ * CREW__JOB_NONBLOCKING); ENOMEM (the deque could not grow). */
+int crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
+                       unsigned flags);
+/* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
+bool crew__sched_is_cancelling(const struct crew__sched *sched);
+/* Whether jobs hold a max_queued slot while queued; give one back. */
+bool crew__sched_counts_slots(const struct crew__sched *sched);
+void crew__sched_release_slot(struct crew__sched *sched);
+
+/* Count a parallel loop's chunks as tasks that ran: on the calling
+ * worker's counters, or the scheduler's for a thread outside it. */
+void crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,
+                              uint64_t failed);
+/* Sum every counter into a snapshot (see crew_pool_stats_get()). */
+void crew__sched_stats(struct crew__sched *sched, crew_pool_stats *stats);
+
+/* The calling thread's worker, or NULL outside every scheduler. */
+struct crew__worker *crew__worker_self(void);
+/* In a child after fork(): the calling thread is no worker any more. */
+void crew__worker_forget(void);
+
+/* What a worker waits for, seen through three functions. */
+struct crew__wait {
+    /* Whether the wait is over. */
+    bool (*over)(struct crew__wait *wait);
+    /* Notify `event` once the wait is over; false (and nothing asked) if
+     * it is over already. */
+    bool (*arm)(struct crew__wait *wait, struct crew__event *event);
+    /* Take back what arm() asked, once the event's sleep has ended. */
+    void (*disarm)(struct crew__wait *wait);
+};
+
+/* Wait on a worker, running other jobs meanwhile while its stack has
+ * room (else it only sleeps, and a spare worker runs the queued work).
+ * Returns 0 once the wait is over, or ETIMEDOUT at the absolute
+ * monotonic deadline. */
+int crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
+                      uint64_t deadline);
+
+#endif
