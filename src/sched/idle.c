@@ -26,7 +26,7 @@
  * `sleep_lock` guards the sleeper list and is held only for its links
  * (and by crew__sched_wake_all() for the notifications).
  */
-#include "sched/worker.h"
+#include "sched/private.h"
 
 #include "base/platform.h"
 

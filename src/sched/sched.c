@@ -14,7 +14,7 @@
  * the layers above take (continuations waiting on their input, which
  * must find the pool, shut down, when the input resolves).
  */
-#include "sched/worker.h"
+#include "sched/private.h"
 
 #include "base/alloc.h"
 #include "base/platform.h"
@@ -132,13 +132,16 @@ crew__sched_create(struct crew__sched **out,
     err = workers_new(sched);
     if (err != 0)
         goto out_destroy_spare_cond;
+    /* Published before the threads start: their hooks may use the pool,
+     * which reaches the scheduler through *out. */
+    *out = sched;
     err = start_workers(sched);
     if (err != 0)
         goto out_free_workers;
-    *out = sched;
     return 0;
 
 out_free_workers:
+    *out = NULL; /* the workers that started were joined */
     workers_free(sched, sched->threads);
 out_destroy_spare_cond:
     pthread_cond_destroy(&sched->spare_cond);
@@ -229,23 +232,6 @@ crew__sched_detach(struct crew__sched *sched)
     for (unsigned i = 0; i < sched->threads; i++)
         pthread_detach(sched->workers[i].thread);
     atomic_store_explicit(&sched->detached, true, memory_order_release);
-}
-
-void
-crew__sched_hold(struct crew__sched *sched)
-{
-    /* Relaxed: the caller holds one already. */
-    atomic_fetch_add_explicit(&sched->holds, 1, memory_order_relaxed);
-}
-
-void
-crew__sched_unhold(struct crew__sched *sched)
-{
-    /* Acquire-release: the last holder sees every other's writes before
-     * it frees. */
-    if (atomic_fetch_sub_explicit(&sched->holds, 1, memory_order_acq_rel) ==
-        1)
-        sched->options.unheld(sched->options.pool);
 }
 
 unsigned

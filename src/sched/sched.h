@@ -35,9 +35,10 @@ struct crew__sched_options {
     void (*unheld)(crew_pool *pool);
 };
 
-/* Make a scheduler and start its workers. Returns 0; ENOMEM; or EAGAIN
- * (a thread could not be started: those that were are stopped and
- * joined, and nothing is left). */
+/* Make a scheduler and start its workers; *out is set before they
+ * start, for their hooks. Returns 0; ENOMEM; or EAGAIN (a thread could
+ * not be started: those that were are stopped and joined, *out is NULL,
+ * and nothing is left). */
 int crew__sched_create(struct crew__sched **out,
                        const struct crew__sched_options *options);
 /* Free a scheduler whose workers have exited. */

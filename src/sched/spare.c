@@ -9,7 +9,7 @@
  * next spare reuses it. Spares are counted apart from the fixed workers,
  * which alone crew_pool_threads() and the statistics' `threads` count.
  */
-#include "sched/worker.h"
+#include "sched/private.h"
 
 #include "base/alloc.h"
 #include "base/platform.h"

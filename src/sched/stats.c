@@ -13,7 +13,7 @@
  * but no tasks: counted apart on the way in, and as `internal` on the way
  * out. So `queued` is the queues' length less the runners still in them.
  */
-#include "sched/worker.h"
+#include "sched/private.h"
 
 void
 crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,

@@ -4,8 +4,8 @@
  * the workers' structs, and the calls between its files. The layers
  * above see sched/sched.h.
  */
-#ifndef CREW_SCHED_WORKER_H
-#define CREW_SCHED_WORKER_H
+#ifndef CREW_SCHED_PRIVATE_H
+#define CREW_SCHED_PRIVATE_H
 
 #include "sched/sched.h"
 
@@ -122,21 +122,33 @@ crew__first_spare(struct crew__sched *sched)
     return atomic_load_explicit(&sched->spares, memory_order_acquire);
 }
 
-/* worker.c: finding and running work, a worker's life. */
+/*
+ * The calls between the files of this folder, lowest first: each file
+ * calls only those above it in this list (tools/layers.sh checks it).
+ */
+
+/* find.c: finding and running a job. */
 struct crew__job *crew__find_job(struct crew__worker *w);
+/* Whether any queue holds a job, or is about to. */
 bool crew__has_work(struct crew__worker *w);
 void crew__run_job(struct crew__worker *w, struct crew__job *job);
+
+/* thread.c: a worker's thread. */
+int crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
+                      unsigned index);
 /* Become, and stop being, a worker on the calling thread. */
 void crew__worker_begin(struct crew__worker *w);
 void crew__worker_end(struct crew__worker *w);
-int crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
-                      unsigned index);
-/* What a fixed worker's thread runs. */
-void *crew__worker_main(void *arg);
 /* Start w's thread running main, with the scheduler's stack size and
  * every asynchronous signal blocked. */
 int crew__worker_start(struct crew__worker *w, void *(*main)(void *),
                        bool detached);
+
+/* spare.c: spare workers for waits that cannot help. */
+bool crew__all_blocked(struct crew__sched *sched);
+void crew__spawn_spare(struct crew__sched *sched);
+void crew__wait_spares(struct crew__sched *sched);
+void crew__spares_free(struct crew__sched *sched, bool abandon);
 
 /* idle.c: searching, sleeping and waking. */
 void crew__sched_wake(struct crew__sched *sched);
@@ -148,10 +160,7 @@ struct crew__job *crew__search(struct crew__worker *w, bool counted);
 bool crew__park(struct crew__worker *w);
 bool crew__idle_while_stopping(struct crew__worker *w);
 
-/* spare.c: spare workers for waits that cannot help. */
-bool crew__all_blocked(struct crew__sched *sched);
-void crew__spawn_spare(struct crew__sched *sched);
-void crew__wait_spares(struct crew__sched *sched);
-void crew__spares_free(struct crew__sched *sched, bool abandon);
+/* worker.c: the worker loop and helping; then sched.c. */
+void *crew__worker_main(void *arg);
 
 #endif
