@@ -141,6 +141,11 @@ typedef struct crew_pool_options {
     void (*on_thread_stop)(crew_pool *pool, unsigned worker, void *user);
     /** Passed to both hooks. */
     void *user;
+    /** Room for options of later versions: zero (a zeroed struct, or
+     * designated initializers, leave it so). crew_pool_create() rejects
+     * anything else with EINVAL, so a program built for a later version
+     * that sets one fails here, clearly. */
+    void *reserved[6];
 } crew_pool_options;
 
 /**
@@ -155,8 +160,9 @@ typedef struct crew_pool_options {
  *
  * @param pool     receives the new pool; NULL on error
  * @param options  NULL, or the options (copied; need not outlive the call)
- * @return 0; EINVAL if @p pool is NULL or @p stack_size is below the system
- *         minimum; ENOMEM; EAGAIN if a thread could not be created (the
+ * @return 0; EINVAL if @p pool is NULL, @p stack_size is below the
+ *         system minimum, or a reserved field is not zero; ENOMEM; EAGAIN
+ *         if a thread could not be created (the
  *         threads already started are stopped and joined first).
  * @note Thread safety: any thread.
  */
@@ -231,6 +237,9 @@ typedef struct crew_pool_stats {
     uint64_t failed;    /**< tasks that ran and failed */
     uint64_t cancelled; /**< tasks resolved cancelled, run or not */
     uint64_t stolen;    /**< tasks a worker took from another's queue */
+    /** Room for counters of later versions, which a program built for
+     * this one never reads: filled with zeros. */
+    uint64_t reserved[8];
 } crew_pool_stats;
 
 /**
@@ -369,6 +378,10 @@ CREW_API crew_pool *crew_task_pool(const crew_task *task);
 /**
  * @brief Where @p future stands now.
  *
+ * Reading a resolved state is an acquire: a thread that polls until it
+ * sees ::CREW_SUCCEEDED may then read, without a race, whatever the task
+ * wrote before it returned, as after a wait.
+ *
  * @return its state; ::CREW_PENDING for a NULL future.
  * @note Thread safety: any thread.
  */
@@ -482,10 +495,13 @@ CREW_API int crew_future_on_complete(crew_future *future, crew_callback cb,
 /**
  * @brief Take another reference to @p future.
  *
+ * Takes a const future, as crew_error_retain() takes a const error, so a
+ * borrowed one can be kept.
+ *
  * @return @p future (NULL for NULL).
  * @note Thread safety: any thread.
  */
-CREW_API crew_future *crew_future_retain(crew_future *future);
+CREW_API crew_future *crew_future_retain(const crew_future *future);
 
 /**
  * @brief Drop a reference; the last one frees the future and its value.

@@ -89,6 +89,17 @@ page_rounded(size_t size)
     return size;
 }
 
+/* Whether the options' room for later versions is left empty. */
+static bool
+reserved_are_zero(const crew_pool_options *options)
+{
+    for (size_t i = 0; i < sizeof(options->reserved) / sizeof(void *); i++) {
+        if (options->reserved[i] != NULL)
+            return false;
+    }
+    return true;
+}
+
 int
 crew_pool_create(crew_pool **out, const crew_pool_options *options)
 {
@@ -101,7 +112,9 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     *out = NULL;
     if (options == NULL)
         options = &defaults;
-    if (options->stack_size != 0 && options->stack_size < crew__stack_min())
+    if ((options->stack_size != 0 &&
+         options->stack_size < crew__stack_min()) ||
+        !reserved_are_zero(options))
         return EINVAL;
     pthread_once(&atfork_once, register_atfork);
 

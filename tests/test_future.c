@@ -1011,6 +1011,20 @@ CREW_TEST(future, retain_and_release_accept_null)
     crew_future_release(NULL);
 }
 
+/* As crew_error_retain() keeps a borrowed const error. */
+CREW_TEST(future, retain_keeps_a_borrowed_const_future)
+{
+    crew_future *p = crew_test_promise();
+    const crew_future *borrowed = p;
+    crew_future *kept = crew_future_retain(borrowed);
+
+    cr_assert_eq(kept, p);
+    crew_future_release(p);
+    cr_assert_eq(crew_promise_resolve(kept, NULL, NULL), 0);
+    cr_assert_eq(crew_future_state(kept), CREW_SUCCEEDED);
+    crew_future_release(kept);
+}
+
 CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
     crew_pool *pool = make_pool(2, 0);

@@ -197,6 +197,18 @@ CREW_TEST(pool, a_stack_below_the_minimum_is_einval_and_starts_nothing)
     cr_assert_eq(atomic_load(&started_workers), 0);
 }
 
+CREW_TEST(pool, a_reserved_option_not_zero_is_einval_and_starts_nothing)
+{
+    static char sentinel;
+    crew_pool_options o = {.threads = 2, .on_thread_start = count_start};
+    crew_pool *p = (crew_pool *)(void *)&sentinel;
+
+    o.reserved[5] = &sentinel;
+    cr_assert_eq(crew_pool_create(&p, &o), EINVAL);
+    cr_assert_null(p);
+    cr_assert_eq(atomic_load(&started_workers), 0);
+}
+
 #define HOOKED_MAX 8
 
 static struct {

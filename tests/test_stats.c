@@ -78,6 +78,18 @@ CREW_TEST(stats, a_new_pool_has_done_nothing)
     crew_pool_destroy(pool);
 }
 
+CREW_TEST(stats, the_reserved_counters_are_filled_with_zeros)
+{
+    crew_pool *pool = crew_test_pool(1);
+    crew_pool_stats s;
+
+    memset(&s, 0xa5, sizeof(s));
+    cr_assert_eq(crew_pool_stats_get(pool, &s), 0);
+    for (size_t i = 0; i < sizeof(s.reserved) / sizeof(s.reserved[0]); i++)
+        cr_assert_eq(s.reserved[i], 0, "reserved[%zu] is not zero", i);
+    crew_pool_destroy(pool);
+}
+
 CREW_TEST(stats, rejects_bad_input_and_writes_nothing)
 {
     crew_pool *pool = crew_test_pool(1);

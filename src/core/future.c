@@ -1,15 +1,16 @@
 /*
- * The future: states, references, waiting, callbacks, cancel.
+ * The future: states, references, resolution, callbacks, cancel.
+ * Waiting for one is wait.c's.
  *
- * Theory of operation. A future is one block, reference counted. Its
- * state word moves PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED,
- * or PENDING -> CLAIMED -> CANCELLED for a queued task cancelled in its
- * queue. Every change happens under the future's own four-byte lock but
- * one: a task without a max_queued slot leaves PENDING by a CAS (task.c),
- * and whoever takes the lock next reads the state afresh. The final
- * change is a release store made after the outcome (value, error) is
- * written, so lock-free readers acquire the state and then read the
- * outcome.
+ * Theory of operation. A future is one block, reference counted, whose
+ * kind is known only through its ops (future.h). Its state word moves
+ * PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, or PENDING ->
+ * CLAIMED -> CANCELLED for a queued task cancelled in its queue. Every
+ * change happens under the future's own four-byte lock but one: a task
+ * without a max_queued slot leaves PENDING by a CAS (task.c), and whoever
+ * takes the lock next reads the state afresh. The final change is a
+ * release store made after the outcome (value, error) is written, so
+ * lock-free readers acquire the state and then read the outcome.
  *
  * The lock also guards two lists. The completion list holds callbacks and
  * the internal nodes of joins, newest first (a push is two stores, and
@@ -17,12 +18,9 @@
  * lock, reverses it, and runs it outside in registration order, while a
  * reference holds the future: its own, or one the caller holds for the
  * whole call (so a callback may release the last one of the caller's). A
- * registration that finds the future resolved runs at once, on the registering
- * thread. The waiter list holds threads blocked on the future, each node in the
- * sleeper's stack frame; the resolver notifies and unlinks them under the lock,
- * and a sleeper leaves only after taking the lock to unlink itself if it still
- * is, so nothing is left behind by a wait that timed out, and no node is
- * touched after its owner has gone.
+ * registration that finds the future resolved runs at once, on the
+ * registering thread. The waiter list holds threads blocked on the
+ * future (wait.c); the resolver notifies and unlinks them under the lock.
  *
  * Lock order: a future's lock may be held while taking a pool's injection
  * queue lock (a claimed task gives its slot back), never the reverse. No
@@ -32,12 +30,8 @@
 
 #include "base/alloc.h"
 #include "base/fork.h"
-#include "base/platform.h"
-#include "sched/sched.h"
 
 #include <errno.h>
-
-#define WAIT_SPIN_NS 20000 /* how long a thread outside the pool spins */
 
 void
 crew__future_init(crew_future *future, const struct crew__future_ops *ops,
@@ -308,150 +302,6 @@ crew__future_unsubscribe(crew_future *future, struct crew__completion *node)
     return found;
 }
 
-bool
-crew__future_add_waiter(crew_future *future, struct crew__waiter *waiter)
-{
-    bool added;
-
-    crew__lock_acquire(&future->lock);
-    added = !crew__state_is_final(
-        atomic_load_explicit(&future->state, memory_order_relaxed));
-    if (added) {
-        crew__list_push(&future->waiters, &waiter->link);
-        waiter->linked = true;
-    }
-    crew__lock_release(&future->lock);
-    return added;
-}
-
-void
-crew__future_remove_waiter(crew_future *future, struct crew__waiter *waiter)
-{
-    crew__lock_acquire(&future->lock);
-    if (waiter->linked) {
-        crew__list_remove(&future->waiters, &waiter->link);
-        waiter->linked = false;
-    }
-    crew__lock_release(&future->lock);
-}
-
-uint64_t
-crew__spin_end(uint64_t deadline)
-{
-    uint64_t end = crew__now_ns() + WAIT_SPIN_NS;
-
-    return deadline < end ? deadline : end;
-}
-
-bool
-crew__future_spin(const crew_future *future, uint64_t end)
-{
-    for (unsigned round = 1;; round++) {
-        if (crew__future_is_resolved(future))
-            return true;
-        if (round % 16 == 0 && crew__now_ns() >= end)
-            return false;
-        for (int i = 0; i < 8; i++)
-            crew__cpu_relax();
-    }
-}
-
-/* A worker's wait on a future (see crew__worker_wait()): over once the
- * future resolves, armed by a waiter node on it. */
-struct future_wait {
-    struct crew__wait base;
-    crew_future *future;
-    struct crew__waiter waiter;
-};
-
-static bool
-wait_over(struct crew__wait *base)
-{
-    struct future_wait *w = crew__container_of(base, struct future_wait, base);
-
-    /* What this thread put off, a helped task's completions among it,
-     * may be what resolves the future. */
-    crew__future_flush();
-    return crew__future_is_resolved(w->future);
-}
-
-static bool
-wait_arm(struct crew__wait *base, struct crew__event *event)
-{
-    struct future_wait *w = crew__container_of(base, struct future_wait, base);
-
-    w->waiter.event = event;
-    return crew__future_add_waiter(w->future, &w->waiter);
-}
-
-static void
-wait_disarm(struct crew__wait *base)
-{
-    struct future_wait *w = crew__container_of(base, struct future_wait, base);
-
-    crew__future_remove_waiter(w->future, &w->waiter);
-}
-
-int
-crew__future_await(crew_future *future, uint64_t deadline)
-{
-    struct crew__worker *self;
-    struct crew__event event;
-    struct crew__waiter waiter = {.event = &event};
-    uint32_t key;
-    int err;
-
-    if (crew__future_is_resolved(future))
-        return 0;
-    /* What this thread put off may be what resolves the future. */
-    crew__future_flush();
-    if (crew__future_is_stranded(future))
-        return ESHUTDOWN;
-    self = crew__worker_self();
-    if (self != NULL) {
-        struct future_wait wait = {
-            .base = {wait_over, wait_arm, wait_disarm}, .future = future};
-        return crew__worker_wait(self, &wait.base, deadline);
-    }
-    /* Spin briefly before sleeping: a short task resolves within the time
-     * a futex sleep and wake-up would take, and then neither happens. */
-    if (crew__future_spin(future, crew__spin_end(deadline)))
-        return 0;
-
-    /* A thread outside every pool sleeps on an event of its own, which
-     * only this future's resolver notifies. */
-    crew__event_init(&event);
-    key = crew__event_prepare(&event);
-    if (!crew__future_add_waiter(future, &waiter)) {
-        crew__event_cancel(&event);
-        return 0;
-    }
-    err = crew__event_wait(&event, key, deadline);
-    crew__future_remove_waiter(future, &waiter);
-    return crew__future_is_resolved(future) ? 0 : err;
-}
-
-bool
-crew__future_is_stranded(const crew_future *future)
-{
-    return future->generation != (uint8_t)crew__fork_generation() &&
-           crew__future_ops(future)->needs_worker &&
-           !crew__future_is_resolved(future);
-}
-
-int
-crew__future_code(const crew_future *future)
-{
-    switch (atomic_load_explicit(&future->state, memory_order_acquire)) {
-    case CREW_SUCCEEDED:
-        return 0;
-    case CREW_CANCELLED:
-        return ECANCELED;
-    default:
-        return future->error->code;
-    }
-}
-
 crew_state
 crew_future_state(const crew_future *future)
 {
@@ -459,32 +309,12 @@ crew_future_state(const crew_future *future)
 
     if (future == NULL)
         return CREW_PENDING;
-    /* Relaxed: a snapshot; it orders nothing the caller reads after. */
-    state = atomic_load_explicit(&future->state, memory_order_relaxed);
+    /* Acquire: pairs with the release store of a final state, so a caller
+     * that sees one reads the outcome, and what the task wrote, after. */
+    state = atomic_load_explicit(&future->state, memory_order_acquire);
     return crew__state_is_final(state) || state == CREW_RUNNING
                ? (crew_state)state
                : CREW_PENDING;
-}
-
-int
-crew_future_wait(crew_future *future)
-{
-    if (future == NULL)
-        return EINVAL;
-    if (crew__future_await(future, UINT64_MAX) == ESHUTDOWN)
-        return ESHUTDOWN;
-    return crew__future_code(future);
-}
-
-int
-crew_future_wait_for(crew_future *future, uint64_t timeout_ns)
-{
-    int err;
-
-    if (future == NULL)
-        return EINVAL;
-    err = crew__future_await(future, crew__deadline_after(timeout_ns));
-    return err != 0 ? err : crew__future_code(future);
 }
 
 void *
@@ -554,13 +384,16 @@ crew_future_on_complete(crew_future *future, crew_callback cb, void *user)
 }
 
 crew_future *
-crew_future_retain(crew_future *future)
+crew_future_retain(const crew_future *future)
 {
-    if (future != NULL) {
+    /* A reference is no part of the value a const pointer guards. */
+    crew_future *f = (crew_future *)future;
+
+    if (f != NULL) {
         /* Relaxed: the caller already holds a reference. */
-        atomic_fetch_add_explicit(&future->refs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     }
-    return future;
+    return f;
 }
 
 /*

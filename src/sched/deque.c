@@ -232,7 +232,7 @@ crew__deque_is_empty(struct crew__deque *deque)
 }
 
 size_t
-crew__deque_length(struct crew__deque *deque)
+crew__deque_length(const struct crew__deque *deque)
 {
     /* Relaxed: a snapshot, off by the pushes, pops and steals made
      * between the two loads; never below 0. */

@@ -44,6 +44,6 @@ void *crew__deque_pop(struct crew__deque *deque);
 void *crew__deque_steal(struct crew__deque *deque);
 bool crew__deque_is_empty(struct crew__deque *deque);
 /* Any thread: how many items it holds, a snapshot for statistics. */
-size_t crew__deque_length(struct crew__deque *deque);
+size_t crew__deque_length(const struct crew__deque *deque);
 
 #endif

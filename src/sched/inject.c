@@ -247,7 +247,7 @@ crew__inject_pop(struct crew__inject *queue)
 }
 
 uint64_t
-crew__inject_length(struct crew__inject *queue)
+crew__inject_length(const struct crew__inject *queue)
 {
     /* Relaxed: a snapshot. A push counts itself after linking its item,
      * which a taker may pop (and count) first: hence the floor at 0. */
@@ -260,7 +260,7 @@ crew__inject_length(struct crew__inject *queue)
 }
 
 uint64_t
-crew__inject_pushed(struct crew__inject *queue)
+crew__inject_pushed(const struct crew__inject *queue)
 {
     return atomic_load_explicit(&queue->pushed, memory_order_relaxed);
 }

@@ -80,9 +80,9 @@ struct crew__link *crew__inject_pop(struct crew__inject *queue);
 /* Whether no item is queued, or halfway through a push. */
 bool crew__inject_is_empty(struct crew__inject *queue);
 /* How many items are queued now: a snapshot, for statistics. */
-uint64_t crew__inject_length(struct crew__inject *queue);
+uint64_t crew__inject_length(const struct crew__inject *queue);
 /* Items pushed so far. */
-uint64_t crew__inject_pushed(struct crew__inject *queue);
+uint64_t crew__inject_pushed(const struct crew__inject *queue);
 /* Refuse every later push and wake the submitters waiting for room:
  * every item pushed before lies ahead of the close, and is taken before
  * crew__inject_is_empty() says the queue is empty. */

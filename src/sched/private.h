@@ -115,7 +115,7 @@ crew__created_workers(struct crew__sched *sched)
 
 /* The spare workers ever made, newest first. */
 static inline struct crew__worker *
-crew__first_spare(struct crew__sched *sched)
+crew__first_spare(const struct crew__sched *sched)
 {
     /* Acquire: pairs with the release in spare_new(), so the worker is
      * seen initialised. */

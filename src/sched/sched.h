@@ -89,7 +89,8 @@ void crew__sched_release_slot(struct crew__sched *sched);
 void crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,
                               uint64_t failed);
 /* Sum every counter into a snapshot (see crew_pool_stats_get()). */
-void crew__sched_stats(struct crew__sched *sched, crew_pool_stats *stats);
+void crew__sched_stats(const struct crew__sched *sched,
+                       crew_pool_stats *stats);
 
 /* The calling thread's worker, or NULL outside every scheduler. */
 struct crew__worker *crew__worker_self(void);

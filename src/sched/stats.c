@@ -36,7 +36,7 @@ crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,
 
 /* Add a tally to a snapshot, and its runners to `internal`. */
 static void
-add_tally(crew_pool_stats *stats, struct crew__tally *tally,
+add_tally(crew_pool_stats *stats, const struct crew__tally *tally,
           uint64_t *internal)
 {
     stats->succeeded +=
@@ -50,8 +50,8 @@ add_tally(crew_pool_stats *stats, struct crew__tally *tally,
 /* Add what worker w counted to a snapshot, and its deque's length to
  * `entries`. */
 static void
-add_worker(crew_pool_stats *stats, struct crew__worker *w, uint64_t *entries,
-           uint64_t *internal)
+add_worker(crew_pool_stats *stats, const struct crew__worker *w,
+           uint64_t *entries, uint64_t *internal)
 {
     *entries += crew__deque_length(&w->deque);
     stats->submitted +=
@@ -61,7 +61,7 @@ add_worker(crew_pool_stats *stats, struct crew__worker *w, uint64_t *entries,
 }
 
 void
-crew__sched_stats(struct crew__sched *sched, crew_pool_stats *stats)
+crew__sched_stats(const struct crew__sched *sched, crew_pool_stats *stats)
 {
     /* Relaxed throughout: a snapshot, which the contract allows to be
      * inconsistent while tasks run. */

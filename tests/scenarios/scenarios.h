@@ -65,6 +65,7 @@ struct crew_scenario {
     X(races_promise_settle)                             \
     X(races_release_storm)                              \
     X(races_when_inputs)                                \
+    X(races_state_poll_publishes)                       \
     X(nesting_deep_chain)                               \
     X(nesting_fib_one_thread)                           \
     X(nesting_fib_two_threads)                          \
