@@ -13,13 +13,11 @@
  * tasks, callbacks and helper threads record what they saw, and the test
  * checks it after synchronising with them.
  */
-#define _GNU_SOURCE /* gettid() */
 #include "common.h"
 #include "scenarios.h"
 
 #include <crew.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,54 +45,6 @@ __attribute__((weak)) bool crew_test_fault_fired(void);
 #define CHILD_SECONDS 10u /* a forked child that takes longer has frozen */
 
 TestSuite(regressions, CREW_SUITE);
-
-/* The number of threads in this process. */
-static unsigned
-thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    struct dirent *entry;
-    unsigned n = 0;
-
-    cr_assert_not_null(dir);
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
-
-/* Polls until the process is back to @p n threads; false past patience.
- * A joined or detached thread can linger in /proc for a moment. */
-static bool
-threads_back_to(unsigned n)
-{
-    uint64_t deadline = scn_now_ns() + PATIENCE_NS;
-
-    while (thread_count() > n) {
-        if (scn_now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
-/* Polls until thread @p tid of this process has exited; false past
- * patience. A detached thread leaves no other trace. */
-static bool
-thread_gone(pid_t tid)
-{
-    uint64_t deadline = scn_now_ns() + PATIENCE_NS;
-    char path[64];
-
-    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
-    while (access(path, F_OK) == 0) {
-        if (scn_now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
 
 /* A crew_callback that adds one to the gate @p gate. */
 static void
@@ -934,7 +884,7 @@ CREW_TEST(regressions,
 {
     static struct inflight in = {SCN_HOLD_INIT, SCN_GATE_INIT, SCN_COUNTS_INIT,
                                  FAMILY_INIT};
-    unsigned baseline = thread_count();
+    unsigned baseline = scn_thread_count();
     crew_pool_options o = {.threads = 2};
     crew_future *held[2], *f[INFLIGHT_QUEUED];
     size_t rounds = crew_scenario_scale(100, 20);
@@ -973,7 +923,7 @@ CREW_TEST(regressions,
         cr_assert_eq(crew_future_state(held[i]), CREW_SUCCEEDED);
         crew_future_release(held[i]);
     }
-    cr_assert(threads_back_to(baseline), "destroy left workers behind");
+    cr_assert(scn_threads_back_to(baseline), "destroy left workers behind");
 
     /* Destroy racing the workers' first steps, over and over. */
     for (size_t r = 0; r < rounds; r++) {
@@ -1011,7 +961,7 @@ CREW_TEST(regressions,
         scn_gate_destroy(&plain.done);
         scn_gate_destroy(&fam.children.done);
     }
-    cr_assert(threads_back_to(baseline), "destroy left workers behind");
+    cr_assert(scn_threads_back_to(baseline), "destroy left workers behind");
 }
 
 /*
@@ -1067,7 +1017,7 @@ dw_start(crew_pool *pool, unsigned worker, void *user)
 
     (void)pool;
     if (worker < 4)
-        dw->tids[worker] = gettid();
+        dw->tids[worker] = scn_tid();
     scn_gate_add(&dw->started, 1);
 }
 
@@ -1128,7 +1078,7 @@ CREW_TEST(regressions, destroy_from_a_worker_frees_after_the_last_worker)
             for (unsigned i = 0; i + 1 < n; i++)
                 cr_assert_eq(crew_future_wait_for(held[i], PATIENCE_NS), 0);
             for (unsigned i = 0; i < n; i++)
-                cr_assert(thread_gone(dw.tids[i]),
+                cr_assert(scn_thread_gone(dw.tids[i]),
                           "%u workers: worker %u of a pool destroyed from a "
                           "worker never exited",
                           n, i);
@@ -1964,7 +1914,7 @@ count_stopped(crew_pool *pool, unsigned worker, void *user)
 CREW_TEST(regressions, a_failed_thread_start_joins_only_started_workers)
 {
     static const unsigned sizes[] = {1, 2, 3, 5, 8};
-    unsigned baseline = thread_count();
+    unsigned baseline = scn_thread_count();
 
     if (crew_test_fail_thread == NULL || crew_test_fault_fired == NULL)
         cr_skip_test("crew was built without CREW_TEST_HOOKS");
@@ -1996,7 +1946,7 @@ CREW_TEST(regressions, a_failed_thread_start_joins_only_started_workers)
                          "%u threads, thread %u failed: %u of %u started "
                          "workers stopped before the call returned",
                          sizes[s], k, atomic_load(&lifecycle.stopped), k);
-            cr_assert(threads_back_to(baseline),
+            cr_assert(scn_threads_back_to(baseline),
                       "%u threads, thread %u failed: workers left running",
                       sizes[s], k);
         }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The longest a test waits for something that must happen. */
 #define SCN_PATIENCE_MS 10000u
@@ -235,6 +236,45 @@ void scn_release_all(crew_future *const *futures, size_t n);
  * of memory; the caller frees it.
  */
 char *scn_letters(size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Threads of this process                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What the kernel says of this process's threads, read from
+ * /proc/self/task (Linux). A test that needs to know a thread is blocked,
+ * or gone, asks here rather than sleeping for long enough. The polls
+ * yield between looks and give up after SCN_PATIENCE_MS.
+ */
+
+/* The calling thread's id in the kernel (gettid()). */
+pid_t scn_tid(void);
+
+/* The number of threads in this process; 0 when /proc cannot say. */
+unsigned scn_thread_count(void);
+
+/*
+ * Whether the process is down to @p n threads or fewer within
+ * SCN_PATIENCE_MS: a joined or detached thread can linger in /proc for a
+ * moment. False, too, when the count cannot be read.
+ */
+bool scn_threads_back_to(unsigned n);
+
+/* Whether thread @p tid has exited within SCN_PATIENCE_MS: a detached
+ * thread leaves no other trace. */
+bool scn_thread_gone(pid_t tid);
+
+/*
+ * Whether thread @p tid of this process is blocked in the kernel (state
+ * S in /proc/self/task/<tid>/stat): waiting on a futex, a condition
+ * variable, a join. Under valgrind, which runs one thread at a time, a
+ * thread waiting for its turn looks asleep too.
+ */
+bool scn_thread_is_asleep(pid_t tid);
+
+/* Whether thread @p tid is asleep within SCN_PATIENCE_MS. */
+bool scn_thread_falls_asleep(pid_t tid);
 
 /* ------------------------------------------------------------------ */
 /* The heap                                                            */
