@@ -61,6 +61,11 @@ struct crew_scenario {
  * crew_scenarios[] and given a Criterion test at once.
  */
 #define CREW_SCENARIO_LIST(X)                           \
+    X(future_cancel_vs_resolve)                         \
+    X(future_cancel_vs_task)                            \
+    X(future_register_vs_resolve)                       \
+    X(future_release_vs_resolve)                        \
+    X(future_wait_for_vs_resolve)                       \
     X(races_cancel_vs_start)                            \
     X(races_promise_settle)                             \
     X(races_release_storm)                              \

@@ -347,6 +347,20 @@ scn_seen_cb(crew_future *future, void *seen)
     scn_gate_add(&s->calls, 1);
 }
 
+void
+scn_order_cb(crew_future *future, void *order)
+{
+    struct scn_order *o = order;
+    int slot = atomic_fetch_add(&o->log->next, 1);
+
+    if (slot >= SCN_ORDER_SLOTS)
+        return;
+    o->log->order[slot] = o->index;
+    o->log->thread[slot] = pthread_self();
+    o->log->state[slot] = crew_future_state(future);
+    o->log->result[slot] = crew_future_result(future);
+}
+
 void *
 scn_settle_thread(void *settler)
 {

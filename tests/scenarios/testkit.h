@@ -225,6 +225,31 @@ struct scn_settler {
 /* A pthread start routine settling the struct scn_settler @p settler. */
 void *scn_settle_thread(void *settler);
 
+/*
+ * The order completion callbacks ran in: scn_order_cb() takes the next
+ * slot of its log and records which callback ran, on which thread, and
+ * what the future held then. Slots past SCN_ORDER_SLOTS are counted in
+ * next and not recorded.
+ */
+#define SCN_ORDER_SLOTS 16
+
+struct scn_order_log {
+    atomic_int next;            /* calls so far: the next free slot */
+    int order[SCN_ORDER_SLOTS]; /* the index of each call's registration */
+    pthread_t thread[SCN_ORDER_SLOTS];
+    crew_state state[SCN_ORDER_SLOTS];
+    void *result[SCN_ORDER_SLOTS];
+};
+
+/* One registration of scn_order_cb(): its log and its index. */
+struct scn_order {
+    struct scn_order_log *log;
+    int index;
+};
+
+/* A crew_callback logging into the struct scn_order @p order. */
+void scn_order_cb(crew_future *future, void *order);
+
 /* Waits for @p future, releases it, and returns what the wait returned. */
 int scn_wait_and_release(crew_future *future);
 
