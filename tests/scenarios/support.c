@@ -1,9 +1,9 @@
 /*
- * Helpers every scenario file uses: the scale factor, the verdict, jitter,
- * and the checks of a when_all outcome against its inputs; and the test
- * kit (testkit.h) the Criterion tests share with them: the clock, gates,
- * holding tasks, counting tasks and callbacks, and what /proc says of
- * the process's threads.
+ * Helpers every scenario file uses: the verdict, jitter, and the checks
+ * of a when_all outcome against its inputs; and the test kit (testkit.h)
+ * the Criterion tests share with them: gates, holding tasks, counting
+ * tasks and callbacks, and what /proc says of the process's threads.
+ * The counts and the clock are harness.c's.
  *
  * The verdict is one atomic pointer that goes from NULL to the first
  * failure by compare-and-swap, so a task, a callback and the scenario's own
@@ -47,30 +47,6 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include <malloc.h> /* glibc declares mallinfo2() whatever the feature macros */
 #endif
 
-double
-crew_scenario_stress(void)
-{
-    const char *text = getenv("CREW_STRESS");
-    char *end;
-    double factor;
-
-    if (text == NULL || *text == '\0')
-        return 1.0;
-    factor = strtod(text, &end);
-    if (*end != '\0' || !(factor > 0.0) || factor > 1e6)
-        return 1.0;
-    return factor;
-}
-
-size_t
-crew_scenario_scale(size_t normal, size_t tsan)
-{
-    double n = (double)(CREW_SCENARIO_TSAN ? tsan : normal);
-
-    n *= crew_scenario_stress();
-    return n < 1.0 ? 1 : (size_t)n;
-}
-
 bool
 scn_fail(struct scn_verdict *verdict, const char *why)
 {
@@ -90,15 +66,6 @@ const char *
 scn_result(struct scn_verdict *verdict)
 {
     return atomic_load(&verdict->why);
-}
-
-uint64_t
-scn_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static atomic_uint_fast64_t scn_tasks;

@@ -15,6 +15,8 @@
 #ifndef CREW_TESTS_TESTKIT_H
 #define CREW_TESTS_TESTKIT_H
 
+#include "harness.h"
+
 #include <crew.h>
 
 #include <pthread.h>
@@ -26,9 +28,6 @@
 
 /* The longest a test waits for something that must happen. */
 #define SCN_PATIENCE_MS 10000u
-
-/* CLOCK_MONOTONIC, in nanoseconds. */
-uint64_t scn_now_ns(void);
 
 static inline bool
 scn_resolved(crew_state state)
