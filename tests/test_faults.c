@@ -181,19 +181,12 @@ return_arg(crew_task *task, void *arg)
     return 0;
 }
 
-/* A value_free for a value that is the counter it bumps. */
-static void
-count_free(void *value)
-{
-    atomic_fetch_add((atomic_int *)value, 1);
-}
-
-/* Succeeds with its argument, a counter, as a value freed by count_free:
+/* Succeeds with its argument, a counter, as a value freed by scn_bump:
  * the count rises once the task's future is freed. */
 static int
 return_counted(crew_task *task, void *arg)
 {
-    crew_task_return(task, arg, count_free);
+    crew_task_return(task, arg, scn_bump);
     return 0;
 }
 
@@ -211,36 +204,6 @@ expect_pool_runs(crew_pool *pool)
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_result(f), &marker);
     crew_future_release(f);
-}
-
-static crew_pool *
-pool_new(unsigned threads)
-{
-    crew_pool_options options = {.threads = threads};
-    crew_pool *pool = NULL;
-
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_not_null(pool);
-    return pool;
-}
-
-static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-
-    cr_assert_eq(crew_promise_create(&f), 0);
-    cr_assert_not_null(f);
-    return f;
-}
-
-static crew_future *
-failed_promise(int code, const char *message)
-{
-    crew_future *f = promise();
-
-    cr_assert_eq(crew_promise_fail(f, code, "%s", message), 0);
-    return f;
 }
 
 /* A task future that has already succeeded, with a value counted by
@@ -456,7 +419,7 @@ expect_accepted_ran(struct submit_walk *w)
 static void
 submit_enomem(void)
 {
-    struct submit_walk w = {.pool = pool_new(2), .with_future = true};
+    struct submit_walk w = {.pool = crew_test_pool(2), .with_future = true};
 
     each_allocation("crew_submit", MAX_ALLOCS, submit_step, &w);
     cr_assert_eq(atomic_load(&w.tally.ran), 1);
@@ -478,7 +441,7 @@ static void
 submit_ex_enomem(void)
 {
     static const unsigned flags[] = {0, CREW_NONBLOCKING};
-    struct submit_walk w = {.pool = pool_new(2), .ex = true};
+    struct submit_walk w = {.pool = crew_test_pool(2), .ex = true};
 
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         for (int with_future = 0; with_future < 2; with_future++) {
@@ -558,7 +521,7 @@ nested_submit_step(long k, void *ctx)
 static void
 nested_submit_enomem(void)
 {
-    struct nested_walk w = {.pool = pool_new(2)};
+    struct nested_walk w = {.pool = crew_test_pool(2)};
 
     for (int with_future = 0; with_future < 2; with_future++) {
         w.with_future = with_future != 0;
@@ -596,21 +559,13 @@ struct fan {
 };
 
 static int
-count_child(crew_task *task, void *arg)
-{
-    (void)task;
-    atomic_fetch_add((atomic_int *)arg, 1);
-    return 0;
-}
-
-static int
 fan_out_armed(crew_task *task, void *arg)
 {
     struct fan *fan = arg;
 
     arm(fan->k);
     for (size_t i = 0; i < CHILDREN; i++)
-        fan->err[i] = crew_submit(crew_task_pool(task), count_child,
+        fan->err[i] = crew_submit(crew_task_pool(task), scn_bump_task,
                                   &fan->runs[i], &fan->children[i]);
     fan->fired = disarm();
     /* Waiting helps: this worker runs the children from its own deque. */
@@ -626,7 +581,7 @@ static bool
 deque_growth_step(long k, void *ctx)
 {
     struct fan *fan = ctx;
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     crew_future *parent = NULL;
     int rejected = 0;
 
@@ -721,7 +676,7 @@ on_complete_step(long k, void *ctx)
 static void
 on_complete_enomem(void)
 {
-    struct callback_walk w = {.p = promise()};
+    struct callback_walk w = {.p = crew_test_promise()};
 
     /* Pending. */
     each_allocation("crew_future_on_complete", MAX_ALLOCS, on_complete_step,
@@ -794,16 +749,16 @@ join_under_faults(join_fn join, crew_future *const *inputs, size_t n)
 static void
 when_all_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0, p_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *inputs[] = {t, p, t};
 
     crew_future *all = join_under_faults(crew_when_all, inputs, 3);
     cr_assert_eq(crew_future_state(all), CREW_PENDING);
     /* A failed join that left a node on the promise would fire it now. */
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
     cr_assert_eq(crew_future_wait(all), 0);
     cr_assert_eq(crew_future_state(all), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_wait(p), 0);
@@ -831,14 +786,14 @@ when_all_fail_fast(crew_future *const *futures, size_t n, crew_future **all)
  * input if a failed call had left a node on the others. */
 CREW_TEST(faults, when_all_ex_returns_enomem_and_leaves_its_inputs_alone)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0, p_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *inputs[] = {t, p, t};
 
     crew_future *all = join_under_faults(when_all_fail_fast, inputs, 3);
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
     cr_assert_eq(crew_future_wait(all), 0);
     crew_future_release(all);
     release_last(p, &p_freed, "the promise");
@@ -852,7 +807,7 @@ CREW_TEST(faults, when_all_ex_returns_enomem_and_leaves_its_inputs_alone)
 static bool
 fail_fast_step(long k, void *saw_lost)
 {
-    crew_future *inputs[] = {promise(), promise()};
+    crew_future *inputs[] = {crew_test_promise(), crew_test_promise()};
     crew_future *all = NULL;
 
     cr_assert_eq(crew_when_all_ex(inputs, 2, CREW_FAIL_FAST, &all), 0);
@@ -926,11 +881,12 @@ then_step(long k, void *ctx)
  * and leaves its input as it was. */
 CREW_TEST(faults, then_returns_enomem_and_changes_nothing)
 {
-    struct then_walk w = {.pool = pool_new(1), .input = promise()};
+    struct then_walk w = {.pool = crew_test_pool(1),
+                          .input = crew_test_promise()};
     atomic_int p_freed = 0;
 
     each_allocation("crew_then", MAX_ALLOCS, then_step, &w);
-    cr_assert_eq(crew_promise_resolve(w.input, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(w.input, &p_freed, scn_bump), 0);
     cr_assert_eq(crew_future_wait(w.next), 0);
     cr_assert_eq(atomic_load(&w.t.ran), 1, "a failed call queued its function");
     cr_assert_eq(atomic_load(&w.t.freed), 1);
@@ -993,7 +949,7 @@ parallel_for_step(long k, void *ctx)
  * when it could not be recorded, ENOMEM; nothing leaks either way. */
 CREW_TEST(faults, parallel_for_reports_a_failure_or_enomem)
 {
-    struct loop_walk w = {.pool = pool_new(1)};
+    struct loop_walk w = {.pool = crew_test_pool(1)};
 
     each_allocation("crew_parallel_for", MAX_ALLOCS, parallel_for_step, &w);
     cr_assert(w.saw_enomem, "no fault made the loop lose its failure");
@@ -1004,16 +960,16 @@ CREW_TEST(faults, parallel_for_reports_a_failure_or_enomem)
 static void
 when_any_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0, p_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *inputs[] = {t, p, t};
 
     crew_future *any = join_under_faults(crew_when_any, inputs, 3);
     cr_assert_eq(crew_future_wait(any), 0);
     cr_assert_eq(crew_future_result(any), t);
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
     cr_assert_eq(crew_future_wait(p), 0);
     cr_assert_eq(crew_future_wait(t), 0);
     crew_future_release(any);
@@ -1031,10 +987,10 @@ CREW_TEST(faults, when_any_returns_enomem_and_leaves_its_inputs_alone)
 static void
 wait_all_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0, p_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *inputs[] = {t, p};
     crew_error *error = NOT_SET_ERROR;
 
@@ -1047,7 +1003,7 @@ wait_all_enomem(void)
     cr_assert_null(error, "*error was not cleared");
     cr_assert_eq(crew_future_state(p), CREW_PENDING);
 
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
     error = NOT_SET_ERROR;
     cr_assert_eq(crew_wait_all(inputs, 2, &error), 0);
     cr_assert_null(error);
@@ -1138,10 +1094,10 @@ check_walk(struct wait_all_walk *w, bool *saw_enomem, bool *saw_lost)
 static void
 wait_all_failures_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *bad = failed_promise(EIO, "broken");
+    crew_future *bad = crew_test_failed_promise(EIO, "broken");
     crew_future *inputs[] = {t, bad};
     static struct wait_all_walk outside, inside;
     bool saw_enomem = false, saw_lost = false;
@@ -1204,10 +1160,10 @@ wait_any_step(long k, void *inputs)
 static void
 wait_any_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     atomic_int t_freed = 0, p_freed = 0;
     crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     size_t index = SIZE_MAX;
 
     /* Had it waited, the unresolved promise would hang it. */
@@ -1222,7 +1178,7 @@ wait_any_enomem(void)
     crew_future *inputs[] = {p, t};
     each_allocation("crew_wait_any", MAX_ALLOCS, wait_any_step, inputs);
 
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
     cr_assert_eq(crew_wait_any(&p, 1, CREW_FOREVER, &index), 0);
     cr_assert_eq(index, 0);
     release_last(p, &p_freed, "the promise");
@@ -1279,7 +1235,7 @@ static bool
 promise_fail_step(long k, void *with_format)
 {
     bool format = *(bool *)with_format;
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
 
     arm(k);
     int err = format ? crew_promise_fail(p, ENOENT, "open %s", "/x")
@@ -1324,7 +1280,7 @@ CREW_TEST(faults, promise_fail_without_memory_keeps_its_code_and_says_so)
 static void
 lost_error_references(void)
 {
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
 
     arm(0);
     cr_assert_eq(crew_promise_fail(p, EPIPE, "pipe %d", 3), 0);
@@ -1413,7 +1369,7 @@ task_fail_step(long k, void *pool)
 static void
 task_fail_enomem(void)
 {
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
 
     each_allocation("crew_task_fail", MAX_ALLOCS, task_fail_step, pool);
 
@@ -1467,7 +1423,7 @@ static void
 default_message_enomem(void)
 {
     /* One worker: the report below runs on the thread that was armed. */
-    crew_pool *pool = pool_new(1);
+    crew_pool *pool = crew_test_pool(1);
     crew_future *f = NULL;
     bool fired = false;
 
@@ -1517,9 +1473,9 @@ aggregate_step(long k, void *ctx)
 {
     struct aggregate_walk *w = ctx;
     atomic_int t_freed = 0;
-    crew_future *first = failed_promise(ENOENT, "first");
+    crew_future *first = crew_test_failed_promise(ENOENT, "first");
     crew_future *t = finished_task(w->pool, &t_freed);
-    crew_future *last = promise();
+    crew_future *last = crew_test_promise();
     crew_future *inputs[] = {first, t, last};
     crew_future *all = NULL;
 
@@ -1584,7 +1540,7 @@ aggregate_step(long k, void *ctx)
 static void
 aggregate_enomem(void)
 {
-    struct aggregate_walk w = {.pool = pool_new(1)};
+    struct aggregate_walk w = {.pool = crew_test_pool(1)};
     crew_pool *pool = w.pool;
 
     each_allocation("crew_promise_fail", MAX_ALLOCS, aggregate_step, &w);
@@ -1593,13 +1549,13 @@ aggregate_enomem(void)
 
     /* The last input succeeding: the aggregate is the only allocation. */
     atomic_int last_freed = 0;
-    crew_future *first = failed_promise(ENOENT, "first");
-    crew_future *last = promise();
+    crew_future *first = crew_test_failed_promise(ENOENT, "first");
+    crew_future *last = crew_test_promise();
     crew_future *inputs[] = {first, last};
     crew_future *all = NULL;
     cr_assert_eq(crew_when_all(inputs, 2, &all), 0);
     arm(0);
-    cr_assert_eq(crew_promise_resolve(last, &last_freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(last, &last_freed, scn_bump), 0);
     cr_assert(disarm(), "resolving the last input allocated nothing");
     cr_assert_eq(crew_future_state(all), CREW_FAILED);
     expect_lost(crew_future_error(all), CREW_EAGGREGATE);
@@ -1643,7 +1599,7 @@ succeed_armed_after_gate(crew_task *task, void *arg)
     struct gated *g = arg;
 
     crew_future_wait(g->gate);
-    crew_task_return(task, &g->freed, count_free);
+    crew_task_return(task, &g->freed, scn_bump);
     arm(0);
     return 0;
 }
@@ -1652,9 +1608,9 @@ static void
 aggregate_on_worker_enomem(void)
 {
     /* One worker: the report below runs on the thread that was armed. */
-    crew_pool *pool = pool_new(1);
-    struct gated gated = {.gate = promise()};
-    crew_future *first = failed_promise(ENOENT, "first");
+    crew_pool *pool = crew_test_pool(1);
+    struct gated gated = {.gate = crew_test_promise()};
+    crew_future *first = crew_test_failed_promise(ENOENT, "first");
     crew_future *t = NULL;
     crew_future *all = NULL;
     bool fired = false;
@@ -1699,14 +1655,14 @@ CREW_TEST(faults, a_task_resolving_a_when_all_loses_its_aggregate_on_its_worker)
 static crew_future *
 observed_failure(atomic_int *freed)
 {
-    crew_future *bad = failed_promise(EIO, "observed");
-    crew_future *good = promise();
+    crew_future *bad = crew_test_failed_promise(EIO, "observed");
+    crew_future *good = crew_test_promise();
     crew_future *inputs[] = {bad, good};
     crew_future *all = NULL;
 
     cr_assert_eq(crew_when_all(inputs, 2, &all), 0);
     arm(0);
-    cr_assert_eq(crew_promise_resolve(good, freed, count_free), 0);
+    cr_assert_eq(crew_promise_resolve(good, freed, scn_bump), 0);
     cr_assert(disarm(), "resolving the last input allocated nothing");
     expect_lost(crew_future_error(all), CREW_EAGGREGATE);
     crew_future_release(bad);
@@ -1748,9 +1704,9 @@ flatten_enomem(void)
 {
     atomic_int freed = 0;
     crew_future *x = observed_failure(&freed);
-    crew_future *a = failed_promise(EIO, "a");
-    crew_future *b = failed_promise(ENOENT, "b");
-    crew_future *c = failed_promise(EPERM, "c");
+    crew_future *a = crew_test_failed_promise(EIO, "a");
+    crew_future *b = crew_test_failed_promise(ENOENT, "b");
+    crew_future *c = crew_test_failed_promise(EPERM, "c");
     crew_future *pair[] = {a, b, x};
     crew_future *inner = NULL, *outer = NULL;
     struct flatten_walk w = {0};
@@ -1801,7 +1757,7 @@ CREW_TEST(faults, flatten_returns_null_on_enomem_and_leaves_the_original_alone)
 CREW_TEST(faults, inbox_create_and_watch_return_enomem_and_leave_nothing)
 {
     crew_inbox *inbox = NOT_SET_INBOX;
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *got = NULL;
     bool fired;
     int err;

@@ -66,33 +66,11 @@ job_free(void *arg)
     atomic_fetch_add(&job->frees, 1);
 }
 
-static crew_pool *
-make_pool(unsigned threads, size_t max_queued)
-{
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = threads;
-    options.max_queued = max_queued;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_not_null(pool);
-    return pool;
-}
-
 static crew_future *
 submit(crew_pool *pool, struct job *job)
 {
     crew_future *future = NULL;
     cr_assert_eq(crew_submit_ex(pool, job_run, job, job_free, 0, &future), 0);
-    cr_assert_not_null(future);
-    return future;
-}
-
-static crew_future *
-promise(void)
-{
-    crew_future *future = NULL;
-    cr_assert_eq(crew_promise_create(&future), 0);
     cr_assert_not_null(future);
     return future;
 }
@@ -141,7 +119,7 @@ frees_probe_cb(crew_future *future, void *user)
 
 CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 {
-    crew_pool *pool = make_pool(1, 0);
+    crew_pool *pool = crew_test_pool(1);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job hold;
@@ -166,7 +144,7 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 
 CREW_TEST(future, is_running_while_its_function_executes)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job job = {.gate = &gate};
@@ -187,7 +165,7 @@ CREW_TEST(future, is_running_while_its_function_executes)
 
 CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
     struct job job = {
@@ -211,7 +189,7 @@ CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 
 CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {0};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(crew_future_wait(f), 0);
@@ -224,7 +202,7 @@ CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
 
 CREW_TEST(future, fails_with_the_code_and_message_its_task_recorded)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = EIO, .message = "disk on fire"};
     crew_future *f = submit(pool, &job);
 
@@ -243,7 +221,7 @@ CREW_TEST(future, fails_with_the_code_and_message_its_task_recorded)
 
 CREW_TEST(future, fails_with_a_default_message_naming_an_errno_code)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = ENOENT};
     crew_future *f = submit(pool, &job);
 
@@ -262,7 +240,7 @@ CREW_TEST(future, fails_with_a_default_message_naming_an_errno_code)
 
 CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = 4711};
     crew_future *f = submit(pool, &job);
 
@@ -278,7 +256,7 @@ CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 
 CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
     struct job job = {.set_value = true,
@@ -299,7 +277,7 @@ CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 
 CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
     struct scn_hold gate;
@@ -331,7 +309,7 @@ CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 
 CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 {
-    crew_pool *pool = make_pool(1, 0);
+    crew_pool *pool = crew_test_pool(1);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job hold;
@@ -369,9 +347,9 @@ CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 
 CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
 {
-    crew_future *ok = promise();
-    crew_future *bad = promise();
-    crew_future *gone = promise();
+    crew_future *ok = crew_test_promise();
+    crew_future *bad = crew_test_promise();
+    crew_future *gone = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(ok, NULL, NULL), 0);
     cr_assert_eq(crew_promise_fail(bad, ENOENT, "no"), 0);
     cr_assert_eq(crew_future_cancel(gone), 0);
@@ -419,7 +397,7 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
     static const uint64_t timeouts[] = {20000000000u, UINT64_MAX - 1,
                                         CREW_FOREVER};
     for (size_t i = 0; i < 3; i++) {
-        crew_future *f = promise();
+        crew_future *f = crew_test_promise();
         int token;
         struct resolver r;
         uint64_t start = scn_now_ns();
@@ -435,7 +413,7 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 
 CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
@@ -453,7 +431,7 @@ CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 
 CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job jobs[2] = {{.gate = &gate}, {.gate = &gate, .ret = EIO}};
@@ -489,7 +467,7 @@ CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 
 CREW_TEST(future, has_neither_result_nor_error_while_pending)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
     cr_assert_null(crew_future_result(f));
     cr_assert_null(crew_future_error(f));
@@ -500,7 +478,7 @@ CREW_TEST(future, has_neither_result_nor_error_while_pending)
 
 CREW_TEST(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_cancel(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
     cr_assert_null(crew_future_result(f));
@@ -515,7 +493,7 @@ CREW_TEST(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
 
 CREW_TEST(future, when_failed_has_an_error_and_no_result)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     int token;
     cr_assert_eq(crew_promise_fail(f, EBUSY, "busy %d", 7), 0);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
@@ -535,7 +513,7 @@ CREW_TEST(
     future,
     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job holds[2];
@@ -579,7 +557,9 @@ CREW_TEST(
 
 CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
 {
-    crew_pool *pool = make_pool(1, 1);
+    crew_pool_options one_slot = {.threads = 1, .max_queued = 1};
+    crew_pool *pool = NULL;
+    cr_assert_eq(crew_pool_create(&pool, &one_slot), 0);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job hold;
@@ -616,7 +596,7 @@ CREW_TEST(
     future,
     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job job = {.gate = &gate, .honour_cancel = true};
@@ -644,7 +624,7 @@ CREW_TEST(
 
 CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     int token;
@@ -665,7 +645,7 @@ CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 
 CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = ECANCELED, .honour_cancel = true};
     crew_future *f = submit(pool, &job);
 
@@ -682,13 +662,13 @@ CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
 CREW_TEST(future,
           cancelling_a_resolved_future_returns_ealready_and_changes_nothing)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     int token;
     struct job good = {.set_value = true, .value = &token};
     struct job bad = {.ret = EIO, .message = "bad"};
     crew_future *fg = submit(pool, &good);
     crew_future *fb = submit(pool, &bad);
-    crew_future *fc = promise();
+    crew_future *fc = crew_test_promise();
     cr_assert_eq(crew_future_wait(fg), 0);
     cr_assert_eq(crew_future_wait(fb), EIO);
     cr_assert_eq(crew_future_cancel(fc), 0);
@@ -735,7 +715,7 @@ canceller_main(void *p)
 CREW_TEST(future,
           cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen;
     scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
@@ -761,7 +741,7 @@ CREW_TEST(future,
 
 CREW_TEST(future, runs_callbacks_registered_before_resolution_once_in_order)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_order_log log;
     memset(&log, 0, sizeof(log));
     struct scn_order orders[NCALLBACKS];
@@ -792,7 +772,7 @@ CREW_TEST(future, runs_callbacks_registered_before_resolution_once_in_order)
 CREW_TEST(future,
           runs_a_callback_registered_after_resolution_at_once_on_the_caller)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     int token;
     cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
     struct scn_seen seen;
@@ -811,7 +791,7 @@ CREW_TEST(future,
 
 CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     int token;
@@ -855,7 +835,7 @@ CREW_TEST(
     struct scn_gate freed;
     scn_gate_init(&freed);
     struct releasing r;
-    r.future = promise();
+    r.future = crew_test_promise();
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
     for (int i = 0; i < 3; i++) {
         scn_seen_init(&r.later[i]);
@@ -878,7 +858,7 @@ CREW_TEST(
 CREW_TEST(future,
           a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct scn_gate freed;
@@ -936,7 +916,7 @@ submit_cb(crew_future *future, void *user)
 
 CREW_TEST(future, a_callback_may_submit_work)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job job = {.gate = &gate};
@@ -979,7 +959,7 @@ CREW_TEST(future, retain_and_release_accept_null)
 
 CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
     struct job job = {
@@ -1003,7 +983,7 @@ CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 
 CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 {
-    crew_pool *pool = make_pool(1, 0);
+    crew_pool *pool = crew_test_pool(1);
     struct scn_hold gate;
     scn_hold_init(&gate);
     struct job hold;
@@ -1052,7 +1032,7 @@ CREW_TEST(future, rejects_a_null_future_with_einval_and_does_nothing)
 
 CREW_TEST(future, rejects_a_null_callback_with_einval_and_registers_nothing)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen;
     scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);

@@ -259,6 +259,20 @@ scn_ok_task(crew_task *task, void *arg)
     return 0;
 }
 
+int
+scn_bump_task(crew_task *task, void *counter)
+{
+    (void)task;
+    scn_bump(counter);
+    return 0;
+}
+
+void
+scn_bump(void *counter)
+{
+    atomic_fetch_add((atomic_int *)counter, 1);
+}
+
 atomic_uint scn_values_freed;
 
 void

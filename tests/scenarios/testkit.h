@@ -166,6 +166,12 @@ void scn_count_free(void *counts);
 /* A crew_fn that does nothing and succeeds with no value. */
 int scn_ok_task(crew_task *task, void *arg);
 
+/* A crew_fn adding one to the atomic_int @p counter; returns 0. */
+int scn_bump_task(crew_task *task, void *counter);
+
+/* An arg_free or value_free adding one to the atomic_int @p counter. */
+void scn_bump(void *counter);
+
 /*
  * How many values scn_value_free() has been handed in this process (each
  * Criterion test runs in a process of its own).
