@@ -746,29 +746,65 @@ join_under_faults(join_fn join, crew_future *const *inputs, size_t n)
     return w.out;
 }
 
+/*
+ * The inputs of the join tests: t, a task future that has succeeded, and
+ * p, a pending promise, each with a value counted when its future is
+ * freed; on a pool of one worker.
+ */
+struct two_inputs {
+    crew_pool *pool;
+    atomic_int t_freed;
+    atomic_int p_freed;
+    crew_future *t;
+    crew_future *p;
+};
+
+static void
+two_inputs_start(struct two_inputs *in)
+{
+    in->pool = crew_test_pool(1);
+    atomic_init(&in->t_freed, 0);
+    atomic_init(&in->p_freed, 0);
+    in->t = finished_task(in->pool, &in->t_freed);
+    in->p = crew_test_promise();
+}
+
+/* Resolves p, with its counted value. */
+static void
+resolve_p(struct two_inputs *in)
+{
+    cr_assert_eq(crew_promise_resolve(in->p, &in->p_freed, scn_bump), 0);
+}
+
+/* Drops the test's references to p and t, which must be their last: a
+ * reference the failed calls took or dropped shows up here. Then checks
+ * that the pool still runs, and ends it. */
+static void
+two_inputs_end(struct two_inputs *in)
+{
+    release_last(in->p, &in->p_freed, "the promise");
+    release_last(in->t, &in->t_freed, "the task");
+    expect_pool_runs(in->pool);
+    crew_pool_destroy(in->pool);
+}
+
 static void
 when_all_enomem(void)
 {
-    crew_pool *pool = crew_test_pool(1);
-    atomic_int t_freed = 0, p_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = crew_test_promise();
-    crew_future *inputs[] = {t, p, t};
+    struct two_inputs in;
 
+    two_inputs_start(&in);
+    crew_future *inputs[] = {in.t, in.p, in.t};
     crew_future *all = join_under_faults(crew_when_all, inputs, 3);
     cr_assert_eq(crew_future_state(all), CREW_PENDING);
     /* A failed join that left a node on the promise would fire it now. */
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
+    resolve_p(&in);
     cr_assert_eq(crew_future_wait(all), 0);
     cr_assert_eq(crew_future_state(all), CREW_SUCCEEDED);
-    cr_assert_eq(crew_future_wait(p), 0);
-    cr_assert_eq(crew_future_wait(t), 0);
+    cr_assert_eq(crew_future_wait(in.p), 0);
+    cr_assert_eq(crew_future_wait(in.t), 0);
     crew_future_release(all);
-    /* A reference the failed calls took or dropped shows up here. */
-    release_last(p, &p_freed, "the promise");
-    release_last(t, &t_freed, "the task");
-    expect_pool_runs(pool);
-    crew_pool_destroy(pool);
+    two_inputs_end(&in);
 }
 
 CREW_TEST(faults, when_all_returns_enomem_and_leaves_its_inputs_alone)
@@ -786,20 +822,15 @@ when_all_fail_fast(crew_future *const *futures, size_t n, crew_future **all)
  * input if a failed call had left a node on the others. */
 CREW_TEST(faults, when_all_ex_returns_enomem_and_leaves_its_inputs_alone)
 {
-    crew_pool *pool = crew_test_pool(1);
-    atomic_int t_freed = 0, p_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = crew_test_promise();
-    crew_future *inputs[] = {t, p, t};
+    struct two_inputs in;
 
+    two_inputs_start(&in);
+    crew_future *inputs[] = {in.t, in.p, in.t};
     crew_future *all = join_under_faults(when_all_fail_fast, inputs, 3);
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
+    resolve_p(&in);
     cr_assert_eq(crew_future_wait(all), 0);
     crew_future_release(all);
-    release_last(p, &p_freed, "the promise");
-    release_last(t, &t_freed, "the task");
-    expect_pool_runs(pool);
-    crew_pool_destroy(pool);
+    two_inputs_end(&in);
 }
 
 /* A fail-fast join whose one-failure aggregate cannot be allocated still
@@ -960,23 +991,18 @@ CREW_TEST(faults, parallel_for_reports_a_failure_or_enomem)
 static void
 when_any_enomem(void)
 {
-    crew_pool *pool = crew_test_pool(1);
-    atomic_int t_freed = 0, p_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = crew_test_promise();
-    crew_future *inputs[] = {t, p, t};
+    struct two_inputs in;
 
+    two_inputs_start(&in);
+    crew_future *inputs[] = {in.t, in.p, in.t};
     crew_future *any = join_under_faults(crew_when_any, inputs, 3);
     cr_assert_eq(crew_future_wait(any), 0);
-    cr_assert_eq(crew_future_result(any), t);
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
-    cr_assert_eq(crew_future_wait(p), 0);
-    cr_assert_eq(crew_future_wait(t), 0);
+    cr_assert_eq(crew_future_result(any), in.t);
+    resolve_p(&in);
+    cr_assert_eq(crew_future_wait(in.p), 0);
+    cr_assert_eq(crew_future_wait(in.t), 0);
     crew_future_release(any);
-    release_last(p, &p_freed, "the promise");
-    release_last(t, &t_freed, "the task");
-    expect_pool_runs(pool);
-    crew_pool_destroy(pool);
+    two_inputs_end(&in);
 }
 
 CREW_TEST(faults, when_any_returns_enomem_and_leaves_its_inputs_alone)
@@ -987,12 +1013,11 @@ CREW_TEST(faults, when_any_returns_enomem_and_leaves_its_inputs_alone)
 static void
 wait_all_enomem(void)
 {
-    crew_pool *pool = crew_test_pool(1);
-    atomic_int t_freed = 0, p_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = crew_test_promise();
-    crew_future *inputs[] = {t, p};
+    struct two_inputs in;
     crew_error *error = NOT_SET_ERROR;
+
+    two_inputs_start(&in);
+    crew_future *inputs[] = {in.t, in.p};
 
     /* Had it waited, the unresolved promise would hang it. */
     arm(0);
@@ -1001,16 +1026,13 @@ wait_all_enomem(void)
     cr_assert(fired, "crew_wait_all allocated nothing");
     cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
     cr_assert_null(error, "*error was not cleared");
-    cr_assert_eq(crew_future_state(p), CREW_PENDING);
+    cr_assert_eq(crew_future_state(in.p), CREW_PENDING);
 
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
+    resolve_p(&in);
     error = NOT_SET_ERROR;
     cr_assert_eq(crew_wait_all(inputs, 2, &error), 0);
     cr_assert_null(error);
-    release_last(p, &p_freed, "the promise");
-    release_last(t, &t_freed, "the task");
-    expect_pool_runs(pool);
-    crew_pool_destroy(pool);
+    two_inputs_end(&in);
 }
 
 CREW_TEST(faults, wait_all_returns_enomem_at_once_without_waiting)
@@ -1160,31 +1182,26 @@ wait_any_step(long k, void *inputs)
 static void
 wait_any_enomem(void)
 {
-    crew_pool *pool = crew_test_pool(1);
-    atomic_int t_freed = 0, p_freed = 0;
-    crew_future *t = finished_task(pool, &t_freed);
-    crew_future *p = crew_test_promise();
+    struct two_inputs in;
     size_t index = SIZE_MAX;
 
+    two_inputs_start(&in);
     /* Had it waited, the unresolved promise would hang it. */
     arm(0);
-    int err = crew_wait_any(&p, 1, CREW_FOREVER, &index);
+    int err = crew_wait_any(&in.p, 1, CREW_FOREVER, &index);
     bool fired = disarm();
     cr_assert(fired, "crew_wait_any allocated nothing");
     cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
-    cr_assert_eq(crew_future_state(p), CREW_PENDING);
+    cr_assert_eq(crew_future_state(in.p), CREW_PENDING);
 
     /* Every allocation, with a winner at position 1. */
-    crew_future *inputs[] = {p, t};
+    crew_future *inputs[] = {in.p, in.t};
     each_allocation("crew_wait_any", MAX_ALLOCS, wait_any_step, inputs);
 
-    cr_assert_eq(crew_promise_resolve(p, &p_freed, scn_bump), 0);
-    cr_assert_eq(crew_wait_any(&p, 1, CREW_FOREVER, &index), 0);
+    resolve_p(&in);
+    cr_assert_eq(crew_wait_any(&in.p, 1, CREW_FOREVER, &index), 0);
     cr_assert_eq(index, 0);
-    release_last(p, &p_freed, "the promise");
-    release_last(t, &t_freed, "the task");
-    expect_pool_runs(pool);
-    crew_pool_destroy(pool);
+    two_inputs_end(&in);
 }
 
 CREW_TEST(faults, wait_any_returns_enomem_at_once_without_waiting)
