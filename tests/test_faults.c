@@ -123,6 +123,23 @@ expect_enomem_if(bool fired, int err, long k)
 }
 
 static bool
+called_armed(long k, int err)
+{
+    bool fired = disarm();
+
+    expect_enomem_if(fired, err, k);
+    return fired;
+}
+
+/*
+ * Makes @p call, an expression giving an errno value, with allocation
+ * @p k of this thread armed; checks that it gave ENOMEM if the fault
+ * fired, 0 if not; evaluates to whether it fired. The comma arms before
+ * the call; called_armed() disarms after it.
+ */
+#define CALL_ARMED(k, call) called_armed((k), (arm(k), (call)))
+
+static bool
 mentions_memory(const crew_error *error)
 {
     return strstr(crew_error_message(error), "memory") != NULL;
@@ -276,10 +293,7 @@ pool_create_step(long k, void *ctx)
     struct pool_walk *w = ctx;
 
     w->pool = NOT_SET_POOL;
-    arm(k);
-    int err = crew_pool_create(&w->pool, &w->options);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired = CALL_ARMED(k, crew_pool_create(&w->pool, &w->options));
     if (fired) {
         cr_assert_null(w->pool, "allocation %ld: *pool was not cleared", k);
         cr_assert_eq(atomic_load(&w->life.started), 0,
@@ -378,14 +392,10 @@ submit_step(long k, void *ctx)
     struct submit_walk *w = ctx;
     crew_future *f = NOT_SET_FUTURE;
     crew_future **out = w->with_future ? &f : NULL;
-    int err;
-
-    arm(k);
-    err = w->ex ? crew_submit_ex(w->pool, tally_run, &w->tally, tally_free,
-                                 w->flags, out)
-                : crew_submit(w->pool, tally_run, &w->tally, out);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired =
+        CALL_ARMED(k, w->ex ? crew_submit_ex(w->pool, tally_run, &w->tally,
+                                             tally_free, w->flags, out)
+                            : crew_submit(w->pool, tally_run, &w->tally, out));
     if (!fired) {
         w->accepted++;
         if (w->with_future) {
@@ -664,10 +674,8 @@ on_complete_step(long k, void *ctx)
     struct callback_walk *w = ctx;
     bool resolved = crew_future_state(w->p) != CREW_PENDING;
 
-    arm(k);
-    int err = crew_future_on_complete(w->p, count_call, &w->calls);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired =
+        CALL_ARMED(k, crew_future_on_complete(w->p, count_call, &w->calls));
     cr_assert_eq(atomic_load(&w->calls), w->before + (!fired && resolved),
                  "allocation %ld: %d callbacks ran", k, atomic_load(&w->calls));
     return fired;
@@ -719,10 +727,7 @@ join_step(long k, void *ctx)
     struct join_walk *w = ctx;
 
     w->out = NOT_SET_FUTURE;
-    arm(k);
-    int err = w->join(w->inputs, w->n, &w->out);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired = CALL_ARMED(k, w->join(w->inputs, w->n, &w->out));
     if (!fired) {
         cr_assert_not_null(w->out);
         return false;
@@ -896,11 +901,8 @@ then_step(long k, void *ctx)
     struct then_walk *w = ctx;
 
     w->next = NOT_SET_FUTURE;
-    arm(k);
-    int err =
-        crew_then(w->pool, w->input, then_count, &w->t, tally_free, &w->next);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired = CALL_ARMED(k, crew_then(w->pool, w->input, then_count, &w->t,
+                                         tally_free, &w->next));
     if (fired) {
         cr_assert_null(w->next, "allocation %ld: *future was not cleared", k);
         cr_assert_eq(atomic_load(&w->t.freed), 0, "arg_free ran on ENOMEM");
@@ -1168,10 +1170,7 @@ wait_any_step(long k, void *inputs)
     crew_future **in = inputs;
     size_t index = SIZE_MAX;
 
-    arm(k);
-    int err = crew_wait_any(in, 2, CREW_FOREVER, &index);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired = CALL_ARMED(k, crew_wait_any(in, 2, CREW_FOREVER, &index));
     if (fired)
         cr_assert_eq(crew_future_state(in[0]), CREW_PENDING);
     else
@@ -1219,10 +1218,7 @@ promise_create_step(long k, void *future)
     crew_future **f = future;
 
     *f = NOT_SET_FUTURE;
-    arm(k);
-    int err = crew_promise_create(f);
-    bool fired = disarm();
-    expect_enomem_if(fired, err, k);
+    bool fired = CALL_ARMED(k, crew_promise_create(f));
     if (fired)
         cr_assert_null(*f, "allocation %ld: *future was not cleared", k);
     return fired;
