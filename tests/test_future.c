@@ -75,26 +75,41 @@ submit(crew_pool *pool, struct job *job)
     return future;
 }
 
-/* Holds every one of n workers on gate g; fills held[0..n). */
+/* Every worker of a pool held at a gate, so that what a test submits
+ * stays queued until it calls unhold(). */
+#define BUSY_MAX 2
+
+struct busy {
+    struct scn_hold gate;
+    struct job jobs[BUSY_MAX];
+    crew_future *held[BUSY_MAX];
+    unsigned n;
+};
+
+/* Holds each of the @p n workers of @p pool on @p b's gate. */
 static void
-hold_workers(crew_pool *pool, struct scn_hold *g, struct job *jobs, unsigned n,
-             crew_future **held)
+hold_all(crew_pool *pool, struct busy *b, unsigned n)
 {
+    cr_assert_leq(n, BUSY_MAX);
+    memset(b, 0, sizeof(*b));
+    scn_hold_init(&b->gate);
+    b->n = n;
     for (unsigned i = 0; i < n; i++) {
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].gate = g;
-        held[i] = submit(pool, &jobs[i]);
+        b->jobs[i].gate = &b->gate;
+        b->held[i] = submit(pool, &b->jobs[i]);
     }
-    cr_assert_eq(scn_gate_await(&g->entered, n), n,
+    cr_assert_eq(scn_gate_await(&b->gate.entered, n), n,
                  "the workers never all reached the gate");
 }
 
+/* Lets the workers go: their holding tasks succeed, and the gate goes. */
 static void
-release_workers(struct scn_hold *g, unsigned n, crew_future **held)
+unhold(struct busy *b)
 {
-    scn_hold_open(g);
-    for (unsigned i = 0; i < n; i++)
-        cr_assert_eq(scn_wait_and_release(held[i]), 0);
+    scn_hold_open(&b->gate);
+    for (unsigned i = 0; i < b->n; i++)
+        cr_assert_eq(scn_wait_and_release(b->held[i]), 0);
+    scn_hold_destroy(&b->gate);
 }
 
 /* A callback that notes how often arg_free had run when it was called. */
@@ -120,11 +135,8 @@ frees_probe_cb(crew_future *future, void *user)
 CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 {
     crew_pool *pool = crew_test_pool(1);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
@@ -133,20 +145,18 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
     cr_assert_null(crew_future_error(f));
     cr_assert_eq(atomic_load(&queued.runs), 0);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, is_running_while_its_function_executes)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -166,8 +176,7 @@ CREW_TEST(future, is_running_while_its_function_executes)
 CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -257,8 +266,7 @@ CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {.set_value = true,
                       .value = &freed,
                       .value_free = scn_gate_bump,
@@ -278,10 +286,8 @@ CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_gate freed = SCN_GATE_INIT;
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
@@ -310,18 +316,15 @@ CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 {
     crew_pool *pool = crew_test_pool(1);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
 
     static const uint64_t timeouts[] = {0,       1,        1000,
                                         1000000, 20000000, 50000000};
     for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
-        crew_future *targets[] = {held, f};
+        crew_future *targets[] = {busy.held[0], f};
         for (size_t k = 0; k < 2; k++) {
             uint64_t start = scn_now_ns();
             int err = crew_future_wait_for(targets[k], timeouts[i]);
@@ -334,15 +337,14 @@ CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
                           (unsigned long long)timeouts[i]);
         }
     }
-    cr_assert_eq(crew_future_state(held), CREW_RUNNING);
+    cr_assert_eq(crew_future_state(busy.held[0]), CREW_RUNNING);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait_for(f, CREW_FOREVER), 0);
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
@@ -414,8 +416,7 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -432,8 +433,7 @@ CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job jobs[2] = {{.gate = &gate}, {.gate = &gate, .ret = EIO}};
     struct frees_probe probes[2];
     crew_future *f[2];
@@ -514,11 +514,8 @@ CREW_TEST(
     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job holds[2];
-    crew_future *held[2];
-    hold_workers(pool, &gate, holds, 2, held);
+    struct busy busy;
+    hold_all(pool, &busy, 2);
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
@@ -546,13 +543,12 @@ CREW_TEST(
     cr_assert_eq(probe.frees_seen, 1, "resolved before arg_free ran");
     cr_assert_eq(crew_future_cancel(f), EALREADY);
 
-    release_workers(&gate, 2, held);
+    unhold(&busy);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&queued.runs), 0, "a cancelled task ran");
     cr_assert_eq(atomic_load(&queued.frees), 1, "arg_free ran twice");
     cr_assert_eq(scn_gate_count(&seen.calls), 1);
     crew_future_release(f);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
@@ -560,11 +556,8 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
     crew_pool_options one_slot = {.threads = 1, .max_queued = 1};
     crew_pool *pool = NULL;
     cr_assert_eq(crew_pool_create(&pool, &one_slot), 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
     struct job a = {0}, b = {0}, c = {0};
     crew_future *fa = submit(pool, &a);
@@ -579,7 +572,7 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
         crew_submit_ex(pool, job_run, &c, job_free, CREW_NONBLOCKING, &fc), 0,
         "the cancelled task still takes the queue's room");
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait(fc), 0);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&a.runs), 0);
@@ -589,7 +582,6 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
     cr_assert_eq(atomic_load(&c.runs), 1);
     crew_future_release(fa);
     crew_future_release(fc);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(
@@ -597,8 +589,7 @@ CREW_TEST(
     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate, .honour_cancel = true};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -625,8 +616,7 @@ CREW_TEST(
 CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
@@ -792,8 +782,7 @@ CREW_TEST(future,
 CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
@@ -832,8 +821,7 @@ CREW_TEST(
     future,
     a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
 {
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct releasing r;
     r.future = crew_test_promise();
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
@@ -859,10 +847,8 @@ CREW_TEST(future,
           a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_hold gate = SCN_HOLD_INIT;
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
@@ -917,8 +903,7 @@ submit_cb(crew_future *future, void *user)
 CREW_TEST(future, a_callback_may_submit_work)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -960,8 +945,7 @@ CREW_TEST(future, retain_and_release_accept_null)
 CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -984,14 +968,10 @@ CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 {
     crew_pool *pool = crew_test_pool(1);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -1000,7 +980,7 @@ CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     crew_future_release(f);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&job.runs), 1, "the released task did not run");
     cr_assert_eq(atomic_load(&job.frees), 1);
@@ -1008,7 +988,6 @@ CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
     cr_assert_eq(scn_gate_await(&freed, 1), 1);
     scn_gate_destroy(&freed);
-    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
