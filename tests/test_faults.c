@@ -167,30 +167,6 @@ expect_lost(const crew_error *error, int code)
 /* Tasks that count                                                   */
 /* ------------------------------------------------------------------ */
 
-/* What the tasks given a tally as argument did. */
-struct tally {
-    atomic_int ran;
-    atomic_int freed;
-};
-
-static int
-tally_run(crew_task *task, void *arg)
-{
-    struct tally *t = arg;
-
-    (void)task;
-    atomic_fetch_add(&t->ran, 1);
-    return 0;
-}
-
-static void
-tally_free(void *arg)
-{
-    struct tally *t = arg;
-
-    atomic_fetch_add(&t->freed, 1);
-}
-
 static int
 return_arg(crew_task *task, void *arg)
 {
@@ -375,12 +351,13 @@ CREW_TEST(faults, pool_create_gets_eagain_per_thread_and_stops_started_workers)
 /* Submitting                                                         */
 /* ------------------------------------------------------------------ */
 
-/* crew_submit(), or crew_submit_ex() with tally_free and flags, of
- * tally_run, with a future or without. */
+/* crew_submit(), or crew_submit_ex() with scn_count_free and flags, of
+ * scn_count_task, with a future or without; from outside the pool, or
+ * (nested_submit_step) from a task. */
 struct submit_walk {
     crew_pool *pool;
-    struct tally tally;
-    int accepted;
+    struct scn_counts tally;
+    unsigned accepted;
     bool ex;
     unsigned flags;
     bool with_future;
@@ -392,10 +369,10 @@ submit_step(long k, void *ctx)
     struct submit_walk *w = ctx;
     crew_future *f = NOT_SET_FUTURE;
     crew_future **out = w->with_future ? &f : NULL;
-    bool fired =
-        CALL_ARMED(k, w->ex ? crew_submit_ex(w->pool, tally_run, &w->tally,
-                                             tally_free, w->flags, out)
-                            : crew_submit(w->pool, tally_run, &w->tally, out));
+    bool fired = CALL_ARMED(
+        k, w->ex ? crew_submit_ex(w->pool, scn_count_task, &w->tally,
+                                  scn_count_free, w->flags, out)
+                 : crew_submit(w->pool, scn_count_task, &w->tally, out));
     if (!fired) {
         w->accepted++;
         if (w->with_future) {
@@ -419,17 +396,20 @@ static void
 expect_accepted_ran(struct submit_walk *w)
 {
     cr_assert_eq(atomic_load(&w->tally.ran), w->accepted,
-                 "%d tasks ran, %d were accepted", atomic_load(&w->tally.ran),
+                 "%u tasks ran, %u were accepted", atomic_load(&w->tally.ran),
                  w->accepted);
     cr_assert_eq(atomic_load(&w->tally.freed), w->ex ? w->accepted : 0,
-                 "arg_free ran %d times for %d accepted tasks",
+                 "arg_free ran %u times for %u accepted tasks",
                  atomic_load(&w->tally.freed), w->accepted);
+    scn_gate_destroy(&w->tally.done);
 }
 
 static void
 submit_enomem(void)
 {
-    struct submit_walk w = {.pool = crew_test_pool(2), .with_future = true};
+    struct submit_walk w = {.pool = crew_test_pool(2),
+                            .tally = SCN_COUNTS_INIT,
+                            .with_future = true};
 
     each_allocation("crew_submit", MAX_ALLOCS, submit_step, &w);
     cr_assert_eq(atomic_load(&w.tally.ran), 1);
@@ -451,7 +431,8 @@ static void
 submit_ex_enomem(void)
 {
     static const unsigned flags[] = {0, CREW_NONBLOCKING};
-    struct submit_walk w = {.pool = crew_test_pool(2), .ex = true};
+    struct submit_walk w = {
+        .pool = crew_test_pool(2), .tally = SCN_COUNTS_INIT, .ex = true};
 
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         for (int with_future = 0; with_future < 2; with_future++) {
@@ -476,7 +457,7 @@ CREW_TEST(faults, submit_ex_returns_enomem_without_running_or_freeing)
 struct nested {
     long k;
     bool with_future;
-    struct tally *tally;
+    struct scn_counts *tally;
     int err;
     bool fired;
     crew_future *child;
@@ -489,23 +470,17 @@ submit_child_armed(crew_task *task, void *arg)
 
     n->child = NOT_SET_FUTURE;
     arm(n->k);
-    n->err = crew_submit_ex(crew_task_pool(task), tally_run, n->tally,
-                            tally_free, 0, n->with_future ? &n->child : NULL);
+    n->err =
+        crew_submit_ex(crew_task_pool(task), scn_count_task, n->tally,
+                       scn_count_free, 0, n->with_future ? &n->child : NULL);
     n->fired = disarm();
     return 0;
 }
 
-struct nested_walk {
-    crew_pool *pool;
-    struct tally tally;
-    int accepted;
-    bool with_future;
-};
-
 static bool
 nested_submit_step(long k, void *ctx)
 {
-    struct nested_walk *w = ctx;
+    struct submit_walk *w = ctx;
     struct nested n = {
         .k = k, .with_future = w->with_future, .tally = &w->tally};
     crew_future *parent = NULL;
@@ -531,7 +506,8 @@ nested_submit_step(long k, void *ctx)
 static void
 nested_submit_enomem(void)
 {
-    struct nested_walk w = {.pool = crew_test_pool(2)};
+    struct submit_walk w = {
+        .pool = crew_test_pool(2), .tally = SCN_COUNTS_INIT, .ex = true};
 
     for (int with_future = 0; with_future < 2; with_future++) {
         w.with_future = with_future != 0;
@@ -541,12 +517,7 @@ nested_submit_enomem(void)
 
     expect_pool_runs(w.pool);
     crew_pool_destroy(w.pool);
-    cr_assert_eq(atomic_load(&w.tally.ran), w.accepted,
-                 "%d children ran, %d were accepted", atomic_load(&w.tally.ran),
-                 w.accepted);
-    cr_assert_eq(atomic_load(&w.tally.freed), w.accepted,
-                 "arg_free ran %d times for %d accepted children",
-                 atomic_load(&w.tally.freed), w.accepted);
+    expect_accepted_ran(&w);
 }
 
 CREW_TEST(faults, a_nested_submit_gets_enomem_and_the_child_never_runs)
@@ -884,14 +855,14 @@ then_count(crew_task *task, crew_future *input, void *arg)
 {
     (void)task;
     (void)input;
-    atomic_fetch_add(&((struct tally *)arg)->ran, 1);
+    atomic_fetch_add(&((struct scn_counts *)arg)->ran, 1);
     return 0;
 }
 
 struct then_walk {
     crew_pool *pool;
     crew_future *input;
-    struct tally t;
+    struct scn_counts t;
     crew_future *next;
 };
 
@@ -902,7 +873,7 @@ then_step(long k, void *ctx)
 
     w->next = NOT_SET_FUTURE;
     bool fired = CALL_ARMED(k, crew_then(w->pool, w->input, then_count, &w->t,
-                                         tally_free, &w->next));
+                                         scn_count_free, &w->next));
     if (fired) {
         cr_assert_null(w->next, "allocation %ld: *future was not cleared", k);
         cr_assert_eq(atomic_load(&w->t.freed), 0, "arg_free ran on ENOMEM");
@@ -915,7 +886,8 @@ then_step(long k, void *ctx)
 CREW_TEST(faults, then_returns_enomem_and_changes_nothing)
 {
     struct then_walk w = {.pool = crew_test_pool(1),
-                          .input = crew_test_promise()};
+                          .input = crew_test_promise(),
+                          .t = SCN_COUNTS_INIT};
     atomic_int p_freed = 0;
 
     each_allocation("crew_then", MAX_ALLOCS, then_step, &w);
