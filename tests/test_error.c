@@ -299,11 +299,7 @@ failing_run(crew_task *task, void *arg)
 
 CREW_TEST(error, an_aggregate_holds_the_errors_of_failed_tasks)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 2;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(2);
     enum { N = 8 };
     struct failing_job jobs[N];
     crew_future *in[N];

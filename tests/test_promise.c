@@ -360,11 +360,7 @@ gate_run(crew_task *task, void *arg)
 
 CREW_TEST(promise, resolving_a_task_future_is_einval)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 1;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(1);
     struct scn_hold g = SCN_HOLD_INIT;
     crew_future *f = NULL;
     cr_assert_eq(crew_submit(pool, gate_run, &g, &f), 0);
@@ -605,11 +601,7 @@ resolve_run(crew_task *task, void *arg)
 
 CREW_TEST(promise, can_be_resolved_from_a_pool_task)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 2;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
     crew_future *p = crew_test_promise();

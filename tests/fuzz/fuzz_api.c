@@ -1416,6 +1416,23 @@ slot_is_promise(const struct slot *s)
     return s->f != NULL && ctx.nodes[s->node].kind == N_PROMISE;
 }
 
+/*
+ * Checks what crew_promise_resolve() or crew_promise_fail() returned on
+ * a slot: EINVAL where the call may not settle it (not a promise, a bad
+ * code); EALREADY if it had resolved before the call; otherwise 0, or
+ * EALREADY when a task resolved it first.
+ */
+static void
+check_settle_result(int r, bool invalid, bool was_final)
+{
+    if (invalid)
+        CHECK(r == EINVAL);
+    else if (was_final)
+        CHECK(r == EALREADY);
+    else
+        CHECK(r == 0 || r == EALREADY);
+}
+
 static void
 op_promise_resolve(void)
 {
@@ -1431,14 +1448,7 @@ op_promise_resolve(void)
     }
     was_final = is_final(crew_future_state(s->f));
     r = crew_promise_resolve(s->f, v, bare ? NULL : value_free);
-    if (!slot_is_promise(s)) {
-        CHECK(r == EINVAL);
-    } else if (was_final) {
-        CHECK(r == EALREADY);
-    } else {
-        /* A task may resolve it first. */
-        CHECK(r == 0 || r == EALREADY);
-    }
+    check_settle_result(r, !slot_is_promise(s), was_final);
     if (r == 0) {
         CHECK(crew_future_state(s->f) == CREW_SUCCEEDED);
         CHECK(crew_future_result(s->f) == v);
@@ -1463,13 +1473,7 @@ op_promise_fail(void)
         return;
     was_final = is_final(crew_future_state(s->f));
     r = crew_promise_fail(s->f, code, "promise failed with %d", code);
-    if (!slot_is_promise(s) || code == 0) {
-        CHECK(r == EINVAL);
-    } else if (was_final) {
-        CHECK(r == EALREADY);
-    } else {
-        CHECK(r == 0 || r == EALREADY);
-    }
+    check_settle_result(r, !slot_is_promise(s) || code == 0, was_final);
     if (r == 0) {
         char expected[64];
         const crew_error *e = crew_future_error(s->f);
