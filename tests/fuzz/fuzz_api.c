@@ -1601,6 +1601,25 @@ op_on_complete(void)
 /* Joins                                                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Picks @p n inputs, one program byte each, from the slots: their futures
+ * (NULL for an empty slot) into @p fs and their nodes into @p nodes.
+ * Returns whether any is NULL.
+ */
+static bool
+pick_inputs(crew_future **fs, int *nodes, size_t n)
+{
+    bool has_null = false;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = next() % N_SLOTS;
+        fs[i] = ctx.slots[s].f;
+        nodes[i] = ctx.slots[s].node;
+        has_null |= fs[i] == NULL;
+    }
+    return has_null;
+}
+
 static void
 op_join(int kind)
 {
@@ -1622,14 +1641,9 @@ op_join(int kind)
         /* An unknown bit: EINVAL, whatever else is wrong. */
         flags = f == 4 ? CREW_CANCEL_REST << 1 : f;
     }
-    has_null = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
+    has_null = pick_inputs(fs, nodes, n);
+    for (size_t i = 0; i < n; i++)
         weight += node_weight(nodes[i]);
-    }
     out = (crew_future *)&ctx; /* must be overwritten */
     if (kind == N_ALL_EX) {
         if (flags > (CREW_FAIL_FAST | CREW_CANCEL_REST) ||
@@ -1827,13 +1841,7 @@ op_wait_all(void)
 
     n = next() % (MAX_INPUTS + 1);
     variant = next();
-    has_null = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
-    }
+    has_null = pick_inputs(fs, nodes, n);
     e = (crew_error *)&ctx; /* must be overwritten */
     out = (variant & 1) ? NULL : &e;
     if ((variant & 2) && n > 0) {
@@ -1882,21 +1890,15 @@ op_wait_any(void)
 {
     crew_future *fs[MAX_INPUTS];
     int nodes[MAX_INPUTS];
-    bool has_null = false;
     size_t n = next() % (MAX_INPUTS + 1);
     uint64_t timeout = wait_timeouts[next() % 4];
     unsigned variant = next();
+    bool has_null = pick_inputs(fs, nodes, n);
     size_t index = SIZE_MAX;
     uint64_t start;
     long lowest;
     int r;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
-    }
     if (variant & 1) {
         CHECK(crew_wait_any(fs, n, timeout, NULL) == EINVAL);
         return;
