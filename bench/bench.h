@@ -231,6 +231,20 @@ bench_fib_seq(long n)
     return n < 2 ? (uint64_t)n : bench_fib_seq(n - 1) + bench_fib_seq(n - 2);
 }
 
+/* A system's fib, called on a thread that runs its tasks. */
+typedef uint64_t bench_fib_fn(long n);
+
+/* The fib workload's measurement, for a system whose caller joins in:
+ * fib(n) timed on this thread; its result goes to *checksum. */
+static inline double
+bench_time_fib(bench_fib_fn *fib, long n, uint64_t *checksum)
+{
+    uint64_t start = bench_now_ns();
+
+    *checksum = fib(n);
+    return bench_seconds_since(start);
+}
+
 /* Process CPU time (user + system), seconds. */
 static inline double
 bench_cpu_seconds(void)
@@ -421,6 +435,29 @@ bench_await_gate(struct bench_gate *g, unsigned count)
     bench_check(pthread_mutex_lock(&g->lock), "pthread_mutex_lock");
     while (g->arrived < count)
         bench_check(pthread_cond_wait(&g->cond, &g->lock), "pthread_cond_wait");
+    bench_check(pthread_mutex_unlock(&g->lock), "pthread_mutex_unlock");
+}
+
+/* bench_await_gate(), for a system that might never start a worker: exit
+ * (after a line naming who) unless count gate tasks arrive within
+ * seconds, so that such a system shows as an error, not a hang. */
+static inline void
+bench_await_gate_within(struct bench_gate *g, unsigned count, long seconds,
+                        const char *system)
+{
+    struct timespec deadline;
+    int err = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline); /* the condvar's clock */
+    deadline.tv_sec += seconds;
+    bench_check(pthread_mutex_lock(&g->lock), "pthread_mutex_lock");
+    while (g->arrived < count && err == 0)
+        err = pthread_cond_timedwait(&g->cond, &g->lock, &deadline);
+    if (g->arrived < count) {
+        fprintf(stderr, "%s: only %u of %u workers reached the gate\n", system,
+                g->arrived, count);
+        exit(1);
+    }
     bench_check(pthread_mutex_unlock(&g->lock), "pthread_mutex_unlock");
 }
 

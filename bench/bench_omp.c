@@ -102,18 +102,13 @@ fib(long n)
 static double
 fib_run(unsigned threads, long n, uint64_t *checksum)
 {
-    uint64_t start = 0;
     double seconds = 0;
     uint64_t result = 0;
 
 #pragma omp parallel num_threads(threads)
     {
 #pragma omp single
-        {
-            start = bench_now_ns();
-            result = fib(n);
-            seconds = bench_seconds_since(start);
-        }
+        seconds = bench_time_fib(fib, n, &result);
     }
     *checksum = result;
     return seconds;

@@ -27,7 +27,6 @@
 #include <oneapi/tbb/task_group.h>
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -88,11 +87,7 @@ fib_run(tbb::task_arena &arena, long n, uint64_t *checksum)
 {
     double seconds = 0;
 
-    arena.execute([&] {
-        uint64_t start = bench_now_ns();
-        *checksum = fib(n);
-        seconds = bench_seconds_since(start);
-    });
+    arena.execute([&] { seconds = bench_time_fib(fib, n, checksum); });
     return seconds;
 }
 
@@ -192,21 +187,10 @@ ping_pong(tbb::task_arena &arena, long n, uint64_t *checksum)
     return median;
 }
 
-/* memory: every worker held on a plain mutex and condition variable,
- * which TBB cannot see into, while SIZE tasks are enqueued from outside. */
-static std::mutex gate_lock;
-static std::condition_variable gate_cond;
-static bool gate_open;
-static unsigned gates_entered;
-
-static void
-gate_task()
-{
-    std::unique_lock<std::mutex> hold(gate_lock);
-    gates_entered++;
-    gate_cond.notify_all();
-    gate_cond.wait(hold, [] { return gate_open; });
-}
+/* memory: every worker held on bench.h's gate, a plain mutex and
+ * condition variable that TBB cannot see into, while SIZE tasks are
+ * enqueued from outside. */
+static struct bench_gate gate = BENCH_GATE_INITIALIZER;
 
 static double
 memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
@@ -218,21 +202,13 @@ memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
     bench_make_resident(results, ((size_t)n + 1) * sizeof(*results));
     for (unsigned t = 0; t < threads; t++)
         arena.enqueue([&s, total] {
-            gate_task();
+            bench_wait_at_gate(&gate);
             signal_done(s, total);
         });
     /* Every worker must be on the gate before the tasks go in, or some
      * would run at once instead of queuing. The wait is bounded so that
      * a worker TBB never starts shows as an error, not a hang. */
-    {
-        std::unique_lock<std::mutex> hold(gate_lock);
-        if (!gate_cond.wait_for(hold, std::chrono::seconds(10),
-                                [threads] { return gates_entered == threads; })) {
-            fprintf(stderr, "bench_tbb: only %u of %u workers reached the gate\n",
-                    gates_entered, threads);
-            exit(1);
-        }
-    }
+    bench_await_gate_within(&gate, threads, 10, "bench_tbb");
     long before = bench_rss_bytes();
     for (long i = 0; i < n; i++)
         arena.enqueue([i, &s, total] {
@@ -240,11 +216,7 @@ memory(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
             signal_done(s, total);
         });
     long after = bench_rss_bytes();
-    {
-        std::lock_guard<std::mutex> hold(gate_lock);
-        gate_open = true;
-    }
-    gate_cond.notify_all();
+    bench_open_gate(&gate);
     wait_done(s, total);
     *checksum = bench_sum(results, n);
     return bench_divide_growth(before, after, n);

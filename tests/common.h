@@ -66,6 +66,7 @@ crew_test_pool(unsigned threads)
     crew_pool *p = NULL;
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
+    cr_assert_not_null(p);
     return p;
 }
 
@@ -76,6 +77,17 @@ crew_test_promise(void)
     crew_future *f = NULL;
 
     cr_assert_eq(crew_promise_create(&f), 0);
+    cr_assert_not_null(f);
+    return f;
+}
+
+/* A new promise failed with `code` and `message`. */
+static inline crew_future *
+crew_test_failed_promise(int code, const char *message)
+{
+    crew_future *f = crew_test_promise();
+
+    cr_assert_eq(crew_promise_fail(f, code, "%s", message), 0);
     return f;
 }
 

@@ -44,15 +44,19 @@
  * lost), so a NULL steal proves nothing while thieves run.
  *
  * Counts are bounded and scale with the CREW_STRESS factor, as the
- * scenarios' do (smaller under ThreadSanitizer); nothing runs for a time.
- * A watchdog thread turns a hang into a failure: a phase running longer
- * than CREW_WATCHDOG seconds (default 300, times CREW_STRESS when above 1)
- * is named, and the process ends with exit status 1.
+ * scenarios' do (harness.h; smaller under ThreadSanitizer); nothing runs
+ * for a time. The watchdog (watchdog.h) turns a hang into a failure: a
+ * phase running longer than CREW_WATCHDOG seconds (default 300, times
+ * CREW_STRESS when above 1) is named, and the process ends with exit
+ * status 1.
  *
  * Prints one line per phase, then a summary line; exits 0 when every check
  * held, 1 otherwise.
  */
 #include "sched/deque.h"
+
+#include "harness.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -63,19 +67,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#if defined(__SANITIZE_THREAD__)
-#define DM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define DM_TSAN 1
-#endif
-#endif
-#ifndef DM_TSAN
-#define DM_TSAN 0
-#endif
 
 #define NS_PER_S 1000000000ull
 
@@ -89,7 +80,7 @@
 #define DM_PHASES   5
 
 /* ------------------------------------------------------------------ */
-/* Verdict, scale, clock, randomness                                   */
+/* Verdict and items                                                   */
 /* ------------------------------------------------------------------ */
 
 static _Atomic(const char *) dm_why; /* the first failure, or NULL */
@@ -114,65 +105,6 @@ dm_failed(void)
 /* Evaluates to cond; when false, records why (the first failure wins). */
 #define CHECK(cond, why) ((cond) ? true : dm_fail((why), __LINE__))
 
-static double
-stress_factor(void)
-{
-    const char *text = getenv("CREW_STRESS");
-    char *end;
-    double factor;
-
-    if (text == NULL || *text == '\0')
-        return 1.0;
-    factor = strtod(text, &end);
-    if (*end != '\0' || !(factor > 0.0) || factor > 1e6)
-        return 1.0;
-    return factor;
-}
-
-/* normal, or tsan under ThreadSanitizer, times CREW_STRESS; at least 1. */
-static size_t
-scale(size_t normal, size_t tsan)
-{
-    double n = (double)(DM_TSAN ? tsan : normal) * stress_factor();
-
-    return n < 1.0 ? 1 : (size_t)n;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64; the state is never zero. */
-static uint64_t
-rnd(uint64_t *state)
-{
-    uint64_t x = *state;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
-
-/* A number in [0, n), n > 0. */
-static size_t
-below(uint64_t *state, size_t n)
-{
-    return (size_t)((rnd(state) >> 11) % n);
-}
-
-static uint64_t
-seed(uint64_t k)
-{
-    return 0x9E3779B97F4A7C15u * (k + 1) | 1u;
-}
-
 static void *
 item_of(size_t id)
 {
@@ -183,94 +115,6 @@ static size_t
 id_of(void *item)
 {
     return (size_t)((uintptr_t)item - 1);
-}
-
-/* ------------------------------------------------------------------ */
-/* Watchdog                                                            */
-/* ------------------------------------------------------------------ */
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
-    const char *phase;   /* guarded by lock */
-    uint64_t deadline;   /* guarded by lock */
-    bool finished;       /* guarded by lock */
-    double limit;        /* seconds a phase may take; set before start */
-} wd = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* Async-signal-safe and lock-free: stdout's lock may be held by a thread
- * that will never return. */
-static void
-say(const char *a, const char *b, const char *c)
-{
-    const char *parts[3] = {a, b, c};
-
-    for (int i = 0; i < 3; i++) {
-        size_t len = strlen(parts[i]);
-
-        while (len > 0) {
-            ssize_t n = write(STDOUT_FILENO, parts[i], len);
-
-            if (n <= 0)
-                return;
-            parts[i] += n;
-            len -= (size_t)n;
-        }
-    }
-}
-
-static void *
-watchdog(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&wd.lock);
-    while (!wd.finished) {
-        struct timespec until;
-
-        if (wd.phase != NULL && now_ns() >= wd.deadline) {
-            say("FAIL ", wd.phase, ": hung, watchdog fired\n");
-            say("deque_model: FAILED: the watchdog ended phase ", wd.phase,
-                "\n");
-            _exit(1);
-        }
-        until.tv_sec = (time_t)(wd.deadline / NS_PER_S);
-        until.tv_nsec = (long)(wd.deadline % NS_PER_S);
-        if (wd.phase == NULL) {
-            /* No phase running: wait for one to start. */
-            pthread_cond_wait(&wd.cond, &wd.lock);
-            continue;
-        }
-        pthread_cond_timedwait(&wd.cond, &wd.lock, &until);
-    }
-    pthread_mutex_unlock(&wd.lock);
-    return NULL;
-}
-
-static void
-watch_phase(const char *phase)
-{
-    pthread_mutex_lock(&wd.lock);
-    wd.phase = phase;
-    wd.deadline = now_ns() + (uint64_t)(wd.limit * (double)NS_PER_S);
-    pthread_cond_signal(&wd.cond);
-    pthread_mutex_unlock(&wd.lock);
-}
-
-static double
-watchdog_seconds(void)
-{
-    const char *text = getenv("CREW_WATCHDOG");
-    double seconds = 300.0;
-    double stress = stress_factor();
-
-    if (text != NULL && *text != '\0') {
-        char *end;
-        double value = strtod(text, &end);
-
-        if (*end == '\0' && value > 0.0)
-            seconds = value;
-    }
-    return stress > 1.0 ? seconds * stress : seconds;
 }
 
 /* ------------------------------------------------------------------ */
@@ -431,7 +275,7 @@ static void
 pair_finish(struct pair *p, uint64_t *rng)
 {
     while (model_size(p) > 0 && !dm_failed())
-        (void)(below(rng, 2) ? do_pop(p) : do_steal(p));
+        (void)(scn_below(rng, 2) ? do_pop(p) : do_steal(p));
     if (!dm_failed())
         run_script(p, "ooss");
     /* Destroy wants it empty: whatever a failure left goes first (a
@@ -530,12 +374,12 @@ phase_order(size_t *ring, uint64_t *rng)
 static void
 phase_growth(size_t *ring, uint64_t *rng)
 {
-    size_t rounds = scale(8, 2);
+    size_t rounds = crew_scenario_scale(8, 2);
 
     for (size_t r = 0; r < rounds && !dm_failed(); r++) {
         struct pair p;
-        size_t offset = 1 + below(rng, r % 2 ? 63 : 5000);
-        size_t target = GROW_ITEMS + below(rng, 100);
+        size_t offset = 1 + scn_below(rng, r % 2 ? 63 : 5000);
+        size_t target = GROW_ITEMS + scn_below(rng, 100);
 
         if (!pair_init(&p, ring))
             return;
@@ -559,11 +403,11 @@ phase_growth(size_t *ring, uint64_t *rng)
 static bool
 walk_step(struct pair *p, uint64_t *rng, unsigned push, unsigned pop)
 {
-    size_t r = below(rng, 8);
+    size_t r = scn_below(rng, 8);
 
     if (r < push && model_size(p) < WALK_LIVE_MAX)
-        return below(rng, 4) == 0 ? do_push_many(p, 1 + below(rng, 8))
-                                   : do_push(p);
+        return scn_below(rng, 4) == 0 ? do_push_many(p, 1 + scn_below(rng, 8))
+                                      : do_push(p);
     if (r < push + pop)
         return do_pop(p);
     return do_steal(p);
@@ -572,7 +416,7 @@ walk_step(struct pair *p, uint64_t *rng, unsigned push, unsigned pop)
 static void
 phase_random(size_t *ring, uint64_t *rng)
 {
-    size_t steps = scale(3000000, 600000);
+    size_t steps = crew_scenario_scale(3000000, 600000);
     size_t per_deque = 250000;
     struct pair p;
     size_t done = 0;
@@ -586,8 +430,8 @@ phase_random(size_t *ring, uint64_t *rng)
             /* A stretch of one bias: growing (5 push, 2 pop, 1 steal),
              * draining, which keeps it around empty (2, 3, 3), or
              * neither (4, 2, 2), long or short. */
-            size_t len = 1 + below(rng, below(rng, 2) ? 4096 : 64);
-            unsigned bias = (unsigned)below(rng, 3);
+            size_t len = 1 + scn_below(rng, scn_below(rng, 2) ? 4096 : 64);
+            unsigned bias = (unsigned)scn_below(rng, 3);
             unsigned push = bias == 0 ? 5 : bias == 1 ? 2 : 4;
             unsigned pop = bias == 0 ? 2 : bias == 1 ? 3 : 2;
 
@@ -653,7 +497,7 @@ thief_run(void *arg)
             t->empty++;
             /* The pool asks is_empty of other workers' deques: let TSan
              * see it race with the owner (no answer can be checked). */
-            if (below(&t->rng, 16) == 0)
+            if (scn_below(&t->rng, 16) == 0)
                 (void)crew__deque_is_empty(&a->deque);
             if (++misses % 4 == 0)
                 sched_yield();
@@ -681,13 +525,13 @@ thief_run(void *arg)
 static size_t
 burst(uint64_t *rng)
 {
-    size_t r = below(rng, 100);
+    size_t r = scn_below(rng, 100);
 
     if (r < 70)
-        return 1 + below(rng, 4);
+        return 1 + scn_below(rng, 4);
     if (r < 97)
-        return 5 + below(rng, 60);
-    return 65 + below(rng, 4000);
+        return 5 + scn_below(rng, 60);
+    return 65 + scn_below(rng, 4000);
 }
 
 /*
@@ -703,7 +547,7 @@ owner_run(struct arena *a, uint64_t *rng, size_t *stack)
     size_t popped = 0;
 
     for (;;) {
-        size_t r = below(rng, 100);
+        size_t r = scn_below(rng, 100);
         size_t n = burst(rng);
         bool draining = next == a->items;
 
@@ -775,7 +619,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
     struct thief thieves[MAX_THIEVES];
     unsigned count = 1 + (unsigned)(r % MAX_THIEVES);
     unsigned started = 0;
-    uint64_t rng = seed(5000 + r);
+    uint64_t rng = scn_seed(5000 + r);
     size_t popped;
     size_t stolen = 0;
     int err;
@@ -797,7 +641,8 @@ concurrent_round(size_t r, size_t items, size_t *stack)
     }
     fresh_deques++;
     for (unsigned i = 0; i < count; i++) {
-        thieves[i] = (struct thief){.arena = &a, .rng = seed(6000 + r * 8 + i)};
+        thieves[i] =
+            (struct thief){.arena = &a, .rng = scn_seed(6000 + r * 8 + i)};
         if (pthread_create(&thieves[i].thread, NULL, thief_run, &thieves[i]) !=
             0)
             break;
@@ -850,7 +695,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
 static void
 phase_concurrent(size_t *stack, size_t items)
 {
-    size_t rounds = scale(320, 160);
+    size_t rounds = crew_scenario_scale(320, 160);
 
     for (size_t r = 0; r < rounds && !dm_failed(); r++)
         concurrent_round(r, items, stack);
@@ -867,16 +712,16 @@ static void
 run_phase(const char *name, void (*body)(size_t *, uint64_t *), size_t *ring,
           uint64_t k, const size_t *counter, const char *unit)
 {
-    uint64_t rng = seed(k);
-    uint64_t t0 = now_ns();
+    uint64_t rng = scn_seed(k);
+    uint64_t t0 = scn_now_ns();
     size_t count0 = *counter;
     double seconds;
 
     if (dm_failed())
         return;
-    watch_phase(name);
+    watchdog_watch(name);
     body(ring, &rng);
-    seconds = (double)(now_ns() - t0) / (double)NS_PER_S;
+    seconds = (double)(scn_now_ns() - t0) / (double)NS_PER_S;
     if (dm_failed()) {
         phases_failed++;
         printf("FAIL %s: %s (line %d; %.2f s)\n", name, atomic_load(&dm_why),
@@ -900,11 +745,10 @@ concurrent_body(size_t *stack, uint64_t *rng)
 int
 main(void)
 {
-    pthread_condattr_t attr;
-    pthread_t thread;
+    double limit = watchdog_unit_seconds();
     size_t *ring;
     size_t *stack;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = scn_now_ns();
     int err;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -917,12 +761,7 @@ main(void)
         free(stack);
         return 1;
     }
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd.cond, &attr);
-    pthread_condattr_destroy(&attr);
-    wd.limit = watchdog_seconds();
-    err = pthread_create(&thread, NULL, watchdog, NULL);
+    err = watchdog_start("deque_model", limit, 0);
     if (err != 0) {
         printf("deque_model: FAILED: no watchdog thread: %s\n", strerror(err));
         free(ring);
@@ -930,8 +769,9 @@ main(void)
         return 1;
     }
     printf("deque_model: CREW_STRESS=%g, %s, watchdog %.0f s a phase\n",
-           stress_factor(), DM_TSAN ? "ThreadSanitizer counts" : "full counts",
-           wd.limit);
+           crew_scenario_stress(),
+           CREW_SCENARIO_TSAN ? "ThreadSanitizer counts" : "full counts",
+           limit);
 
     run_phase("empty", phase_empty, ring, 1, &calls_checked, "calls checked");
     run_phase("order", phase_order, ring, 2, &calls_checked, "calls checked");
@@ -940,12 +780,7 @@ main(void)
     run_phase("concurrent", concurrent_body, stack, 5, &total_items,
               "items taken exactly once");
 
-    pthread_mutex_lock(&wd.lock);
-    wd.finished = true;
-    pthread_cond_signal(&wd.cond);
-    pthread_mutex_unlock(&wd.lock);
-    pthread_join(thread, NULL);
-    pthread_cond_destroy(&wd.cond);
+    watchdog_stop();
     free(ring);
     free(stack);
 
@@ -961,6 +796,6 @@ main(void)
            "(%zu popped, %zu stolen, %zu empty steals) (%.2f s)\n",
            phases_passed, calls_checked, fresh_deques, total_items,
            total_popped, total_stolen, total_empty_steals,
-           (double)(now_ns() - t0) / (double)NS_PER_S);
+           (double)(scn_now_ns() - t0) / (double)NS_PER_S);
     return 0;
 }

@@ -12,7 +12,6 @@
  * result, and only then be cancelled, at the pthread_testcancel() that
  * follows; and the pool must go on working.
  */
-#define _GNU_SOURCE /* gettid() */
 #include "common.h"
 #include "testkit.h"
 
@@ -20,9 +19,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 TestSuite(cancellation_points, CREW_SUITE);
 
@@ -40,48 +36,23 @@ nothing(crew_task *task, void *arg)
 struct caller {
     int (*call)(struct caller *c); /* the call; returns its result */
     pthread_t thread;
-    atomic_int tid;       /* set once it runs */
-    atomic_bool returned; /* set after the call returned */
-    int result;           /* what the call returned */
+    struct scn_gate started; /* opened once tid is set */
+    pid_t tid;               /* the caller's id in the kernel */
+    atomic_bool returned;    /* set after the call returned */
+    int result;              /* what the call returned */
     crew_pool *pool;
     crew_future *future;
     crew_future *submitted;
 };
-
-/* Whether thread `tid` of this process is asleep in the kernel ('S'). */
-static bool
-is_asleep(int tid)
-{
-    char path[64], stat[512];
-    FILE *file;
-    const char *state;
-    bool asleep = false;
-
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-    file = fopen(path, "r");
-    if (file == NULL)
-        return false;
-    if (fgets(stat, sizeof(stat), file) != NULL) {
-        /* "tid (name) S ...": the state follows the last ')'. */
-        state = strrchr(stat, ')');
-        asleep = state != NULL && state[1] == ' ' && state[2] == 'S';
-    }
-    fclose(file);
-    return asleep;
-}
 
 /* Wait until the caller has started and sleeps; fail the test if it does
  * not within the patience of the test kit. */
 static void
 wait_until_asleep(struct caller *c)
 {
-    uint64_t end = scn_now_ns() + (uint64_t)SCN_PATIENCE_MS * 1000000u;
-    int tid;
-
-    while ((tid = atomic_load(&c->tid)) == 0 || !is_asleep(tid)) {
-        cr_assert_lt(scn_now_ns(), end, "the caller never went to sleep");
-        sched_yield();
-    }
+    cr_assert_eq(scn_gate_await(&c->started, 1), 1, "the caller never ran");
+    cr_assert(scn_thread_falls_asleep(c->tid),
+              "the caller never went to sleep");
 }
 
 /* The caller's thread: make the call, note its result, then act on the
@@ -91,7 +62,8 @@ caller_main(void *arg)
 {
     struct caller *c = arg;
 
-    atomic_store(&c->tid, gettid());
+    c->tid = scn_tid();
+    scn_gate_add(&c->started, 1);
     c->result = c->call(c);
     atomic_store(&c->returned, true);
     pthread_testcancel();
@@ -103,7 +75,7 @@ static void
 cancel_while_asleep(struct caller *c, int (*call)(struct caller *c))
 {
     c->call = call;
-    atomic_init(&c->tid, 0);
+    scn_gate_init(&c->started);
     atomic_init(&c->returned, false);
     cr_assert_eq(pthread_create(&c->thread, NULL, caller_main, c), 0);
     wait_until_asleep(c);
@@ -121,6 +93,7 @@ join_cancelled(struct caller *c)
                  "the caller was not cancelled at all");
     cr_assert(atomic_load(&c->returned),
               "the caller was cancelled inside the call");
+    scn_gate_destroy(&c->started);
 }
 
 static int

@@ -29,26 +29,9 @@ __attribute__((weak)) bool crew_test_fault_fired(void);
 TestSuite(error, CREW_SUITE);
 
 static crew_future *
-promise(void)
-{
-    crew_future *f = NULL;
-    cr_assert_eq(crew_promise_create(&f), 0);
-    cr_assert_not_null(f);
-    return f;
-}
-
-static crew_future *
-failed(int code, const char *message)
-{
-    crew_future *f = promise();
-    cr_assert_eq(crew_promise_fail(f, code, "%s", message), 0);
-    return f;
-}
-
-static crew_future *
 succeeded(void)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
     return f;
 }
@@ -56,7 +39,7 @@ succeeded(void)
 static crew_future *
 cancelled(void)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_cancel(f), 0);
     return f;
 }
@@ -105,7 +88,7 @@ expect_leaf(const crew_error *agg, size_t i, int code, const char *message,
 
 CREW_TEST(error, a_leaf_has_its_code_and_message_and_no_inner_errors)
 {
-    crew_future *f = failed(ENOENT, "no such thing");
+    crew_future *f = crew_test_failed_promise(ENOENT, "no such thing");
     const crew_error *e = crew_future_error(f);
     cr_assert_not_null(e);
     cr_assert_eq(crew_error_code(e), ENOENT);
@@ -136,9 +119,9 @@ CREW_TEST(error, accessors_of_a_null_error_return_neutral_values)
 
 CREW_TEST(error, an_aggregate_holds_one_entry_per_failed_input_in_input_order)
 {
-    crew_future *in[] = {failed(EIO, "first"), succeeded(),
-                         failed(ENOENT, "third"), cancelled(),
-                         failed(-7, "fifth")};
+    crew_future *in[] = {crew_test_failed_promise(EIO, "first"), succeeded(),
+                         crew_test_failed_promise(ENOENT, "third"), cancelled(),
+                         crew_test_failed_promise(-7, "fifth")};
     crew_future *all = join(in, 5);
     const crew_error *e = aggregate_of(all);
     cr_assert_eq(crew_future_wait(all), CREW_EAGGREGATE);
@@ -166,8 +149,9 @@ CREW_TEST(error, every_pattern_of_failures_gives_exactly_its_entries)
         for (int i = 0; i < N; i++) {
             snprintf(messages[i], sizeof(messages[i]), "input %d of %u", i,
                      mask);
-            in[i] =
-                mask & (1u << i) ? failed(100 + i, messages[i]) : succeeded();
+            in[i] = mask & (1u << i)
+                        ? crew_test_failed_promise(100 + i, messages[i])
+                        : succeeded();
         }
         crew_future *all = join(in, N);
         if (mask == 0) {
@@ -192,7 +176,7 @@ CREW_TEST(error, entries_follow_input_order_whatever_the_order_of_failure)
 {
     crew_future *in[4];
     for (int i = 0; i < 4; i++)
-        in[i] = promise();
+        in[i] = crew_test_promise();
     crew_future *all = join(in, 4);
     cr_assert_eq(crew_future_state(all), CREW_PENDING);
 
@@ -213,7 +197,7 @@ CREW_TEST(error, entries_follow_input_order_whatever_the_order_of_failure)
 
 CREW_TEST(error, the_same_failed_future_at_two_positions_gives_two_entries)
 {
-    crew_future *bad = failed(EACCES, "shared");
+    crew_future *bad = crew_test_failed_promise(EACCES, "shared");
     crew_future *ok = succeeded();
     crew_future *in[] = {bad, ok, ok, bad};
     crew_future *all = join(in, 4);
@@ -229,8 +213,8 @@ CREW_TEST(error, the_same_failed_future_at_two_positions_gives_two_entries)
 
 CREW_TEST(error, cancelled_inputs_add_no_inner_error)
 {
-    crew_future *in[] = {cancelled(), failed(EBUSY, "busy"), cancelled(),
-                         succeeded()};
+    crew_future *in[] = {cancelled(), crew_test_failed_promise(EBUSY, "busy"),
+                         cancelled(), succeeded()};
     crew_future *all = join(in, 4);
     const crew_error *e = aggregate_of(all);
     cr_assert_eq(crew_error_count(e), 1);
@@ -273,8 +257,9 @@ CREW_TEST(error, cancelled_and_succeeded_inputs_give_a_cancelled_join)
 
 CREW_TEST(error, wait_all_hands_out_the_aggregate)
 {
-    crew_future *in[] = {succeeded(), failed(EIO, "one"), cancelled(),
-                         failed(ENOENT, "three")};
+    crew_future *in[] = {succeeded(), crew_test_failed_promise(EIO, "one"),
+                         cancelled(),
+                         crew_test_failed_promise(ENOENT, "three")};
     crew_error *e = NULL;
     cr_assert_eq(crew_wait_all(in, 4, &e), CREW_EAGGREGATE);
     cr_assert_not_null(e);
@@ -314,11 +299,7 @@ failing_run(crew_task *task, void *arg)
 
 CREW_TEST(error, an_aggregate_holds_the_errors_of_failed_tasks)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 2;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(2);
     enum { N = 8 };
     struct failing_job jobs[N];
     crew_future *in[N];
@@ -352,11 +333,11 @@ struct nest {
 static void
 nest_build(struct nest *n)
 {
-    n->leaves[0] = failed(EIO, "A");
+    n->leaves[0] = crew_test_failed_promise(EIO, "A");
     n->leaves[1] = succeeded();
-    n->leaves[2] = failed(ENOENT, "B");
-    n->leaves[3] = failed(EPERM, "C");
-    n->leaves[4] = failed(EEXIST, "D");
+    n->leaves[2] = crew_test_failed_promise(ENOENT, "B");
+    n->leaves[3] = crew_test_failed_promise(EPERM, "C");
+    n->leaves[4] = crew_test_failed_promise(EEXIST, "D");
     crew_future *inner_in[] = {n->leaves[0], n->leaves[1], n->leaves[2]};
     n->inner = join(inner_in, 3);
     crew_future *outer_in[] = {n->leaves[3], n->inner, n->leaves[4]};
@@ -414,8 +395,10 @@ CREW_TEST(error, flatten_reaches_leaves_three_levels_down)
 {
     /* l3 = (ok, y); l2 = (l3, z, ok); l1 = (w, ok, l2, v) */
     crew_future *ok = succeeded();
-    crew_future *y = failed(11, "y"), *z = failed(12, "z");
-    crew_future *w = failed(13, "w"), *v = failed(14, "v");
+    crew_future *y = crew_test_failed_promise(11, "y"),
+                *z = crew_test_failed_promise(12, "z");
+    crew_future *w = crew_test_failed_promise(13, "w"),
+                *v = crew_test_failed_promise(14, "v");
     crew_future *l3_in[] = {ok, y};
     crew_future *l3 = join(l3_in, 2);
     crew_future *l2_in[] = {l3, z, ok};
@@ -449,7 +432,7 @@ CREW_TEST(error, flatten_reaches_leaves_three_levels_down)
 
 CREW_TEST(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
 {
-    crew_future *f = failed(ETIMEDOUT, "too slow");
+    crew_future *f = crew_test_failed_promise(ETIMEDOUT, "too slow");
     const crew_error *leaf = crew_future_error(f);
     crew_error *flat = crew_error_flatten(leaf);
     cr_assert_not_null(flat);
@@ -465,8 +448,9 @@ CREW_TEST(error, flatten_of_a_leaf_is_an_aggregate_holding_it_at_position_0)
 
 CREW_TEST(error, flatten_of_a_flat_aggregate_keeps_its_entries)
 {
-    crew_future *bad = failed(EIO, "x");
-    crew_future *ok = succeeded(), *broken = failed(EPIPE, "y");
+    crew_future *bad = crew_test_failed_promise(EIO, "x");
+    crew_future *ok = succeeded(),
+                *broken = crew_test_failed_promise(EPIPE, "y");
     crew_future *in[] = {ok, bad, broken, bad};
     crew_future *all = join(in, 4);
     const crew_error *e = aggregate_of(all);
@@ -493,7 +477,8 @@ CREW_TEST(error, flatten_of_a_flat_aggregate_keeps_its_entries)
 static crew_error *
 deep_error(size_t depth, int code, const char *message)
 {
-    crew_future *bottom[] = {succeeded(), failed(code, message)};
+    crew_future *bottom[] = {succeeded(),
+                             crew_test_failed_promise(code, message)};
     crew_future *top = join(bottom, 2);
     scn_release_all(bottom, 2);
     for (size_t d = 1; d < depth; d++) {
@@ -525,12 +510,12 @@ CREW_TEST(error, flatten_of_a_deep_tree_keeps_the_leaves_in_depth_first_order)
     static crew_future *a[N + 1], *b[N + 1], *level[N + 1];
     char text[32];
 
-    level[0] = failed(EIO, "bottom");
+    level[0] = crew_test_failed_promise(EIO, "bottom");
     for (int k = 1; k <= N; k++) {
         snprintf(text, sizeof(text), "a%d", k);
-        a[k] = failed(100, text);
+        a[k] = crew_test_failed_promise(100, text);
         snprintf(text, sizeof(text), "b%d", k);
-        b[k] = failed(200, text);
+        b[k] = crew_test_failed_promise(200, text);
         crew_future *in[] = {a[k], level[k - 1], b[k]};
         level[k] = join(in, 3);
     }
@@ -623,9 +608,9 @@ static void
 tree_build(struct tree *t)
 {
     t->ok = succeeded();
-    t->alpha = failed(EIO, "alpha went wrong");
-    t->beta = failed(ENOENT, "beta went wrong");
-    t->gamma = failed(EPERM, "gamma went wrong");
+    t->alpha = crew_test_failed_promise(EIO, "alpha went wrong");
+    t->beta = crew_test_failed_promise(ENOENT, "beta went wrong");
+    t->gamma = crew_test_failed_promise(EPERM, "gamma went wrong");
     crew_future *in[60];
     for (int i = 0; i < 60; i++)
         in[i] = t->ok;
@@ -732,7 +717,7 @@ CREW_TEST(error, format_truncates_to_a_nul_terminated_prefix)
 
 CREW_TEST(error, format_with_size_0_writes_nothing)
 {
-    crew_future *f = failed(EIO, "leaf text");
+    crew_future *f = crew_test_failed_promise(EIO, "leaf text");
     const crew_error *e = crew_future_error(f);
     int n = crew_error_format(e, NULL, 0);
     cr_assert_geq(n, (int)strlen("leaf text"));
@@ -756,7 +741,7 @@ CREW_TEST(error, format_of_a_null_error_returns_minus_1_and_writes_nothing)
 
 CREW_TEST(error, format_of_a_leaf_mentions_its_message)
 {
-    crew_future *f = failed(ENOENT, "the missing file");
+    crew_future *f = crew_test_failed_promise(ENOENT, "the missing file");
     char *text = format_all(crew_future_error(f));
     cr_assert_not_null(strstr(text, "the missing file"), "%s", text);
     free(text);
@@ -768,7 +753,7 @@ CREW_TEST(error, format_writes_a_long_message_whole)
     enum { LEN = 100 * 1024 };
     char *big = scn_letters(LEN);
     cr_assert_not_null(big);
-    crew_future *f = failed(E2BIG, big);
+    crew_future *f = crew_test_failed_promise(E2BIG, big);
     crew_future *in[] = {f};
     crew_future *all = join(in, 1);
 
@@ -786,9 +771,9 @@ CREW_TEST(error, format_indents_every_line_of_a_multiline_message)
     /* outer = when_all(C, inner); inner = when_all(ok, M), where M's
      * message has four lines, the third empty. */
     static const char message[] = "first line\nsecond line\n\nfourth line";
-    crew_future *c = failed(EPERM, "C");
+    crew_future *c = crew_test_failed_promise(EPERM, "C");
     crew_future *ok = succeeded();
-    crew_future *m = failed(EIO, message);
+    crew_future *m = crew_test_failed_promise(EIO, message);
     crew_future *inner_in[] = {ok, m};
     crew_future *inner = join(inner_in, 2);
     crew_future *outer_in[] = {c, inner};
@@ -913,7 +898,7 @@ CREW_TEST(error, format_of_a_tree_longer_than_INT_MAX_returns_minus_one)
     enum { MESSAGE = 1 << 20, UNDER = 2000, OVER = 2100 };
     char *big = scn_letters(MESSAGE);
     cr_assert_not_null(big);
-    crew_future *f = failed(E2BIG, big);
+    crew_future *f = crew_test_failed_promise(E2BIG, big);
     free(big);
     static crew_future *in[OVER];
     for (size_t i = 0; i < OVER; i++)
@@ -950,7 +935,7 @@ CREW_TEST(error, retain_and_release_accept_null)
 
 CREW_TEST(error, a_retained_error_outlives_its_future)
 {
-    crew_future *f = failed(EILSEQ, "kept alive");
+    crew_future *f = crew_test_failed_promise(EILSEQ, "kept alive");
     crew_error *e = crew_error_retain(crew_future_error(f));
     cr_assert_eq((const crew_error *)e, crew_future_error(f));
     crew_future_release(f);

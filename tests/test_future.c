@@ -3,8 +3,10 @@
 
 /*
  * Futures: every state a future passes through, waiting, the outcome
- * accessors, cancellation, completion callbacks, references, bad input,
- * and races between cancel, resolution and callback registration.
+ * accessors, cancellation, completion callbacks, references and bad
+ * input. The races between cancel, resolution, callback registration,
+ * release and timed waits are scenarios (scenarios/future.c), so that
+ * TSan runs them too.
  *
  * Workers are held on gates the test opens, never put to sleep: a task
  * that reaches its gate says so, and the test waits for that word.
@@ -22,15 +24,6 @@
 #include <string.h>
 
 TestSuite(future, CREW_SUITE);
-
-/* Rounds of each race; CREW_STRESS multiplies them. */
-static int
-race_rounds(void)
-{
-    const char *scale = getenv("CREW_STRESS");
-    int n = scale != NULL ? atoi(scale) : 1;
-    return 2000 * (n > 0 ? n : 1);
-}
 
 /* A task that does what the test scripts, and reports what it saw. */
 struct job {
@@ -73,19 +66,6 @@ job_free(void *arg)
     atomic_fetch_add(&job->frees, 1);
 }
 
-static crew_pool *
-make_pool(unsigned threads, size_t max_queued)
-{
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = threads;
-    options.max_queued = max_queued;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
-    cr_assert_not_null(pool);
-    return pool;
-}
-
 static crew_future *
 submit(crew_pool *pool, struct job *job)
 {
@@ -95,35 +75,41 @@ submit(crew_pool *pool, struct job *job)
     return future;
 }
 
-static crew_future *
-promise(void)
-{
-    crew_future *future = NULL;
-    cr_assert_eq(crew_promise_create(&future), 0);
-    cr_assert_not_null(future);
-    return future;
-}
+/* Every worker of a pool held at a gate, so that what a test submits
+ * stays queued until it calls unhold(). */
+#define BUSY_MAX 2
 
-/* Holds every one of n workers on gate g; fills held[0..n). */
+struct busy {
+    struct scn_hold gate;
+    struct job jobs[BUSY_MAX];
+    crew_future *held[BUSY_MAX];
+    unsigned n;
+};
+
+/* Holds each of the @p n workers of @p pool on @p b's gate. */
 static void
-hold_workers(crew_pool *pool, struct scn_hold *g, struct job *jobs, unsigned n,
-             crew_future **held)
+hold_all(crew_pool *pool, struct busy *b, unsigned n)
 {
+    cr_assert_leq(n, BUSY_MAX);
+    memset(b, 0, sizeof(*b));
+    scn_hold_init(&b->gate);
+    b->n = n;
     for (unsigned i = 0; i < n; i++) {
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].gate = g;
-        held[i] = submit(pool, &jobs[i]);
+        b->jobs[i].gate = &b->gate;
+        b->held[i] = submit(pool, &b->jobs[i]);
     }
-    cr_assert_eq(scn_gate_await(&g->entered, n), n,
+    cr_assert_eq(scn_gate_await(&b->gate.entered, n), n,
                  "the workers never all reached the gate");
 }
 
+/* Lets the workers go: their holding tasks succeed, and the gate goes. */
 static void
-release_workers(struct scn_hold *g, unsigned n, crew_future **held)
+unhold(struct busy *b)
 {
-    scn_hold_open(g);
-    for (unsigned i = 0; i < n; i++)
-        cr_assert_eq(scn_wait_and_release(held[i]), 0);
+    scn_hold_open(&b->gate);
+    for (unsigned i = 0; i < b->n; i++)
+        cr_assert_eq(scn_wait_and_release(b->held[i]), 0);
+    scn_hold_destroy(&b->gate);
 }
 
 /* A callback that notes how often arg_free had run when it was called. */
@@ -148,12 +134,9 @@ frees_probe_cb(crew_future *future, void *user)
 
 CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 {
-    crew_pool *pool = make_pool(1, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    crew_pool *pool = crew_test_pool(1);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
@@ -162,20 +145,18 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
     cr_assert_null(crew_future_error(f));
     cr_assert_eq(atomic_load(&queued.runs), 0);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, is_running_while_its_function_executes)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -194,9 +175,8 @@ CREW_TEST(future, is_running_while_its_function_executes)
 
 CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -218,7 +198,7 @@ CREW_TEST(future, succeeds_with_the_value_its_task_returned)
 
 CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {0};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(crew_future_wait(f), 0);
@@ -231,7 +211,7 @@ CREW_TEST(future, succeeds_with_a_null_result_when_its_task_returned_no_value)
 
 CREW_TEST(future, fails_with_the_code_and_message_its_task_recorded)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = EIO, .message = "disk on fire"};
     crew_future *f = submit(pool, &job);
 
@@ -250,7 +230,7 @@ CREW_TEST(future, fails_with_the_code_and_message_its_task_recorded)
 
 CREW_TEST(future, fails_with_a_default_message_naming_an_errno_code)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = ENOENT};
     crew_future *f = submit(pool, &job);
 
@@ -269,7 +249,7 @@ CREW_TEST(future, fails_with_a_default_message_naming_an_errno_code)
 
 CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = 4711};
     crew_future *f = submit(pool, &job);
 
@@ -285,9 +265,8 @@ CREW_TEST(future, fails_with_a_default_message_naming_a_code_of_its_own)
 
 CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {.set_value = true,
                       .value = &freed,
                       .value_free = scn_gate_bump,
@@ -306,11 +285,9 @@ CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 
 CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_gate freed = SCN_GATE_INIT;
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
@@ -338,19 +315,16 @@ CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 
 CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
 {
-    crew_pool *pool = make_pool(1, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    crew_pool *pool = crew_test_pool(1);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
 
     static const uint64_t timeouts[] = {0,       1,        1000,
                                         1000000, 20000000, 50000000};
     for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
-        crew_future *targets[] = {held, f};
+        crew_future *targets[] = {busy.held[0], f};
         for (size_t k = 0; k < 2; k++) {
             uint64_t start = scn_now_ns();
             int err = crew_future_wait_for(targets[k], timeouts[i]);
@@ -363,22 +337,21 @@ CREW_TEST(future, wait_for_reports_etimedout_only_after_the_timeout_has_passed)
                           (unsigned long long)timeouts[i]);
         }
     }
-    cr_assert_eq(crew_future_state(held), CREW_RUNNING);
+    cr_assert_eq(crew_future_state(busy.held[0]), CREW_RUNNING);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait_for(f, CREW_FOREVER), 0);
     cr_assert_eq(atomic_load(&queued.runs), 1);
     crew_future_release(f);
     crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, wait_for_returns_at_once_when_the_future_has_resolved)
 {
-    crew_future *ok = promise();
-    crew_future *bad = promise();
-    crew_future *gone = promise();
+    crew_future *ok = crew_test_promise();
+    crew_future *bad = crew_test_promise();
+    crew_future *gone = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(ok, NULL, NULL), 0);
     cr_assert_eq(crew_promise_fail(bad, ENOENT, "no"), 0);
     cr_assert_eq(crew_future_cancel(gone), 0);
@@ -426,7 +399,7 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
     static const uint64_t timeouts[] = {20000000000u, UINT64_MAX - 1,
                                         CREW_FOREVER};
     for (size_t i = 0; i < 3; i++) {
-        crew_future *f = promise();
+        crew_future *f = crew_test_promise();
         int token;
         struct resolver r;
         uint64_t start = scn_now_ns();
@@ -442,9 +415,8 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 
 CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -460,9 +432,8 @@ CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 
 CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job jobs[2] = {{.gate = &gate}, {.gate = &gate, .ret = EIO}};
     struct frees_probe probes[2];
     crew_future *f[2];
@@ -496,7 +467,7 @@ CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 
 CREW_TEST(future, has_neither_result_nor_error_while_pending)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
     cr_assert_null(crew_future_result(f));
     cr_assert_null(crew_future_error(f));
@@ -507,7 +478,7 @@ CREW_TEST(future, has_neither_result_nor_error_while_pending)
 
 CREW_TEST(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_cancel(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
     cr_assert_null(crew_future_result(f));
@@ -522,7 +493,7 @@ CREW_TEST(future, when_cancelled_has_an_error_with_code_ecanceled_and_no_result)
 
 CREW_TEST(future, when_failed_has_an_error_and_no_result)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     int token;
     cr_assert_eq(crew_promise_fail(f, EBUSY, "busy %d", 7), 0);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
@@ -542,12 +513,9 @@ CREW_TEST(
     future,
     cancel_resolves_a_queued_task_before_returning_while_every_worker_is_busy)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job holds[2];
-    crew_future *held[2];
-    hold_workers(pool, &gate, holds, 2, held);
+    crew_pool *pool = crew_test_pool(2);
+    struct busy busy;
+    hold_all(pool, &busy, 2);
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
@@ -575,23 +543,21 @@ CREW_TEST(
     cr_assert_eq(probe.frees_seen, 1, "resolved before arg_free ran");
     cr_assert_eq(crew_future_cancel(f), EALREADY);
 
-    release_workers(&gate, 2, held);
+    unhold(&busy);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&queued.runs), 0, "a cancelled task ran");
     cr_assert_eq(atomic_load(&queued.frees), 1, "arg_free ran twice");
     cr_assert_eq(scn_gate_count(&seen.calls), 1);
     crew_future_release(f);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
 {
-    crew_pool *pool = make_pool(1, 1);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    crew_pool_options one_slot = {.threads = 1, .max_queued = 1};
+    crew_pool *pool = NULL;
+    cr_assert_eq(crew_pool_create(&pool, &one_slot), 0);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
     struct job a = {0}, b = {0}, c = {0};
     crew_future *fa = submit(pool, &a);
@@ -606,7 +572,7 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
         crew_submit_ex(pool, job_run, &c, job_free, CREW_NONBLOCKING, &fc), 0,
         "the cancelled task still takes the queue's room");
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     cr_assert_eq(crew_future_wait(fc), 0);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&a.runs), 0);
@@ -616,16 +582,14 @@ CREW_TEST(future, cancelled_queued_task_no_longer_counts_against_max_queued)
     cr_assert_eq(atomic_load(&c.runs), 1);
     crew_future_release(fa);
     crew_future_release(fc);
-    scn_hold_destroy(&gate);
 }
 
 CREW_TEST(
     future,
     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate, .honour_cancel = true};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -651,9 +615,8 @@ CREW_TEST(
 
 CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
@@ -672,7 +635,7 @@ CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 
 CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     struct job job = {.ret = ECANCELED, .honour_cancel = true};
     crew_future *f = submit(pool, &job);
 
@@ -689,13 +652,13 @@ CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
 CREW_TEST(future,
           cancelling_a_resolved_future_returns_ealready_and_changes_nothing)
 {
-    crew_pool *pool = make_pool(2, 0);
+    crew_pool *pool = crew_test_pool(2);
     int token;
     struct job good = {.set_value = true, .value = &token};
     struct job bad = {.ret = EIO, .message = "bad"};
     crew_future *fg = submit(pool, &good);
     crew_future *fb = submit(pool, &bad);
-    crew_future *fc = promise();
+    crew_future *fc = crew_test_promise();
     cr_assert_eq(crew_future_wait(fg), 0);
     cr_assert_eq(crew_future_wait(fb), EIO);
     cr_assert_eq(crew_future_cancel(fc), 0);
@@ -742,7 +705,7 @@ canceller_main(void *p)
 CREW_TEST(future,
           cancelling_a_pending_promise_resolves_it_on_the_cancelling_thread)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen;
     scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
@@ -766,42 +729,15 @@ CREW_TEST(future,
 
 #define NCALLBACKS 8
 
-struct order_log {
-    atomic_int next;
-    int order[NCALLBACKS * 2];
-    pthread_t thread[NCALLBACKS * 2];
-    crew_state state[NCALLBACKS * 2];
-    void *result[NCALLBACKS * 2];
-};
-
-struct order_cb {
-    struct order_log *log;
-    int index;
-};
-
-static void
-order_cb(crew_future *future, void *user)
-{
-    struct order_cb *cb = user;
-    int slot = atomic_fetch_add(&cb->log->next, 1);
-    if (slot >= NCALLBACKS * 2)
-        return;
-    cb->log->order[slot] = cb->index;
-    cb->log->thread[slot] = pthread_self();
-    cb->log->state[slot] = crew_future_state(future);
-    cb->log->result[slot] = crew_future_result(future);
-}
-
 CREW_TEST(future, runs_callbacks_registered_before_resolution_once_in_order)
 {
-    crew_future *f = promise();
-    struct order_log log;
+    crew_future *f = crew_test_promise();
+    struct scn_order_log log;
     memset(&log, 0, sizeof(log));
-    struct order_cb cbs[NCALLBACKS];
+    struct scn_order orders[NCALLBACKS];
     for (int i = 0; i < NCALLBACKS; i++) {
-        cbs[i].log = &log;
-        cbs[i].index = i;
-        cr_assert_eq(crew_future_on_complete(f, order_cb, &cbs[i]), 0);
+        orders[i] = (struct scn_order){&log, i};
+        cr_assert_eq(crew_future_on_complete(f, scn_order_cb, &orders[i]), 0);
     }
     cr_assert_eq(atomic_load(&log.next), 0, "a callback ran before resolution");
 
@@ -826,7 +762,7 @@ CREW_TEST(future, runs_callbacks_registered_before_resolution_once_in_order)
 CREW_TEST(future,
           runs_a_callback_registered_after_resolution_at_once_on_the_caller)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     int token;
     cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
     struct scn_seen seen;
@@ -845,9 +781,8 @@ CREW_TEST(future,
 
 CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     int token;
     struct job job = {.gate = &gate, .set_value = true, .value = &token};
     crew_future *f = submit(pool, &job);
@@ -886,10 +821,9 @@ CREW_TEST(
     future,
     a_callback_releasing_the_last_reference_leaves_later_callbacks_a_future)
 {
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct releasing r;
-    r.future = promise();
+    r.future = crew_test_promise();
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
     for (int i = 0; i < 3; i++) {
         scn_seen_init(&r.later[i]);
@@ -912,11 +846,9 @@ CREW_TEST(
 CREW_TEST(future,
           a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {.gate = &gate,
                       .set_value = true,
                       .value = &freed,
@@ -970,9 +902,8 @@ submit_cb(crew_future *future, void *user)
 
 CREW_TEST(future, a_callback_may_submit_work)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold gate = SCN_HOLD_INIT;
     struct job job = {.gate = &gate};
     crew_future *f = submit(pool, &job);
     cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
@@ -1027,9 +958,8 @@ CREW_TEST(future, retain_keeps_a_borrowed_const_future)
 
 CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 {
-    crew_pool *pool = make_pool(2, 0);
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -1051,15 +981,11 @@ CREW_TEST(future, frees_its_value_exactly_once_at_the_last_release)
 
 CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
 {
-    crew_pool *pool = make_pool(1, 0);
-    struct scn_hold gate;
-    scn_hold_init(&gate);
-    struct job hold;
-    crew_future *held;
-    hold_workers(pool, &gate, &hold, 1, &held);
+    crew_pool *pool = crew_test_pool(1);
+    struct busy busy;
+    hold_all(pool, &busy, 1);
 
-    struct scn_gate freed;
-    scn_gate_init(&freed);
+    struct scn_gate freed = SCN_GATE_INIT;
     struct job job = {
         .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     crew_future *f = submit(pool, &job);
@@ -1068,7 +994,7 @@ CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     crew_future_release(f);
 
-    release_workers(&gate, 1, &held);
+    unhold(&busy);
     crew_pool_destroy(pool);
     cr_assert_eq(atomic_load(&job.runs), 1, "the released task did not run");
     cr_assert_eq(atomic_load(&job.frees), 1);
@@ -1076,7 +1002,6 @@ CREW_TEST(future, releasing_a_queued_tasks_future_does_not_cancel_it)
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
     cr_assert_eq(scn_gate_await(&freed, 1), 1);
     scn_gate_destroy(&freed);
-    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1100,7 +1025,7 @@ CREW_TEST(future, rejects_a_null_future_with_einval_and_does_nothing)
 
 CREW_TEST(future, rejects_a_null_callback_with_einval_and_registers_nothing)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen;
     scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, NULL, &seen), EINVAL);
@@ -1111,383 +1036,6 @@ CREW_TEST(future, rejects_a_null_callback_with_einval_and_registers_nothing)
     cr_assert_eq(scn_gate_count(&seen.calls), 1);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     crew_future_release(f);
-}
-
-/* ------------------------------------------------------------------ */
-/* Races                                                              */
-/* ------------------------------------------------------------------ */
-
-/* A thread that acts once a round, between two barriers shared with the
- * test, which sets the round up before the first and checks it after the
- * second. */
-struct racer {
-    pthread_t thread;
-    pthread_barrier_t *start;
-    pthread_barrier_t *end;
-    int rounds;
-    void (*act)(void *ctx);
-    void *ctx;
-};
-
-static void *
-racer_main(void *p)
-{
-    struct racer *r = p;
-    for (int i = 0; i < r->rounds; i++) {
-        pthread_barrier_wait(r->start);
-        r->act(r->ctx);
-        pthread_barrier_wait(r->end);
-    }
-    return NULL;
-}
-
-static void
-racer_start(struct racer *r, pthread_barrier_t *start, pthread_barrier_t *end,
-            int rounds, void (*act)(void *), void *ctx)
-{
-    r->start = start;
-    r->end = end;
-    r->rounds = rounds;
-    r->act = act;
-    r->ctx = ctx;
-    cr_assert_eq(pthread_create(&r->thread, NULL, racer_main, r), 0);
-}
-
-struct promise_race {
-    crew_future *f;
-    struct scn_gate freed; /* the value's value_free */
-    atomic_int callbacks;
-    atomic_int unresolved; /* callbacks that saw no outcome */
-    int resolve_err;
-    int register_err;
-};
-
-static void
-race_cb(crew_future *future, void *user)
-{
-    struct promise_race *r = user;
-    if (!scn_resolved(crew_future_state(future)))
-        atomic_fetch_add(&r->unresolved, 1);
-    atomic_fetch_add(&r->callbacks, 1);
-}
-
-static void
-race_resolve(void *ctx)
-{
-    struct promise_race *r = ctx;
-    r->resolve_err = crew_promise_resolve(r->f, &r->freed, scn_gate_bump);
-}
-
-static void
-race_register(void *ctx)
-{
-    struct promise_race *r = ctx;
-    r->register_err = crew_future_on_complete(r->f, race_cb, r);
-}
-
-CREW_TEST(future, cancel_racing_resolve_and_registration_settles_a_promise_once)
-{
-    int rounds = race_rounds();
-    pthread_barrier_t start, end;
-    pthread_barrier_init(&start, NULL, 3);
-    pthread_barrier_init(&end, NULL, 3);
-    struct promise_race r;
-    memset(&r, 0, sizeof(r));
-    scn_gate_init(&r.freed);
-    struct racer resolver, registrar;
-    racer_start(&resolver, &start, &end, rounds, race_resolve, &r);
-    racer_start(&registrar, &start, &end, rounds, race_register, &r);
-
-    int resolved = 0, cancelled = 0;
-    for (int i = 0; i < rounds; i++) {
-        r.f = promise();
-        size_t before = scn_gate_count(&r.freed);
-        atomic_store(&r.callbacks, 0);
-        cr_assert_eq(crew_future_on_complete(r.f, race_cb, &r), 0);
-        pthread_barrier_wait(&start);
-        int cancel_err = crew_future_cancel(r.f);
-        pthread_barrier_wait(&end);
-
-        cr_assert_eq(r.register_err, 0);
-        cr_assert_eq(atomic_load(&r.callbacks), 2,
-                     "round %d: %d callbacks ran, not 2", i,
-                     atomic_load(&r.callbacks));
-        crew_state state = crew_future_state(r.f);
-        if (r.resolve_err == 0) {
-            resolved++;
-            cr_assert_eq(cancel_err, EALREADY, "round %d: both won", i);
-            cr_assert_eq(state, CREW_SUCCEEDED);
-        } else {
-            cancelled++;
-            cr_assert_eq(r.resolve_err, EALREADY, "round %d", i);
-            cr_assert_eq(cancel_err, 0, "round %d: neither won", i);
-            cr_assert_eq(state, CREW_CANCELLED);
-        }
-        crew_future_release(r.f);
-        cr_assert_eq(scn_gate_count(&r.freed) - before,
-                     (size_t)(r.resolve_err == 0),
-                     "round %d: value_free ran %zu times", i,
-                     scn_gate_count(&r.freed) - before);
-    }
-    pthread_join(resolver.thread, NULL);
-    pthread_join(registrar.thread, NULL);
-    cr_assert_eq(atomic_load(&r.unresolved), 0,
-                 "a callback ran before resolution");
-    cr_assert_eq(resolved + cancelled, rounds);
-    pthread_barrier_destroy(&start);
-    pthread_barrier_destroy(&end);
-    scn_gate_destroy(&r.freed);
-}
-
-struct task_race {
-    crew_future *f;
-    struct scn_gate callbacks;
-    atomic_int unresolved;
-    int register_err;
-};
-
-static void
-task_race_cb(crew_future *future, void *user)
-{
-    struct task_race *r = user;
-    if (!scn_resolved(crew_future_state(future)))
-        atomic_fetch_add(&r->unresolved, 1);
-    scn_gate_add(&r->callbacks, 1);
-}
-
-static void
-task_race_register(void *ctx)
-{
-    struct task_race *r = ctx;
-    r->register_err = crew_future_on_complete(r->f, task_race_cb, r);
-}
-
-CREW_TEST(future, cancel_racing_a_task_runs_or_cancels_it_exactly_once)
-{
-    int rounds = race_rounds();
-    crew_pool *pool = make_pool(2, 0);
-    pthread_barrier_t start, end;
-    pthread_barrier_init(&start, NULL, 2);
-    pthread_barrier_init(&end, NULL, 2);
-    struct task_race r;
-    memset(&r, 0, sizeof(r));
-    scn_gate_init(&r.callbacks);
-    struct racer registrar;
-    racer_start(&registrar, &start, &end, rounds, task_race_register, &r);
-
-    int ran = 0, skipped = 0;
-    for (int i = 0; i < rounds; i++) {
-        struct job job;
-        memset(&job, 0, sizeof(job));
-        job.honour_cancel = true;
-        r.f = submit(pool, &job);
-        pthread_barrier_wait(&start);
-        int cancel_err = crew_future_cancel(r.f);
-        pthread_barrier_wait(&end);
-        int err = crew_future_wait(r.f);
-
-        cr_assert_eq(r.register_err, 0);
-        cr_assert_eq(atomic_load(&job.frees), 1,
-                     "round %d: arg_free ran %d times by resolution", i,
-                     atomic_load(&job.frees));
-        int runs = atomic_load(&job.runs);
-        cr_assert_leq(runs, 1, "round %d: ran %d times", i, runs);
-        crew_state state = crew_future_state(r.f);
-        if (state == CREW_CANCELLED) {
-            cr_assert_eq(cancel_err, 0, "round %d", i);
-            cr_assert_eq(err, ECANCELED);
-            cr_assert(runs == 0 || atomic_load(&job.cancelled_at_end));
-        } else {
-            cr_assert_eq(state, CREW_SUCCEEDED, "round %d: state %d", i, state);
-            cr_assert_eq(err, 0);
-            cr_assert_eq(runs, 1, "round %d: succeeded unrun", i);
-            cr_assert_not(atomic_load(&job.cancelled_at_end));
-        }
-        if (cancel_err == EALREADY)
-            cr_assert_eq(state, CREW_SUCCEEDED);
-        else
-            cr_assert_eq(cancel_err, 0);
-        if (runs == 0)
-            skipped++;
-        else
-            ran++;
-
-        cr_assert_geq(scn_gate_await(&r.callbacks, (size_t)i + 1),
-                      (size_t)i + 1, "round %d: the callback never ran", i);
-        crew_future_release(r.f);
-    }
-    pthread_join(registrar.thread, NULL);
-    crew_pool_destroy(pool);
-    cr_assert_eq(scn_gate_count(&r.callbacks), (size_t)rounds,
-                 "%zu callbacks ran for %d registrations",
-                 scn_gate_count(&r.callbacks), rounds);
-    cr_assert_eq(atomic_load(&r.unresolved), 0);
-    cr_assert_eq(ran + skipped, rounds);
-    pthread_barrier_destroy(&start);
-    pthread_barrier_destroy(&end);
-    scn_gate_destroy(&r.callbacks);
-}
-
-struct order_race {
-    crew_future *f;
-    struct order_log log;
-    struct order_cb cbs[NCALLBACKS];
-    int errs[NCALLBACKS];
-};
-
-static void
-order_race_register(void *ctx)
-{
-    struct order_race *r = ctx;
-    for (int i = 0; i < NCALLBACKS; i++)
-        r->errs[i] = crew_future_on_complete(r->f, order_cb, &r->cbs[i]);
-}
-
-CREW_TEST(future,
-          registration_racing_resolution_runs_each_callback_once_in_order)
-{
-    int rounds = race_rounds();
-    pthread_barrier_t start, end;
-    pthread_barrier_init(&start, NULL, 2);
-    pthread_barrier_init(&end, NULL, 2);
-    struct order_race r;
-    memset(&r, 0, sizeof(r));
-    for (int i = 0; i < NCALLBACKS; i++) {
-        r.cbs[i].log = &r.log;
-        r.cbs[i].index = i;
-    }
-    struct racer registrar;
-    racer_start(&registrar, &start, &end, rounds, order_race_register, &r);
-
-    int token;
-    for (int round = 0; round < rounds; round++) {
-        r.f = promise();
-        memset(&r.log, 0, sizeof(r.log));
-        pthread_barrier_wait(&start);
-        cr_assert_eq(crew_promise_resolve(r.f, &token, NULL), 0);
-        pthread_barrier_wait(&end);
-
-        cr_assert_eq(atomic_load(&r.log.next), NCALLBACKS,
-                     "round %d: %d callbacks ran for %d registrations", round,
-                     atomic_load(&r.log.next), NCALLBACKS);
-        bool done[NCALLBACKS] = {false};
-        int last_here = -1, last_there = -1;
-        for (int k = 0; k < NCALLBACKS; k++) {
-            int idx = r.log.order[k];
-            cr_assert_eq(r.errs[k], 0);
-            cr_assert(idx >= 0 && idx < NCALLBACKS && !done[idx],
-                      "round %d: callback %d ran twice", round, idx);
-            done[idx] = true;
-            cr_assert_eq(r.log.state[k], CREW_SUCCEEDED);
-            cr_assert_eq(r.log.result[k], &token);
-            /* Each thread runs its share in registration order. */
-            int *last = pthread_equal(r.log.thread[k], pthread_self())
-                            ? &last_here
-                            : &last_there;
-            cr_assert_gt(idx, *last, "round %d: out of order", round);
-            *last = idx;
-        }
-        crew_future_release(r.f);
-    }
-    pthread_join(registrar.thread, NULL);
-    pthread_barrier_destroy(&start);
-    pthread_barrier_destroy(&end);
-}
-
-struct forgotten {
-    struct scn_gate freed;
-    struct scn_gate callbacks;
-    atomic_int runs;
-};
-
-static int
-forgotten_run(crew_task *task, void *arg)
-{
-    struct forgotten *f = arg;
-    atomic_fetch_add(&f->runs, 1);
-    crew_task_return(task, &f->freed, scn_gate_bump);
-    return 0;
-}
-
-static void
-forgotten_cb(crew_future *future, void *user)
-{
-    struct forgotten *f = user;
-    if (crew_future_result(future) == &f->freed)
-        scn_gate_add(&f->callbacks, 1);
-}
-
-CREW_TEST(future, releasing_racing_resolution_runs_every_task_and_frees_once)
-{
-    int rounds = race_rounds();
-    crew_pool *pool = make_pool(2, 0);
-    struct forgotten fg;
-    memset(&fg, 0, sizeof(fg));
-    scn_gate_init(&fg.freed);
-    scn_gate_init(&fg.callbacks);
-
-    for (int i = 0; i < rounds; i++) {
-        crew_future *f = NULL;
-        cr_assert_eq(crew_submit(pool, forgotten_run, &fg, &f), 0);
-        cr_assert_eq(crew_future_on_complete(f, forgotten_cb, &fg), 0);
-        crew_future_release(f);
-    }
-    cr_assert_eq(scn_gate_await(&fg.callbacks, (size_t)rounds), (size_t)rounds);
-    cr_assert_eq(scn_gate_await(&fg.freed, (size_t)rounds), (size_t)rounds);
-    crew_pool_destroy(pool);
-    cr_assert_eq(atomic_load(&fg.runs), rounds);
-    cr_assert_eq(scn_gate_count(&fg.callbacks), (size_t)rounds);
-    cr_assert_eq(scn_gate_count(&fg.freed), (size_t)rounds,
-                 "values freed %zu times", scn_gate_count(&fg.freed));
-    scn_gate_destroy(&fg.freed);
-    scn_gate_destroy(&fg.callbacks);
-}
-
-struct wait_race {
-    crew_future *f;
-    int token;
-    int resolve_err;
-};
-
-static void
-wait_race_resolve(void *ctx)
-{
-    struct wait_race *r = ctx;
-    r->resolve_err = crew_promise_resolve(r->f, &r->token, NULL);
-}
-
-CREW_TEST(future, wait_for_racing_resolution_never_times_out_early)
-{
-    int rounds = race_rounds();
-    pthread_barrier_t start, end;
-    pthread_barrier_init(&start, NULL, 2);
-    pthread_barrier_init(&end, NULL, 2);
-    struct wait_race r;
-    memset(&r, 0, sizeof(r));
-    struct racer resolver;
-    racer_start(&resolver, &start, &end, rounds, wait_race_resolve, &r);
-
-    const uint64_t timeout = 50000;
-    for (int i = 0; i < rounds; i++) {
-        r.f = promise();
-        pthread_barrier_wait(&start);
-        uint64_t begin = scn_now_ns();
-        int err = crew_future_wait_for(r.f, timeout);
-        uint64_t took = scn_now_ns() - begin;
-        if (err == ETIMEDOUT)
-            cr_assert_geq(took, timeout, "round %d: early after %llu ns", i,
-                          (unsigned long long)took);
-        else
-            cr_assert_eq(err, 0, "round %d: %d", i, err);
-        pthread_barrier_wait(&end);
-        cr_assert_eq(r.resolve_err, 0);
-        cr_assert_eq(crew_future_wait(r.f), 0);
-        cr_assert_eq(crew_future_result(r.f), &r.token);
-        crew_future_release(r.f);
-    }
-    pthread_join(resolver.thread, NULL);
-    pthread_barrier_destroy(&start);
-    pthread_barrier_destroy(&end);
 }
 
 /*

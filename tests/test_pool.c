@@ -14,7 +14,6 @@
 #include "testkit.h"
 
 #include <crew.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -921,36 +920,6 @@ CREW_TEST(pool, destroy_of_null_does_nothing)
     crew_pool_destroy(p);
 }
 
-/* The number of threads in this process. */
-static unsigned
-thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    struct dirent *entry;
-    unsigned n = 0;
-
-    cr_assert_not_null(dir);
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
-
-/* Polls until the process is back to n threads; false after the deadline. */
-static bool
-threads_back_to(unsigned n)
-{
-    uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
-
-    while (thread_count() > n) {
-        if (scn_now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
 static struct {
     struct scn_counts rest;
     struct scn_counts child;
@@ -978,7 +947,7 @@ CREW_TEST(pool, destroy_from_a_worker_drains_and_the_pool_frees_itself)
     crew_pool_options o = {.threads = 2, .on_thread_stop = count_stop};
     crew_future *held[2], *d, *f[10];
     crew_pool *p = NULL;
-    unsigned baseline = thread_count();
+    unsigned baseline = scn_thread_count();
 
     cr_assert_eq(crew_pool_create(&p, &o), 0);
     cr_assert_eq(scn_hold_worker(p, &h, 1, &held[0]), 0,
@@ -1000,7 +969,7 @@ CREW_TEST(pool, destroy_from_a_worker_drains_and_the_pool_frees_itself)
         cr_assert_eq(crew_future_wait(f[i]), 0, "queued task %zu", i);
     cr_assert(scn_gate_reaches(&selfdestruct.child.done, 1),
               "a task submitted during the drain never ran");
-    cr_assert(threads_back_to(baseline), "the workers never exited");
+    cr_assert(scn_threads_back_to(baseline), "the workers never exited");
 
     cr_assert_eq(selfdestruct.child_err, 0);
     cr_assert_eq(atomic_load(&selfdestruct.child.freed), 1);

@@ -20,22 +20,13 @@
 
 TestSuite(promise, CREW_SUITE);
 
-static crew_future *
-promise(void)
-{
-    crew_future *future = NULL;
-    cr_assert_eq(crew_promise_create(&future), 0);
-    cr_assert_not_null(future);
-    return future;
-}
-
 /* ------------------------------------------------------------------ */
 /* Creating                                                           */
 /* ------------------------------------------------------------------ */
 
 CREW_TEST(promise, is_created_pending_with_neither_result_nor_error)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
     cr_assert_null(crew_future_result(f));
     cr_assert_null(crew_future_error(f));
@@ -50,7 +41,7 @@ CREW_TEST(promise, creating_with_a_null_out_parameter_is_einval)
 
 CREW_TEST(promise, released_unresolved_leaks_nothing)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_retain(f), f);
     crew_future_release(f);
     crew_future_release(f);
@@ -64,7 +55,7 @@ CREW_TEST(promise, resolving_succeeds_with_the_value_given)
 {
     struct scn_gate freed;
     scn_gate_init(&freed);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
 
     cr_assert_eq(crew_promise_resolve(f, &freed, scn_gate_bump), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
@@ -80,7 +71,7 @@ CREW_TEST(promise, resolving_succeeds_with_the_value_given)
 
 CREW_TEST(promise, resolving_with_a_null_value_succeeds_with_a_null_result)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_null(crew_future_result(f));
@@ -93,7 +84,7 @@ CREW_TEST(promise, frees_its_value_once_after_every_reference_is_released)
 {
     struct scn_gate freed;
     scn_gate_init(&freed);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_future_retain(f), f);
     cr_assert_eq(crew_promise_resolve(f, &freed, scn_gate_bump), 0);
     cr_assert_eq(crew_future_retain(f), f);
@@ -109,7 +100,7 @@ CREW_TEST(promise, frees_its_value_once_after_every_reference_is_released)
 
 CREW_TEST(promise, failing_records_the_code_and_the_formatted_message)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_fail(f, ENOENT, "open %s: %d", "a.txt", 42), 0);
 
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
@@ -125,7 +116,7 @@ CREW_TEST(promise, failing_records_the_code_and_the_formatted_message)
 
 CREW_TEST(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen = SCN_SEEN_INIT;
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
 
@@ -142,7 +133,7 @@ CREW_TEST(promise, failing_with_code_zero_is_einval_and_leaves_it_pending)
 
 CREW_TEST(promise, failing_with_a_negative_code_keeps_it_as_given)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_fail(f, -42, "below zero"), 0);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
     cr_assert_eq(crew_future_wait(f), -42);
@@ -153,7 +144,7 @@ CREW_TEST(promise, failing_with_a_negative_code_keeps_it_as_given)
 
 CREW_TEST(promise, failing_with_ecanceled_is_a_failure_not_a_cancellation)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_fail(f, ECANCELED, "gave up"), 0);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
     cr_assert_eq(crew_future_wait(f), ECANCELED);
@@ -164,7 +155,7 @@ CREW_TEST(promise, failing_with_ecanceled_is_a_failure_not_a_cancellation)
 
 CREW_TEST(promise, failing_applies_every_printf_conversion)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     char expect[256];
     snprintf(expect, sizeof(expect), "%s|%d|%u|%ld|%x|%c|%5.2f|%%|%-4s|%03d",
              "str", -7, 7u, 123456789L, 0xbeefu, 'q', 3.14159, "ab", 5);
@@ -179,7 +170,7 @@ CREW_TEST(promise, failing_applies_every_printf_conversion)
 
 CREW_TEST(promise, failing_copies_the_message_at_the_call)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     char text[] = "original words";
     cr_assert_eq(crew_promise_fail(f, EIO, "%s", text), 0);
     memset(text, 'x', sizeof(text) - 1);
@@ -193,7 +184,7 @@ CREW_TEST(promise, failing_keeps_a_long_message_whole)
     enum { LEN = 100 * 1024 };
     char *big = scn_letters(LEN);
     cr_assert_not_null(big);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
 
     cr_assert_eq(crew_promise_fail(f, E2BIG, "%s|%d", big, 7), 0);
     const char *msg = crew_error_message(crew_future_error(f));
@@ -215,7 +206,7 @@ CREW_TEST(promise, resolving_twice_returns_ealready)
     struct scn_gate first, second;
     scn_gate_init(&first);
     scn_gate_init(&second);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_resolve(f, &first, scn_gate_bump), 0);
 
     cr_assert_eq(crew_promise_resolve(f, &second, scn_gate_bump), EALREADY);
@@ -236,7 +227,7 @@ CREW_TEST(promise, failing_twice_returns_ealready)
 {
     struct scn_gate refused;
     scn_gate_init(&refused);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     cr_assert_eq(crew_promise_fail(f, EIO, "first"), 0);
 
     cr_assert_eq(crew_promise_fail(f, ENOENT, "second"), EALREADY);
@@ -256,7 +247,7 @@ CREW_TEST(promise,
 {
     struct scn_gate refused;
     scn_gate_init(&refused);
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct scn_seen seen = SCN_SEEN_INIT;
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     cr_assert_eq(crew_future_cancel(f), 0);
@@ -309,7 +300,7 @@ CREW_TEST(promise, resolvers_racing_leave_exactly_one_winner)
 
     for (int round = 0; round < ROUNDS; round++) {
         pthread_barrier_init(&start, NULL, CONTENDERS);
-        crew_future *f = promise();
+        crew_future *f = crew_test_promise();
         size_t freed_before[CONTENDERS];
         for (int i = 0; i < CONTENDERS; i++) {
             c[i].start = &start;
@@ -369,11 +360,7 @@ gate_run(crew_task *task, void *arg)
 
 CREW_TEST(promise, resolving_a_task_future_is_einval)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 1;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(1);
     struct scn_hold g = SCN_HOLD_INIT;
     crew_future *f = NULL;
     cr_assert_eq(crew_submit(pool, gate_run, &g, &f), 0);
@@ -401,7 +388,7 @@ CREW_TEST(promise, resolving_a_task_future_is_einval)
 
 CREW_TEST(promise, resolving_a_combinator_future_is_einval)
 {
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     crew_future *all = NULL, *any = NULL;
     cr_assert_eq(crew_when_all(&p, 1, &all), 0);
     cr_assert_eq(crew_when_any(&p, 1, &any), 0);
@@ -500,7 +487,7 @@ join_waiters(struct waiter *w, struct scn_gate *started)
 
 CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct waiter w[WAITERS];
     struct scn_gate started;
     start_waiters(w, f, &started);
@@ -516,7 +503,7 @@ CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 
 CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct waiter w[WAITERS];
     struct scn_gate started;
     start_waiters(w, f, &started);
@@ -532,7 +519,7 @@ CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 
 CREW_TEST(promise, waiting_threads_wake_when_it_is_cancelled)
 {
-    crew_future *f = promise();
+    crew_future *f = crew_test_promise();
     struct waiter w[WAITERS];
     struct scn_gate started;
     start_waiters(w, f, &started);
@@ -571,7 +558,7 @@ CREW_TEST(promise, runs_callbacks_on_the_thread_that_resolves_it)
                                          CREW_CANCELLED};
     static const int codes[] = {0, EXDEV, ECANCELED};
     for (int how = 0; how < 3; how++) {
-        crew_future *f = promise();
+        crew_future *f = crew_test_promise();
         struct scn_seen seen[3];
         for (int i = 0; i < 3; i++) {
             scn_seen_init(&seen[i]);
@@ -614,14 +601,10 @@ resolve_run(crew_task *task, void *arg)
 
 CREW_TEST(promise, can_be_resolved_from_a_pool_task)
 {
-    crew_pool_options options;
-    memset(&options, 0, sizeof(options));
-    options.threads = 2;
-    crew_pool *pool = NULL;
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
+    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed;
     scn_gate_init(&freed);
-    crew_future *p = promise();
+    crew_future *p = crew_test_promise();
     struct scn_seen seen = SCN_SEEN_INIT;
     cr_assert_eq(crew_future_on_complete(p, scn_seen_cb, &seen), 0);
     struct pool_resolve r = {.f = p, .freed = &freed};

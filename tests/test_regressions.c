@@ -13,13 +13,11 @@
  * tasks, callbacks and helper threads record what they saw, and the test
  * checks it after synchronising with them.
  */
-#define _GNU_SOURCE /* gettid() */
 #include "common.h"
 #include "scenarios.h"
 
 #include <crew.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,54 +45,6 @@ __attribute__((weak)) bool crew_test_fault_fired(void);
 #define CHILD_SECONDS 10u /* a forked child that takes longer has frozen */
 
 TestSuite(regressions, CREW_SUITE);
-
-/* The number of threads in this process. */
-static unsigned
-thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    struct dirent *entry;
-    unsigned n = 0;
-
-    cr_assert_not_null(dir);
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
-
-/* Polls until the process is back to @p n threads; false past patience.
- * A joined or detached thread can linger in /proc for a moment. */
-static bool
-threads_back_to(unsigned n)
-{
-    uint64_t deadline = scn_now_ns() + PATIENCE_NS;
-
-    while (thread_count() > n) {
-        if (scn_now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
-/* Polls until thread @p tid of this process has exited; false past
- * patience. A detached thread leaves no other trace. */
-static bool
-thread_gone(pid_t tid)
-{
-    uint64_t deadline = scn_now_ns() + PATIENCE_NS;
-    char path[64];
-
-    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
-    while (access(path, F_OK) == 0) {
-        if (scn_now_ns() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
 
 /* A crew_callback that adds one to the gate @p gate. */
 static void
@@ -934,7 +884,7 @@ CREW_TEST(regressions,
 {
     static struct inflight in = {SCN_HOLD_INIT, SCN_GATE_INIT, SCN_COUNTS_INIT,
                                  FAMILY_INIT};
-    unsigned baseline = thread_count();
+    unsigned baseline = scn_thread_count();
     crew_pool_options o = {.threads = 2};
     crew_future *held[2], *f[INFLIGHT_QUEUED];
     size_t rounds = crew_scenario_scale(100, 20);
@@ -973,7 +923,7 @@ CREW_TEST(regressions,
         cr_assert_eq(crew_future_state(held[i]), CREW_SUCCEEDED);
         crew_future_release(held[i]);
     }
-    cr_assert(threads_back_to(baseline), "destroy left workers behind");
+    cr_assert(scn_threads_back_to(baseline), "destroy left workers behind");
 
     /* Destroy racing the workers' first steps, over and over. */
     for (size_t r = 0; r < rounds; r++) {
@@ -1011,7 +961,7 @@ CREW_TEST(regressions,
         scn_gate_destroy(&plain.done);
         scn_gate_destroy(&fam.children.done);
     }
-    cr_assert(threads_back_to(baseline), "destroy left workers behind");
+    cr_assert(scn_threads_back_to(baseline), "destroy left workers behind");
 }
 
 /*
@@ -1067,7 +1017,7 @@ dw_start(crew_pool *pool, unsigned worker, void *user)
 
     (void)pool;
     if (worker < 4)
-        dw->tids[worker] = gettid();
+        dw->tids[worker] = scn_tid();
     scn_gate_add(&dw->started, 1);
 }
 
@@ -1128,7 +1078,7 @@ CREW_TEST(regressions, destroy_from_a_worker_frees_after_the_last_worker)
             for (unsigned i = 0; i + 1 < n; i++)
                 cr_assert_eq(crew_future_wait_for(held[i], PATIENCE_NS), 0);
             for (unsigned i = 0; i < n; i++)
-                cr_assert(thread_gone(dw.tids[i]),
+                cr_assert(scn_thread_gone(dw.tids[i]),
                           "%u workers: worker %u of a pool destroyed from a "
                           "worker never exited",
                           n, i);
@@ -1284,17 +1234,40 @@ CREW_TEST(regressions, a_sleeper_never_misses_a_push)
  * B, goes to sleep after A (it runs a task X first), and T is pushed
  * around A's deadline. B must run T. The push lands on A's deadline by
  * chance, so the round is repeated.
+ *
+ * Two gates set each round up, where a fixed delay used to: X is pushed
+ * only once A's thread is asleep in the kernel (in its timed wait, or,
+ * if that has already run out, blocked until T has run), and T's push is
+ * aimed only once both workers' threads are asleep, B having run X. The
+ * gates guarantee that nobody is awake to take T but a worker that the
+ * push must wake. Only the aim at A's deadline is left to the clock: it
+ * decides whether a round hits the window, never whether it passes.
  */
 #define SWALLOW_WAIT_NS 2000000u /* A's timed wait: 2 ms */
+#define SWALLOW_THREADS 2u
 
 struct swallow {
     crew_future *never;        /* the promise A waits on */
     struct scn_gate entered;   /* A is about to wait */
+    pid_t a;                   /* A's thread, written before entered */
     _Atomic uint64_t deadline; /* when A's wait ends, as A reckons */
     struct scn_counts t;       /* T, the push */
     size_t round;
-    int wait_err; /* what A's timed wait returned */
+    int wait_err;                   /* what A's timed wait returned */
+    struct scn_gate started;        /* workers that have started */
+    pid_t workers[SWALLOW_THREADS]; /* written before started */
 };
+
+static void
+swallow_worker_start(crew_pool *pool, unsigned worker, void *user)
+{
+    struct swallow *s = user;
+
+    (void)pool;
+    if (worker < SWALLOW_THREADS)
+        s->workers[worker] = scn_tid();
+    scn_gate_add(&s->started, 1);
+}
 
 static int
 timed_then_block_task(crew_task *task, void *arg)
@@ -1302,12 +1275,23 @@ timed_then_block_task(crew_task *task, void *arg)
     struct swallow *s = arg;
 
     (void)task;
+    s->a = scn_tid();
     atomic_store(&s->deadline, scn_now_ns() + SWALLOW_WAIT_NS);
     scn_gate_add(&s->entered, 1);
     s->wait_err = crew_future_wait_for(s->never, SWALLOW_WAIT_NS);
     if (scn_gate_await(&s->t.done, s->round + 1) < s->round + 1)
         return EDEADLK;
     return 0;
+}
+
+/* Whether every worker of the pool is asleep in the kernel. */
+static bool
+swallow_workers_asleep(const struct swallow *s)
+{
+    for (unsigned i = 0; i < SWALLOW_THREADS; i++)
+        if (!scn_thread_falls_asleep(s->workers[i]))
+            return false;
+    return true;
 }
 
 static void
@@ -1319,13 +1303,18 @@ spin_until(uint64_t when)
 
 CREW_TEST(regressions, a_worker_whose_timed_wait_ends_never_swallows_a_push)
 {
-    static struct swallow s = {.entered = SCN_GATE_INIT, .t = SCN_COUNTS_INIT};
+    static struct swallow s = {.entered = SCN_GATE_INIT,
+                               .t = SCN_COUNTS_INIT,
+                               .started = SCN_GATE_INIT};
     size_t rounds = crew_scenario_scale(400, 100);
-    crew_pool_options o = {.threads = 2};
+    crew_pool_options o = {.threads = SWALLOW_THREADS,
+                           .on_thread_start = swallow_worker_start,
+                           .user = &s};
     uint64_t rng = scn_seed(1994);
     crew_pool *pool;
 
     cr_assert_eq(crew_pool_create(&pool, &o), 0);
+    cr_assert(scn_gate_reaches(&s.started, SWALLOW_THREADS));
     cr_assert_eq(crew_promise_create(&s.never), 0);
     for (size_t r = 0; r < rounds; r++) {
         crew_future *a, *x;
@@ -1336,12 +1325,13 @@ CREW_TEST(regressions, a_worker_whose_timed_wait_ends_never_swallows_a_push)
         cr_assert_eq(crew_submit(pool, timed_then_block_task, &s, &a), 0);
         cr_assert(scn_gate_reaches(&s.entered, r + 1));
         deadline = atomic_load(&s.deadline);
-        /* Timing, not synchronisation: let A fall asleep, then have the
-         * other worker run X and go back to sleep behind it. */
-        spin_until(deadline - SWALLOW_WAIT_NS / 2);
+        cr_assert(scn_thread_falls_asleep(s.a), "round %zu: A never slept", r);
         cr_assert_eq(crew_submit(pool, scn_ok_task, NULL, &x), 0);
         cr_assert_eq(scn_wait_and_release(x), 0);
-        /* T, pushed within 100 us around A's deadline. */
+        cr_assert(swallow_workers_asleep(&s),
+                  "round %zu: a worker never went back to sleep", r);
+        /* The aim, not a synchronisation: T within 100 us around A's
+         * deadline (at once if that has passed). */
         spin_until(deadline - 20000u + scn_below(&rng, 100000u));
         cr_assert_eq(crew_submit(pool, scn_count_task, &s.t, NULL), 0);
         err = crew_future_wait_for(a, 2 * PATIENCE_NS);
@@ -1964,7 +1954,7 @@ count_stopped(crew_pool *pool, unsigned worker, void *user)
 CREW_TEST(regressions, a_failed_thread_start_joins_only_started_workers)
 {
     static const unsigned sizes[] = {1, 2, 3, 5, 8};
-    unsigned baseline = thread_count();
+    unsigned baseline = scn_thread_count();
 
     if (crew_test_fail_thread == NULL || crew_test_fault_fired == NULL)
         cr_skip_test("crew was built without CREW_TEST_HOOKS");
@@ -1996,7 +1986,7 @@ CREW_TEST(regressions, a_failed_thread_start_joins_only_started_workers)
                          "%u threads, thread %u failed: %u of %u started "
                          "workers stopped before the call returned",
                          sizes[s], k, atomic_load(&lifecycle.stopped), k);
-            cr_assert(threads_back_to(baseline),
+            cr_assert(scn_threads_back_to(baseline),
                       "%u threads, thread %u failed: workers left running",
                       sizes[s], k);
         }

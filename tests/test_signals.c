@@ -369,15 +369,16 @@ spin_task(crew_task *task, void *arg)
     return 0;
 }
 
+/* Occupies @p n of the pool's workers as @p how says. */
 static void
-occupy(crew_pool *pool, struct occupied *o, enum occupation how)
+occupy(crew_pool *pool, struct occupied *o, enum occupation how, unsigned n)
 {
     scn_hold_init(&o->hold);
     scn_gate_init(&o->spinning);
     atomic_init(&o->release, false);
     for (unsigned i = 0; i < WORKERS; i++)
         o->futures[i] = NULL;
-    for (unsigned i = 0; i < WORKERS && how != IDLE; i++) {
+    for (unsigned i = 0; i < n && how != IDLE; i++) {
         if (how == HELD) {
             cr_assert_eq(scn_hold_worker(pool, &o->hold, i + 1, &o->futures[i]),
                          0, "the holding task never ran");
@@ -422,7 +423,7 @@ storm_while_workers(enum occupation how)
 
     install(caught, CAUGHT);
     pool = watched_pool();
-    occupy(pool, &o, how);
+    occupy(pool, &o, how, WORKERS);
 
     cr_assert_eq(pthread_create(&sender, NULL, sender_main, &s), 0);
     pthread_join(sender, NULL);
@@ -470,19 +471,13 @@ CREW_TEST(signals, a_signal_sent_from_a_task_is_handled_off_the_pool)
     install(caught, CAUGHT);
     pool = watched_pool();
     /* The other workers are held in tasks; the storm runs on the last. */
-    scn_hold_init(&o.hold);
-    for (unsigned i = 0; i + 1 < WORKERS; i++)
-        cr_assert_eq(scn_hold_worker(pool, &o.hold, i + 1, &o.futures[i]), 0,
-                     "the holding task never ran");
+    occupy(pool, &o, HELD, WORKERS - 1);
     cr_assert_eq(crew_submit(pool, storm_task, &s, &f), 0);
     /* The test thread takes the signals while it waits in crew. */
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     crew_future_release(f);
-    scn_hold_open(&o.hold);
-    for (unsigned i = 0; i + 1 < WORKERS; i++)
-        cr_assert_eq(scn_wait_and_release(o.futures[i]), 0);
-    scn_hold_destroy(&o.hold);
+    vacate(&o);
     crew_pool_destroy(pool);
     uninstall();
     assert_storm_delivered(&s);
@@ -547,7 +542,7 @@ CREW_TEST(signals,
     catcher = start_catcher(&c);
     mask_caught(SIG_BLOCK);
     for (size_t i = 0; i < 3; i++) {
-        occupy(pool, &o, phases[i]);
+        occupy(pool, &o, phases[i], WORKERS);
         send_storm(&s[i]);
         vacate(&o);
     }
@@ -630,17 +625,11 @@ CREW_TEST(signals, sigchld_from_a_child_a_task_forked_is_handled_off_the_pool)
     pool = watched_pool();
     /* A task forks, as one running a subprocess does; the kernel tells
      * the parent thread first, and that worker blocks SIGCHLD. */
-    scn_hold_init(&o.hold);
-    for (unsigned i = 0; i + 1 < WORKERS; i++)
-        cr_assert_eq(scn_hold_worker(pool, &o.hold, i + 1, &o.futures[i]), 0,
-                     "the holding task never ran");
+    occupy(pool, &o, HELD, WORKERS - 1);
     cr_assert_eq(crew_submit(pool, fork_task, &b, &f), 0);
     cr_assert_eq(crew_future_wait(f), 0);
     crew_future_release(f);
-    scn_hold_open(&o.hold);
-    for (unsigned i = 0; i + 1 < WORKERS; i++)
-        cr_assert_eq(scn_wait_and_release(o.futures[i]), 0);
-    scn_hold_destroy(&o.hold);
+    vacate(&o);
     crew_pool_destroy(pool);
     uninstall();
     assert_brood(&b);
@@ -660,7 +649,7 @@ CREW_TEST(signals, sigchld_from_an_exiting_child_goes_to_the_open_thread)
     catcher = start_catcher(&c);
     mask_caught(SIG_BLOCK);
     raise_children(&idle);
-    occupy(pool, &o, HELD);
+    occupy(pool, &o, HELD, WORKERS);
     raise_children(&held);
     vacate(&o);
     crew_pool_destroy(pool);

@@ -19,16 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static crew_pool *
-one_thread_pool(void)
-{
-    crew_pool_options o = {.threads = 1};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
 TestSuite(submit, CREW_SUITE);
 
 CREW_TEST(submit, to_a_null_pool_is_einval_and_runs_nothing)
@@ -56,7 +46,7 @@ CREW_TEST(submit, of_a_null_function_is_einval_and_frees_nothing)
     static struct scn_counts c = SCN_COUNTS_INIT;
     static char sentinel;
     crew_future *f = (crew_future *)(void *)&sentinel;
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
 
     cr_assert_eq(crew_submit(p, NULL, &c, &f), EINVAL);
     cr_assert_null(f);
@@ -75,7 +65,7 @@ CREW_TEST(submit, with_unknown_flag_bits_is_einval_and_runs_nothing)
                                    ~0u};
     static struct scn_counts c = SCN_COUNTS_INIT;
     static char sentinel;
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         crew_future *f = (crew_future *)(void *)&sentinel;
@@ -97,7 +87,7 @@ CREW_TEST(submit, with_a_null_future_still_runs_the_task)
 {
     static struct scn_hold h = SCN_HOLD_INIT;
     static struct scn_counts c = SCN_COUNTS_INIT;
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *held;
 
     cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
@@ -157,7 +147,7 @@ CREW_TEST(submit, arg_free_runs_exactly_once_after_the_function_returns)
         {.outcome = 0}, {.outcome = EIO}, {.outcome = ECANCELED}};
     static const crew_state expected[3] = {CREW_SUCCEEDED, CREW_FAILED,
                                            CREW_FAILED};
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *f[3];
 
     for (size_t i = 0; i < 3; i++)
@@ -236,7 +226,7 @@ CREW_TEST(submit, arg_free_has_run_by_the_time_the_future_resolves)
 CREW_TEST(submit, arg_free_runs_once_when_a_queued_task_is_cancelled)
 {
     static struct scn_hold h = SCN_HOLD_INIT;
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *held, *f;
 
     cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
@@ -338,7 +328,7 @@ CREW_TEST(submit, releasing_the_future_never_cancels_the_task)
 {
     static struct scn_hold h = SCN_HOLD_INIT;
     static struct scn_counts c = SCN_COUNTS_INIT;
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *held, *f;
 
     cr_assert_eq(scn_hold_worker(p, &h, 1, &held), 0,
@@ -380,7 +370,7 @@ refuse_task(crew_task *task, void *arg)
 
 CREW_TEST(submit, hands_back_a_future_with_the_task_outcome)
 {
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *ok, *no;
 
     cr_assert_eq(crew_submit(p, answer_task, "forty-two", &ok), 0);
@@ -419,7 +409,7 @@ submit_child_task(crew_task *task, void *arg)
 
 CREW_TEST(submit, a_task_may_submit_to_its_own_pool)
 {
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *f;
 
     cr_assert_eq(crew_submit(p, submit_child_task, NULL, &f), 0);
@@ -443,21 +433,13 @@ struct fan {
 };
 
 static int
-count_child(crew_task *task, void *arg)
-{
-    (void)task;
-    atomic_fetch_add((atomic_int *)arg, 1);
-    return 0;
-}
-
-static int
 fan_out_then_wait(crew_task *task, void *arg)
 {
     struct fan *fan = arg;
     int err = 0;
 
     for (size_t i = 0; i < CHILDREN && err == 0; i++)
-        err = crew_submit(crew_task_pool(task), count_child, &fan->runs[i],
+        err = crew_submit(crew_task_pool(task), scn_bump_task, &fan->runs[i],
                           &fan->children[i]);
     if (err != 0)
         return err;

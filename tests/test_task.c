@@ -20,16 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static crew_pool *
-one_thread_pool(void)
-{
-    crew_pool_options o = {.threads = 1};
-    crew_pool *p = NULL;
-
-    cr_assert_eq(crew_pool_create(&p, &o), 0);
-    return p;
-}
-
 /* Runs fn(arg) on a fresh one-thread pool and hands back its future, with
  * the pool already destroyed: every worker is gone, so whatever the library
  * does after resolving has been done, and the test holds the last
@@ -37,7 +27,7 @@ one_thread_pool(void)
 static crew_future *
 run_alone(crew_fn fn, void *arg)
 {
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *f = NULL;
 
     cr_assert_eq(crew_submit(p, fn, arg, &f), 0);
@@ -349,7 +339,7 @@ cancellable_task(crew_task *task, void *arg)
 static crew_future *
 cancel_while_running(int outcome)
 {
-    crew_pool *p = one_thread_pool();
+    crew_pool *p = crew_test_pool(1);
     crew_future *f = NULL;
 
     running.outcome = outcome;
@@ -450,7 +440,7 @@ record_pool_task(crew_task *task, void *arg)
 
 CREW_TEST(task, pool_is_the_pool_the_task_runs_on)
 {
-    crew_pool *a = one_thread_pool(), *b = one_thread_pool();
+    crew_pool *a = crew_test_pool(1), *b = crew_test_pool(1);
     crew_pool *seen_a = NULL, *seen_b = NULL;
     crew_future *fa, *fb;
 

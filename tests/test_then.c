@@ -23,7 +23,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 TestSuite(then, CREW_SUITE);
 
@@ -276,8 +275,9 @@ resolve_later(crew_task *task, void *arg)
 CREW_TEST(then, a_drain_runs_it_if_a_worker_resolves_its_input)
 {
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = crew_test_pool(1);
-    struct drain_call call = {.pool = pool};
+    crew_pool_options one_slot = {.threads = 1, .max_queued = 1};
+    crew_pool *pool = NULL;
+    struct drain_call call;
     struct seen on_worker = {0}, outside = {0};
     crew_future *in_worker = crew_test_promise(),
                 *in_outside = crew_test_promise();
@@ -285,25 +285,20 @@ CREW_TEST(then, a_drain_runs_it_if_a_worker_resolves_its_input)
     crew_future *task, *after_worker, *after_outside;
     pthread_t thread;
 
+    cr_assert_eq(crew_pool_create(&pool, &one_slot), 0);
+    call.pool = pool;
     after_worker = then(pool, in_worker, &on_worker);
     after_outside = then(pool, in_outside, &outside);
     cr_assert_eq(crew_submit(pool, resolve_later, &r, &task), 0);
     cr_assert_eq(scn_gate_await(&hold.entered, 1), 1);
+    /* The gate: the only worker held and the one slot filled, a submitter
+     * waits for room that nothing but the drain can end (it wakes such
+     * submitters with ESHUTDOWN). Once it returns, the drain has begun,
+     * and the worker is still held. If the drain never came, the suite's
+     * timeout would end the test. */
+    cr_assert_eq(crew_submit(pool, scn_ok_task, NULL, NULL), 0);
     cr_assert_eq(pthread_create(&thread, NULL, drain_pool, &call), 0);
-    /* Wait until the drain has begun: submissions are refused. Each probe
-     * accepted before that queues behind the held worker, so look only
-     * every millisecond (under valgrind, one thread runs at a time: a
-     * tight loop would queue thousands before the drain thread ran). */
-    for (;;) {
-        const struct timespec ms = {.tv_nsec = 1000000};
-        crew_future *probe = NULL;
-        int err = crew_submit(pool, scn_ok_task, NULL, &probe);
-        crew_future_release(probe);
-        if (err == ESHUTDOWN)
-            break;
-        cr_assert_eq(err, 0);
-        nanosleep(&ms, NULL);
-    }
+    cr_assert_eq(crew_submit(pool, scn_ok_task, NULL, NULL), ESHUTDOWN);
     /* Outside the workers, during the drain: refused. */
     cr_assert_eq(crew_promise_resolve(in_outside, text, NULL), 0);
     cr_assert_eq(crew_future_wait(after_outside), ECANCELED);

@@ -565,16 +565,27 @@ CREW_TEST(when_all, wait_all_returns_ecanceled_for_cancelled_inputs)
 }
 
 /*
- * Settles a promise from another thread a little later, so that a thread
- * outside the pool calling crew_wait_all() has most likely found its
- * earlier inputs resolved and is asleep on a join of the rest. The sleep
- * only makes that path likely: the outcome must be the same either way.
+ * Settles a promise from another thread once the test's thread has gone
+ * to sleep inside crew_wait_all(). The gate: start_late() opens
+ * `calling` as its last step and the test calls crew_wait_all() next, so
+ * once `calling` is open the test's thread can only sleep in the kernel
+ * parked inside that call, waiting for the inputs still pending; the
+ * settler waits to see it asleep (scn_thread_falls_asleep()), then
+ * settles. So the late input always settles under a sleeping waiter, the
+ * path under test, never before the call. (Under valgrind a thread
+ * waiting for its turn to run looks asleep too, and the settlement may
+ * come first; the outcome must be the same either way.) The settler
+ * looks for no longer than the kit's patience, then settles all the
+ * same, so the test cannot hang on it.
  */
 enum settle { SETTLE_RESOLVE, SETTLE_FAIL, SETTLE_CANCEL };
 
 struct late {
     crew_future *promise;
     enum settle how;
+    pid_t caller;            /* the thread that calls crew_wait_all() */
+    struct scn_gate calling; /* opened just before that call */
+    bool saw_asleep;         /* the caller was seen asleep, then settled */
     pthread_t thread;
 };
 
@@ -582,9 +593,9 @@ static void *
 settle_late(void *arg)
 {
     struct late *l = arg;
-    struct timespec pause = {0, 20 * 1000 * 1000};
 
-    nanosleep(&pause, NULL);
+    scn_gate_await(&l->calling, 1);
+    l->saw_asleep = scn_thread_falls_asleep(l->caller);
     if (l->how == SETTLE_RESOLVE)
         crew_promise_resolve(l->promise, NULL, NULL);
     else if (l->how == SETTLE_FAIL)
@@ -594,12 +605,25 @@ settle_late(void *arg)
     return NULL;
 }
 
+/* Starts the settler of @p promise; call crew_wait_all() next. */
 static void
 start_late(struct late *l, crew_future *promise, enum settle how)
 {
     l->promise = promise;
     l->how = how;
+    l->caller = scn_tid();
+    scn_gate_init(&l->calling);
     cr_assert_eq(pthread_create(&l->thread, NULL, settle_late, l), 0);
+    scn_gate_add(&l->calling, 1);
+}
+
+/* Joins the settler: the caller must have been asleep when it settled. */
+static void
+join_late(struct late *l)
+{
+    cr_assert_eq(pthread_join(l->thread, NULL), 0);
+    cr_assert(l->saw_asleep, "the caller of crew_wait_all never slept");
+    scn_gate_destroy(&l->calling);
 }
 
 CREW_TEST(when_all, wait_all_keeps_positions_when_a_later_input_fails_late)
@@ -613,7 +637,7 @@ CREW_TEST(when_all, wait_all_keeps_positions_when_a_later_input_fails_late)
     cr_assert_eq(crew_promise_resolve(in[2], NULL, NULL), 0);
     start_late(&late, in[1], SETTLE_FAIL);
     cr_assert_eq(crew_wait_all(in, 3, &error), CREW_EAGGREGATE);
-    pthread_join(late.thread, NULL);
+    join_late(&late);
     cr_assert_not_null(error);
     cr_assert_eq(crew_error_count(error), 1);
     assert_inner(error, 0, 1, EIO, "late failure");
@@ -630,7 +654,7 @@ CREW_TEST(when_all, wait_all_counts_an_early_cancel_when_the_rest_succeed)
     cr_assert_eq(crew_future_cancel(in[0]), 0);
     start_late(&late, in[1], SETTLE_RESOLVE);
     cr_assert_eq(crew_wait_all(in, 2, &error), ECANCELED);
-    pthread_join(late.thread, NULL);
+    join_late(&late);
     cr_assert_eq(crew_future_state(in[1]), CREW_SUCCEEDED);
     cr_assert_not_null(error);
     cr_assert_eq(crew_error_code(error), ECANCELED);
@@ -650,7 +674,7 @@ CREW_TEST(when_all, wait_all_reports_a_late_cancel_after_early_successes)
     cr_assert_eq(crew_promise_resolve(in[1], NULL, NULL), 0);
     start_late(&late, in[2], SETTLE_CANCEL);
     cr_assert_eq(crew_wait_all(in, 3, &error), ECANCELED);
-    pthread_join(late.thread, NULL);
+    join_late(&late);
     cr_assert_not_null(error);
     cr_assert_eq(crew_error_code(error), ECANCELED);
     crew_error_release(error);

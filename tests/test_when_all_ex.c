@@ -190,12 +190,10 @@ stubborn_task(crew_task *task, void *arg)
 
 CREW_TEST(when_all_ex, cancel_rest_alone_waits_for_every_input)
 {
-    crew_pool_options options = {.threads = 1};
     struct scn_gate started = SCN_GATE_INIT;
-    crew_pool *pool = NULL;
+    crew_pool *pool = crew_test_pool(1);
     crew_future *in[4], *all;
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
     in[0] = crew_test_promise();
     cr_assert_eq(crew_submit(pool, stubborn_task, &started, &in[1]), 0);
     in[2] = crew_test_promise();
@@ -226,12 +224,10 @@ CREW_TEST(when_all_ex, cancel_rest_alone_waits_for_every_input)
 
 CREW_TEST(when_all_ex, cancel_rest_alone_is_pending_while_one_runs)
 {
-    crew_pool_options options = {.threads = 1};
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = NULL;
+    crew_pool *pool = crew_test_pool(1);
     crew_future *in[2], *all;
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
     cr_assert_eq(scn_hold_worker(pool, &hold, 1, &in[0]), 0);
     in[1] = crew_test_promise();
     all = join(in, 2, CREW_CANCEL_REST);
@@ -460,12 +456,10 @@ CREW_TEST(when_all_ex, no_inputs_succeeds_at_once)
 
 CREW_TEST(when_all_ex, fail_fast_works_on_a_pool)
 {
-    crew_pool_options options = {.threads = 2};
     struct scn_hold hold = SCN_HOLD_INIT;
-    crew_pool *pool = NULL;
+    crew_pool *pool = crew_test_pool(2);
     crew_future *in[3], *all;
 
-    cr_assert_eq(crew_pool_create(&pool, &options), 0);
     /* Two tasks hold both workers; the third, queued, fails at once. */
     cr_assert_eq(scn_hold_worker(pool, &hold, 1, &in[0]), 0);
     cr_assert_eq(scn_hold_worker(pool, &hold, 2, &in[1]), 0);

@@ -1416,6 +1416,23 @@ slot_is_promise(const struct slot *s)
     return s->f != NULL && ctx.nodes[s->node].kind == N_PROMISE;
 }
 
+/*
+ * Checks what crew_promise_resolve() or crew_promise_fail() returned on
+ * a slot: EINVAL where the call may not settle it (not a promise, a bad
+ * code); EALREADY if it had resolved before the call; otherwise 0, or
+ * EALREADY when a task resolved it first.
+ */
+static void
+check_settle_result(int r, bool invalid, bool was_final)
+{
+    if (invalid)
+        CHECK(r == EINVAL);
+    else if (was_final)
+        CHECK(r == EALREADY);
+    else
+        CHECK(r == 0 || r == EALREADY);
+}
+
 static void
 op_promise_resolve(void)
 {
@@ -1431,14 +1448,7 @@ op_promise_resolve(void)
     }
     was_final = is_final(crew_future_state(s->f));
     r = crew_promise_resolve(s->f, v, bare ? NULL : value_free);
-    if (!slot_is_promise(s)) {
-        CHECK(r == EINVAL);
-    } else if (was_final) {
-        CHECK(r == EALREADY);
-    } else {
-        /* A task may resolve it first. */
-        CHECK(r == 0 || r == EALREADY);
-    }
+    check_settle_result(r, !slot_is_promise(s), was_final);
     if (r == 0) {
         CHECK(crew_future_state(s->f) == CREW_SUCCEEDED);
         CHECK(crew_future_result(s->f) == v);
@@ -1463,13 +1473,7 @@ op_promise_fail(void)
         return;
     was_final = is_final(crew_future_state(s->f));
     r = crew_promise_fail(s->f, code, "promise failed with %d", code);
-    if (!slot_is_promise(s) || code == 0) {
-        CHECK(r == EINVAL);
-    } else if (was_final) {
-        CHECK(r == EALREADY);
-    } else {
-        CHECK(r == 0 || r == EALREADY);
-    }
+    check_settle_result(r, !slot_is_promise(s) || code == 0, was_final);
     if (r == 0) {
         char expected[64];
         const crew_error *e = crew_future_error(s->f);
@@ -1597,6 +1601,25 @@ op_on_complete(void)
 /* Joins                                                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Picks @p n inputs, one program byte each, from the slots: their futures
+ * (NULL for an empty slot) into @p fs and their nodes into @p nodes.
+ * Returns whether any is NULL.
+ */
+static bool
+pick_inputs(crew_future **fs, int *nodes, size_t n)
+{
+    bool has_null = false;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = next() % N_SLOTS;
+        fs[i] = ctx.slots[s].f;
+        nodes[i] = ctx.slots[s].node;
+        has_null |= fs[i] == NULL;
+    }
+    return has_null;
+}
+
 static void
 op_join(int kind)
 {
@@ -1618,14 +1641,9 @@ op_join(int kind)
         /* An unknown bit: EINVAL, whatever else is wrong. */
         flags = f == 4 ? CREW_CANCEL_REST << 1 : f;
     }
-    has_null = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
+    has_null = pick_inputs(fs, nodes, n);
+    for (size_t i = 0; i < n; i++)
         weight += node_weight(nodes[i]);
-    }
     out = (crew_future *)&ctx; /* must be overwritten */
     if (kind == N_ALL_EX) {
         if (flags > (CREW_FAIL_FAST | CREW_CANCEL_REST) ||
@@ -1823,13 +1841,7 @@ op_wait_all(void)
 
     n = next() % (MAX_INPUTS + 1);
     variant = next();
-    has_null = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
-    }
+    has_null = pick_inputs(fs, nodes, n);
     e = (crew_error *)&ctx; /* must be overwritten */
     out = (variant & 1) ? NULL : &e;
     if ((variant & 2) && n > 0) {
@@ -1878,21 +1890,15 @@ op_wait_any(void)
 {
     crew_future *fs[MAX_INPUTS];
     int nodes[MAX_INPUTS];
-    bool has_null = false;
     size_t n = next() % (MAX_INPUTS + 1);
     uint64_t timeout = wait_timeouts[next() % 4];
     unsigned variant = next();
+    bool has_null = pick_inputs(fs, nodes, n);
     size_t index = SIZE_MAX;
     uint64_t start;
     long lowest;
     int r;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = next() % N_SLOTS;
-        fs[i] = ctx.slots[s].f;
-        nodes[i] = ctx.slots[s].node;
-        has_null |= fs[i] == NULL;
-    }
     if (variant & 1) {
         CHECK(crew_wait_any(fs, n, timeout, NULL) == EINVAL);
         return;

@@ -9,11 +9,11 @@
  * made, on success and on failure, and never sleeps to synchronize: threads
  * meet on gates (a mutex and a condition variable), barriers or promises.
  *
- * Iteration counts go through crew_scenario_scale(): the environment
- * variable CREW_STRESS=N multiplies every scenario's count by N (a
- * positive factor, default 1), and a ThreadSanitizer build, slower, takes
- * the smaller count each scenario names. Counts only: nothing runs for a
- * time.
+ * Iteration counts go through crew_scenario_scale() (harness.h): the
+ * environment variable CREW_STRESS=N multiplies every scenario's count by
+ * N (a positive factor, default 1), and a ThreadSanitizer build, slower,
+ * takes the smaller count each scenario names. Counts only: nothing runs
+ * for a time.
  *
  * - N = 1, the short form, the normal test run: a few seconds in all.
  *   The stress scenarios submit about 480,000 tasks (240,000 under TSan),
@@ -39,17 +39,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define CREW_SCENARIO_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CREW_SCENARIO_TSAN 1
-#endif
-#endif
-#ifndef CREW_SCENARIO_TSAN
-#define CREW_SCENARIO_TSAN 0
-#endif
-
 struct crew_scenario {
     const char *name;
     const char *(*run)(void);
@@ -61,6 +50,11 @@ struct crew_scenario {
  * crew_scenarios[] and given a Criterion test at once.
  */
 #define CREW_SCENARIO_LIST(X)                           \
+    X(future_cancel_vs_resolve)                         \
+    X(future_cancel_vs_task)                            \
+    X(future_register_vs_resolve)                       \
+    X(future_release_vs_resolve)                        \
+    X(future_wait_for_vs_resolve)                       \
     X(races_cancel_vs_start)                            \
     X(races_promise_settle)                             \
     X(races_release_storm)                              \
@@ -99,15 +93,6 @@ CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
 extern const struct crew_scenario crew_scenarios[];
 extern const size_t crew_scenario_count;
 
-/*
- * An iteration count: @p normal, or @p tsan under ThreadSanitizer, times
- * the CREW_STRESS factor; never below 1.
- */
-size_t crew_scenario_scale(size_t normal, size_t tsan);
-
-/* The CREW_STRESS factor: a positive number, 1 when unset or malformed. */
-double crew_scenario_stress(void);
-
 /* ------------------------------------------------------------------ */
 /* Helpers shared by the scenario files                                */
 /* ------------------------------------------------------------------ */
@@ -141,33 +126,6 @@ bool scn_failed(struct scn_verdict *verdict);
 
 /* The first failure recorded, or NULL. */
 const char *scn_result(struct scn_verdict *verdict);
-
-/* xorshift64: cheap, per thread, seeded with a fixed non-zero value. */
-static inline uint64_t
-scn_rand(uint64_t *state)
-{
-    uint64_t x = *state;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
-
-/* A number in [0, n), n > 0. */
-static inline unsigned
-scn_below(uint64_t *state, unsigned n)
-{
-    return (unsigned)((scn_rand(state) >> 11) % n);
-}
-
-/* A seed for stream @p k: fixed, distinct and never zero. */
-static inline uint64_t
-scn_seed(uint64_t k)
-{
-    return 0x9E3779B97F4A7C15u * (k + 1) | 1u;
-}
 
 /* Burns roughly @p n loop iterations: timing jitter, never synchronization. */
 void scn_spin(unsigned n);

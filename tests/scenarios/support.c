@@ -1,8 +1,9 @@
 /*
- * Helpers every scenario file uses: the scale factor, the verdict, jitter,
- * and the checks of a when_all outcome against its inputs; and the test
- * kit (testkit.h) the Criterion tests share with them: the clock, gates,
- * holding tasks, counting tasks and callbacks.
+ * Helpers every scenario file uses: the verdict, jitter, and the checks
+ * of a when_all outcome against its inputs; and the test kit (testkit.h)
+ * the Criterion tests share with them: gates, holding tasks, counting
+ * tasks and callbacks, and what /proc says of the process's threads.
+ * The counts and the clock are harness.c's.
  *
  * The verdict is one atomic pointer that goes from NULL to the first
  * failure by compare-and-swap, so a task, a callback and the scenario's own
@@ -10,13 +11,17 @@
  * its timed waits run on CLOCK_REALTIME, the clock of a condition variable
  * made with default attributes or PTHREAD_COND_INITIALIZER.
  */
+#define _GNU_SOURCE /* gettid() */
 #include "scenarios.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SCN_SANITIZER_HEAP 1
@@ -42,30 +47,6 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include <malloc.h> /* glibc declares mallinfo2() whatever the feature macros */
 #endif
 
-double
-crew_scenario_stress(void)
-{
-    const char *text = getenv("CREW_STRESS");
-    char *end;
-    double factor;
-
-    if (text == NULL || *text == '\0')
-        return 1.0;
-    factor = strtod(text, &end);
-    if (*end != '\0' || !(factor > 0.0) || factor > 1e6)
-        return 1.0;
-    return factor;
-}
-
-size_t
-crew_scenario_scale(size_t normal, size_t tsan)
-{
-    double n = (double)(CREW_SCENARIO_TSAN ? tsan : normal);
-
-    n *= crew_scenario_stress();
-    return n < 1.0 ? 1 : (size_t)n;
-}
-
 bool
 scn_fail(struct scn_verdict *verdict, const char *why)
 {
@@ -85,15 +66,6 @@ const char *
 scn_result(struct scn_verdict *verdict)
 {
     return atomic_load(&verdict->why);
-}
-
-uint64_t
-scn_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static atomic_uint_fast64_t scn_tasks;
@@ -287,6 +259,20 @@ scn_ok_task(crew_task *task, void *arg)
     return 0;
 }
 
+int
+scn_bump_task(crew_task *task, void *counter)
+{
+    (void)task;
+    scn_bump(counter);
+    return 0;
+}
+
+void
+scn_bump(void *counter)
+{
+    atomic_fetch_add((atomic_int *)counter, 1);
+}
+
 atomic_uint scn_values_freed;
 
 void
@@ -296,17 +282,31 @@ scn_value_free(void *value)
     atomic_fetch_add(&scn_values_freed, 1);
 }
 
-bool
-scn_spin_until_cancelled(crew_task *task)
+/* Polls @p done(@p arg) until it holds; false if it does not within
+ * SCN_PATIENCE_MS. */
+static bool
+poll_until(bool (*done)(const void *arg), const void *arg)
 {
     uint64_t deadline = scn_now_ns() + SCN_PATIENCE_MS * 1000000ull;
 
-    while (!crew_task_cancelled(task)) {
+    while (!done(arg)) {
         if (scn_now_ns() > deadline)
             return false;
         sched_yield();
     }
     return true;
+}
+
+static bool
+is_cancelled(const void *task)
+{
+    return crew_task_cancelled(task);
+}
+
+bool
+scn_spin_until_cancelled(crew_task *task)
+{
+    return poll_until(is_cancelled, task);
 }
 
 void
@@ -326,6 +326,20 @@ scn_seen_cb(crew_future *future, void *seen)
     s->result = crew_future_result(future);
     s->error_code = crew_error_code(crew_future_error(future));
     scn_gate_add(&s->calls, 1);
+}
+
+void
+scn_order_cb(crew_future *future, void *order)
+{
+    struct scn_order *o = order;
+    int slot = atomic_fetch_add(&o->log->next, 1);
+
+    if (slot >= SCN_ORDER_SLOTS)
+        return;
+    o->log->order[slot] = o->index;
+    o->log->thread[slot] = pthread_self();
+    o->log->state[slot] = crew_future_state(future);
+    o->log->result[slot] = crew_future_result(future);
 }
 
 void *
@@ -523,6 +537,91 @@ scn_check_wait_all(int err, const crew_error *error, crew_future *const *inputs,
     if (err != 0 || error != NULL)
         return "crew_wait_all over succeeded inputs reported an error";
     return NULL;
+}
+
+pid_t
+scn_tid(void)
+{
+    return gettid();
+}
+
+unsigned
+scn_thread_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *entry;
+    unsigned n = 0;
+
+    if (dir == NULL)
+        return 0;
+    while ((entry = readdir(dir)) != NULL)
+        if (entry->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+static bool
+at_most_threads(const void *n)
+{
+    unsigned count = scn_thread_count();
+
+    return count > 0 && count <= *(const unsigned *)n;
+}
+
+bool
+scn_threads_back_to(unsigned n)
+{
+    return poll_until(at_most_threads, &n);
+}
+
+static bool
+is_gone(const void *tid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d",
+             (int)*(const pid_t *)tid);
+    return access(path, F_OK) != 0;
+}
+
+bool
+scn_thread_gone(pid_t tid)
+{
+    return poll_until(is_gone, &tid);
+}
+
+bool
+scn_thread_is_asleep(pid_t tid)
+{
+    char path[64], stat[512];
+    const char *state;
+    bool asleep = false;
+    FILE *file;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    file = fopen(path, "r");
+    if (file == NULL)
+        return false;
+    if (fgets(stat, sizeof(stat), file) != NULL) {
+        /* "tid (name) S ...": the state follows the last ')'. */
+        state = strrchr(stat, ')');
+        asleep = state != NULL && state[1] == ' ' && state[2] == 'S';
+    }
+    fclose(file);
+    return asleep;
+}
+
+static bool
+is_asleep(const void *tid)
+{
+    return scn_thread_is_asleep(*(const pid_t *)tid);
+}
+
+bool
+scn_thread_falls_asleep(pid_t tid)
+{
+    return poll_until(is_asleep, &tid);
 }
 
 size_t

@@ -15,6 +15,8 @@
 #ifndef CREW_TESTS_TESTKIT_H
 #define CREW_TESTS_TESTKIT_H
 
+#include "harness.h"
+
 #include <crew.h>
 
 #include <pthread.h>
@@ -22,12 +24,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The longest a test waits for something that must happen. */
 #define SCN_PATIENCE_MS 10000u
-
-/* CLOCK_MONOTONIC, in nanoseconds. */
-uint64_t scn_now_ns(void);
 
 static inline bool
 scn_resolved(crew_state state)
@@ -166,6 +166,12 @@ void scn_count_free(void *counts);
 /* A crew_fn that does nothing and succeeds with no value. */
 int scn_ok_task(crew_task *task, void *arg);
 
+/* A crew_fn adding one to the atomic_int @p counter; returns 0. */
+int scn_bump_task(crew_task *task, void *counter);
+
+/* An arg_free or value_free adding one to the atomic_int @p counter. */
+void scn_bump(void *counter);
+
 /*
  * How many values scn_value_free() has been handed in this process (each
  * Criterion test runs in a process of its own).
@@ -224,6 +230,31 @@ struct scn_settler {
 /* A pthread start routine settling the struct scn_settler @p settler. */
 void *scn_settle_thread(void *settler);
 
+/*
+ * The order completion callbacks ran in: scn_order_cb() takes the next
+ * slot of its log and records which callback ran, on which thread, and
+ * what the future held then. Slots past SCN_ORDER_SLOTS are counted in
+ * next and not recorded.
+ */
+#define SCN_ORDER_SLOTS 16
+
+struct scn_order_log {
+    atomic_int next;            /* calls so far: the next free slot */
+    int order[SCN_ORDER_SLOTS]; /* the index of each call's registration */
+    pthread_t thread[SCN_ORDER_SLOTS];
+    crew_state state[SCN_ORDER_SLOTS];
+    void *result[SCN_ORDER_SLOTS];
+};
+
+/* One registration of scn_order_cb(): its log and its index. */
+struct scn_order {
+    struct scn_order_log *log;
+    int index;
+};
+
+/* A crew_callback logging into the struct scn_order @p order. */
+void scn_order_cb(crew_future *future, void *order);
+
 /* Waits for @p future, releases it, and returns what the wait returned. */
 int scn_wait_and_release(crew_future *future);
 
@@ -235,6 +266,45 @@ void scn_release_all(crew_future *const *futures, size_t n);
  * of memory; the caller frees it.
  */
 char *scn_letters(size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Threads of this process                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What the kernel says of this process's threads, read from
+ * /proc/self/task (Linux). A test that needs to know a thread is blocked,
+ * or gone, asks here rather than sleeping for long enough. The polls
+ * yield between looks and give up after SCN_PATIENCE_MS.
+ */
+
+/* The calling thread's id in the kernel (gettid()). */
+pid_t scn_tid(void);
+
+/* The number of threads in this process; 0 when /proc cannot say. */
+unsigned scn_thread_count(void);
+
+/*
+ * Whether the process is down to @p n threads or fewer within
+ * SCN_PATIENCE_MS: a joined or detached thread can linger in /proc for a
+ * moment. False, too, when the count cannot be read.
+ */
+bool scn_threads_back_to(unsigned n);
+
+/* Whether thread @p tid has exited within SCN_PATIENCE_MS: a detached
+ * thread leaves no other trace. */
+bool scn_thread_gone(pid_t tid);
+
+/*
+ * Whether thread @p tid of this process is blocked in the kernel (state
+ * S in /proc/self/task/<tid>/stat): waiting on a futex, a condition
+ * variable, a join. Under valgrind, which runs one thread at a time, a
+ * thread waiting for its turn looks asleep too.
+ */
+bool scn_thread_is_asleep(pid_t tid);
+
+/* Whether thread @p tid is asleep within SCN_PATIENCE_MS. */
+bool scn_thread_falls_asleep(pid_t tid);
 
 /* ------------------------------------------------------------------ */
 /* The heap                                                            */
