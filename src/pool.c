@@ -10,7 +10,7 @@
  * continuation still waiting on its input, which must find the pool,
  * shut down, when the input resolves.
  *
- * Every kind submits through crew__pool_submit(); see there.
+ * Every kind submits through crew__pool_submit() (pool.h); see there.
  *
  * After fork() the child has none of the workers: a pool made before the
  * fork (generation older than the process's) refuses everything that
@@ -31,14 +31,6 @@
 
 enum life { RUNNING, STOPPING, JOINED };
 
-struct crew_pool {
-    struct crew__sched *sched;
-    unsigned long generation; /* fork generation when created */
-    pthread_mutex_t life_lock; /* guards `life` */
-    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
-    enum life life;
-};
-
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -56,17 +48,11 @@ register_atfork(void)
     (void)pthread_atfork(NULL, NULL, after_fork_in_child);
 }
 
-static bool
-is_orphan(const crew_pool *pool)
-{
-    return pool->generation != crew__fork_generation();
-}
-
 /* The scheduler's last hold went: free the pool with it. */
 static void
 pool_free(crew_pool *pool)
 {
-    if (is_orphan(pool)) {
+    if (crew__pool_is_orphan(pool)) {
         /* Its locks may have been held in the parent at the fork. */
         crew__sched_abandon(pool->sched);
     } else {
@@ -122,6 +108,7 @@ crew_pool_create(crew_pool **out, const crew_pool_options *options)
     if (pool == NULL)
         return ENOMEM;
     pool->generation = crew__fork_generation();
+    pool->slotted = options->max_queued != 0;
     pool->life = RUNNING;
     err = pthread_mutex_init(&pool->life_lock, NULL);
     if (err != 0)
@@ -163,7 +150,7 @@ crew_pool_shutdown(crew_pool *pool, crew_shutdown how)
 {
     if (pool == NULL || (how != CREW_DRAIN && how != CREW_CANCEL))
         return EINVAL;
-    if (is_orphan(pool))
+    if (crew__pool_is_orphan(pool))
         return ESHUTDOWN;
     if (crew__sched_is_mine(pool->sched))
         return EDEADLK;
@@ -193,7 +180,7 @@ crew_pool_destroy(crew_pool *pool)
 {
     if (pool == NULL)
         return;
-    if (is_orphan(pool)) {
+    if (crew__pool_is_orphan(pool)) {
         crew__pool_unhold(pool);
         return;
     }
@@ -230,41 +217,14 @@ crew_pool_stats_get(const crew_pool *pool, crew_pool_stats *stats)
 int
 crew__pool_accepts(crew_pool *pool)
 {
-    return is_orphan(pool) ? ESHUTDOWN : crew__sched_accepts(pool->sched);
-}
-
-/*
- * The one submission route: every kind queues its work here, a job with
- * CREW__JOB_* flags. The pool takes work while it is open, and, draining,
- * from its own workers only. From one of the pool's workers the job goes
- * on that worker's own deque, else on the injection queue; then a worker
- * is woken if none is looking (crew__sched_submit()). A job that holds a
- * max_queued slot (CREW__JOB_SLOTTED) takes it here, waiting for room
- * from outside the pool unless CREW__JOB_NONBLOCKING.
- *
- * A submission racing the pool's shutdown is settled by the injection
- * queue alone (see sched/inject.c): either it is refused, ESHUTDOWN, with
- * nothing queued, or it is queued ahead of the close, where the shutdown
- * finds it and runs or cancels it like any other. Nothing is taken back.
- */
-int
-crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags)
-{
-    int err = crew__pool_accepts(pool);
-
-    return err != 0 ? err : crew__sched_submit(pool->sched, job, flags);
+    return crew__pool_is_orphan(pool) ? ESHUTDOWN
+                                      : crew__sched_accepts(pool->sched);
 }
 
 bool
 crew__pool_is_cancelling(const crew_pool *pool)
 {
     return crew__sched_is_cancelling(pool->sched);
-}
-
-bool
-crew__pool_counts_slots(const crew_pool *pool)
-{
-    return crew__sched_counts_slots(pool->sched);
 }
 
 void

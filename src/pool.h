@@ -1,29 +1,81 @@
 /*
  * What the kinds ask of the pool: the one submission route, and a few
- * facts and counters of its scheduler.
+ * facts and counters of its scheduler. The pool's struct is here, not in
+ * pool.c, only so that the route's first steps inline into every
+ * submission; nothing but pool.c writes it.
  */
 #ifndef CREW_POOL_H
 #define CREW_POOL_H
 
 #include "crew.h"
-#include "sched/job.h"
 
+#include "base/fork.h"
+#include "sched/job.h"
+#include "sched/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+struct crew_pool {
+    struct crew__sched *sched;
+    unsigned long generation; /* fork generation when created */
+    bool slotted;             /* max_queued: queued tasks hold a slot */
+    pthread_mutex_t life_lock; /* guards `life` */
+    pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
+    int life;                  /* enum life, in pool.c */
+};
+
+/* Whether the pool was made before a fork(), in a parent: its workers
+ * are not in this process. */
+static inline bool
+crew__pool_is_orphan(const crew_pool *pool)
+{
+    return pool->generation != crew__fork_generation();
+}
+
+/*
+ * The one submission route: every kind queues its work here, a job with
+ * CREW__JOB_* flags (sched/job.h), handing the queue the caller's hold
+ * on it. The pool takes work while it is open, and, draining, from its
+ * own workers only; never in a child after fork(). From one of the
+ * pool's workers the job goes on that worker's own deque, else on the
+ * injection queue; then a worker is woken if none is looking
+ * (crew__sched_submit()). A job that holds a max_queued slot
+ * (CREW__JOB_SLOTTED) takes it there, waiting for room from outside the
+ * pool unless CREW__JOB_NONBLOCKING.
+ *
+ * A submission racing the pool's shutdown is settled by the injection
+ * queue alone (see sched/inject.c): either it is refused, ESHUTDOWN, with
+ * nothing queued, or it is queued ahead of the close, where the shutdown
+ * finds it and runs or cancels it like any other. Nothing is taken back.
+ *
+ * Returns 0; ESHUTDOWN (nothing was queued); EAGAIN if the slot could not
+ * be had at once; ENOMEM if the worker's deque could not grow.
+ */
+static inline int
+crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags)
+{
+    if (crew__pool_is_orphan(pool))
+        return ESHUTDOWN;
+    return crew__sched_submit(pool->sched, job, flags);
+}
+
 /* 0 if the pool takes work from the calling thread now, else ESHUTDOWN
- * (the rule of crew_submit()). */
+ * (the rule of crew__pool_submit()), for a kind that checks before it
+ * allocates. */
 int crew__pool_accepts(crew_pool *pool);
-/* The one submission route (see pool.c): queue a job, handing the queue
- * the caller's hold on it; `flags` are CREW__JOB_* (sched/job.h).
- * Returns 0; ESHUTDOWN if the pool refuses it (nothing was queued);
- * EAGAIN if its max_queued slot could not be had at once
- * (CREW__JOB_NONBLOCKING); ENOMEM if the worker's deque could not grow. */
-int crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags);
+
+/* Whether the pool's tasks hold a slot while queued (max_queued). */
+static inline bool
+crew__pool_counts_slots(const crew_pool *pool)
+{
+    return pool->slotted;
+}
+
 /* Whether a CREW_CANCEL shutdown of the pool has begun. */
 bool crew__pool_is_cancelling(const crew_pool *pool);
-/* Whether the pool's tasks hold a slot while queued (max_queued). */
-bool crew__pool_counts_slots(const crew_pool *pool);
 /* A task of the pool stopped waiting to run: started, or cancelled. */
 void crew__pool_release_slot(crew_pool *pool);
 /* Count a parallel loop's chunks as tasks that ran: on the calling

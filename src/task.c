@@ -329,10 +329,6 @@ crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
         *future = NULL;
     if (pool == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
         return EINVAL;
-    /* Refused before anything is allocated; the route checks again. */
-    err = crew__pool_accepts(pool);
-    if (err != 0)
-        return err;
     /* The queue's reference, and the caller's, which the submitter keeps
      * until it returns even when the caller wants no future. */
     f = crew__task_new(pool, fn, arg, arg_free, 2);

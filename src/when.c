@@ -156,7 +156,7 @@ unpin(struct join *j)
  * Resolve the join from one of its nodes, unless it was abandoned (then
  * nobody can see the outcome, which is dropped). The join's references
  * may all be gone, its callbacks still waiting: take one for the call,
- * under the lock where abandonment is decided (crew__join_release()).
+ * under the lock where abandonment is decided (join_release()).
  */
 static void
 join_settle(struct join *j, struct crew__outcome *outcome)

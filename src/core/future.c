@@ -48,8 +48,6 @@ crew__future_init(crew_future *future, const struct crew__future_ops *ops,
     atomic_init(&future->job.link.next, NULL);
     future->completions = NULL;
     future->waiters.first = NULL;
-    future->value = NULL;
-    future->value_free = NULL;
     future->error = NULL;
 }
 
@@ -202,8 +200,11 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
         crew__lock_release(&future->lock);
         return EALREADY;
     }
-    future->value = outcome->value;
-    future->value_free = outcome->value_free;
+    /* Over the closure, read by whoever claimed the task, and dead. */
+    if (outcome->state == CREW_SUCCEEDED) {
+        future->u.result.value = outcome->value;
+        future->u.result.value_free = outcome->value_free;
+    }
     future->error = outcome->error;
     if (outcome->state == CREW_FAILED && outcome->error == NULL) {
         crew__error_embed_lost(&future->u.lost, &lost_host, future,
@@ -324,7 +325,7 @@ crew_future_result(const crew_future *future)
         atomic_load_explicit(&future->state, memory_order_acquire) !=
             CREW_SUCCEEDED)
         return NULL;
-    return future->value;
+    return future->u.result.value;
 }
 
 const crew_error *
@@ -411,8 +412,8 @@ destroy_now(crew_future *future)
 {
     if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
             CREW_SUCCEEDED &&
-        future->value_free != NULL)
-        future->value_free(future->value);
+        future->u.result.value_free != NULL)
+        future->u.result.value_free(future->u.result.value);
     /* The embedded fallback shares the future's references: nothing to
      * drop. */
     if (future->error != &future->u.lost)

@@ -91,13 +91,19 @@ struct crew_future {
         crew_future *deferred_next;
     };
     /* The outcome: written once, before the release store of a final
-     * state, read after an acquire load of it. */
-    void *value;
-    crew_free_fn value_free;
+     * state, read after an acquire load of it. NULL but for a failure or
+     * a cancellation. */
     crew_error *error;
+    /* One thing at a time: a task's closure until it is claimed (read
+     * then, and dead by its resolution); from resolution, the value of a
+     * success, or the fallback error of a failure recorded without one. */
     union {
-        struct crew__closure task; /* CREW__TASK, until it resolves */
-        crew_error lost;           /* the fallback failure, at resolution */
+        struct crew__closure task;
+        struct {
+            void *value;
+            crew_free_fn value_free;
+        } result;     /* CREW_SUCCEEDED */
+        crew_error lost; /* CREW_FAILED, memory having run out */
     } u;
 };
 

@@ -141,8 +141,8 @@ crew__deque_push_many(struct crew__deque *deque, void *const *items, size_t n)
     }
     /* seq_cst: a release, publishing the items (and what the caller wrote
      * into them) to a thief that reads this `bottom`; and the store half
-     * of the submitter's StoreLoad against a searching worker (pool.c,
-     * crew_submit_ex). */
+     * of the submitter's StoreLoad against a searching worker (idle.c,
+     * crew__sched_wake()). */
     atomic_store_explicit(&deque->bottom, bottom + (int64_t)n,
                           memory_order_seq_cst);
     return 0;

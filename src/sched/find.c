@@ -85,16 +85,11 @@ take_batch(struct crew__worker *w)
 }
 
 struct crew__job *
-crew__find_job(struct crew__worker *w)
+crew__find_job_elsewhere(struct crew__worker *w)
 {
-    struct crew__job *job = crew__deque_pop(&w->deque);
+    struct crew__job *job = take_batch(w);
 
-    if (job != NULL)
-        return job;
-    job = take_batch(w);
-    if (job != NULL)
-        return job;
-    return steal(w);
+    return job != NULL ? job : steal(w);
 }
 
 bool
@@ -115,16 +110,4 @@ crew__has_work(struct crew__worker *w)
             return true;
     }
     return false;
-}
-
-void
-crew__run_job(struct crew__worker *w, struct crew__job *job)
-{
-    unsigned running = atomic_load_explicit(&w->running, memory_order_relaxed);
-
-    /* Relaxed: statistics; see crew__counter_add(). */
-    atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
-    crew__job_run(job, crew__mode_of(w->sched) == CREW__CANCELLING,
-                  &w->tally);
-    atomic_store_explicit(&w->running, running, memory_order_relaxed);
 }

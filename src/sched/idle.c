@@ -68,16 +68,13 @@ crew__sleeper_remove(struct crew__worker *w)
     return listed;
 }
 
-/* Work was published: make sure some worker will look for it. */
+/* crew__sched_wake() found no worker searching. */
 void
-crew__sched_wake(struct crew__sched *sched)
+crew__sched_wake_slow(struct crew__sched *sched)
 {
     struct crew__worker *w = NULL;
     unsigned none = 0;
 
-    /* seq_cst: the load half of the submitter's StoreLoad; see above. */
-    if (atomic_load_explicit(&sched->searching, memory_order_seq_cst) != 0)
-        return;
     if (atomic_load_explicit(&sched->sleeping, memory_order_seq_cst) == 0) {
         /* Every worker runs a job, or waits: see spare.c. */
         if (crew__all_blocked(sched))

@@ -98,26 +98,37 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
     return err;
 }
 
+/*
+ * The tail this thread last installed, in any queue: the first guess of
+ * its next CAS. A thread pushing a burst finds its own last item at the
+ * tail, so the CAS succeeds at once, without a load before it (which,
+ * with workers reading the tail's line, cost the fan-out some 5 % over
+ * the exchange a push once was). A wrong guess only costs a failed CAS,
+ * which returns the tail to try next. The guess is only ever compared,
+ * never followed: a pointer equal to the tail is the tail.
+ */
+static _Thread_local struct crew__link *last_tail;
+
 /* Link `link` at the tail, unless the queue is closed (then false). */
 static bool
 link_at_tail(struct crew__inject *queue, struct crew__link *link)
 {
-    /* Relaxed: a first guess, checked by the CAS. */
-    struct crew__link *prev =
-        atomic_load_explicit(&queue->tail, memory_order_relaxed);
+    /* Never the marker: a CAS expecting it could succeed, behind it. */
+    struct crew__link *prev = last_tail != &queue->end ? last_tail : NULL;
 
     /* Relaxed: published by the CAS and the store below. */
     atomic_store_explicit(&link->next, NULL, memory_order_relaxed);
-    do {
+    /* seq_cst: the item is queued from here on. The store half of the
+     * submitter's StoreLoad against a worker about to sleep (idle.c). A
+     * failed CAS reads the tail into `prev`; the marker, once the tail,
+     * stays it, so no CAS succeeds after the close. */
+    while (!atomic_compare_exchange_weak_explicit(&queue->tail, &prev, link,
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
         if (prev == &queue->end)
             return false;
-        /* seq_cst: the item is queued from here on. The store half of
-         * the submitter's StoreLoad against a worker about to sleep
-         * (sched/idle.c); the marker, once the tail, stays it, so no
-         * CAS succeeds after the close. */
-    } while (!atomic_compare_exchange_weak_explicit(&queue->tail, &prev, link,
-                                                    memory_order_seq_cst,
-                                                    memory_order_relaxed));
+    }
+    last_tail = link;
     /* Release: the taker that follows this pointer sees the item, and
      * what its submitter wrote into it. */
     atomic_store_explicit(&prev->next, link, memory_order_release);

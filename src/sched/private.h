@@ -127,11 +127,33 @@ crew__first_spare(const struct crew__sched *sched)
  * calls only those above it in this list (tools/layers.sh checks it).
  */
 
-/* find.c: finding and running a job. */
-struct crew__job *crew__find_job(struct crew__worker *w);
+/* find.c: finding a job. The next one for w: its own deque's newest,
+ * else a batch from the injection queue, else a victim's oldest. The
+ * first step inlines; the others are crew__find_job_elsewhere(). */
+struct crew__job *crew__find_job_elsewhere(struct crew__worker *w);
+
+static inline struct crew__job *
+crew__find_job(struct crew__worker *w)
+{
+    struct crew__job *job = crew__deque_pop(&w->deque);
+
+    return job != NULL ? job : crew__find_job_elsewhere(w);
+}
+
 /* Whether any queue holds a job, or is about to. */
 bool crew__has_work(struct crew__worker *w);
-void crew__run_job(struct crew__worker *w, struct crew__job *job);
+
+static inline void
+crew__run_job(struct crew__worker *w, struct crew__job *job)
+{
+    unsigned running = atomic_load_explicit(&w->running, memory_order_relaxed);
+
+    /* Relaxed: statistics; see crew__counter_add(). */
+    atomic_store_explicit(&w->running, running + 1, memory_order_relaxed);
+    crew__job_run(job, crew__mode_of(w->sched) == CREW__CANCELLING,
+                  &w->tally);
+    atomic_store_explicit(&w->running, running, memory_order_relaxed);
+}
 
 /* thread.c: a worker's thread. */
 int crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
@@ -151,7 +173,18 @@ void crew__wait_spares(struct crew__sched *sched);
 void crew__spares_free(struct crew__sched *sched, bool abandon);
 
 /* idle.c: searching, sleeping and waking. */
-void crew__sched_wake(struct crew__sched *sched);
+void crew__sched_wake_slow(struct crew__sched *sched);
+
+/* Work was published: make sure some worker will look for it. Inline,
+ * the common case of a burst: a worker is searching already, and will
+ * find it (see idle.c). */
+static inline void
+crew__sched_wake(struct crew__sched *sched)
+{
+    /* seq_cst: the load half of the submitter's StoreLoad (idle.c). */
+    if (atomic_load_explicit(&sched->searching, memory_order_seq_cst) == 0)
+        crew__sched_wake_slow(sched);
+}
 void crew__sched_wake_all(struct crew__sched *sched);
 void crew__sleeper_add(struct crew__worker *w);
 bool crew__sleeper_remove(struct crew__worker *w);

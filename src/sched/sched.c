@@ -254,14 +254,20 @@ in_loop(const struct crew__sched *sched)
     return crew__sched_is_mine(sched) && !crew__self->exiting;
 }
 
-int
-crew__sched_accepts(struct crew__sched *sched)
+/* The rule of crew__sched_accepts(), for a caller that knows whether it
+ * is one of the scheduler's workers in its loop. */
+static bool
+refuses(struct crew__sched *sched, bool own)
 {
     enum crew__mode mode = crew__mode_of(sched);
 
-    if (mode == CREW__CANCELLING || (mode == CREW__DRAINING && !in_loop(sched)))
-        return ESHUTDOWN;
-    return 0;
+    return mode == CREW__CANCELLING || (mode == CREW__DRAINING && !own);
+}
+
+int
+crew__sched_accepts(struct crew__sched *sched)
+{
+    return refuses(sched, in_loop(sched)) ? ESHUTDOWN : 0;
 }
 
 int
@@ -271,9 +277,12 @@ crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
     bool slotted = (flags & CREW__JOB_SLOTTED) != 0;
     bool nonblocking = (flags & CREW__JOB_NONBLOCKING) != 0;
     struct crew__worker *self = crew__self;
+    bool own = in_loop(sched);
     int err;
 
-    if (in_loop(sched)) {
+    if (refuses(sched, own))
+        return ESHUTDOWN;
+    if (own) {
         if (slotted) {
             err = crew__inject_take_slot(&sched->inject, nonblocking);
             if (err != 0)
@@ -314,12 +323,6 @@ crew__sched_is_cancelling(const struct crew__sched *sched)
     /* Relaxed: a hint for running jobs; it carries no data. */
     return atomic_load_explicit(&sched->mode, memory_order_relaxed) ==
            CREW__CANCELLING;
-}
-
-bool
-crew__sched_counts_slots(const struct crew__sched *sched)
-{
-    return sched->inject.max_queued != 0;
 }
 
 void

@@ -71,17 +71,17 @@ bool crew__sched_is_mine(const struct crew__sched *sched);
 /* 0 if work from the calling thread is accepted now: the scheduler is
  * open, or draining and this is one of its workers. Else ESHUTDOWN. */
 int crew__sched_accepts(struct crew__sched *sched);
-/* Queue a job, handing the queue the caller's hold on it: on the calling
- * worker's own deque, else on the injection queue; then wake a worker
- * if none is looking. `flags` are CREW__JOB_*. Returns 0; ESHUTDOWN (the
- * injection queue is closed: nothing was queued); EAGAIN (no slot, and
+/* Queue a job, if crew__sched_accepts() would, handing the queue the
+ * caller's hold on it: on the calling worker's own deque, else on the
+ * injection queue; then wake a worker if none is looking. `flags` are
+ * CREW__JOB_*. Returns 0; ESHUTDOWN (refused, or the injection queue is
+ * closed: nothing was queued); EAGAIN (no slot, and
  * CREW__JOB_NONBLOCKING); ENOMEM (the deque could not grow). */
 int crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
                        unsigned flags);
 /* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
 bool crew__sched_is_cancelling(const struct crew__sched *sched);
-/* Whether jobs hold a max_queued slot while queued; give one back. */
-bool crew__sched_counts_slots(const struct crew__sched *sched);
+/* A job holding a max_queued slot left its queue: give the slot back. */
 void crew__sched_release_slot(struct crew__sched *sched);
 
 /* Count a parallel loop's chunks as tasks that ran: on the calling
