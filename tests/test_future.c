@@ -112,6 +112,37 @@ unhold(struct busy *b)
     scn_hold_destroy(&b->gate);
 }
 
+/* One task running on a pool of two workers, held on its gate until the
+ * test opens it; the other worker stays free. */
+struct running {
+    crew_pool *pool;
+    struct scn_hold gate;
+    crew_future *future; /* the task's, the test's reference */
+};
+
+/* Starts @p job on a new pool, held on @p r's gate, and returns its
+ * future once the task has reached the gate. */
+static crew_future *
+start_running(struct running *r, struct job *job)
+{
+    r->pool = crew_test_pool(2);
+    scn_hold_init(&r->gate);
+    job->gate = &r->gate;
+    r->future = submit(r->pool, job);
+    cr_assert_eq(scn_gate_await(&r->gate.entered, 1), 1,
+                 "the task never reached its gate");
+    return r->future;
+}
+
+/* Releases the future, then destroys the pool, then the gate. */
+static void
+stop_running(struct running *r)
+{
+    crew_future_release(r->future);
+    crew_pool_destroy(r->pool);
+    scn_hold_destroy(&r->gate);
+}
+
 /* A callback that notes how often arg_free had run when it was called. */
 struct frees_probe {
     struct job *job;
@@ -155,22 +186,18 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 
 CREW_TEST(future, is_running_while_its_function_executes)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
-    struct job job = {.gate = &gate};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct running run;
+    struct job job = {0};
+    crew_future *f = start_running(&run, &job);
 
     cr_assert_eq(crew_future_state(f), CREW_RUNNING);
     cr_assert_null(crew_future_result(f));
     cr_assert_null(crew_future_error(f));
 
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
+    stop_running(&run);
 }
 
 CREW_TEST(future, succeeds_with_the_value_its_task_returned)
@@ -285,27 +312,22 @@ CREW_TEST(future, frees_the_value_of_a_failed_task_at_once)
 
 CREW_TEST(future, frees_the_value_of_a_cancelled_task_at_once)
 {
-    crew_pool *pool = crew_test_pool(2);
     struct scn_gate freed = SCN_GATE_INIT;
-    struct scn_hold gate = SCN_HOLD_INIT;
-    struct job job = {.gate = &gate,
-                      .set_value = true,
+    struct running run;
+    struct job job = {.set_value = true,
                       .value = &freed,
                       .value_free = scn_gate_bump,
                       .honour_cancel = true};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    crew_future *f = start_running(&run, &job);
     cr_assert_eq(crew_future_cancel(f), 0);
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
 
     cr_assert_eq(crew_future_wait(f), ECANCELED);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
     cr_assert_null(crew_future_result(f));
     cr_assert_eq(scn_gate_await(&freed, 1), 1);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
+    stop_running(&run);
     cr_assert_eq(scn_gate_count(&freed), 1, "the value was freed twice");
-    scn_hold_destroy(&gate);
     scn_gate_destroy(&freed);
 }
 
@@ -415,19 +437,15 @@ CREW_TEST(future, wait_for_returns_when_the_future_resolves_before_the_timeout)
 
 CREW_TEST(future, wait_wakes_when_a_running_task_finishes)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
-    struct job job = {.gate = &gate, .ret = EPERM, .message = "denied"};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct running run;
+    struct job job = {.ret = EPERM, .message = "denied"};
+    crew_future *f = start_running(&run, &job);
     cr_assert_eq(crew_future_wait_for(f, 1000000), ETIMEDOUT);
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
     cr_assert_eq(crew_future_wait(f), EPERM);
     cr_assert_eq(crew_future_state(f), CREW_FAILED);
     cr_assert_eq(atomic_load(&job.frees), 1);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
+    stop_running(&run);
 }
 
 CREW_TEST(future, runs_arg_free_before_its_task_resolves)
@@ -588,17 +606,15 @@ CREW_TEST(
     future,
     cancelling_a_running_task_lets_it_resolve_cancelled_by_returning_ecanceled)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
-    struct job job = {.gate = &gate, .honour_cancel = true};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct running run;
+    struct job job = {.honour_cancel = true};
+    crew_future *f = start_running(&run, &job);
     cr_assert_not(atomic_load(&job.cancelled_at_start));
 
     cr_assert_eq(crew_future_cancel(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_RUNNING,
                  "a running task decides itself");
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
 
     cr_assert_eq(crew_future_wait(f), ECANCELED);
     cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
@@ -608,29 +624,23 @@ CREW_TEST(
     cr_assert_eq(atomic_load(&job.runs), 1);
     cr_assert_eq(atomic_load(&job.frees), 1);
     cr_assert_eq(crew_future_cancel(f), EALREADY);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
+    stop_running(&run);
 }
 
 CREW_TEST(future, cancelling_a_running_task_that_ignores_it_keeps_its_outcome)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
+    struct running run;
     int token;
-    struct job job = {.gate = &gate, .set_value = true, .value = &token};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct job job = {.set_value = true, .value = &token};
+    crew_future *f = start_running(&run, &job);
     cr_assert_eq(crew_future_cancel(f), 0);
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
 
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
     cr_assert_eq(crew_future_result(f), &token);
     cr_assert(atomic_load(&job.cancelled_at_end));
-    crew_future_release(f);
-    crew_pool_destroy(pool);
-    scn_hold_destroy(&gate);
+    stop_running(&run);
 }
 
 CREW_TEST(future, a_task_returning_ecanceled_without_a_request_has_failed)
@@ -781,27 +791,23 @@ CREW_TEST(future,
 
 CREW_TEST(future, runs_a_task_futures_callbacks_on_the_worker_that_resolves_it)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
+    struct running run;
     int token;
-    struct job job = {.gate = &gate, .set_value = true, .value = &token};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct job job = {.set_value = true, .value = &token};
+    crew_future *f = start_running(&run, &job);
     struct scn_seen seen;
     scn_seen_init(&seen);
     cr_assert_eq(crew_future_on_complete(f, scn_seen_cb, &seen), 0);
     cr_assert_eq(scn_gate_count(&seen.calls), 0, "ran before resolution");
 
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
     cr_assert_eq(scn_gate_await(&seen.calls, 1), 1);
     cr_assert_not(pthread_equal(seen.thread, pthread_self()));
     cr_assert_eq(seen.state, CREW_SUCCEEDED);
     cr_assert_eq(seen.result, &token);
     cr_assert_eq(crew_future_wait(f), 0);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
+    stop_running(&run);
     cr_assert_eq(scn_gate_count(&seen.calls), 1);
-    scn_hold_destroy(&gate);
 }
 
 struct releasing {
@@ -846,23 +852,20 @@ CREW_TEST(
 CREW_TEST(future,
           a_callback_releasing_a_task_future_leaves_later_callbacks_a_future)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
     struct scn_gate freed = SCN_GATE_INIT;
-    struct job job = {.gate = &gate,
-                      .set_value = true,
-                      .value = &freed,
-                      .value_free = scn_gate_bump};
+    struct running run;
+    struct job job = {
+        .set_value = true, .value = &freed, .value_free = scn_gate_bump};
     struct releasing r;
-    r.future = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    /* The test's only reference goes to release_cb: no stop_running(). */
+    r.future = start_running(&run, &job);
     cr_assert_eq(crew_future_on_complete(r.future, release_cb, &r), 0);
     for (int i = 0; i < 3; i++) {
         scn_seen_init(&r.later[i]);
         cr_assert_eq(
             crew_future_on_complete(r.future, scn_seen_cb, &r.later[i]), 0);
     }
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
 
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(scn_gate_await(&r.later[i].calls, 1), 1);
@@ -870,10 +873,10 @@ CREW_TEST(future,
         cr_assert_eq(r.later[i].result, &freed);
     }
     cr_assert_eq(scn_gate_await(&freed, 1), 1);
-    crew_pool_destroy(pool);
+    crew_pool_destroy(run.pool);
     cr_assert_eq(scn_gate_count(&freed), 1);
     scn_gate_destroy(&freed);
-    scn_hold_destroy(&gate);
+    scn_hold_destroy(&run.gate);
 }
 
 struct submitting {
@@ -902,21 +905,19 @@ submit_cb(crew_future *future, void *user)
 
 CREW_TEST(future, a_callback_may_submit_work)
 {
-    crew_pool *pool = crew_test_pool(2);
-    struct scn_hold gate = SCN_HOLD_INIT;
-    struct job job = {.gate = &gate};
-    crew_future *f = submit(pool, &job);
-    cr_assert_eq(scn_gate_await(&gate.entered, 1), 1);
+    struct running run;
+    struct job job = {0};
+    crew_future *f = start_running(&run, &job);
 
     /* One runs on the worker that resolves f, one at once on this thread. */
-    struct submitting on_worker = {.pool = pool, .err = -1};
-    struct submitting on_caller = {.pool = pool, .err = -1};
+    struct submitting on_worker = {.pool = run.pool, .err = -1};
+    struct submitting on_caller = {.pool = run.pool, .err = -1};
     scn_gate_init(&on_worker.done);
     scn_gate_init(&on_worker.returned);
     scn_gate_init(&on_caller.done);
     scn_gate_init(&on_caller.returned);
     cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_worker), 0);
-    scn_hold_open(&gate);
+    scn_hold_open(&run.gate);
     cr_assert_eq(crew_future_wait(f), 0);
     cr_assert_eq(crew_future_on_complete(f, submit_cb, &on_caller), 0);
     cr_assert_eq(on_caller.err, 0);
@@ -925,11 +926,9 @@ CREW_TEST(future, a_callback_may_submit_work)
     cr_assert_eq(on_worker.err, 0);
     cr_assert_eq(scn_gate_await(&on_worker.done, 1), 1);
     cr_assert_eq(scn_gate_await(&on_caller.done, 1), 1);
-    crew_future_release(f);
-    crew_pool_destroy(pool);
+    stop_running(&run);
     cr_assert_eq(scn_gate_count(&on_worker.done), 1);
     cr_assert_eq(scn_gate_count(&on_caller.done), 1);
-    scn_hold_destroy(&gate);
 }
 
 /* ------------------------------------------------------------------ */
