@@ -18,6 +18,7 @@
 
 #include <crew.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CREW_TEST_ASAN 1
@@ -89,6 +90,17 @@ crew_test_failed_promise(int code, const char *message)
 
     cr_assert_eq(crew_promise_fail(f, code, "%s", message), 0);
     return f;
+}
+
+/* Asserts that @p f is pending: no result, no error, and a wait that
+ * may not block times out. */
+static inline void
+crew_test_assert_pending(crew_future *f)
+{
+    cr_assert_eq(crew_future_state(f), CREW_PENDING);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_null(crew_future_error(f));
+    cr_assert_eq(crew_future_wait_for(f, 0), ETIMEDOUT);
 }
 
 /* Every suite: TestSuite(name, CREW_SUITE); a hang becomes a failure. */

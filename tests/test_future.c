@@ -171,9 +171,7 @@ CREW_TEST(future, is_pending_while_its_task_waits_in_the_queue)
 
     struct job queued = {0};
     crew_future *f = submit(pool, &queued);
-    cr_assert_eq(crew_future_state(f), CREW_PENDING);
-    cr_assert_null(crew_future_result(f));
-    cr_assert_null(crew_future_error(f));
+    crew_test_assert_pending(f);
     cr_assert_eq(atomic_load(&queued.runs), 0);
 
     unhold(&busy);
@@ -486,10 +484,7 @@ CREW_TEST(future, runs_arg_free_before_its_task_resolves)
 CREW_TEST(future, has_neither_result_nor_error_while_pending)
 {
     crew_future *f = crew_test_promise();
-    cr_assert_eq(crew_future_state(f), CREW_PENDING);
-    cr_assert_null(crew_future_result(f));
-    cr_assert_null(crew_future_error(f));
-    cr_assert_eq(crew_future_wait_for(f, 0), ETIMEDOUT);
+    crew_test_assert_pending(f);
     cr_assert_eq(crew_promise_resolve(f, NULL, NULL), 0);
     crew_future_release(f);
 }

@@ -27,10 +27,7 @@ TestSuite(promise, CREW_SUITE);
 CREW_TEST(promise, is_created_pending_with_neither_result_nor_error)
 {
     crew_future *f = crew_test_promise();
-    cr_assert_eq(crew_future_state(f), CREW_PENDING);
-    cr_assert_null(crew_future_result(f));
-    cr_assert_null(crew_future_error(f));
-    cr_assert_eq(crew_future_wait_for(f, 0), ETIMEDOUT);
+    crew_test_assert_pending(f);
     crew_future_release(f);
 }
 
