@@ -459,38 +459,49 @@ waiter_main(void *p)
     return NULL;
 }
 
-static void
-start_waiters(struct waiter *w, crew_future *f, struct scn_gate *started)
+/* WAITERS threads waiting on one new promise, each in its own way. */
+struct waiters {
+    struct waiter w[WAITERS];
+    struct scn_gate started; /* one a waiter about to wait */
+};
+
+/* Creates the promise, starts the waiters on it, and returns it once
+ * every waiter is about to wait. */
+static crew_future *
+start_waiters(struct waiters *ws)
 {
-    scn_gate_init(started);
+    crew_future *f = crew_test_promise();
+    struct waiter *w = ws->w;
+
+    scn_gate_init(&ws->started);
     for (int i = 0; i < WAITERS; i++) {
         w[i].f = f;
-        w[i].started = started;
+        w[i].started = &ws->started;
         w[i].index = i;
         w[i].err = -1;
         cr_assert_eq(pthread_create(&w[i].thread, NULL, waiter_main, &w[i]), 0);
     }
-    cr_assert_eq(scn_gate_await(started, WAITERS), WAITERS);
+    cr_assert_eq(scn_gate_await(&ws->started, WAITERS), WAITERS);
     cr_assert_eq(crew_future_state(f), CREW_PENDING);
+    return f;
 }
 
 static void
-join_waiters(struct waiter *w, struct scn_gate *started)
+join_waiters(struct waiters *ws)
 {
     for (int i = 0; i < WAITERS; i++)
-        pthread_join(w[i].thread, NULL);
-    scn_gate_destroy(started);
+        pthread_join(ws->w[i].thread, NULL);
+    scn_gate_destroy(&ws->started);
 }
 
 CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 {
-    crew_future *f = crew_test_promise();
-    struct waiter w[WAITERS];
-    struct scn_gate started;
-    start_waiters(w, f, &started);
+    struct waiters ws;
+    crew_future *f = start_waiters(&ws);
+    struct waiter *w = ws.w;
     int token;
     cr_assert_eq(crew_promise_resolve(f, &token, NULL), 0);
-    join_waiters(w, &started);
+    join_waiters(&ws);
     for (int i = 0; i < WAITERS; i++) {
         cr_assert_eq(w[i].err, 0, "waiter %d: %d", i, w[i].err);
         cr_assert_eq(w[i].result, &token);
@@ -500,12 +511,11 @@ CREW_TEST(promise, waiting_threads_wake_when_it_is_resolved)
 
 CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 {
-    crew_future *f = crew_test_promise();
-    struct waiter w[WAITERS];
-    struct scn_gate started;
-    start_waiters(w, f, &started);
+    struct waiters ws;
+    crew_future *f = start_waiters(&ws);
+    struct waiter *w = ws.w;
     cr_assert_eq(crew_promise_fail(f, EPIPE, "broken"), 0);
-    join_waiters(w, &started);
+    join_waiters(&ws);
     for (int i = 0; i < WAITERS; i++) {
         cr_assert_eq(w[i].err, EPIPE, "waiter %d: %d", i, w[i].err);
         cr_assert_eq(w[i].code, EPIPE);
@@ -516,12 +526,11 @@ CREW_TEST(promise, waiting_threads_wake_with_the_code_when_it_fails)
 
 CREW_TEST(promise, waiting_threads_wake_when_it_is_cancelled)
 {
-    crew_future *f = crew_test_promise();
-    struct waiter w[WAITERS];
-    struct scn_gate started;
-    start_waiters(w, f, &started);
+    struct waiters ws;
+    crew_future *f = start_waiters(&ws);
+    struct waiter *w = ws.w;
     cr_assert_eq(crew_future_cancel(f), 0);
-    join_waiters(w, &started);
+    join_waiters(&ws);
     for (int i = 0; i < WAITERS; i++) {
         cr_assert_eq(w[i].err, ECANCELED, "waiter %d: %d", i, w[i].err);
         cr_assert_eq(w[i].code, ECANCELED);
