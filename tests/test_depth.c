@@ -250,6 +250,17 @@ run_nested(crew_pool *pool, unsigned depth)
     return err;
 }
 
+/* Asserts that a chain @p depth waits deep finishes on @p pool, whose
+ * workers @p what describes, every level run. */
+static void
+assert_nested_finish(crew_pool *pool, unsigned depth, const char *what)
+{
+    cr_assert_eq(run_nested(pool, depth), 0,
+                 "%u nested waits on %s did not finish (%u levels ran)", depth,
+                 what, atomic_load(&nested_ran));
+    cr_assert_eq(atomic_load(&nested_ran), depth + 1);
+}
+
 static struct scn_gate deepest_reached = SCN_GATE_INIT;
 static struct scn_gate outside_published = SCN_GATE_INIT;
 static _Atomic(crew_future *) outside_work;
@@ -316,21 +327,13 @@ CREW_TEST(depth, nested_waits_on_a_one_thread_pool_never_overflow_the_stack)
     crew_pool_options small = {.threads = 1, .stack_size = NESTED_SMALL_STACK};
     crew_pool *pool = crew_test_pool(1);
 
-    cr_assert_eq(run_nested(pool, NESTED_DEFAULT_DEPTH), 0,
-                 "%u nested waits on a one-thread pool did not finish "
-                 "(%u levels ran)",
-                 NESTED_DEFAULT_DEPTH, atomic_load(&nested_ran));
-    cr_assert_eq(atomic_load(&nested_ran), NESTED_DEFAULT_DEPTH + 1);
+    assert_nested_finish(pool, NESTED_DEFAULT_DEPTH, "a one-thread pool");
     crew_pool_destroy(pool);
 
     /* Its one worker runs out of room within a few dozen levels: spare
      * workers run the rest. */
     cr_assert_eq(crew_pool_create(&pool, &small), 0);
-    cr_assert_eq(run_nested(pool, NESTED_SMALL_DEPTH), 0,
-                 "%u nested waits on 64 KiB stacks did not finish (%u "
-                 "levels ran)",
-                 NESTED_SMALL_DEPTH, atomic_load(&nested_ran));
-    cr_assert_eq(atomic_load(&nested_ran), NESTED_SMALL_DEPTH + 1);
+    assert_nested_finish(pool, NESTED_SMALL_DEPTH, "64 KiB stacks");
     crew_pool_destroy(pool);
 }
 
