@@ -332,6 +332,20 @@ bench_ping_pong(long n, bench_round_fn *round_trip, bench_round_fn *after,
     return median;
 }
 
+/* bench_ping_pong() for a system whose round i writes bench_tiny(i) to
+ * (*results)[i]: the array is allocated before the first round, and its
+ * sum, once every round has run, is the checksum. */
+static inline double
+bench_ping_pong_results(long n, uint64_t **results, bench_round_fn *round_trip,
+                        bench_round_fn *after, void *context,
+                        uint64_t *checksum)
+{
+    *results = bench_alloc_u64(n);
+    double median = bench_ping_pong(n, round_trip, after, context);
+    *checksum = bench_sum(*results, n);
+    return median;
+}
+
 /* Chunk size for the pfor workload when a system takes one: about 64
  * chunks per thread, at least 1 item. */
 static inline long

@@ -214,12 +214,9 @@ static double
 ping_pong(crew_pool *pool, long n, uint64_t *checksum)
 {
     struct round_state r = {.pool = pool};
-    double median;
 
-    results = bench_alloc_u64(n);
-    median = bench_ping_pong(n, round_trip, round_release, &r);
-    *checksum = bench_sum(results, n);
-    return median;
+    return bench_ping_pong_results(n, &results, round_trip, round_release, &r,
+                                   checksum);
 }
 
 /* memory: workers held on a gate while n tasks queue up. */

@@ -188,12 +188,8 @@ round_trip(void *context, long i)
 static double
 ping_pong(GThreadPool *pool, long n, uint64_t *checksum)
 {
-    double median;
-
-    results = bench_alloc_u64(n);
-    median = bench_ping_pong(n, round_trip, NULL, pool);
-    *checksum = bench_sum(results, n);
-    return median;
+    return bench_ping_pong_results(n, &results, round_trip, NULL, pool,
+                                   checksum);
 }
 
 static double

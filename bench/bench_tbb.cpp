@@ -179,12 +179,9 @@ ping_pong(tbb::task_arena &arena, long n, uint64_t *checksum)
 {
     struct completion s;
     struct round_state r = {&arena, &s};
-    double median;
 
-    results = bench_alloc_u64(n);
-    median = bench_ping_pong(n, round_trip, nullptr, &r);
-    *checksum = bench_sum(results, n);
-    return median;
+    return bench_ping_pong_results(n, &results, round_trip, nullptr, &r,
+                                   checksum);
 }
 
 /* memory: every worker held on bench.h's gate, a plain mutex and

@@ -166,13 +166,10 @@ static double
 ping_pong(long n, uint64_t *checksum)
 {
     uv_work_t req;
-    double median;
 
-    results = bench_alloc_u64(n);
     completed = 0;
-    median = bench_ping_pong(n, round_trip, NULL, &req);
-    *checksum = bench_sum(results, n);
-    return median;
+    return bench_ping_pong_results(n, &results, round_trip, NULL, &req,
+                                   checksum);
 }
 
 /* memory: workers held on a gate while n requests queue up. */
