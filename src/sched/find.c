@@ -8,7 +8,6 @@
 #include <assert.h>
 
 #define STEAL_TRIES 64 /* most victims one steal() looks at */
-#define BATCH       32 /* most jobs taken from the injection queue */
 
 static uint32_t
 next_random(struct crew__worker *w)

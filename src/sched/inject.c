@@ -249,14 +249,6 @@ crew__inject_pop_batch(struct crew__inject *queue, struct crew__link **out,
     return n;
 }
 
-struct crew__link *
-crew__inject_pop(struct crew__inject *queue)
-{
-    struct crew__link *link;
-
-    return crew__inject_pop_batch(queue, &link, 1) == 1 ? link : NULL;
-}
-
 uint64_t
 crew__inject_length(const struct crew__inject *queue)
 {

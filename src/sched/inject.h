@@ -74,9 +74,6 @@ void crew__inject_release_slot(struct crew__inject *queue);
  * through: crew__inject_is_empty() tells whether to look again. */
 size_t crew__inject_pop_batch(struct crew__inject *queue,
                               struct crew__link **out, size_t max);
-/* The oldest item, or NULL; for a single thread, once the workers have
- * stopped. */
-struct crew__link *crew__inject_pop(struct crew__inject *queue);
 /* Whether no item is queued, or halfway through a push. */
 bool crew__inject_is_empty(struct crew__inject *queue);
 /* How many items are queued now: a snapshot, for statistics. */

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #define SEARCH_NS 30000 /* how long an idle worker spins for work */
+#define BATCH     32    /* most jobs taken from the injection queue at once */
 
 enum crew__mode { CREW__OPEN, CREW__DRAINING, CREW__CANCELLING };
 

@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define BATCH 32 /* most jobs a stop's sweep takes at a time */
 
 static char *
 copy_name(const char *name)
