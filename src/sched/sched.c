@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <string.h>
 
-
 static char *
 copy_name(const char *name)
 {
