@@ -38,7 +38,7 @@ struct crew_task {
     bool failure_lost;   /* crew_task_fail() ran out of memory */
 };
 
-const struct crew__future_ops crew__task_ops = {
+static const struct crew__future_ops task_ops = {
     .job = {.run = crew__task_run},
     .cancel = crew__task_cancel,
     .destroy = crew__future_free_block,
@@ -53,7 +53,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
 
     if (future == NULL)
         return NULL;
-    crew__future_init(future, &crew__task_ops, refs);
+    crew__future_init(future, &task_ops, refs);
     future->slotted = crew__pool_counts_slots(pool);
     future->u.task.fn = fn;
     future->u.task.arg = arg;

@@ -21,15 +21,12 @@ crew_future *crew__task_new(crew_pool *pool, crew_fn fn, void *arg,
 /* Free a task that was never queued: its function and arg_free never
  * run. */
 void crew__task_discard(crew_future *future);
-/* A task's ops; a continuation shares its job class (crew__task_run). */
-extern const struct crew__future_ops crew__task_ops;
-
-/* The job class's run: take a task from a queue and run it, or, when
- * `cancel` (a CREW_CANCEL shutdown) resolve it cancelled. Drops the
- * queue's reference. Counts how it ended on `tally`: a task that runs
- * before its future resolves, so a thread that sees it resolved reads the
- * count too; a husk (a task a canceller took where it lay) here, as it
- * leaves the queue. */
+/* The job class's run, a task's and a continuation's: take a task from
+ * a queue and run it, or, when `cancel` (a CREW_CANCEL shutdown),
+ * resolve it cancelled. Drops the queue's reference. Counts how it ended
+ * on `tally`: a task that runs before its future resolves, so a thread
+ * that sees it resolved reads the count too; a husk (a task a canceller
+ * took where it lay) here, as it leaves the queue. */
 void crew__task_run(struct crew__job *job, bool cancel,
                     struct crew__tally *tally);
 /* crew_future_cancel() on a queued task. */
