@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -332,6 +333,29 @@ CREW_API void crew_task_return(crew_task *task, void *value,
                                crew_free_fn value_free);
 
 /**
+ * @brief Make the task's result a copy of the @p size bytes at @p value.
+ *
+ * The copy is the future's: crew_future_result() then returns a pointer to
+ * it, aligned for any type (@c max_align_t) and borrowed like every
+ * accessor's result, and crew_future_result_size() returns @p size. Up to
+ * 16 bytes are kept inside the future, so returning a scalar never
+ * allocates; a larger copy is allocated, and ENOMEM leaves the task's
+ * result as it was. Called again, or mixed with crew_task_return(), the
+ * last call wins and the value it replaces is released (its
+ * @c value_free runs for a pointer value). If the task does not succeed,
+ * the copy is discarded.
+ *
+ * @param task   the running task
+ * @param value  the bytes to copy; may be NULL when @p size is 0
+ * @param size   how many; 0 gives a NULL result of size 0
+ * @return 0; EINVAL for a NULL task, or a NULL @p value with @p size > 0;
+ *         ENOMEM.
+ * @note Thread safety: only inside the task's function.
+ */
+CREW_API int crew_task_return_copy(crew_task *task, const void *value,
+                                   size_t size);
+
+/**
  * @brief Record why the task fails, printf-style, and return @p code.
  *
  * The message is kept whole, however long; a later call replaces it. It
@@ -437,10 +461,31 @@ CREW_API int crew_future_wait_for(crew_future *future, uint64_t timeout_ns);
  * @brief The value of a succeeded future.
  *
  * @return the value (borrowed: valid while the caller holds its reference;
- *         its @c value_free runs with the last one), else NULL.
+ *         its @c value_free runs with the last one), or, for a copied
+ *         result (crew_task_return_copy(), crew_promise_resolve_copy()), a
+ *         pointer to the copy, aligned for any type; else NULL.
  * @note Thread safety: any thread.
  */
 CREW_API void *crew_future_result(const crew_future *future);
+
+/**
+ * @brief The size of a succeeded future's copied result.
+ *
+ * @return the size given to crew_task_return_copy() or
+ *         crew_promise_resolve_copy(); 0 for a pointer result, a future
+ *         that has not succeeded, or NULL.
+ * @note Thread safety: any thread.
+ */
+CREW_API size_t crew_future_result_size(const crew_future *future);
+
+/**
+ * @brief Release every non-NULL @p futures[i], and set it to NULL.
+ *
+ * @param futures  the array (NULL: nothing is done)
+ * @param n        its length
+ * @note Thread safety: any thread.
+ */
+CREW_API void crew_future_release_all(crew_future **futures, size_t n);
 
 /**
  * @brief The error of a failed or cancelled future.
@@ -841,6 +886,18 @@ CREW_API crew_error *crew_error_flatten(const crew_error *error);
 CREW_API int crew_error_format(const crew_error *error, char *buf, size_t size);
 
 /**
+ * @brief Write what crew_error_format() would, with no size limit, to
+ *        @p stream.
+ *
+ * @return 0; EINVAL for a NULL @p error or @p stream; the @c errno of a
+ *         failed write (EIO when the stream sets none), the text written
+ *         so far staying written; ENOMEM if memory for the walk's stack
+ *         ran out.
+ * @note Thread safety: any thread (as safe as writing to @p stream).
+ */
+CREW_API int crew_error_print(const crew_error *error, FILE *stream);
+
+/**
  * @brief Take another reference to @p error.
  *
  * @return @p error (NULL for NULL).
@@ -891,6 +948,21 @@ CREW_API int crew_promise_create(crew_future **future);
  */
 CREW_API int crew_promise_resolve(crew_future *future, void *value,
                                   crew_free_fn value_free);
+
+/**
+ * @brief Resolve a promise as succeeded with a copy of the @p size bytes
+ *        at @p value.
+ *
+ * The copy is the future's, as with crew_task_return_copy(): up to 16
+ * bytes kept inside the future, never allocating.
+ *
+ * @return 0; EALREADY if it had resolved (or been cancelled); EINVAL for
+ *         NULL, a future that is not a promise, or a NULL @p value with
+ *         @p size > 0; ENOMEM (the promise stays pending).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_promise_resolve_copy(crew_future *future, const void *value,
+                                       size_t size);
 
 /**
  * @brief Resolve a promise as failed with @p code and a printf message.

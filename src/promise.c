@@ -64,11 +64,31 @@ int
 crew_promise_resolve(crew_future *future, void *value, crew_free_fn value_free)
 {
     struct crew__outcome outcome = {
-        .state = CREW_SUCCEEDED, .value = value, .value_free = value_free};
+        .state = CREW_SUCCEEDED,
+        .result.as.ptr = {.value = value, .value_free = value_free}};
 
     if (!is_promise(future))
         return EINVAL;
     return crew__future_complete(future, &outcome);
+}
+
+int
+crew_promise_resolve_copy(crew_future *future, const void *value, size_t size)
+{
+    struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
+    int err;
+
+    if (!is_promise(future) || (value == NULL && size > 0))
+        return EINVAL;
+    if (crew__future_is_resolved(future))
+        return EALREADY;
+    err = crew__result_copy(&outcome.result, value, size);
+    if (err != 0)
+        return err; /* still pending */
+    err = crew__future_complete(future, &outcome);
+    if (err != 0)
+        crew__result_drop(&outcome.result); /* lost the race: ours */
+    return err;
 }
 
 int

@@ -32,8 +32,7 @@
 struct crew_task {
     crew_future *future;
     crew_pool *pool;
-    void *value;
-    crew_free_fn value_free;
+    struct crew__result result; /* crew_task_return(), _copy() */
     crew_error *failure; /* from crew_task_fail(), private until resolution */
     bool failure_lost;   /* crew_task_fail() ran out of memory */
 };
@@ -209,8 +208,7 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
     if (closure.arg_free != NULL)
         closure.arg_free(closure.arg);
     if (rc == 0) {
-        outcome.value = task.value;
-        outcome.value_free = task.value_free;
+        outcome.result = task.result;
     } else if (rc == ECANCELED && cancel_requested(future, closure.pool)) {
         outcome.state = CREW_CANCELLED;
         outcome.error = &crew__error_cancelled;
@@ -227,8 +225,8 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
         }
     }
     crew_error_release(task.failure);
-    if (outcome.state != CREW_SUCCEEDED && task.value_free != NULL)
-        task.value_free(task.value);
+    if (outcome.state != CREW_SUCCEEDED)
+        crew__result_drop(&task.result);
     count_outcome(tally, future, outcome.state);
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
@@ -251,8 +249,7 @@ crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
     struct crew_task task = {.pool = pool};
     int rc = fn(&task, lo, hi, arg);
 
-    if (task.value_free != NULL)
-        task.value_free(task.value);
+    crew__result_drop(&task.result);
     *failure = NULL;
     if (rc == 0) {
         crew_error_release(task.failure);
@@ -354,10 +351,21 @@ crew_task_return(crew_task *task, void *value, crew_free_fn value_free)
 {
     if (task == NULL)
         return;
-    if (task->value_free != NULL && task->value != value)
-        task->value_free(task->value);
-    task->value = value;
-    task->value_free = value_free;
+    /* The same value again is kept, not freed. */
+    if (task->result.kind == CREW__RESULT_POINTER &&
+        task->result.as.ptr.value == value)
+        task->result.as.ptr.value_free = NULL;
+    crew__result_drop(&task->result);
+    task->result.as.ptr.value = value;
+    task->result.as.ptr.value_free = value_free;
+}
+
+int
+crew_task_return_copy(crew_task *task, const void *value, size_t size)
+{
+    if (task == NULL || (value == NULL && size > 0))
+        return EINVAL;
+    return crew__result_copy(&task->result, value, size);
 }
 
 int

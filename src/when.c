@@ -233,7 +233,7 @@ any_input_resolved(struct crew__completion *node, crew_future *future)
      * through the join's own resolution. */
     if (!atomic_exchange_explicit(&j->decided, true, memory_order_relaxed)) {
         struct crew__outcome outcome = {.state = CREW_SUCCEEDED,
-                                        .value = future};
+                                        .result.as.ptr.value = future};
         j->winner = position_of(in);
         join_settle(j, &outcome);
     }

@@ -1770,3 +1770,73 @@ CREW_TEST(faults, inbox_create_and_watch_return_enomem_and_leave_nothing)
     crew_inbox_destroy(inbox);
     crew_future_release(p);
 }
+
+/* ------------------------------------------------------------------ */
+/* Copied results                                                     */
+/* ------------------------------------------------------------------ */
+
+struct copy_under_fault {
+    int small, large;        /* what the two copies returned */
+    bool small_allocated;    /* the armed fault fired during the small one */
+    bool large_allocated;
+};
+
+/* Copies 16 bytes, then 17, each with the next allocation armed to fail:
+ * the first must not allocate at all, the second must, and fail. */
+static int
+copy_under_fault_task(crew_task *task, void *arg)
+{
+    struct copy_under_fault *c = arg;
+    unsigned char bytes[17];
+
+    memset(bytes, 0x5a, sizeof(bytes));
+    crew_test_fail_alloc(0);
+    c->small = crew_task_return_copy(task, bytes, 16);
+    c->small_allocated = crew_test_fault_fired();
+    crew_test_fail_alloc(0);
+    c->large = crew_task_return_copy(task, bytes, 17);
+    c->large_allocated = crew_test_fault_fired();
+    crew_test_fail_alloc(-1);
+    return 0;
+}
+
+CREW_TEST(faults, a_copy_of_up_to_16_bytes_never_allocates)
+{
+    crew_pool *pool = crew_test_pool(1);
+    struct copy_under_fault c = {0};
+    crew_future *f;
+
+    cr_assert_eq(crew_submit(pool, copy_under_fault_task, &c, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(c.small, 0);
+    cr_assert_not(c.small_allocated, "a 16-byte copy allocated");
+    cr_assert_eq(c.large, ENOMEM);
+    cr_assert(c.large_allocated, "a 17-byte copy did not allocate");
+    /* ENOMEM left the 16-byte copy as the result. */
+    cr_assert_eq(crew_future_result_size(f), 16);
+    cr_assert_eq(((const unsigned char *)crew_future_result(f))[15], 0x5a);
+    crew_future_release(f);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, a_promise_copy_of_16_bytes_never_allocates)
+{
+    crew_future *small = crew_test_promise();
+    crew_future *large = crew_test_promise();
+    unsigned char bytes[17] = {1, 2, 3};
+
+    crew_test_fail_alloc(0);
+    cr_assert_eq(crew_promise_resolve_copy(small, bytes, 16), 0);
+    cr_assert_not(crew_test_fault_fired(), "a 16-byte copy allocated");
+    crew_test_fail_alloc(0);
+    cr_assert_eq(crew_promise_resolve_copy(large, bytes, 17), ENOMEM);
+    cr_assert(crew_test_fault_fired());
+    crew_test_fail_alloc(-1);
+    cr_assert_eq(crew_future_state(large), CREW_PENDING,
+                 "ENOMEM resolved the promise");
+    cr_assert_eq(crew_future_result_size(small), 16);
+    cr_assert_eq(crew_promise_resolve_copy(large, bytes, 17), 0);
+    cr_assert_eq(crew_future_result_size(large), 17);
+    crew_future_release(small);
+    crew_future_release(large);
+}

@@ -390,12 +390,15 @@ crew_error_flatten(const crew_error *error)
 #define INDENT_WIDTH  2
 
 /* An snprintf-style writer: counts what it would need past `size`, up to
- * INT_MAX, the most an int return can say. */
+ * INT_MAX, the most an int return can say. Or, with a stream, writes
+ * there, with no limit, until a write fails. */
 struct writer {
     char *buf;
     size_t size;
     size_t length;   /* of the whole text so far; at most INT_MAX */
     bool overflowed; /* the text is longer than INT_MAX: write no more */
+    FILE *stream;
+    int err; /* a failed write's errno: write no more */
 };
 
 static void
@@ -403,6 +406,14 @@ write_bytes(struct writer *w, const char *text, size_t n)
 {
     if (w->overflowed)
         return;
+    if (w->stream != NULL) {
+        errno = 0;
+        if (fwrite(text, 1, n, w->stream) != n) {
+            w->err = errno != 0 ? errno : EIO;
+            w->overflowed = true;
+        }
+        return;
+    }
     if (n > (size_t)INT_MAX - w->length) {
         w->overflowed = true;
         return;
@@ -483,25 +494,48 @@ write_entry(struct writer *w, const crew_error *error, size_t depth,
     write_bytes(w, "\n", 1);
 }
 
-int
-crew_error_format(const crew_error *error, char *buf, size_t size)
+/* Write the whole tree, depth first; 0, or ENOMEM if the walk's stack
+ * could not grow. */
+static int
+write_tree(struct writer *w, const crew_error *error)
 {
-    struct writer w = {buf, buf != NULL ? size : 0, 0, false};
     const struct crew__entry *entry;
     struct stack s;
     int err;
 
-    if (error == NULL)
-        return -1;
-    write_entry(&w, error, 0, NULL);
+    write_entry(w, error, 0, NULL);
     stack_init(&s);
     err = stack_push(&s, error);
-    while (err == 0 && !w.overflowed && (entry = stack_next(&s)) != NULL) {
-        write_entry(&w, entry->inner, s.depth, &entry->input);
+    while (err == 0 && !w->overflowed && (entry = stack_next(&s)) != NULL) {
+        write_entry(w, entry->inner, s.depth, &entry->input);
         if (count_of(entry->inner) > 0)
             err = stack_push(&s, entry->inner);
     }
     stack_free(&s);
+    return err;
+}
+
+int
+crew_error_print(const crew_error *error, FILE *stream)
+{
+    struct writer w = {.stream = stream};
+    int err;
+
+    if (error == NULL || stream == NULL)
+        return EINVAL;
+    err = write_tree(&w, error);
+    return w.err != 0 ? w.err : err;
+}
+
+int
+crew_error_format(const crew_error *error, char *buf, size_t size)
+{
+    struct writer w = {buf, buf != NULL ? size : 0, 0, false, NULL, 0};
+    int err;
+
+    if (error == NULL)
+        return -1;
+    err = write_tree(&w, error);
     if (err != 0 || w.overflowed) {
         if (w.size > 0)
             buf[0] = '\0';

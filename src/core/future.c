@@ -32,6 +32,7 @@
 #include "base/fork.h"
 
 #include <errno.h>
+#include <string.h>
 
 void
 crew__future_init(crew_future *future, const struct crew__future_ops *ops,
@@ -49,6 +50,37 @@ crew__future_init(crew_future *future, const struct crew__future_ops *ops,
     future->completions = NULL;
     future->waiters.first = NULL;
     future->error = NULL;
+}
+
+int
+crew__result_copy(struct crew__result *result, const void *value, size_t size)
+{
+    struct crew__result copy = {.size = size, .kind = CREW__RESULT_INLINE};
+
+    if (size > CREW__INLINE_MAX) {
+        copy.kind = CREW__RESULT_HEAP;
+        copy.as.heap = crew__malloc(size);
+        if (copy.as.heap == NULL)
+            return ENOMEM;
+        memcpy(copy.as.heap, value, size);
+    } else if (size > 0) {
+        memcpy(copy.as.bytes, value, size);
+    }
+    /* Last: `value` may lie in what is dropped. */
+    crew__result_drop(result);
+    *result = copy;
+    return 0;
+}
+
+void
+crew__result_drop(struct crew__result *result)
+{
+    if (result->kind == CREW__RESULT_HEAP)
+        crew__free(result->as.heap);
+    else if (result->kind == CREW__RESULT_POINTER &&
+             result->as.ptr.value_free != NULL)
+        result->as.ptr.value_free(result->as.ptr.value);
+    *result = (struct crew__result){0};
 }
 
 /* The completion list in registration order. */
@@ -201,10 +233,8 @@ crew__future_settle(crew_future *future, const struct crew__outcome *outcome)
         return EALREADY;
     }
     /* Over the closure, read by whoever claimed the task, and dead. */
-    if (outcome->state == CREW_SUCCEEDED) {
-        future->u.result.value = outcome->value;
-        future->u.result.value_free = outcome->value_free;
-    }
+    if (outcome->state == CREW_SUCCEEDED)
+        future->u.result = outcome->result;
     future->error = outcome->error;
     if (outcome->state == CREW_FAILED && outcome->error == NULL) {
         crew__error_embed_lost(&future->u.lost, &lost_host, future,
@@ -325,7 +355,29 @@ crew_future_result(const crew_future *future)
         atomic_load_explicit(&future->state, memory_order_acquire) !=
             CREW_SUCCEEDED)
         return NULL;
-    return future->u.result.value;
+    return crew__result_data(&future->u.result);
+}
+
+size_t
+crew_future_result_size(const crew_future *future)
+{
+    if (future == NULL ||
+        atomic_load_explicit(&future->state, memory_order_acquire) !=
+            CREW_SUCCEEDED ||
+        future->u.result.kind == CREW__RESULT_POINTER)
+        return 0;
+    return future->u.result.size;
+}
+
+void
+crew_future_release_all(crew_future **futures, size_t n)
+{
+    if (futures == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        crew_future_release(futures[i]);
+        futures[i] = NULL;
+    }
 }
 
 const crew_error *
@@ -411,9 +463,8 @@ static void
 destroy_now(crew_future *future)
 {
     if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
-            CREW_SUCCEEDED &&
-        future->u.result.value_free != NULL)
-        future->u.result.value_free(future->u.result.value);
+        CREW_SUCCEEDED)
+        crew__result_drop(&future->u.result);
     /* The embedded fallback shares the future's references: nothing to
      * drop. */
     if (future->error != &future->u.lost)

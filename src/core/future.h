@@ -14,6 +14,7 @@
 #include "base/park.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 /* A future's state word holds a crew_state, or this: a queued task that
  * a canceller has claimed and is resolving. Readers see it as pending. */
@@ -49,6 +50,57 @@ struct crew__completion {
     struct crew__completion *next;
     void (*fire)(struct crew__completion *node, crew_future *future);
 };
+
+/*
+ * What a success holds: a pointer the future owns with its value_free
+ * (crew_task_return()), or a copy of `size` bytes (crew_task_return_copy()),
+ * kept in the struct up to CREW__INLINE_MAX bytes, else in a block of its
+ * own. A zeroed struct is the NULL pointer result.
+ */
+#define CREW__INLINE_MAX 16
+
+enum crew__result_kind {
+    CREW__RESULT_POINTER,
+    CREW__RESULT_INLINE,
+    CREW__RESULT_HEAP
+};
+
+struct crew__result {
+    size_t size; /* a copy's */
+    union {
+        struct {
+            void *value;
+            crew_free_fn value_free;
+        } ptr;
+        unsigned char bytes[CREW__INLINE_MAX]; /* see crew_future's layout */
+        void *heap;
+    } as;
+    unsigned char kind; /* enum crew__result_kind */
+};
+
+/* Make *result a copy of the `size` bytes at `value`, releasing what it
+ * held. ENOMEM (a copy past CREW__INLINE_MAX could not be allocated)
+ * leaves it as it was. */
+int crew__result_copy(struct crew__result *result, const void *value,
+                      size_t size);
+/* Release what *result holds (a pointer's value_free, a copy's block) and
+ * make it the NULL pointer result. */
+void crew__result_drop(struct crew__result *result);
+
+/* What crew_future_result() returns for it: the caller's to use as the
+ * future allows (a borrowed pointer into a const future). */
+static inline void *
+crew__result_data(const struct crew__result *result)
+{
+    switch (result->kind) {
+    case CREW__RESULT_INLINE:
+        return result->size > 0 ? (void *)result->as.bytes : NULL;
+    case CREW__RESULT_HEAP:
+        return result->as.heap;
+    default:
+        return result->as.ptr.value;
+    }
+}
 
 /* A thread blocked on a future: linked while it sleeps, in its own stack
  * frame. The resolver notifies `event` and unlinks it under the future's
@@ -95,24 +147,27 @@ struct crew_future {
      * a cancellation. */
     crew_error *error;
     /* One thing at a time: a task's closure until it is claimed (read
-     * then, and dead by its resolution); from resolution, the value of a
+     * then, and dead by its resolution); from resolution, the result of a
      * success, or the fallback error of a failure recorded without one. */
     union {
         struct crew__closure task;
-        struct {
-            void *value;
-            crew_free_fn value_free;
-        } result;     /* CREW_SUCCEEDED */
-        crew_error lost; /* CREW_FAILED, memory having run out */
+        struct crew__result result; /* CREW_SUCCEEDED */
+        crew_error lost;            /* CREW_FAILED, memory having run out */
     } u;
 };
+
+/* An inline copy is aligned for any type: the block is (malloc()), and
+ * so is the copy's offset in it. */
+_Static_assert(offsetof(crew_future, u.result.as.bytes) %
+                       _Alignof(max_align_t) ==
+                   0,
+               "an inline result must be aligned for any type");
 
 /* What a future resolves with. A failure without an error (error NULL)
  * gets the embedded fallback with `code`. */
 struct crew__outcome {
     crew_state state;
-    void *value;
-    crew_free_fn value_free;
+    struct crew__result result; /* a success's, handed to the future */
     crew_error *error;
     int code;
 };
