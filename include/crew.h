@@ -362,8 +362,9 @@ CREW_API int crew_task_return_copy(crew_task *task, const void *value,
  * becomes the failure's message if the function returns a code other than
  * 0 (and other than ECANCELED after a cancellation request), so a task may
  * write <tt>return crew_task_fail(task, ENOENT, "open %s", path);</tt>.
- * Without a recorded message the failure gets a default one naming the
- * code. If memory runs out, the failure keeps its code and a fixed message
+ * Without a recorded message the failure's message is crew_strerror(code)
+ * for a code crew_strerror() knows, else "error <code>"; crew_error_format()
+ * does not print such a message twice. If memory runs out, the failure keeps its code and a fixed message
  * saying the rest was lost.
  *
  * @param task    the running task
@@ -866,7 +867,8 @@ CREW_API crew_error *crew_error_flatten(const crew_error *error);
  *
  * One line an error, then its inner errors one level deeper: "[i] error N
  * (text): message" for a leaf with code N at position i, text being
- * crew_strerror(N), and "[i] message" for an aggregate ("[3] 2 of 5 inputs
+ * crew_strerror(N) ("[i] error N (text)" when the message is the default
+ * one, which says no more), and "[i] message" for an aggregate ("[3] 2 of 5 inputs
  * failed"); the root has no position. Each level indents two blanks more,
  * down to a depth of 32; deeper lines are indented as at 32, so the text
  * grows linearly with the tree. Every further line of a multi-line message
@@ -967,7 +969,8 @@ CREW_API int crew_promise_resolve_copy(crew_future *future, const void *value,
 /**
  * @brief Resolve a promise as failed with @p code and a printf message.
  *
- * Any code but 0, negative ones included, is kept as given. If memory runs
+ * Any code but 0, negative ones included, is kept as given. A NULL
+ * @p format gives the default message of crew_task_fail(). If memory runs
  * out, the promise still fails with @p code and a fixed message.
  *
  * @return 0; EALREADY; EINVAL (NULL, not a promise, @p code 0).

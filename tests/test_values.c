@@ -341,3 +341,83 @@ CREW_TEST(values, error_print_rejects_null_and_reports_a_failed_write)
     fclose(read_only);
     crew_error_release(error);
 }
+
+/* ------------------------------------------------------------------ */
+/* The default message                                                */
+/* ------------------------------------------------------------------ */
+
+static int
+return_code(crew_task *task, void *arg)
+{
+    (void)task;
+    return (int)(intptr_t)arg;
+}
+
+/* The error a task returning `code` without a message fails with. */
+static crew_error *
+failure_of(crew_pool *pool, int code)
+{
+    crew_future *f;
+    crew_error *error;
+
+    cr_assert_eq(crew_submit(pool, return_code, (void *)(intptr_t)code, &f),
+                 0);
+    cr_assert_eq(crew_future_wait(f), code);
+    error = crew_error_retain(crew_future_error(f));
+    crew_future_release(f);
+    return error;
+}
+
+static void
+assert_formats_as(const crew_error *error, const char *want)
+{
+    char got[256];
+
+    cr_assert_eq(crew_error_format(error, got, sizeof(got)), (int)strlen(want));
+    cr_assert_str_eq(got, want);
+}
+
+CREW_TEST(values, a_known_code_without_a_message_says_what_strerror_says)
+{
+    crew_pool *pool = crew_test_pool(1);
+    crew_error *error = failure_of(pool, ENOENT);
+    crew_future *p = crew_test_promise();
+
+    cr_assert_str_eq(crew_error_message(error), crew_strerror(ENOENT));
+    cr_assert_str_neq(crew_error_message(error), "unknown error");
+    /* Said once, not as "(text): text". */
+    char want[128];
+    snprintf(want, sizeof(want), "error %d (%s)\n", ENOENT,
+             crew_strerror(ENOENT));
+    assert_formats_as(error, want);
+    crew_error_release(error);
+
+    cr_assert_eq(crew_promise_fail(p, EIO, NULL), 0);
+    cr_assert_str_eq(crew_error_message(crew_future_error(p)),
+                     crew_strerror(EIO));
+    crew_future_release(p);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(values, an_unknown_code_without_a_message_is_error_and_the_code)
+{
+    crew_pool *pool = crew_test_pool(1);
+    crew_error *error = failure_of(pool, 12345);
+
+    cr_assert_str_eq(crew_error_message(error), "error 12345");
+    assert_formats_as(error, "error 12345 (unknown error)\n");
+    crew_error_release(error);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(values, a_recorded_message_is_still_printed_after_the_code)
+{
+    crew_future *p = crew_test_promise();
+    char want[128];
+
+    cr_assert_eq(crew_promise_fail(p, ENOENT, "open %s", "a.txt"), 0);
+    snprintf(want, sizeof(want), "error %d (%s): open a.txt\n", ENOENT,
+             crew_strerror(ENOENT));
+    assert_formats_as(crew_future_error(p), want);
+    crew_future_release(p);
+}

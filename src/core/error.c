@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define UNKNOWN_TEXT "unknown error" /* crew_strerror()'s for other codes */
+
 crew_error crew__error_cancelled = {
     .code = ECANCELED,
     .kind = CREW__ERROR_STATIC,
@@ -74,17 +76,51 @@ crew__error_vformat(int code, const char *format, va_list args)
     return e;
 }
 
+/* The message crew_strerror() has for `code`, or NULL if it knows
+ * none. */
+static const char *
+known_text(int code)
+{
+    const char *text = crew_strerror(code);
+
+    return strcmp(text, UNKNOWN_TEXT) != 0 ? text : NULL;
+}
+
+#define DEFAULT_FORMAT "error %d" /* for a code crew_strerror() knows not */
+
 crew_error *
 crew__error_default(int code)
 {
-    static const char format[] = "failed with code %d";
+    const char *known = known_text(code);
     char *text;
-    int length = snprintf(NULL, 0, format, code);
-    crew_error *e = leaf_new(code, (size_t)length, &text);
+    crew_error *e;
 
+    if (known != NULL) {
+        /* Static text: the leaf needs no room for it. */
+        e = leaf_new(code, 0, &text);
+        if (e != NULL)
+            e->message = known;
+        return e;
+    }
+    int length = snprintf(NULL, 0, DEFAULT_FORMAT, code);
+    e = leaf_new(code, (size_t)length, &text);
     if (e != NULL)
-        snprintf(text, (size_t)length + 1, format, code);
+        snprintf(text, (size_t)length + 1, DEFAULT_FORMAT, code);
     return e;
+}
+
+/* Whether `error`'s message says no more than its code does: the default
+ * one, which crew_error_format() does not print twice. */
+static bool
+has_default_message(const crew_error *error)
+{
+    const char *known = known_text(error->code);
+    char text[32];
+
+    if (known != NULL)
+        return strcmp(error->message, known) == 0;
+    snprintf(text, sizeof(text), DEFAULT_FORMAT, error->code);
+    return strcmp(error->message, text) == 0;
 }
 
 crew_error *
@@ -488,7 +524,12 @@ write_entry(struct writer *w, const crew_error *error, size_t depth,
     if (error->code != CREW_EAGGREGATE) {
         write_text(w, "error %d (", error->code);
         write_string(w, crew_strerror(error->code));
-        write_string(w, "): ");
+        write_string(w, ")");
+        if (has_default_message(error)) { /* said already */
+            write_bytes(w, "\n", 1);
+            return;
+        }
+        write_string(w, ": ");
     }
     write_message(w, error->message, depth);
     write_bytes(w, "\n", 1);
@@ -557,7 +598,7 @@ crew_strerror(int code)
         return "success";
 #ifdef __GLIBC__
     const char *text = strerrordesc_np(code);
-    return text != NULL ? text : "unknown error";
+    return text != NULL ? text : UNKNOWN_TEXT;
 #else
     /* Elsewhere strerror() returns static text for the codes it knows. */
     return strerror(code);
