@@ -660,6 +660,21 @@ CREW_API int crew_wait_all(crew_future *const *futures, size_t n,
                            crew_error **error);
 
 /**
+ * @brief crew_wait_all() with a limit of @p timeout_ns.
+ *
+ * Nothing is cancelled when the limit passes, and nothing of the call
+ * stays registered on the inputs, so a loop that polls with a short limit
+ * uses no more memory at each turn. A helping worker may overrun the
+ * limit by the length of the task it is running.
+ *
+ * @return ETIMEDOUT (with @p *error NULL) when not every input resolved
+ *         within @p timeout_ns; otherwise what crew_wait_all() returns.
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_wait_all_for(crew_future *const *futures, size_t n,
+                               uint64_t timeout_ns, crew_error **error);
+
+/**
  * @brief A future that resolves as soon as the first input resolves.
  *
  * It succeeds, whatever the winner's outcome, with the winning input as

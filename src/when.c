@@ -424,13 +424,15 @@ crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
 /*
  * The inputs resolved, counted from the first, for a thread outside the
  * pool: it spins briefly for each (a short task resolves sooner than a
- * sleep would end), all within one spin's time, and stops at the first
- * still pending. Sets *failed if one of them failed.
+ * sleep would end), all within one spin's time or until the deadline,
+ * and stops at the first still pending. Sets *failed if one of them
+ * failed.
  */
 static size_t
-resolved_prefix(crew_future *const *futures, size_t n, bool *failed)
+resolved_prefix(crew_future *const *futures, size_t n, uint64_t deadline,
+                bool *failed)
 {
-    uint64_t end = crew__spin_end(UINT64_MAX);
+    uint64_t end = crew__spin_end(deadline);
     size_t k;
 
     for (k = 0; k < n && crew__future_spin(futures[k], end); k++)
@@ -438,9 +440,12 @@ resolved_prefix(crew_future *const *futures, size_t n, bool *failed)
     return k;
 }
 
-/* Join the inputs and sleep once, on the join. */
+/* Join the inputs and sleep once, on the join, until the absolute
+ * deadline. Past it, ETIMEDOUT: releasing the join, which nobody else
+ * holds or listens to, takes its nodes off the inputs (join_release()). */
 static int
-wait_join(crew_future *const *futures, size_t n, crew_error **error)
+wait_join(crew_future *const *futures, size_t n, uint64_t deadline,
+          crew_error **error)
 {
     crew_future *all;
     int err;
@@ -454,7 +459,10 @@ wait_join(crew_future *const *futures, size_t n, crew_error **error)
             return ESHUTDOWN;
         }
     }
-    crew__future_await(all, UINT64_MAX);
+    if (crew__future_await(all, deadline) == ETIMEDOUT) {
+        crew_future_release(all);
+        return ETIMEDOUT;
+    }
     err = crew__future_code(all);
     if (err != 0 && error != NULL)
         *error = crew_error_retain(crew_future_error(all));
@@ -490,8 +498,9 @@ outcome_now(crew_future *const *futures, size_t n, crew_error **error)
  * positions in an aggregate are the caller's, so a failure sends the
  * whole array to a join, which then resolves at once.
  */
-int
-crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
+static int
+wait_all_until(crew_future *const *futures, size_t n, uint64_t deadline,
+               crew_error **error)
 {
     bool failed = false;
     size_t k;
@@ -506,19 +515,33 @@ crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
     if (!inputs_are_valid(futures, n))
         return EINVAL;
     if (crew__worker_self() != NULL)
-        return wait_join(futures, n, error);
-    k = resolved_prefix(futures, n, &failed);
+        return wait_join(futures, n, deadline, error);
+    k = resolved_prefix(futures, n, deadline, &failed);
     if (k == n)
         return outcome_now(futures, n, error);
     if (failed || k == 0)
-        return wait_join(futures, n, error);
-    err = wait_join(futures + k, n - k, NULL);
+        return wait_join(futures, n, deadline, error);
+    err = wait_join(futures + k, n - k, deadline, NULL);
     if (err == CREW_EAGGREGATE)
-        return wait_join(futures, n, error);
-    if (err == ENOMEM)
+        return wait_join(futures, n, deadline, error);
+    if (err == ENOMEM || err == ETIMEDOUT || err == ESHUTDOWN)
         return err;
     /* Every input has resolved, none failed: no allocation is needed. */
     return outcome_now(futures, n, error);
+}
+
+int
+crew_wait_all(crew_future *const *futures, size_t n, crew_error **error)
+{
+    return wait_all_until(futures, n, UINT64_MAX, error);
+}
+
+int
+crew_wait_all_for(crew_future *const *futures, size_t n, uint64_t timeout_ns,
+                  crew_error **error)
+{
+    return wait_all_until(futures, n, crew__deadline_after(timeout_ns),
+                          error);
 }
 
 /* Whether no input can resolve any more: every one still pending is a

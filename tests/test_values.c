@@ -29,6 +29,7 @@ struct copy_job {
     int copied;                /* what crew_task_return_copy returned */
     int bad_null, bad_task;    /* its EINVAL cases */
     atomic_int values_freed;   /* for a pointer result it replaces */
+    struct scn_gate freed;     /* one a values_freed */
     bool pointer_after;        /* crew_task_return a pointer afterwards */
     bool pointer_before;       /* crew_task_return a pointer first */
 };
@@ -44,6 +45,7 @@ count_value_free(void *p)
 {
     struct copy_job *job = p;
     atomic_fetch_add(&job->values_freed, 1);
+    scn_gate_add(&job->freed, 1);
 }
 
 static int
@@ -146,10 +148,12 @@ CREW_TEST(values, the_last_call_wins_and_releases_the_value_it_replaces)
 {
     crew_pool *pool = crew_test_pool(1);
     /* A pointer, then a copy: the pointer's value_free runs once. */
-    struct copy_job first = {.size = 24, .pointer_before = true};
+    struct copy_job first = {
+        .size = 24, .pointer_before = true, .freed = SCN_GATE_INIT};
     /* A large copy, then a pointer: the copy goes (ASan sees a leak if
      * not), the pointer is the result. */
-    struct copy_job second = {.size = 40, .pointer_after = true};
+    struct copy_job second = {
+        .size = 40, .pointer_after = true, .freed = SCN_GATE_INIT};
     crew_future *f = run_copy(pool, &first);
 
     assert_copy(f, 24);
@@ -161,8 +165,13 @@ CREW_TEST(values, the_last_call_wins_and_releases_the_value_it_replaces)
     cr_assert_eq(crew_future_result_size(f), 0, "a pointer result has no size");
     cr_assert_eq(atomic_load(&second.values_freed), 0);
     crew_future_release(f);
-    cr_assert_eq(atomic_load(&second.values_freed), 1);
+    /* With the last reference, which may be the worker's, not ours. */
+    cr_assert_eq(scn_gate_await(&second.freed, 1), 1,
+                 "value_free never ran");
     crew_pool_destroy(pool);
+    cr_assert_eq(atomic_load(&second.values_freed), 1);
+    scn_gate_destroy(&first.freed);
+    scn_gate_destroy(&second.freed);
 }
 
 CREW_TEST(values, a_task_that_fails_after_copying_discards_the_copy)
@@ -420,4 +429,71 @@ CREW_TEST(values, a_recorded_message_is_still_printed_after_the_code)
              crew_strerror(ENOENT));
     assert_formats_as(crew_future_error(p), want);
     crew_future_release(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* crew_wait_all_for                                                  */
+/* ------------------------------------------------------------------ */
+
+CREW_TEST(values, wait_all_for_times_out_cancelling_nothing)
+{
+    crew_future *fs[3] = {crew_test_promise(), crew_test_promise(),
+                          crew_test_promise()};
+    crew_error *error = (crew_error *)fs; /* not NULL: must be cleared */
+
+    cr_assert_eq(crew_promise_resolve(fs[0], NULL, NULL), 0);
+    cr_assert_eq(crew_wait_all_for(fs, 3, 1000000, &error), ETIMEDOUT);
+    cr_assert_null(error);
+    cr_assert_eq(crew_future_state(fs[1]), CREW_PENDING, "an input changed");
+    cr_assert_eq(crew_future_state(fs[2]), CREW_PENDING);
+    /* Once they resolve, it answers as crew_wait_all does. */
+    cr_assert_eq(crew_promise_fail(fs[1], EIO, "lost"), 0);
+    cr_assert_eq(crew_promise_resolve(fs[2], NULL, NULL), 0);
+    cr_assert_eq(crew_wait_all_for(fs, 3, 0, &error), CREW_EAGGREGATE);
+    cr_assert_eq(crew_error_count(error), 1);
+    crew_error_release(error);
+    cr_assert_eq(crew_wait_all_for(fs, 1, 0, NULL), 0);
+    cr_assert_eq(crew_wait_all_for(NULL, 2, 0, NULL), EINVAL);
+    cr_assert_eq(crew_wait_all_for(NULL, 0, 0, NULL), 0);
+    crew_future_release_all(fs, 3);
+}
+
+CREW_TEST(values, wait_all_for_polling_a_pending_input_leaves_nothing_behind)
+{
+    crew_future *fs[2] = {crew_test_promise(), crew_test_promise()};
+    size_t before = scn_heap_in_use();
+
+    for (int i = 0; i < 20000; i++)
+        cr_assert_eq(crew_wait_all_for(fs, 2, 0, NULL), ETIMEDOUT);
+    /* A join left on the inputs at each turn would be 20000 of them. */
+    size_t after = scn_heap_in_use();
+    cr_assert(after < before + 64 * 1024,
+              "the heap grew by %zu bytes over 20000 polls", after - before);
+    cr_assert_eq(crew_promise_resolve(fs[0], NULL, NULL), 0);
+    cr_assert_eq(crew_promise_resolve(fs[1], NULL, NULL), 0);
+    cr_assert_eq(crew_wait_all_for(fs, 2, 0, NULL), 0);
+    crew_future_release_all(fs, 2);
+}
+
+static int
+wait_all_for_task(crew_task *task, void *arg)
+{
+    crew_future **pending = arg;
+
+    (void)task;
+    return crew_wait_all_for(pending, 1, 2000000, NULL);
+}
+
+CREW_TEST(values, wait_all_for_times_out_on_a_worker_too)
+{
+    crew_pool *pool = crew_test_pool(1);
+    crew_future *pending = crew_test_promise();
+    crew_future *f;
+
+    cr_assert_eq(crew_submit(pool, wait_all_for_task, &pending, &f), 0);
+    cr_assert_eq(crew_future_wait(f), ETIMEDOUT);
+    cr_assert_eq(crew_future_state(pending), CREW_PENDING);
+    crew_future_release(f);
+    crew_future_release(pending);
+    crew_pool_destroy(pool);
 }
