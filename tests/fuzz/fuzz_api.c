@@ -73,6 +73,11 @@
  *                                     fails (none past the end); f >= 250:
  *                                     bad arguments (EINVAL)
  *   26 STATS           pool           a snapshot; exact once shut down
+ *   27 RESOLVE_COPY    slot, size     crew_promise_resolve_copy of size%41
+ *                                     bytes (inline up to 16, else not)
+ *   28 WAIT_ALL_FOR    n, t, n slots  crew_wait_all_for, limit t%3: 0,
+ *                                     1 us, 100 us; any input, resolving
+ *                                     or not
  *
  * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
@@ -180,6 +185,8 @@ enum op {
     OP_THEN,
     OP_PARALLEL_FOR,
     OP_STATS,
+    OP_RESOLVE_COPY,
+    OP_WAIT_ALL_FOR,
     OP_COUNT
 };
 
@@ -1461,6 +1468,41 @@ op_promise_resolve(void)
     check_outcome_shape(s->f);
 }
 
+/* The bytes a copied result holds: a pattern of its size. */
+static unsigned char
+copy_byte(size_t size, size_t i)
+{
+    return (unsigned char)(size * 31 + i * 7 + 1);
+}
+
+static void
+op_resolve_copy(void)
+{
+    struct slot *s = &ctx.slots[next() % N_SLOTS];
+    size_t size = next() % 41;
+    unsigned char bytes[40];
+    bool was_final;
+    int r;
+
+    if (s->f == NULL)
+        return;
+    for (size_t i = 0; i < size; i++)
+        bytes[i] = copy_byte(size, i);
+    was_final = is_final(crew_future_state(s->f));
+    r = crew_promise_resolve_copy(s->f, size > 0 ? bytes : NULL, size);
+    check_settle_result(r, !slot_is_promise(s), was_final);
+    if (r == 0) {
+        const unsigned char *got = crew_future_result(s->f);
+        memset(bytes, 0, sizeof(bytes)); /* the copy is the future's */
+        CHECK(crew_future_state(s->f) == CREW_SUCCEEDED);
+        CHECK(crew_future_result_size(s->f) == size);
+        CHECK((size == 0) == (got == NULL));
+        for (size_t i = 0; i < size; i++)
+            CHECK(got[i] == copy_byte(size, i));
+    }
+    check_outcome_shape(s->f);
+}
+
 static void
 op_promise_fail(void)
 {
@@ -1886,6 +1928,35 @@ op_wait_all(void)
 }
 
 static void
+op_wait_all_for(void)
+{
+    static const uint64_t limits[] = {0, 1000, 100000};
+    crew_future *fs[MAX_INPUTS];
+    int nodes[MAX_INPUTS];
+    size_t n = next() % (MAX_INPUTS + 1);
+    uint64_t limit = limits[next() % 3];
+    bool has_null = pick_inputs(fs, nodes, n);
+    crew_error *e = (crew_error *)&ctx; /* must be overwritten */
+    int r;
+
+    r = crew_wait_all_for(fs, n, limit, &e);
+    if (has_null) {
+        CHECK(r == EINVAL && e == NULL);
+        return;
+    }
+    if (r == ETIMEDOUT) {
+        /* Nothing cancelled, nothing kept. */
+        CHECK(e == NULL);
+        return;
+    }
+    CHECK(r == 0 || r == CREW_EAGGREGATE || r == ECANCELED);
+    for (size_t i = 0; i < n; i++)
+        CHECK(is_final(crew_future_state(fs[i])));
+    CHECK(r != 0 || e == NULL);
+    crew_error_release(e);
+}
+
+static void
 op_wait_any(void)
 {
     crew_future *fs[MAX_INPUTS];
@@ -2041,6 +2112,24 @@ op_error_take(void)
     }
 }
 
+/* crew_error_print() writes what crew_error_format() says, all of it. */
+static void
+check_print(const crew_error *e)
+{
+    static FILE *sink; /* a file of its own, rewritten each time */
+    long written;
+
+    if (sink == NULL)
+        sink = tmpfile();
+    if (sink == NULL)
+        return;
+    rewind(sink);
+    CHECK(crew_error_print(e, sink) == 0);
+    CHECK(fflush(sink) == 0);
+    written = ftell(sink);
+    CHECK(written == crew_error_format(e, NULL, 0));
+}
+
 static void
 op_error_inspect(void)
 {
@@ -2066,6 +2155,7 @@ op_error_inspect(void)
     CHECK(crew_error_retain(e) == e);
     crew_error_release(e);
     check_format(e, small_size);
+    check_print(e);
     check_flatten(e);
 }
 
@@ -2401,6 +2491,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_STATS:
             op_stats();
+            break;
+        case OP_RESOLVE_COPY:
+            op_resolve_copy();
+            break;
+        case OP_WAIT_ALL_FOR:
+            op_wait_all_for();
             break;
         default:
             op_pause();
