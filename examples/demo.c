@@ -52,23 +52,6 @@ count_primes(crew_task *task, void *arg)
     return 0;
 }
 
-/* Prints the whole error tree, sizing the buffer with a first call. */
-static int
-print_report(const crew_error *error)
-{
-    int len = crew_error_format(error, NULL, 0);
-    char *text = len < 0 ? NULL : malloc((size_t)len + 1);
-
-    if (text == NULL ||
-        crew_error_format(error, text, (size_t)len + 1) != len) {
-        free(text);
-        return ENOMEM;
-    }
-    printf("\n%s", text);
-    free(text);
-    return 0;
-}
-
 /* True when the failures are exactly the backward ranges, in order. */
 static bool
 failed_as_designed(const crew_error *error)
@@ -124,8 +107,9 @@ main(void)
             printf("range %2zu  [%6lu, %6lu)  %4lu primes\n", i, ranges[i].lo,
                    ranges[i].hi, ranges[i].primes);
     }
-    if (error != NULL && print_report(error) != 0) {
-        fprintf(stderr, "demo: out of memory\n");
+    if (error != NULL &&
+        (putchar('\n') == EOF || crew_error_print(error, stdout) != 0)) {
+        fprintf(stderr, "demo: the report could not be printed\n");
         goto out_release;
     }
     if (error != NULL && failed_as_designed(error))
