@@ -114,7 +114,6 @@ CREW_TEST(values, a_task_returns_copies_of_every_size_inline_and_not)
 
 CREW_TEST(values, a_double_comes_back_without_a_cast_or_a_malloc_in_sight)
 {
-    crew_pool *pool = crew_test_pool(1);
     crew_future *f = crew_test_promise();
     double pi = 3.14159;
 
@@ -122,7 +121,15 @@ CREW_TEST(values, a_double_comes_back_without_a_cast_or_a_malloc_in_sight)
     cr_assert_eq(*(const double *)crew_future_result(f), pi);
     cr_assert_eq(crew_future_result_size(f), sizeof(double));
     crew_future_release(f);
-    crew_pool_destroy(pool);
+}
+
+/* A success with a copy of nothing: a NULL result of size 0. */
+static void
+assert_empty_copy(const crew_future *f)
+{
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    cr_assert_null(crew_future_result(f));
+    cr_assert_eq(crew_future_result_size(f), 0);
 }
 
 CREW_TEST(values, a_copy_of_size_zero_is_a_null_result_of_size_zero)
@@ -132,13 +139,9 @@ CREW_TEST(values, a_copy_of_size_zero_is_a_null_result_of_size_zero)
     crew_future *f = run_copy(pool, &job);
     crew_future *p = crew_test_promise();
 
-    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
-    cr_assert_null(crew_future_result(f));
-    cr_assert_eq(crew_future_result_size(f), 0);
+    assert_empty_copy(f);
     cr_assert_eq(crew_promise_resolve_copy(p, NULL, 0), 0);
-    cr_assert_eq(crew_future_state(p), CREW_SUCCEEDED);
-    cr_assert_null(crew_future_result(p));
-    cr_assert_eq(crew_future_result_size(p), 0);
+    assert_empty_copy(p);
     crew_future_release(p);
     crew_future_release(f);
     crew_pool_destroy(pool);

@@ -21,7 +21,7 @@ crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,
 {
     struct crew__worker *w = crew__self;
 
-    if (w != NULL && w->sched == sched) {
+    if (crew__sched_is_mine(sched)) {
         crew__counter_add(&w->submitted, succeeded + failed);
         crew__counter_add(&w->tally.succeeded, succeeded);
         crew__counter_add(&w->tally.failed, failed);
