@@ -289,7 +289,10 @@ CREW_API int crew_submit(crew_pool *pool, crew_fn fn, void *arg,
  * worker's deque, others on the pool's injection queue. When the pool has
  * a @c max_queued limit and that many tasks wait, the caller waits for room
  * (or gets EAGAIN with ::CREW_NONBLOCKING), except one of the pool's own
- * workers, which is never blocked: its task is queued anyway.
+ * workers, which is never blocked: its task is queued anyway. Submitters
+ * waiting for room are served in the order they began to wait, batches
+ * (crew_submit_each()) included: while one waits, a newcomer waits
+ * behind it, or gets EAGAIN, even when a place is free.
  *
  * @p arg_free(@p arg), when given, runs exactly once: after @p fn returns,
  * or when the task is cancelled before it ran; always before the future
@@ -306,12 +309,66 @@ CREW_API int crew_submit(crew_pool *pool, crew_fn fn, void *arg,
  * @param future    NULL (fire and forget), or receives the task's future
  * @return 0; EINVAL (NULL pool or fn, unknown flags); ENOMEM; ESHUTDOWN
  *         (the pool is shutting down, or this is a child after fork());
- *         EAGAIN (::CREW_NONBLOCKING while @c max_queued tasks wait).
+ *         EAGAIN (::CREW_NONBLOCKING while @c max_queued tasks wait, or
+ *         other submitters wait for room).
  * @note Thread safety: any thread, tasks included.
  */
 CREW_API int crew_submit_ex(crew_pool *pool, crew_fn fn, void *arg,
                             crew_free_fn arg_free, unsigned flags,
                             crew_future **future);
+
+/**
+ * @brief A batch's task function: the task, its index in the batch, and
+ *        the batch's shared argument.
+ */
+typedef int (*crew_each_fn)(crew_task *task, size_t index, void *arg);
+
+/**
+ * @brief Queue @p n tasks at once: task @c i runs @p fn(task, i, @p arg).
+ *
+ * The batch costs one allocation and one hand-over to the workers, not
+ * one per task: from outside the pool its tasks are linked onto the
+ * injection queue in one step, in index order; from one of the pool's
+ * workers they go onto that worker's deque in one push, task 0 on top
+ * (the worker runs them in index order, thieves take the last ones).
+ * Each task is otherwise an ordinary task with a future of its own, to
+ * wait on, cancel or release separately.
+ *
+ * All or nothing: on error no task of the batch runs, every slot of
+ * @p futures is NULL and @p arg_free is not called; a shutdown racing
+ * the call queues the whole batch or none of it. @p n == 0 returns 0,
+ * queues nothing, and calls @p arg_free(@p arg) at once.
+ *
+ * With @c max_queued, the batch needs @p n places at once: it waits
+ * until they are free (EAGAIN with ::CREW_NONBLOCKING), and nobody who
+ * starts waiting for room after it overtakes it. From one of the pool's
+ * own workers it is never blocked, and may exceed the limit, as
+ * crew_submit_ex() does.
+ *
+ * @p arg is shared by every task; @p arg_free(@p arg), when given, runs
+ * once, after the batch's last task has resolved (on the thread that
+ * took that task out of its queue).
+ *
+ * Ownership: when @p futures is not NULL, it has @p n slots and slot
+ * @c i receives a reference to task @c i's future, for the caller
+ * (crew_future_release_all() releases them).
+ *
+ * @param pool      the pool
+ * @param n         how many tasks
+ * @param fn        the tasks' function
+ * @param arg       passed to every call of @p fn
+ * @param arg_free  NULL, or frees @p arg once every task resolved
+ * @param flags     0 or ::CREW_NONBLOCKING
+ * @param futures   NULL (fire and forget), or @p n slots for the futures
+ * @return 0; EINVAL (NULL pool or fn, unknown flags, or, from outside the
+ *         pool's workers, @p n greater than @c max_queued); ENOMEM;
+ *         ESHUTDOWN; EAGAIN (::CREW_NONBLOCKING and no room for @p n now,
+ *         or others waiting for room).
+ * @note Thread safety: any thread, tasks included.
+ */
+CREW_API int crew_submit_each(crew_pool *pool, size_t n, crew_each_fn fn,
+                              void *arg, crew_free_fn arg_free, unsigned flags,
+                              crew_future **futures);
 
 /* ------------------------------------------------------------------ */
 /* Inside a task                                                      */

@@ -62,6 +62,17 @@ crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags)
     return crew__sched_submit(pool->sched, job, flags);
 }
 
+/* The route for a batch: n jobs, all or none, in one hand-over (see
+ * crew__sched_submit_many()). */
+static inline int
+crew__pool_submit_many(crew_pool *pool, const struct crew__jobs *jobs,
+                       unsigned flags)
+{
+    if (crew__pool_is_orphan(pool))
+        return ESHUTDOWN;
+    return crew__sched_submit_many(pool->sched, jobs, flags);
+}
+
 /* 0 if the pool takes work from the calling thread now, else ESHUTDOWN
  * (the rule of crew__pool_submit()), for a kind that checks before it
  * allocates. */

@@ -395,6 +395,12 @@ crew_task_cancelled(const crew_task *task)
     return cancel_requested(task->future, task->pool);
 }
 
+crew_future *
+crew__task_future(const crew_task *task)
+{
+    return task->future;
+}
+
 crew_pool *
 crew_task_pool(const crew_task *task)
 {

@@ -39,6 +39,8 @@ void crew__task_refuse(crew_future *future, int code);
  * without asking a running one to stop. False if it has started or
  * resolved. */
 bool crew__task_revoke(crew_future *future);
+/* The future of the task running as `task`; NULL for a loop's chunk. */
+crew_future *crew__task_future(const crew_task *task);
 /* Call fn(task, lo, hi, arg) with a crew_task of its own, not a queued
  * task's (a parallel loop's chunk): crew_task_cancelled() answers for the
  * pool alone. Returns 0, or the failure's code with *failure its error

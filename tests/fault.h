@@ -16,5 +16,8 @@ void crew_test_fail_alloc(long k);
 void crew_test_fail_thread(long k);
 /* Whether an armed fault fired on this thread since it was armed. */
 bool crew_test_fault_fired(void);
+/* How many times a submitter, on any thread, started waiting for room
+ * under max_queued. */
+unsigned long crew_test_room_waits(void);
 
 #endif

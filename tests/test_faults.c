@@ -1840,3 +1840,259 @@ CREW_TEST(faults, a_promise_copy_of_16_bytes_never_allocates)
     crew_future_release(small);
     crew_future_release(large);
 }
+
+/* ------------------------------------------------------------------ */
+/* Batches                                                             */
+/* ------------------------------------------------------------------ */
+
+#define BATCH_N 200 /* past a worker deque's first ring of 64 */
+
+static int
+count_each(crew_task *task, size_t index, void *counts)
+{
+    (void)index;
+    return scn_count_task(task, counts);
+}
+
+/* A batch under a fault walk, from this thread or, `inside`, from a
+ * task, whose worker must also grow its deque to take it. */
+struct batch_walk {
+    crew_pool *pool;
+    struct scn_counts tally;
+    unsigned accepted; /* batches that went through */
+    long k;
+    int err;
+    bool fired;
+};
+
+static void
+submit_batch_armed(struct batch_walk *w)
+{
+    crew_future *futures[BATCH_N];
+
+    for (size_t i = 0; i < BATCH_N; i++)
+        futures[i] = NOT_SET_FUTURE;
+    arm(w->k);
+    w->err = crew_submit_each(w->pool, BATCH_N, count_each, &w->tally,
+                              scn_count_free, 0, futures);
+    w->fired = disarm();
+    if (w->err != 0) {
+        for (size_t i = 0; i < BATCH_N; i++)
+            cr_assert_null(futures[i], "slot %zu left set on error", i);
+        return;
+    }
+    w->accepted++;
+    cr_assert_eq(crew_wait_all(futures, BATCH_N, NULL), 0);
+    crew_future_release_all(futures, BATCH_N);
+}
+
+static int
+batch_from_task(crew_task *task, void *arg)
+{
+    (void)task;
+    submit_batch_armed(arg);
+    return 0;
+}
+
+static bool
+batch_step(long k, void *ctx)
+{
+    struct batch_walk *w = ctx;
+
+    w->k = k;
+    submit_batch_armed(w);
+    expect_enomem_if(w->fired, w->err, k);
+    return w->fired;
+}
+
+static bool
+batch_step_inside(long k, void *ctx)
+{
+    struct batch_walk *w = ctx;
+    crew_future *f;
+
+    w->k = k;
+    cr_assert_eq(crew_submit(w->pool, batch_from_task, w, &f), 0);
+    cr_assert_eq(crew_future_wait(f), 0);
+    crew_future_release(f);
+    expect_enomem_if(w->fired, w->err, k);
+    return w->fired;
+}
+
+static void
+expect_batches_ran(struct batch_walk *w)
+{
+    /* Every accepted batch ran whole, and freed its arg once; nothing of
+     * a refused one ran. The pool is destroyed: every arg_free ran. */
+    cr_assert_eq(atomic_load(&w->tally.ran), w->accepted * BATCH_N);
+    cr_assert_eq(atomic_load(&w->tally.freed), w->accepted);
+    scn_gate_destroy(&w->tally.done);
+}
+
+CREW_TEST(faults, submit_each_is_all_or_nothing_at_every_allocation)
+{
+    struct batch_walk w = {.pool = crew_test_pool(2),
+                           .tally = SCN_COUNTS_INIT};
+
+    /* One allocation from outside, whatever the size of the batch. */
+    cr_assert_eq(each_allocation("crew_submit_each", MAX_ALLOCS, batch_step,
+                                 &w),
+                 1);
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+    expect_batches_ran(&w);
+}
+
+CREW_TEST(faults, submit_each_from_a_worker_is_all_or_nothing_too)
+{
+    struct batch_walk w = {.pool = crew_test_pool(1),
+                           .tally = SCN_COUNTS_INIT};
+
+    /* The batch's block, then the worker's deque growing to take it. */
+    cr_assert_eq(each_allocation("crew_submit_each from a worker", MAX_ALLOCS,
+                                 batch_step_inside, &w),
+                 2);
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+    expect_batches_ran(&w);
+}
+
+/* A submitter on a thread of its own, for the order of room. */
+struct room_submitter {
+    crew_pool *pool;
+    size_t n; /* a batch of n, or, 0, one crew_submit() */
+    struct scn_counts *tally;
+    crew_future *futures[4];
+    int err;
+    pthread_t thread;
+};
+
+/* Which submitter's task ran when: each appends its mark. */
+static atomic_int order_next;
+static int order_log[16];
+
+static int
+log_order(crew_task *task, size_t index, void *mark)
+{
+    (void)task;
+    (void)index;
+    order_log[atomic_fetch_add(&order_next, 1) % 16] = (int)(intptr_t)mark;
+    return 0;
+}
+
+static int
+log_order_one(crew_task *task, void *mark)
+{
+    return log_order(task, 0, mark);
+}
+
+static void *
+submit_waiting(void *arg)
+{
+    struct room_submitter *s = arg;
+
+    if (s->n > 0)
+        s->err = crew_submit_each(s->pool, s->n, log_order,
+                                  (void *)(intptr_t)s->n, NULL, 0, s->futures);
+    else
+        s->err = crew_submit(s->pool, log_order_one, (void *)(intptr_t)1,
+                             s->futures);
+    return NULL;
+}
+
+/* Wait, with patience, until `count` submitters have started waiting for
+ * room since `base`. */
+static void
+await_room_waits(unsigned long base, unsigned long count)
+{
+    for (int i = 0; i < 100000 && crew_test_room_waits() < base + count; i++)
+        sched_yield();
+    cr_assert_geq(crew_test_room_waits(), base + count,
+                  "no submitter started waiting for room");
+}
+
+CREW_TEST(faults, a_batch_waiting_for_room_is_not_overtaken)
+{
+    crew_pool_options o = {.threads = 1, .max_queued = 3};
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_future *holder, *fillers[2];
+    struct room_submitter batch = {.n = 2}, single = {.n = 0};
+    unsigned long base = crew_test_room_waits();
+    crew_pool *pool;
+    crew_future *extra = NOT_SET_FUTURE;
+
+    cr_assert_eq(crew_pool_create(&pool, &o), 0);
+    batch.pool = single.pool = pool;
+    atomic_store(&order_next, 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &holder), 0);
+    /* Two places of three taken by tasks that hold the worker in turn:
+     * a batch of two waits, and a single task behind it waits too,
+     * though a place is free. */
+    cr_assert_eq(crew_submit(pool, scn_hold_task, &hold, &fillers[0]), 0);
+    cr_assert_eq(crew_submit(pool, scn_hold_task, &hold, &fillers[1]), 0);
+    cr_assert_eq(pthread_create(&batch.thread, NULL, submit_waiting, &batch),
+                 0);
+    await_room_waits(base, 1);
+    cr_assert_eq(pthread_create(&single.thread, NULL, submit_waiting, &single),
+                 0);
+    await_room_waits(base, 2);
+    /* Someone waits ahead: no room for a newcomer, though one fits. */
+    cr_assert_eq(crew_submit_ex(pool, log_order_one, (void *)(intptr_t)3, NULL,
+                                CREW_NONBLOCKING, &extra),
+                 EAGAIN);
+    cr_assert_null(extra);
+    scn_hold_open(&hold);
+    cr_assert_eq(pthread_join(batch.thread, NULL), 0);
+    cr_assert_eq(pthread_join(single.thread, NULL), 0);
+    cr_assert_eq(batch.err, 0);
+    cr_assert_eq(single.err, 0);
+    cr_assert_eq(crew_wait_all(batch.futures, 2, NULL), 0);
+    cr_assert_eq(crew_future_wait(single.futures[0]), 0);
+    /* One worker runs the injection queue in order: the batch first. */
+    cr_assert_eq(atomic_load(&order_next), 3);
+    cr_assert_eq(order_log[0], 2);
+    cr_assert_eq(order_log[1], 2);
+    cr_assert_eq(order_log[2], 1, "the single task overtook the batch");
+    crew_future_release_all(batch.futures, 2);
+    crew_future_release(single.futures[0]);
+    crew_future_release_all(fillers, 2);
+    crew_future_release(holder);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}
+
+CREW_TEST(faults, a_shutdown_wakes_a_batch_waiting_for_room_with_eshutdown)
+{
+    crew_pool_options o = {.threads = 1, .max_queued = 2};
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_future *holder, *filler;
+    struct room_submitter batch = {.n = 2};
+    unsigned long base = crew_test_room_waits();
+    crew_pool *pool;
+
+    cr_assert_eq(crew_pool_create(&pool, &o), 0);
+    batch.pool = pool;
+    atomic_store(&order_next, 0);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &holder), 0);
+    cr_assert_eq(crew_submit(pool, scn_hold_task, &hold, &filler), 0);
+    cr_assert_eq(pthread_create(&batch.thread, NULL, submit_waiting, &batch),
+                 0);
+    await_room_waits(base, 1);
+    scn_hold_open(&hold);
+    crew_pool_destroy(pool); /* its shutdown wakes the waiting batch */
+    cr_assert_eq(pthread_join(batch.thread, NULL), 0);
+    /* Either the places freed first, and the batch ran whole, or the
+     * shutdown came first, and none of it ran. */
+    if (batch.err == 0) {
+        cr_assert_eq(atomic_load(&order_next), 2);
+        crew_future_release_all(batch.futures, 2);
+    } else {
+        cr_assert_eq(batch.err, ESHUTDOWN);
+        cr_assert_eq(atomic_load(&order_next), 0);
+        cr_assert_null(batch.futures[0]);
+        cr_assert_null(batch.futures[1]);
+    }
+    crew_future_release(filler);
+    crew_future_release(holder);
+    scn_hold_destroy(&hold);
+}

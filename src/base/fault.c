@@ -9,9 +9,12 @@
 
 #include "crew.h"
 
+#include <stdatomic.h>
+
 static _Thread_local long alloc_countdown = -1;
 static _Thread_local long thread_countdown = -1;
 static _Thread_local bool fired;
+static atomic_ulong room_waits; /* process-wide: the waiter is elsewhere */
 
 static bool
 fire(long *countdown)
@@ -34,6 +37,20 @@ bool
 crew__fault_thread(void)
 {
     return fire(&thread_countdown);
+}
+
+void
+crew__fault_room_wait(void)
+{
+    atomic_fetch_add(&room_waits, 1);
+}
+
+/* How many times a submitter, on any thread, started waiting for room
+ * under max_queued. */
+CREW_API unsigned long
+crew_test_room_waits(void)
+{
+    return atomic_load(&room_waits);
 }
 
 /* Fail the calling thread's k-th allocation from now (0: the next one);

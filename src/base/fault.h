@@ -14,9 +14,13 @@
 
 #include <stdbool.h>
 
+/* A submitter starts waiting for room under max_queued: counted, so
+ * that a test can tell a submitter is blocked there
+ * (crew_test_room_waits()). */
 #ifdef CREW_TEST_HOOKS
 bool crew__fault_alloc(void);
 bool crew__fault_thread(void);
+void crew__fault_room_wait(void);
 #else
 static inline bool
 crew__fault_alloc(void)
@@ -28,6 +32,11 @@ static inline bool
 crew__fault_thread(void)
 {
     return false;
+}
+
+static inline void
+crew__fault_room_wait(void)
+{
 }
 #endif
 

@@ -95,12 +95,20 @@ crew__deque_destroy(struct crew__deque *deque)
     crew__deque_abandon(deque);
 }
 
-/* Owner only: move items [top, bottom) to a ring twice the size. */
+/* Owner only: move items [top, bottom) to a ring of at least `need`
+ * slots, the least power of two times the old size. */
 static struct crew__ring *
 grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
-     int64_t bottom)
+     int64_t bottom, size_t need)
 {
-    struct crew__ring *ring = ring_new(2 * (old->mask + 1));
+    size_t size = 2 * ((size_t)old->mask + 1);
+
+    while (size < need) {
+        if (size > SIZE_MAX / 4 / sizeof(void *))
+            return NULL; /* its bytes would not fit a size_t */
+        size *= 2;
+    }
+    struct crew__ring *ring = ring_new((int64_t)size);
 
     if (ring == NULL)
         return NULL;
@@ -118,33 +126,73 @@ grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
     return ring;
 }
 
-int
-crew__deque_push_many(struct crew__deque *deque, void *const *items, size_t n)
+/*
+ * Owner only: the ring, with room for n more items past *bottom (read
+ * here), or NULL (ENOMEM) with nothing changed.
+ */
+static struct crew__ring *
+reserve(struct crew__deque *deque, size_t n, int64_t *bottom)
 {
     /* Relaxed: only the owner writes `bottom` and `ring`. */
-    int64_t bottom = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
     struct crew__ring *ring =
         atomic_load_explicit(&deque->ring, memory_order_relaxed);
     /* Acquire: pairs with a thief's CAS of `top`, so the slots it took
      * are free for reuse. */
     int64_t top = atomic_load_explicit(&deque->top, memory_order_acquire);
+    size_t need;
 
-    while (bottom - top + (int64_t)n > ring->mask + 1) {
-        ring = grow(deque, ring, top, bottom);
-        if (ring == NULL)
-            return ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        /* Relaxed: published by the store of `bottom` below. */
-        atomic_store_explicit(&ring->slots[(bottom + (int64_t)i) & ring->mask],
-                              items[i], memory_order_relaxed);
-    }
+    *bottom = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
+    need = (size_t)(*bottom - top) + n;
+    if (need > (size_t)ring->mask + 1)
+        ring = grow(deque, ring, top, *bottom, need);
+    return ring;
+}
+
+/* Owner only: the item for `index`, not yet visible to thieves. */
+static void
+put(struct crew__ring *ring, int64_t index, void *item)
+{
+    /* Relaxed: published by publish(). */
+    atomic_store_explicit(&ring->slots[index & ring->mask], item,
+                          memory_order_relaxed);
+}
+
+static void
+publish(struct crew__deque *deque, int64_t bottom)
+{
     /* seq_cst: a release, publishing the items (and what the caller wrote
      * into them) to a thief that reads this `bottom`; and the store half
      * of the submitter's StoreLoad against a searching worker (idle.c,
      * crew__sched_wake()). */
-    atomic_store_explicit(&deque->bottom, bottom + (int64_t)n,
-                          memory_order_seq_cst);
+    atomic_store_explicit(&deque->bottom, bottom, memory_order_seq_cst);
+}
+
+int
+crew__deque_push_many(struct crew__deque *deque, void *const *items, size_t n)
+{
+    int64_t bottom;
+    struct crew__ring *ring = reserve(deque, n, &bottom);
+
+    if (ring == NULL)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        put(ring, bottom + (int64_t)i, items[i]);
+    publish(deque, bottom + (int64_t)n);
+    return 0;
+}
+
+int
+crew__deque_push_strided(struct crew__deque *deque, char *first,
+                         size_t stride, size_t n)
+{
+    int64_t bottom;
+    struct crew__ring *ring = reserve(deque, n, &bottom);
+
+    if (ring == NULL)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        put(ring, bottom + (int64_t)i, first + (n - 1 - i) * stride);
+    publish(deque, bottom + (int64_t)n);
     return 0;
 }
 

@@ -37,6 +37,11 @@ int crew__deque_push(struct crew__deque *deque, void *item);
  * newest, published together. Returns 0, or ENOMEM (nothing pushed). */
 int crew__deque_push_many(struct crew__deque *deque, void *const *items,
                           size_t n);
+/* Owner only: push the n items at a fixed stride in memory, `last`
+ * first, then last - stride, ..., first (pushed last, so popped first),
+ * published together. Returns 0, or ENOMEM (nothing pushed). */
+int crew__deque_push_strided(struct crew__deque *deque, char *first,
+                             size_t stride, size_t n);
 /* Owner only: the newest item, or NULL. */
 void *crew__deque_pop(struct crew__deque *deque);
 /* Any thread: the oldest item, or NULL when the deque is empty or another

@@ -24,13 +24,16 @@
  * the close is either refused, with nothing queued, or queued before the
  * marker, where the shutdown finds it. Nothing is ever taken back.
  *
- * Under a limit, a push first takes a slot under the mutex; submitters
- * that find every slot taken sleep on `room` with the mutex released; a
- * freed slot signals one of them, closing wakes them all, and each
- * rechecks in a loop. No user code runs under the mutex.
+ * Under a limit, a push first takes its slots under the mutex (one a
+ * task; a batch takes all of its own at once). Submitters that find no
+ * room, or others already waiting, take a ticket and sleep on `room`
+ * with the mutex released, and are served in ticket order; a freed slot
+ * or a served ticket wakes them all, closing too, and each rechecks in
+ * a loop. No user code runs under the mutex.
  */
 #include "sched/inject.h"
 
+#include "base/fault.h"
 #include "base/platform.h"
 
 #include <errno.h>
@@ -57,6 +60,8 @@ crew__inject_init(struct crew__inject *queue, size_t max_queued)
     queue->max_queued = max_queued;
     queue->slots = 0;
     queue->room_waiters = 0;
+    queue->next_ticket = 0;
+    queue->serving = 0;
     return 0;
 }
 
@@ -67,32 +72,61 @@ crew__inject_destroy(struct crew__inject *queue)
     pthread_mutex_destroy(&queue->lock);
 }
 
+/* Whether k more slots fit under the limit. */
 static bool
-is_full(const struct crew__inject *queue)
+fits(const struct crew__inject *queue, size_t k)
 {
-    return queue->max_queued != 0 && queue->slots >= queue->max_queued;
+    return queue->max_queued == 0 || (queue->slots <= queue->max_queued &&
+                                      k <= queue->max_queued - queue->slots);
 }
 
-/* Take a slot for a push, waiting for room unless nonblocking or
- * `from_worker`. */
+/*
+ * Take k slots for a push. From a worker, never waits: takes them even
+ * past the limit, unless nonblocking. From outside, waits its turn: a
+ * submitter that finds others waiting takes a ticket behind them, and
+ * only the ticket being served takes slots, once all k fit. So nobody
+ * overtakes a waiting batch, however few slots the newcomer needs.
+ */
 static int
-take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
+take_slots(struct crew__inject *queue, size_t k, bool nonblocking,
+           bool from_worker)
 {
     int state = crew__nocancel_begin(); /* see platform.h */
     int err = 0;
 
     pthread_mutex_lock(&queue->lock);
-    while (!from_worker && !nonblocking && !queue->closed && is_full(queue)) {
-        queue->room_waiters++;
-        pthread_cond_wait(&queue->room, &queue->lock);
-        queue->room_waiters--;
-    }
-    if (!from_worker && queue->closed)
+    if (from_worker) {
+        if (nonblocking && !fits(queue, k))
+            err = EAGAIN;
+    } else if (queue->closed) {
         err = ESHUTDOWN;
-    else if (nonblocking && is_full(queue))
+    } else if (k > queue->max_queued) {
+        err = EINVAL;
+    } else if (queue->room_waiters == 0 && fits(queue, k)) {
+        /* Nobody ahead, and room. */
+    } else if (nonblocking) {
         err = EAGAIN;
-    else
-        queue->slots++;
+    } else {
+        uint64_t ticket = queue->next_ticket++;
+
+        queue->room_waiters++;
+        crew__fault_room_wait();
+        while (!queue->closed &&
+               !(queue->serving == ticket && fits(queue, k)))
+            pthread_cond_wait(&queue->room, &queue->lock);
+        queue->room_waiters--;
+        if (queue->closed) {
+            /* Everyone waiting leaves, and nobody waits from now on:
+             * the tickets are not looked at again. */
+            err = ESHUTDOWN;
+        } else {
+            queue->serving++;
+            if (queue->room_waiters > 0) /* the next may fit too */
+                pthread_cond_broadcast(&queue->room);
+        }
+    }
+    if (err == 0)
+        queue->slots += k;
     pthread_mutex_unlock(&queue->lock);
     crew__nocancel_end(state);
     return err;
@@ -109,70 +143,75 @@ take_slot(struct crew__inject *queue, bool nonblocking, bool from_worker)
  */
 static _Thread_local struct crew__link *last_tail;
 
-/* Link `link` at the tail, unless the queue is closed (then false). */
+/* Link the chain first..last (its inner links set) at the tail, unless
+ * the queue is closed (then false). */
 static bool
-link_at_tail(struct crew__inject *queue, struct crew__link *link)
+link_at_tail(struct crew__inject *queue, struct crew__link *first,
+             struct crew__link *last)
 {
     /* Never the marker: a CAS expecting it could succeed, behind it. */
     struct crew__link *prev = last_tail != &queue->end ? last_tail : NULL;
 
     /* Relaxed: published by the CAS and the store below. */
-    atomic_store_explicit(&link->next, NULL, memory_order_relaxed);
-    /* seq_cst: the item is queued from here on. The store half of the
+    atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    /* seq_cst: the items are queued from here on. The store half of the
      * submitter's StoreLoad against a worker about to sleep (idle.c). A
      * failed CAS reads the tail into `prev`; the marker, once the tail,
      * stays it, so no CAS succeeds after the close. */
-    while (!atomic_compare_exchange_weak_explicit(&queue->tail, &prev, link,
+    while (!atomic_compare_exchange_weak_explicit(&queue->tail, &prev, last,
                                                   memory_order_seq_cst,
                                                   memory_order_relaxed)) {
         if (prev == &queue->end)
             return false;
     }
-    last_tail = link;
-    /* Release: the taker that follows this pointer sees the item, and
-     * what its submitter wrote into it. */
-    atomic_store_explicit(&prev->next, link, memory_order_release);
+    last_tail = last;
+    /* Release: the taker that follows this pointer sees the items, their
+     * inner links, and what their submitter wrote into them. */
+    atomic_store_explicit(&prev->next, first, memory_order_release);
     return true;
 }
 
 int
-crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                  enum crew__room room)
+crew__inject_push_chain(struct crew__inject *queue, struct crew__link *first,
+                        struct crew__link *last, size_t n,
+                        enum crew__room room)
 {
     bool slotted = queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED;
 
     if (slotted) {
-        int err = take_slot(queue, room == CREW__ROOM_FAIL, false);
+        int err = take_slots(queue, n, room == CREW__ROOM_FAIL, false);
         if (err != 0)
             return err;
     }
-    if (!link_at_tail(queue, link)) {
+    if (!link_at_tail(queue, first, last)) {
         if (slotted)
-            crew__inject_release_slot(queue);
+            crew__inject_release_slots(queue, n);
         return ESHUTDOWN;
     }
     /* Relaxed: a statistic; see the field. */
-    atomic_fetch_add_explicit(&queue->pushed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&queue->pushed, n, memory_order_relaxed);
     return 0;
 }
 
 int
-crew__inject_take_slot(struct crew__inject *queue, bool nonblocking)
+crew__inject_take_slots(struct crew__inject *queue, size_t n, bool nonblocking)
 {
     if (queue->max_queued == 0)
         return 0;
-    return take_slot(queue, nonblocking, true);
+    return take_slots(queue, n, nonblocking, true);
 }
 
 void
-crew__inject_release_slot(struct crew__inject *queue)
+crew__inject_release_slots(struct crew__inject *queue, size_t n)
 {
     if (queue->max_queued == 0)
         return;
     pthread_mutex_lock(&queue->lock);
-    queue->slots--;
+    queue->slots -= n;
+    /* Broadcast: only the ticket being served may take the room, and a
+     * signal could wake another. */
     if (queue->room_waiters > 0)
-        pthread_cond_signal(&queue->room);
+        pthread_cond_broadcast(&queue->room);
     pthread_mutex_unlock(&queue->lock);
 }
 
@@ -217,7 +256,7 @@ pop_one(struct crew__inject *queue)
      * marker follows head instead, or is about to. */
     if (atomic_load_explicit(&queue->tail, memory_order_acquire) != head)
         return NULL;
-    link_at_tail(queue, &queue->stub);
+    link_at_tail(queue, &queue->stub, &queue->stub);
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next == NULL)
         return NULL;
@@ -304,7 +343,7 @@ crew__inject_close(struct crew__inject *queue)
      * sleeping. Only the mutex's holders read it. */
     if (!queue->closed) {
         queue->closed = true;
-        link_at_tail(queue, &queue->end);
+        link_at_tail(queue, &queue->end, &queue->end);
     }
     pthread_cond_broadcast(&queue->room);
     pthread_mutex_unlock(&queue->lock);

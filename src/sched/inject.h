@@ -45,6 +45,8 @@ struct crew__inject {
     pthread_cond_t room;  /* signalled when a slot frees or on close */
     size_t slots;         /* slots held */
     size_t room_waiters;
+    uint64_t next_ticket; /* the next submitter to wait for room gets it */
+    uint64_t serving;     /* the ticket whose holder may take room next */
 };
 
 /* What a push does about max_queued. */
@@ -58,17 +60,30 @@ enum crew__room {
 int crew__inject_init(struct crew__inject *queue, size_t max_queued);
 void crew__inject_destroy(struct crew__inject *queue);
 
-/* Queue an item from outside the pool, holding a slot as `room` says.
- * Returns 0; EAGAIN (full, CREW__ROOM_FAIL); or ESHUTDOWN: the queue is
- * closed, and nothing was queued. */
-int crew__inject_push(struct crew__inject *queue, struct crew__link *link,
-                      enum crew__room room);
-/* Take a slot for a task a worker queues on its own deque: never waits.
- * Returns 0, or EAGAIN when full and nonblocking. */
-int crew__inject_take_slot(struct crew__inject *queue, bool nonblocking);
-/* Give a slot back: the task started, was cancelled, or was never
+/* Queue the n items of a chain, first..last (the inner links set by the
+ * caller), from outside the pool, holding n slots as `room` says: all of
+ * them at once, served in the order submitters began waiting. Returns 0;
+ * EAGAIN (no room, or others waiting; CREW__ROOM_FAIL); EINVAL (n slots
+ * could never fit); or ESHUTDOWN: the queue is closed, and nothing was
  * queued. */
-void crew__inject_release_slot(struct crew__inject *queue);
+int crew__inject_push_chain(struct crew__inject *queue,
+                            struct crew__link *first, struct crew__link *last,
+                            size_t n, enum crew__room room);
+
+static inline int
+crew__inject_push(struct crew__inject *queue, struct crew__link *link,
+                  enum crew__room room)
+{
+    return crew__inject_push_chain(queue, link, link, 1, room);
+}
+
+/* Take n slots for tasks a worker queues on its own deque: never waits.
+ * Returns 0, or EAGAIN when they do not fit and nonblocking. */
+int crew__inject_take_slots(struct crew__inject *queue, size_t n,
+                            bool nonblocking);
+/* Give n slots back: tasks started, were cancelled, or were never
+ * queued. */
+void crew__inject_release_slots(struct crew__inject *queue, size_t n);
 /* Take up to `max` of the oldest items into `out`, oldest first; returns
  * how many. 0 also when another thread is taking, or a push is halfway
  * through: crew__inject_is_empty() tells whether to look again. */

@@ -12,6 +12,7 @@
 #include "sched/inject.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct crew__job;
 struct crew__tally; /* sched/stats.h */
@@ -28,9 +29,31 @@ struct crew__job_class {
 };
 
 struct crew__job {
-    struct crew__link link;              /* in the injection queue */
+    union {
+        struct crew__link link; /* in the injection queue */
+        /* Once taken out of every queue (the link is dead by then, and a
+         * deque never used it): a word for the job's kind to keep. */
+        void *taken;
+    };
     const struct crew__job_class *class; /* constant from creation */
 };
+
+/*
+ * n jobs lying at a fixed stride in one block of memory, the first at
+ * `first`: a batch (crew_submit_each()), queued in one hand-over.
+ */
+struct crew__jobs {
+    struct crew__job *first;
+    size_t stride; /* bytes from one job to the next */
+    size_t n;
+};
+
+static inline struct crew__job *
+crew__jobs_at(const struct crew__jobs *jobs, size_t i)
+{
+    return (struct crew__job *)(void *)((char *)jobs->first +
+                                        i * jobs->stride);
+}
 
 static inline void
 crew__job_run(struct crew__job *job, bool cancel, struct crew__tally *tally)

@@ -268,51 +268,90 @@ crew__sched_accepts(struct crew__sched *sched)
     return refuses(sched, in_loop(sched)) ? ESHUTDOWN : 0;
 }
 
-int
-crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
-                   unsigned flags)
+/* Link the jobs into a chain, in order, for one push onto the injection
+ * queue. */
+static void
+chain(const struct crew__jobs *jobs)
+{
+    for (size_t i = 0; i + 1 < jobs->n; i++) {
+        /* Relaxed: published by the push's release of the chain. */
+        atomic_store_explicit(&crew__jobs_at(jobs, i)->link.next,
+                              &crew__jobs_at(jobs, i + 1)->link,
+                              memory_order_relaxed);
+    }
+}
+
+/* crew__sched_submit() and crew__sched_submit_many(): one hand-over for
+ * the n jobs, on this worker's deque or the injection queue. */
+static inline int
+submit(struct crew__sched *sched, const struct crew__jobs *jobs,
+       unsigned flags)
 {
     bool slotted = (flags & CREW__JOB_SLOTTED) != 0;
     bool nonblocking = (flags & CREW__JOB_NONBLOCKING) != 0;
     struct crew__worker *self = crew__self;
     bool own = in_loop(sched);
+    size_t n = jobs->n;
     int err;
 
     if (refuses(sched, own))
         return ESHUTDOWN;
     if (own) {
         if (slotted) {
-            err = crew__inject_take_slot(&sched->inject, nonblocking);
+            err = crew__inject_take_slots(&sched->inject, n, nonblocking);
             if (err != 0)
                 return err;
         }
-        err = crew__deque_push(&self->deque, job);
+        err = n == 1 ? crew__deque_push(&self->deque, jobs->first)
+                     : crew__deque_push_strided(&self->deque,
+                                                (char *)jobs->first,
+                                                jobs->stride, n);
         if (err != 0) {
             if (slotted)
-                crew__inject_release_slot(&sched->inject);
+                crew__inject_release_slots(&sched->inject, n);
             return err;
         }
         if ((flags & CREW__JOB_INTERNAL) == 0)
-            crew__counter_add(&self->submitted, 1);
+            crew__counter_add(&self->submitted, n);
         else /* Relaxed: statistics, once a loop. */
-            atomic_fetch_add_explicit(&sched->runners_own, 1,
+            atomic_fetch_add_explicit(&sched->runners_own, n,
                                       memory_order_relaxed);
     } else {
         enum crew__room room = !slotted      ? CREW__ROOM_UNCOUNTED
                                : nonblocking ? CREW__ROOM_FAIL
                                              : CREW__ROOM_WAIT;
-        err = crew__inject_push(&sched->inject, &job->link, room);
+        chain(jobs);
+        err = crew__inject_push_chain(&sched->inject, &jobs->first->link,
+                                      &crew__jobs_at(jobs, n - 1)->link, n,
+                                      room);
         if (err != 0)
             return err;
         if ((flags & CREW__JOB_INTERNAL) != 0) /* Relaxed: statistics. */
-            atomic_fetch_add_explicit(&sched->runners, 1,
+            atomic_fetch_add_explicit(&sched->runners, n,
                                       memory_order_relaxed);
     }
-    /* The job is in its queue (the push's seq_cst store or CAS) before
-     * crew__sched_wake() reads. Once there, it may have run and be
-     * gone. */
+    /* The jobs are in their queue (the push's seq_cst store or CAS)
+     * before crew__sched_wake() reads. Once there, they may have run and
+     * be gone. One wake-up: a worker that finds work while others still
+     * sleep wakes the next (idle.c). */
     crew__sched_wake(sched);
     return 0;
+}
+
+int
+crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
+                   unsigned flags)
+{
+    struct crew__jobs one = {.first = job, .stride = 0, .n = 1};
+
+    return submit(sched, &one, flags);
+}
+
+int
+crew__sched_submit_many(struct crew__sched *sched,
+                        const struct crew__jobs *jobs, unsigned flags)
+{
+    return submit(sched, jobs, flags);
 }
 
 bool
@@ -326,5 +365,5 @@ crew__sched_is_cancelling(const struct crew__sched *sched)
 void
 crew__sched_release_slot(struct crew__sched *sched)
 {
-    crew__inject_release_slot(&sched->inject);
+    crew__inject_release_slots(&sched->inject, 1);
 }

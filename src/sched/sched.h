@@ -79,6 +79,13 @@ int crew__sched_accepts(struct crew__sched *sched);
  * CREW__JOB_NONBLOCKING); ENOMEM (the deque could not grow). */
 int crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
                        unsigned flags);
+/* The same for n > 0 jobs at once, all or none, in one hand-over: one
+ * push of them all onto the calling worker's deque (the first on top, to
+ * run first), or one chain linked onto the injection queue in order.
+ * With CREW__JOB_SLOTTED they take n slots at once, waiting their turn;
+ * also EINVAL from outside when n slots could never fit. */
+int crew__sched_submit_many(struct crew__sched *sched,
+                            const struct crew__jobs *jobs, unsigned flags);
 /* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
 bool crew__sched_is_cancelling(const struct crew__sched *sched);
 /* A job holding a max_queued slot left its queue: give the slot back. */
