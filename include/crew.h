@@ -873,6 +873,70 @@ CREW_API int crew_parallel_for(crew_pool *pool, size_t begin, size_t end,
                                size_t grain, crew_range_fn fn, void *arg,
                                crew_error **error);
 
+/**
+ * @brief A reduction's body: fold items [@p begin, @p end) into
+ *        @p partial, then return 0 or an error code as a task does.
+ */
+typedef int (*crew_reduce_fn)(crew_task *task, size_t begin, size_t end,
+                              void *partial, void *arg);
+
+/**
+ * @brief Merge the partial @p from, which holds later items, into
+ *        @p into.
+ */
+typedef void (*crew_combine_fn)(void *into, const void *from, void *arg);
+
+/**
+ * @brief Reduce [@p begin, @p end) on the pool, the same bytes whatever
+ *        the number of threads.
+ *
+ * The range is cut into chunks of @p grain items (the last may be
+ * shorter); with @p grain 0 the library picks one from the length of the
+ * range alone (about 1,024 chunks), so the result is just as
+ * deterministic. @p *result on entry is the identity of @p combine. Each
+ * chunk is folded by @p fn into a partial of @p size bytes (aligned for
+ * any type) that starts as a copy of the identity, and partials are
+ * merged by @p combine(into, from, arg), @p from always holding later
+ * chunks than @p into, in a tree that depends only on the range and the
+ * grain: the chunks added up as a binary counter would, pairs of equal
+ * runs merged as they complete, then what is left from the last run
+ * down. So a floating-point sum gives the same bytes at any number of
+ * threads and any timing (within one version of the library).
+ *
+ * The calling thread takes part, as in crew_parallel_for(), and a call
+ * from a task never deadlocks. @p combine may run on several threads at
+ * once, on distinct buffers. Besides the caller's memory the call uses
+ * one allocation of O(threads × @p size × log chunks) bytes, never
+ * O(chunks × @p size).
+ *
+ * On success @p *result holds the combination of every chunk. A failed
+ * chunk skips the chunks not yet started; the call then returns
+ * ::CREW_EAGGREGATE as crew_parallel_for() does and leaves @p *result as
+ * it was. Chunks count as tasks in crew_pool_stats_get().
+ *
+ * @param pool     the pool
+ * @param begin    the first item
+ * @param end      one past the last item; @p begin == @p end returns 0
+ *                 and leaves @p *result
+ * @param grain    items a chunk; 0: chosen from the range's length
+ * @param fn       folds a chunk into its partial
+ * @param combine  merges two partials
+ * @param arg      passed to @p fn and @p combine
+ * @param result   the identity on entry, the reduction on success
+ * @param size     the bytes of @p *result and of each partial
+ * @param error    NULL, or receives the aggregate of the failed chunks
+ *                 (positions: each chunk's first item), else NULL
+ * @return 0; ::CREW_EAGGREGATE; EINVAL (NULL @p pool, @p fn, @p combine
+ *         or @p result, @p size 0, @p begin > @p end); ENOMEM (nothing
+ *         ran, or a failure could not be recorded).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_parallel_reduce(crew_pool *pool, size_t begin, size_t end,
+                                  size_t grain, crew_reduce_fn fn,
+                                  crew_combine_fn combine, void *arg,
+                                  void *result, size_t size,
+                                  crew_error **error);
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */
 /* ------------------------------------------------------------------ */

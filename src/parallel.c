@@ -1,5 +1,5 @@
 /*
- * Parallel loops: crew_parallel_for.
+ * Parallel loops: crew_parallel_for, and crew_parallel_reduce below.
  *
  * Theory of operation. The range is handed out in chunks from a shared
  * cursor, one claim (a CAS) a chunk: fixed chunks of `grain` items, or,
@@ -34,6 +34,9 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct failure {
     struct failure *next;
@@ -43,6 +46,9 @@ struct failure {
 
 struct loop {
     crew_pool *pool;
+    /* What each participant does: claim and run chunks until none is
+     * left (this file's participate(), or a reduction's). */
+    void (*participate)(struct loop *l);
     crew_range_fn fn;
     void *arg;
     size_t end;
@@ -133,8 +139,10 @@ participate(struct loop *l)
 static int
 runner(crew_task *task, void *arg)
 {
+    struct loop *l = arg;
+
     (void)task;
-    participate(arg);
+    l->participate(l);
     return 0;
 }
 
@@ -201,14 +209,53 @@ report(struct loop *l, crew_error **error)
     return CREW_EAGGREGATE;
 }
 
+/*
+ * Run l's participants: up to `wanted` runners on the pool, and the
+ * caller; return once every one of them is done. Then the failures, if
+ * any: 0, CREW_EAGGREGATE or ENOMEM (see report()).
+ */
+static int
+run_loop(struct loop *l, size_t wanted, crew_error **error)
+{
+    crew_future **runners = NULL;
+    size_t started = 0;
+
+    atomic_init(&l->stop, false);
+    atomic_init(&l->chunks, 0);
+    atomic_init(&l->lock.word, 0);
+    l->participants = wanted + 1;
+    if (wanted > 0)
+        runners = crew__malloc(wanted * sizeof(*runners));
+    /* Without memory or an open pool, fewer runners: the caller does the
+     * rest, which is still correct. */
+    while (runners != NULL && started < wanted &&
+           submit_runner(l, &runners[started]) == 0)
+        started++;
+
+    l->participate(l);
+
+    for (size_t i = 0; i < started; i++) {
+        if (!crew__task_revoke(runners[i]))
+            crew_future_wait(runners[i]);
+        crew_future_release(runners[i]);
+    }
+    crew__free(runners);
+    if (l->failures == NULL && !l->lost)
+        return 0;
+    return report(l, error);
+}
+
 int
 crew_parallel_for(crew_pool *pool, size_t begin, size_t end, size_t grain,
                   crew_range_fn fn, void *arg, crew_error **error)
 {
-    struct loop l = {
-        .pool = pool, .fn = fn, .arg = arg, .end = end, .grain = grain};
-    crew_future **runners = NULL;
-    size_t wanted, started = 0;
+    struct loop l = {.pool = pool,
+                     .participate = participate,
+                     .fn = fn,
+                     .arg = arg,
+                     .end = end,
+                     .grain = grain};
+    size_t wanted;
 
     if (error != NULL)
         *error = NULL;
@@ -217,33 +264,278 @@ crew_parallel_for(crew_pool *pool, size_t begin, size_t end, size_t grain,
     if (begin == end)
         return 0;
     atomic_init(&l.cursor, begin);
-    atomic_init(&l.stop, false);
-    atomic_init(&l.chunks, 0);
-    atomic_init(&l.lock.word, 0);
     /* Runners beyond the chunks there are would find nothing to do. */
     wanted = crew_pool_threads(pool) - 1;
     if (grain != 0 && (end - begin - 1) / grain < wanted)
         wanted = (end - begin - 1) / grain;
     if (grain == 0 && end - begin - 1 < wanted)
         wanted = end - begin - 1;
-    l.participants = wanted + 1;
-    if (wanted > 0)
-        runners = crew__malloc(wanted * sizeof(*runners));
-    /* Without memory or an open pool, fewer runners: the caller does the
-     * rest, which is still correct. */
-    while (runners != NULL && started < wanted &&
-           submit_runner(&l, &runners[started]) == 0)
-        started++;
+    return run_loop(&l, wanted, error);
+}
 
-    participate(&l);
+/*
+ * Reductions: crew_parallel_reduce.
+ *
+ * The tree of merges depends on the range and the grain alone. The C
+ * chunks are folded as a binary counter would add them: each chunk's
+ * partial is pushed on a stack at level 0, and while the two on top have
+ * the same level they merge, the later into the earlier, into one a
+ * level up; at the end the stack is merged from the top down. So every
+ * aligned run of 2^k chunks is a perfect subtree of its own.
+ *
+ * The parallel part rests on that. The chunks are cut into at most
+ * BLOCKS_PER_PARTICIPANT blocks a participant, each 2^k chunks (the last
+ * may be shorter), claimed in order from a shared cursor. A participant
+ * folds its block on a stack of k + 1 buffers of its own, into the
+ * block's slot of the table. Blocks finish in any order; they are merged
+ * in order: whoever finds the next block done takes the depositor's role
+ * and pushes every finished block it can onto the shared stack, at
+ * level k (the last, shorter block at a level that merges with nothing,
+ * as its chunks would not). So the merges are the same whatever the
+ * threads and the timing, and the memory is the table, the participants'
+ * stacks and the shared one: O(threads * size * log chunks).
+ */
 
-    for (size_t i = 0; i < started; i++) {
-        if (!crew__task_revoke(runners[i]))
-            crew_future_wait(runners[i]);
-        crew_future_release(runners[i]);
+#define BLOCKS_PER_PARTICIPANT 16 /* more: finer balance, more memory */
+#define CHUNKS_BY_DEFAULT 1024    /* grain 0: about so many chunks */
+#define LEVELS 66                 /* past log2 of any count of chunks, + 2 */
+
+struct level_buf {
+    unsigned char *buf;
+    int level; /* -1: the last block's, which merges with no other */
+};
+
+struct reduction {
+    struct loop loop; /* first: run_loop() hands runners &loop */
+    crew_reduce_fn fn;
+    crew_combine_fn combine;
+    const void *identity; /* the caller's *result */
+    size_t size;          /* of a partial */
+    size_t stride;        /* size, rounded up to keep buffers aligned */
+    size_t begin, grain;
+    size_t chunks, block_chunks, blocks; /* block_chunks = 2^k */
+    unsigned k;
+    atomic_size_t next_block; /* the first block not yet claimed */
+    atomic_size_t next_stack; /* the next participant's stack */
+    unsigned char *table;     /* a slot a block */
+    unsigned char *stacks;    /* k + 1 buffers a participant */
+    bool *done;               /* blocks folded; under loop.lock */
+    size_t deposited;         /* blocks merged into `shared`; likewise */
+    bool depositing;          /* someone is merging; likewise */
+    /* The depositor's alone: */
+    struct level_buf shared[LEVELS];
+    size_t depth;
+};
+
+static unsigned char *
+slot(unsigned char *base, size_t stride, size_t i)
+{
+    return base + i * stride;
+}
+
+/* fn's chunk as a crew_range_fn, for crew__task_call_range(). */
+struct chunk_call {
+    struct reduction *r;
+    void *partial;
+};
+
+static int
+call_chunk(crew_task *task, size_t lo, size_t hi, void *arg)
+{
+    struct chunk_call *c = arg;
+
+    return c->r->fn(task, lo, hi, c->partial, c->r->loop.arg);
+}
+
+/* Push `buf` at `level` on a stack and merge while the two on top share
+ * a level. */
+static void
+push_merge(struct reduction *r, struct level_buf *stack, size_t *depth,
+           unsigned char *buf, int level)
+{
+    stack[(*depth)++] = (struct level_buf){buf, level};
+    while (*depth >= 2 && stack[*depth - 1].level >= 0 &&
+           stack[*depth - 1].level == stack[*depth - 2].level) {
+        r->combine(stack[*depth - 2].buf, stack[*depth - 1].buf,
+                   r->loop.arg);
+        stack[*depth - 2].level++;
+        (*depth)--;
     }
-    crew__free(runners);
-    if (l.failures == NULL && !l.lost)
+}
+
+/* Merge a stack from the top down, into its bottom. */
+static void
+merge_down(struct reduction *r, struct level_buf *stack, size_t depth)
+{
+    for (size_t i = depth; i-- > 1;)
+        r->combine(stack[i - 1].buf, stack[i].buf, r->loop.arg);
+}
+
+/* Fold block b's chunks on `bufs` (k + 1 buffers) into its slot; false
+ * if a chunk failed or the loop stopped. */
+static bool
+fold_block(struct reduction *r, size_t b, unsigned char *bufs,
+           uint64_t *ok, uint64_t *failed)
+{
+    struct level_buf stack[LEVELS];
+    size_t depth = 0;
+    size_t first = b * r->block_chunks;
+    size_t last = first + r->block_chunks < r->chunks
+                      ? first + r->block_chunks
+                      : r->chunks;
+
+    for (size_t c = first; c < last; c++) {
+        size_t lo = r->begin + c * r->grain;
+        size_t hi = r->loop.end - lo > r->grain ? lo + r->grain : r->loop.end;
+        /* The first free buffer: the stack holds the ones below. */
+        unsigned char *buf = slot(bufs, r->stride, depth);
+        struct chunk_call call = {r, buf};
+        crew_error *error;
+
+        if (atomic_load_explicit(&r->loop.stop, memory_order_relaxed))
+            return false;
+        memcpy(buf, r->identity, r->size);
+        if (crew__task_call_range(r->loop.pool, call_chunk, lo, hi, &call,
+                                  &error) != 0) {
+            (*failed)++;
+            /* Relaxed: see participate(). */
+            atomic_store_explicit(&r->loop.stop, true, memory_order_relaxed);
+            record_failure(&r->loop, lo, error);
+            return false;
+        }
+        (*ok)++;
+        push_merge(r, stack, &depth, buf, 0);
+    }
+    merge_down(r, stack, depth);
+    memcpy(slot(r->table, r->stride, b), bufs, r->size);
+    return true;
+}
+
+/* Block b is folded: merge, in order, every block folded so far, unless
+ * another thread is doing so (it will see b). */
+static void
+deposit(struct reduction *r, size_t b)
+{
+    crew__lock_acquire(&r->loop.lock);
+    r->done[b] = true;
+    if (r->depositing) {
+        crew__lock_release(&r->loop.lock);
+        return;
+    }
+    r->depositing = true;
+    while (r->deposited < r->blocks && r->done[r->deposited]) {
+        size_t i = r->deposited++;
+        bool whole = (i + 1) * r->block_chunks <= r->chunks;
+
+        crew__lock_release(&r->loop.lock);
+        push_merge(r, r->shared, &r->depth, slot(r->table, r->stride, i),
+                   whole ? (int)r->k : -1);
+        crew__lock_acquire(&r->loop.lock);
+    }
+    r->depositing = false;
+    crew__lock_release(&r->loop.lock);
+}
+
+static void
+participate_reduce(struct loop *l)
+{
+    struct reduction *r = crew__container_of(l, struct reduction, loop);
+    /* Relaxed: only hands out the stacks, at most one a participant. */
+    size_t me =
+        atomic_fetch_add_explicit(&r->next_stack, 1, memory_order_relaxed);
+    unsigned char *bufs =
+        slot(r->stacks, r->stride * (r->k + 1), me);
+    uint64_t ok = 0, failed = 0;
+
+    for (;;) {
+        /* Relaxed: the cursor only shares out blocks; the folds travel
+         * under the lock. */
+        size_t b =
+            atomic_fetch_add_explicit(&r->next_block, 1, memory_order_relaxed);
+
+        if (b >= r->blocks || !fold_block(r, b, bufs, &ok, &failed))
+            break;
+        deposit(r, b);
+    }
+    crew__pool_count_chunks(l->pool, ok, failed);
+    atomic_fetch_add_explicit(&l->chunks, ok + failed, memory_order_relaxed);
+}
+
+/* The shape of the reduction: chunks, blocks, and one allocation for
+ * the table, the stacks and the flags. ENOMEM if it cannot be had. */
+static int
+plan(struct reduction *r, size_t n, size_t participants)
+{
+    size_t align = _Alignof(max_align_t);
+    size_t most = BLOCKS_PER_PARTICIPANT * participants;
+    size_t buffers, bytes;
+
+    if (r->grain == 0)
+        r->grain = n / CHUNKS_BY_DEFAULT > 0 ? n / CHUNKS_BY_DEFAULT : 1;
+    r->chunks = n / r->grain + (n % r->grain != 0);
+    r->k = 0;
+    while ((r->chunks - 1) >> r->k >= most)
+        r->k++;
+    r->block_chunks = (size_t)1 << r->k;
+    r->blocks = (r->chunks - 1) / r->block_chunks + 1;
+    if (r->size > SIZE_MAX - align)
+        return ENOMEM;
+    r->stride = (r->size + align - 1) / align * align;
+    buffers = r->blocks + participants * (r->k + 1);
+    if (buffers > (SIZE_MAX - r->blocks) / r->stride)
+        return ENOMEM;
+    bytes = buffers * r->stride + r->blocks;
+    r->table = crew__malloc(bytes);
+    if (r->table == NULL)
+        return ENOMEM;
+    r->stacks = slot(r->table, r->stride, r->blocks);
+    r->done = (bool *)(void *)slot(r->table, r->stride, buffers);
+    memset(r->done, 0, r->blocks);
+    return 0;
+}
+
+int
+crew_parallel_reduce(crew_pool *pool, size_t begin, size_t end, size_t grain,
+                     crew_reduce_fn fn, crew_combine_fn combine, void *arg,
+                     void *result, size_t size, crew_error **error)
+{
+    struct reduction r = {
+        .loop = {.pool = pool,
+                 .participate = participate_reduce,
+                 .arg = arg,
+                 .end = end},
+        .fn = fn,
+        .combine = combine,
+        .identity = result,
+        .size = size,
+        .begin = begin,
+        .grain = grain};
+    size_t wanted;
+    int err;
+
+    if (error != NULL)
+        *error = NULL;
+    if (pool == NULL || fn == NULL || combine == NULL || result == NULL ||
+        size == 0 || begin > end)
+        return EINVAL;
+    if (begin == end)
         return 0;
-    return report(&l, error);
+    wanted = crew_pool_threads(pool) - 1;
+    err = plan(&r, end - begin, wanted + 1);
+    if (err != 0)
+        return err;
+    /* Runners beyond the blocks there are would find nothing to do. */
+    if (r.blocks - 1 < wanted)
+        wanted = r.blocks - 1;
+    atomic_init(&r.next_block, 0);
+    atomic_init(&r.next_stack, 0);
+    err = run_loop(&r.loop, wanted, error);
+    if (err == 0) {
+        /* Every block is merged: the last deposit came before its
+         * participant finished, and run_loop() waited for them all. */
+        merge_down(&r, r.shared, r.depth);
+        memcpy(result, r.shared[0].buf, size);
+    }
+    crew__free(r.table);
+    return err;
 }

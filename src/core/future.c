@@ -453,11 +453,11 @@ crew_future_retain(const crew_future *future)
  * Freeing, without recursion: a future freed while this thread frees
  * another (a join freeing its inputs, a continuation its input, a
  * value_free releasing a future) joins this thread's list, linked through
- * its job's queue link (no queue holds a future without a reference), and
- * the outermost call frees them one after the other.
+ * `deferred_next` (see crew__future_destroy()), and the outermost call
+ * frees them one after the other.
  */
 static _Thread_local bool destroying;
-static _Thread_local struct crew__link *doomed;
+static _Thread_local crew_future *doomed;
 
 static void
 destroy_now(crew_future *future)
@@ -487,20 +487,20 @@ crew__future_free(crew_future *future)
 void
 crew__future_destroy(crew_future *future)
 {
-    struct crew__link *link;
-
     if (destroying) {
-        /* Relaxed: the list is this thread's own. */
-        atomic_store_explicit(&future->job.link.next, doomed,
-                              memory_order_relaxed);
-        doomed = &future->job.link;
+        /* Linked through `deferred_next`, dead with the last reference:
+         * no waiter is left, and the deferred list holds a reference.
+         * Not through the job's link, which a kind may keep a word in
+         * once the job is out of its queue (sched/job.h). */
+        future->deferred_next = doomed;
+        doomed = future;
         return;
     }
     destroying = true;
     destroy_now(future);
-    while ((link = doomed) != NULL) {
-        doomed = atomic_load_explicit(&link->next, memory_order_relaxed);
-        destroy_now(crew__container_of(link, crew_future, job.link));
+    while ((future = doomed) != NULL) {
+        doomed = future->deferred_next;
+        destroy_now(future);
     }
     destroying = false;
 }
