@@ -184,6 +184,45 @@ parallel_for(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
     return seconds;
 }
 
+/* reduce, reduce-grain: the sum through crew_parallel_reduce, each chunk
+ * added in order into its partial by the shared bench_reduce_range(), the
+ * partials added together; the array is the call's argument. reduce lets
+ * crew choose the grain; reduce-grain fixes pfor's, the form whose result
+ * keeps its bytes whatever the threads and timing (here every order
+ * gives the same sum anyway). As in pfor-auto, the pool has THREADS
+ * workers and the calling thread helps them. */
+static int
+reduce_range(crew_task *task, size_t begin, size_t end, void *partial,
+             void *arg)
+{
+    (void)task;
+    *(double *)partial += bench_reduce_range(arg, (long)begin, (long)end);
+    return 0;
+}
+
+static void
+add_double(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(double *)into += *(const double *)from;
+}
+
+static double
+parallel_reduce(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
+{
+    double *x = bench_reduce_array(n);
+    double sum = 0; /* the identity of add_double */
+    uint64_t start = bench_now_ns();
+
+    check(crew_parallel_reduce(pool, 0, (size_t)n, grain, reduce_range,
+                               add_double, x, &sum, sizeof(sum), NULL),
+          "crew_parallel_reduce");
+    double seconds = bench_seconds_since(start);
+    *checksum = bench_reduce_checksum(sum);
+    free(x);
+    return seconds;
+}
+
 /* pingpong: a round trip is a submit and a wait for the future; its
  * release is no part of the round trip, so it comes after the timing. */
 struct round_state {
@@ -272,7 +311,8 @@ main(int argc, char **argv)
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
         !bench_is(&a, "pfor") && !bench_is(&a, "pfor-auto") &&
-        !bench_is(&a, "pfor-grain") && !bench_is(&a, "pingpong") &&
+        !bench_is(&a, "pfor-grain") && !bench_is(&a, "reduce") &&
+        !bench_is(&a, "reduce-grain") && !bench_is(&a, "pingpong") &&
         !bench_is(&a, "errors") && !bench_is(&a, "idle") &&
         !bench_is(&a, "memory"))
         return bench_unsupported(&a, "crew");
@@ -302,6 +342,12 @@ main(int argc, char **argv)
         metric = parallel_for(pool, a.size,
                               (size_t)bench_pfor_grain(a.size, a.threads),
                               &checksum);
+    } else if (bench_is(&a, "reduce")) {
+        metric = parallel_reduce(pool, a.size, 0, &checksum);
+    } else if (bench_is(&a, "reduce-grain")) {
+        metric = parallel_reduce(pool, a.size,
+                                 (size_t)bench_pfor_grain(a.size, a.threads),
+                                 &checksum);
     } else if (bench_is(&a, "pingpong")) {
         metric = ping_pong(pool, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {
