@@ -12,6 +12,9 @@
  *
  *   fanout    SIZE tiny tasks submitted from the main thread, then joined;
  *             metric: seconds from the first submit to the join's end
+ *   fanout-each   crew only: the fanout tasks submitted as one batch by
+ *             one crew_submit_each call, then joined; seconds from the
+ *             call to the join's end (the checksum is fanout's)
  *   fib       fib(SIZE), each call submitting fib(n-1) as a task, computing
  *             fib(n-2) itself, then waiting for the child; metric: seconds
  *   pfor      SIZE uneven loop items (bench_uneven) in chunks; seconds
