@@ -12,12 +12,21 @@
  *
  *   fanout    SIZE tiny tasks submitted from the main thread, then joined;
  *             metric: seconds from the first submit to the join's end
+ *   fanout-each   crew only: the fanout tasks submitted as one batch by
+ *             one crew_submit_each call, then joined; seconds from the
+ *             call to the join's end (the checksum is fanout's)
  *   fib       fib(SIZE), each call submitting fib(n-1) as a task, computing
  *             fib(n-2) itself, then waiting for the child; metric: seconds
  *   pfor      SIZE uneven loop items (bench_uneven) in chunks; seconds
  *   pfor-auto, pfor-grain   crew only: the pfor loop through
  *             crew_parallel_for, with the grain chosen by crew (0), and
  *             with pfor's grain (bench_pfor_grain); seconds
+ *   reduce    the sum of SIZE doubles (bench_reduce_value), the array
+ *             filled and resident before the clock starts; metric:
+ *             seconds for the sum; checksum: the sum in quarters
+ *             (bench_reduce_checksum)
+ *   reduce-grain  crew only: reduce through crew_parallel_reduce with
+ *             pfor's grain (bench_pfor_grain) instead of crew's; seconds
  *   pingpong  SIZE round trips: submit one tiny task from outside the
  *             pool, wait for it; metric: median round trip, nanoseconds
  *   errors    SIZE tiny tasks of which every tenth fails, joined, the
@@ -392,6 +401,53 @@ bench_sum_chunks(const struct bench_chunk *c, long chunks)
     for (long k = 0; k < chunks; k++)
         sum += c[k].sum;
     return sum;
+}
+
+/* Item i of the reduce workload. Every value is a multiple of 0.25 below
+ * 256, so a partial sum of up to 2^43 of them is a multiple of 0.25 below
+ * 2^51, a whole number of quarters below 2^53: exact in a double, whose
+ * significand has 53 bits. Any order of summation, any split
+ * into chunks and any tree of merges then gives the same bits, and the
+ * checksums of systems that add in different orders compare exactly. */
+static inline double
+bench_reduce_value(long i)
+{
+    return (double)(i % 1024) * 0.25;
+}
+
+/* The reduce workload's array of n values, filled: every page written
+ * before the clock starts, so the sum measures adding, not page faults.
+ * One value more, as bench_alloc_u64() has. */
+static inline double *
+bench_reduce_array(long n)
+{
+    double *x = (double *)bench_calloc((size_t)n + 1, sizeof(double));
+
+    for (long i = 0; i < n; i++)
+        x[i] = bench_reduce_value(i);
+    return x;
+}
+
+/* x[lo, hi) summed in order: the unit of reduce work of every system but
+ * OpenMP, whose reduction clause writes its own loop (hence "unused": a
+ * program that does not sum calls it nowhere). Never inlined, for the
+ * reason bench_uneven_range() gives. */
+static __attribute__((noinline, unused)) double
+bench_reduce_range(const double *x, long lo, long hi)
+{
+    double sum = 0;
+    for (long i = lo; i < hi; i++)
+        sum += x[i];
+    return sum;
+}
+
+/* The reduce checksum: the sum counted in quarters, an exact integer
+ * (bench_reduce_value), so a lost or repeated item shows even where it
+ * would only move the sum by a fraction. */
+static inline uint64_t
+bench_reduce_checksum(double sum)
+{
+    return (uint64_t)(sum * 4);
 }
 
 /* Make size bytes at p resident, so that the memory workload's first

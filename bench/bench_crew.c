@@ -86,6 +86,36 @@ fan_out(crew_pool *pool, crew_fn fn, long n, crew_error **error)
     return seconds;
 }
 
+/* fanout-each: the fanout tasks as one batch. Task i of the batch is
+ * given its index, so it needs no argument of its own. */
+static int
+tiny_each(crew_task *task, size_t index, void *arg)
+{
+    (void)task;
+    (void)arg;
+    results[index] = bench_tiny((uint64_t)index);
+    return 0;
+}
+
+/* One crew_submit_each for all n tasks, then the join; timed as
+ * fan_out() is, the release of the futures after the clock. */
+static double
+fan_out_each(crew_pool *pool, long n)
+{
+    crew_future **futures = bench_calloc((size_t)n + 1, sizeof(*futures));
+    uint64_t start;
+
+    results = bench_alloc_u64(n);
+    start = bench_now_ns();
+    check(crew_submit_each(pool, (size_t)n, tiny_each, NULL, NULL, 0, futures),
+          "crew_submit_each");
+    check(crew_wait_all(futures, (size_t)n, NULL), "crew_wait_all");
+    double seconds = bench_seconds_since(start);
+    crew_future_release_all(futures, (size_t)n);
+    free(futures);
+    return seconds;
+}
+
 /* fib: each call submits fib(n-1), computes fib(n-2), waits. */
 struct fib {
     long n;
@@ -184,6 +214,45 @@ parallel_for(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
     return seconds;
 }
 
+/* reduce, reduce-grain: the sum through crew_parallel_reduce, each chunk
+ * added in order into its partial by the shared bench_reduce_range(), the
+ * partials added together; the array is the call's argument. reduce lets
+ * crew choose the grain; reduce-grain fixes pfor's, the form whose result
+ * keeps its bytes whatever the threads and timing (here every order
+ * gives the same sum anyway). As in pfor-auto, the pool has THREADS
+ * workers and the calling thread helps them. */
+static int
+reduce_range(crew_task *task, size_t begin, size_t end, void *partial,
+             void *arg)
+{
+    (void)task;
+    *(double *)partial += bench_reduce_range(arg, (long)begin, (long)end);
+    return 0;
+}
+
+static void
+add_double(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(double *)into += *(const double *)from;
+}
+
+static double
+parallel_reduce(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
+{
+    double *x = bench_reduce_array(n);
+    double sum = 0; /* the identity of add_double */
+    uint64_t start = bench_now_ns();
+
+    check(crew_parallel_reduce(pool, 0, (size_t)n, grain, reduce_range,
+                               add_double, x, &sum, sizeof(sum), NULL),
+          "crew_parallel_reduce");
+    double seconds = bench_seconds_since(start);
+    *checksum = bench_reduce_checksum(sum);
+    free(x);
+    return seconds;
+}
+
 /* pingpong: a round trip is a submit and a wait for the future; its
  * release is no part of the round trip, so it comes after the timing. */
 struct round_state {
@@ -270,15 +339,19 @@ main(int argc, char **argv)
     uint64_t checksum = 0;
     double metric;
 
-    if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
-        !bench_is(&a, "pfor") && !bench_is(&a, "pfor-auto") &&
-        !bench_is(&a, "pfor-grain") && !bench_is(&a, "pingpong") &&
-        !bench_is(&a, "errors") && !bench_is(&a, "idle") &&
-        !bench_is(&a, "memory"))
+    if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
+        !bench_is(&a, "fib") && !bench_is(&a, "pfor") &&
+        !bench_is(&a, "pfor-auto") && !bench_is(&a, "pfor-grain") &&
+        !bench_is(&a, "reduce") && !bench_is(&a, "reduce-grain") &&
+        !bench_is(&a, "pingpong") && !bench_is(&a, "errors") &&
+        !bench_is(&a, "idle") && !bench_is(&a, "memory"))
         return bench_unsupported(&a, "crew");
     pool = make_pool(a.threads);
     if (bench_is(&a, "fanout")) {
         metric = fan_out(pool, tiny_task, a.size, NULL);
+        checksum = bench_sum(results, a.size);
+    } else if (bench_is(&a, "fanout-each")) {
+        metric = fan_out_each(pool, a.size);
         checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "errors")) {
         metric = fan_out(pool, failing_task, a.size, &error);
@@ -302,6 +375,12 @@ main(int argc, char **argv)
         metric = parallel_for(pool, a.size,
                               (size_t)bench_pfor_grain(a.size, a.threads),
                               &checksum);
+    } else if (bench_is(&a, "reduce")) {
+        metric = parallel_reduce(pool, a.size, 0, &checksum);
+    } else if (bench_is(&a, "reduce-grain")) {
+        metric = parallel_reduce(pool, a.size,
+                                 (size_t)bench_pfor_grain(a.size, a.threads),
+                                 &checksum);
     } else if (bench_is(&a, "pingpong")) {
         metric = ping_pong(pool, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {

@@ -3,13 +3,13 @@
  * express.
  *
  * THREADS counts every thread that runs tasks (bench.h). Where the main
- * thread joins in (fanout, fib, pfor, idle) it enters an arena of THREADS
- * slots, one kept for it, and global_control allows THREADS threads in
- * all, so THREADS - 1 workers help it. Where it submits from outside and
- * only waits (pingpong, memory) it runs nothing, so the arena keeps no
- * slot for it and global_control allows THREADS + 1 threads in all (TBB
- * counts the main thread in that limit even when it runs nothing): THREADS
- * workers, as crew has.
+ * thread joins in (fanout, fib, pfor, reduce, idle) it enters an arena of
+ * THREADS slots, one kept for it, and global_control allows THREADS
+ * threads in all, so THREADS - 1 workers help it. Where it submits from
+ * outside and only waits (pingpong, memory) it runs nothing, so the arena
+ * keeps no slot for it and global_control allows THREADS + 1 threads in
+ * all (TBB counts the main thread in that limit even when it runs
+ * nothing): THREADS workers, as crew has.
  *
  * Not expressed, and exiting with status 2:
  *
@@ -22,6 +22,7 @@
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/parallel_reduce.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
@@ -29,6 +30,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <exception>
+#include <functional>
 #include <mutex>
 
 /* fanout, pingpong, idle, memory: task i writes bench_tiny(i) to
@@ -119,6 +121,35 @@ pfor(tbb::task_arena &arena, unsigned threads, long n, uint64_t *checksum)
         seconds = bench_seconds_since(start);
     });
     *checksum = total.load(std::memory_order_relaxed);
+    return seconds;
+}
+
+/*
+ * reduce: parallel_reduce over a blocked_range of the items with the
+ * default partitioner (auto_partitioner) and the default grain of one
+ * item, what a TBB user writes for a sum: TBB cuts the range itself. Each
+ * piece is added in order by the shared bench_reduce_range(); the pieces'
+ * sums are then added in whatever tree TBB builds, which changes no bit
+ * of the result (bench_reduce_value).
+ */
+static double
+reduce(tbb::task_arena &arena, long n, uint64_t *checksum)
+{
+    double *x = bench_reduce_array(n);
+    double sum = 0, seconds = 0;
+
+    arena.execute([&] {
+        uint64_t start = bench_now_ns();
+        sum = tbb::parallel_reduce(
+            tbb::blocked_range<long>(0, n), 0.0,
+            [x](const tbb::blocked_range<long> &r, double partial) {
+                return partial + bench_reduce_range(x, r.begin(), r.end());
+            },
+            std::plus<double>());
+        seconds = bench_seconds_since(start);
+    });
+    *checksum = bench_reduce_checksum(sum);
+    free(x);
     return seconds;
 }
 
@@ -239,6 +270,8 @@ run(const struct bench_args &a)
         metric = fib_run(arena, a.size, &checksum);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(arena, a.threads, a.size, &checksum);
+    } else if (bench_is(&a, "reduce")) {
+        metric = reduce(arena, a.size, &checksum);
     } else if (bench_is(&a, "pingpong")) {
         metric = ping_pong(arena, a.size, &checksum);
     } else if (bench_is(&a, "idle")) {
@@ -259,8 +292,9 @@ main(int argc, char **argv)
     struct bench_args a = bench_parse(argc, argv);
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
-        !bench_is(&a, "pfor") && !bench_is(&a, "pingpong") &&
-        !bench_is(&a, "idle") && !bench_is(&a, "memory"))
+        !bench_is(&a, "pfor") && !bench_is(&a, "reduce") &&
+        !bench_is(&a, "pingpong") && !bench_is(&a, "idle") &&
+        !bench_is(&a, "memory"))
         return bench_unsupported(&a, "tbb");
     /* TBB and the standard library report failure by throwing. */
     try {

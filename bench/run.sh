@@ -15,9 +15,13 @@
 #   BENCH_SCALE=1        [--scale N]     divide every size by N (fib: n less
 #                                        log_phi N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout fib pfor pingpong errors idle memory"
-#                        (pfor brings pfor-auto and pfor-grain: crew's
-#                        crew_parallel_for over the same loop)
+#   BENCH_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
+#                        (fanout brings fanout-each: crew's one
+#                        crew_submit_each batch of the same tasks; pfor
+#                        brings pfor-auto and pfor-grain: crew's
+#                        crew_parallel_for over the same loop; reduce
+#                        brings reduce-grain: crew_parallel_reduce with
+#                        pfor's grain instead of crew's)
 #                        [--workloads LIST]   (errors brings fanout-100k)
 #   BENCH_SCALING=1      [--no-scaling]  fanout and fib at threads 1..nproc
 #   BENCH_SCALING_THREADS="1 2 .. nproc" the thread counts of those rows
@@ -43,7 +47,7 @@ set -euo pipefail
 
 ALL_SYSTEMS="inline crew omp tbb glib uv thpool"
 PEERS="omp tbb glib uv thpool"
-ALL_WORKLOADS="fanout fib pfor pingpong errors idle memory"
+ALL_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
 COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b"
@@ -240,6 +244,7 @@ make_jobs() {
     local t
     S_FANOUT=$(scaled 1000000)
     S_PFOR=$(scaled 10000000)
+    S_REDUCE=$(scaled 100000000)
     S_PINGPONG=$(scaled 100000)
     S_ERRORS=$(scaled 100000)
     S_MEMORY=$(scaled 1000000)
@@ -249,12 +254,19 @@ make_jobs() {
     # SCALE off n.
     S_FIB=$(awk -v s="$SCALE" 'BEGIN { n = 30 - int(log(s) / log((1 + sqrt(5)) / 2) + 0.5)
                                         print (n < 2 ? 2 : n) }')
-    if want fanout; then JOBS+=("fanout fanout $THREADS $S_FANOUT"); fi
+    if want fanout; then
+        JOBS+=("fanout fanout $THREADS $S_FANOUT")
+        JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT")
+    fi
     if want fib; then JOBS+=("fib fib $THREADS $S_FIB"); fi
     if want pfor; then
         JOBS+=("pfor pfor $THREADS $S_PFOR")
         JOBS+=("pfor-auto pfor-auto $THREADS $S_PFOR")
         JOBS+=("pfor-grain pfor-grain $THREADS $S_PFOR")
+    fi
+    if want reduce; then
+        JOBS+=("reduce reduce $THREADS $S_REDUCE")
+        JOBS+=("reduce-grain reduce-grain $THREADS $S_REDUCE")
     fi
     if want pingpong; then JOBS+=("pingpong pingpong $THREADS $S_PINGPONG"); fi
     if want errors; then
@@ -389,9 +401,12 @@ medians() {
         print "workload,size,threads,system,median,unit,samples,checksum_ok,cores,date" > out
         for (k = 1; k <= nk; k++) {
             key = order[k]; L = lab[key]; s = size[key]
-            # crew_parallel_for runs the pfor loop: the same sum
-            if (L ~ /^pfor-/ && ("pfor", s) in refi) { ref = refi["pfor", s]; rs = "inline" }
+            # crew_parallel_for runs the pfor loop, crew_submit_each the
+            # fanout tasks, reduce-grain the reduce sum: the same checksum
+            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" ? "fanout" : L == "reduce-grain" ? "reduce" : L
+            if ((B, s) in refi) { ref = refi[B, s]; rs = "inline" }
             else if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
+            else if (B != L && ((B, s) in refc)) { ref = refc[B, s]; rs = "crew " B }
             else if ((L, s) in refc) { ref = refc[L, s]; rs = "crew" }
             else { ref = ""; rs = "" }
             ok = ref == "" ? "unchecked" : "yes"
@@ -435,7 +450,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : 2000) + t
         }
-        r = index(" fanout fib pfor pfor-auto pfor-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fanout-each fib pfor pfor-auto pfor-grain reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -472,6 +487,22 @@ report() {
         return "-"
     }
     function put(c, text) { C[nr, c] = text }
+    # The target columns of row nr: its text, the value when there is
+    # one (vtxt, or tv formatted), and whether tv <= lim was met; no
+    # limit, no verdict. Counts the targets judged and those met.
+    function judge(T, have, tv, lim, vtxt,   met) {
+        put(ns + 5, T)
+        if (have) {
+            if (vtxt == "") vtxt = sprintf(L ~ /^(pfor|reduce)/ ? "%.3f" : "%.2f", tv)
+            put(ns + 6, vtxt)
+        }
+        if (lim > 0) {
+            met = have ? (tv <= lim + 1e-12 ? "yes" : "NO") : "n/a"
+            if (hasc && ok[L, "crew"] == "NO") met = "NO (checksum)"
+            put(ns + 7, met)
+            if (met != "n/a") { ntarget++; if (met == "yes") nmet++ }
+        }
+    }
     FNR == 1 { next }
     FILENAME == medfile {
         addlabel($1, $2, $3)
@@ -505,14 +536,19 @@ report() {
             put(1, ulabel(L, u)); put(2, size[L])
             for (k = 1; k <= ns; k++) put(2 + k, cell(L, S[k]))
             hasc = (L, "crew") in med; cv = hasc ? med[L, "crew"] : 0
+            # crew-only rows measured against the peer runs of another
+            # workload: fanout-each against fanout, omp included (DESIGN:
+            # <= every peer, the creator-runs of OpenMP included), and
+            # reduce-grain against reduce
+            B = L == "fanout-each" ? "fanout" : L == "reduce-grain" ? "reduce" : L
             best = ""; bv = 0
             for (k = 1; k <= np; k++) {
                 p = P[k]
-                if (!((L, p) in med) || ok[L, p] == "NO") continue
-                if ((L == "pingpong" || L ~ /^fanout/) && p == "omp") continue
-                if (best == "" || med[L, p] < bv) { best = p; bv = med[L, p] }
+                if (!((B, p) in med) || ok[B, p] == "NO") continue
+                if ((L == "pingpong" || (L ~ /^fanout/ && L != "fanout-each")) && p == "omp") continue
+                if (best == "" || med[B, p] < bv) { best = p; bv = med[B, p] }
             }
-            put(ns + 3, best == "" ? "-" : best)
+            put(ns + 3, best == "" ? "-" : B == L ? best : best " (" B ")")
             ratio = ""
             # (idle: a ratio of two readings of about 0 % says nothing)
             if (best != "" && hasc && bv > 0 && !(L == "idle" && bv < 0.05)) {
@@ -521,6 +557,10 @@ report() {
             T = ""; have = 0; lim = 0; tv = 0; vtxt = ""
             if (L == "fanout") {
                 T = "crew/best <= 1.00"; lim = 1
+                if (ratio != "") { have = 1; tv = ratio }
+            } else if (L == "fanout-each") {
+                # its second target, the time budget, is the next row
+                T = "crew/best peer fanout, omp in <= 1.00"; lim = 1
                 if (ratio != "") { have = 1; tv = ratio }
             } else if (L == "fib") {
                 T = "crew/tbb <= 1.00"; lim = 1
@@ -542,6 +582,14 @@ report() {
                 if (hasc && (("pfor", "crew") in med) && med["pfor", "crew"] > 0) {
                     have = 1; tv = cv / med["pfor", "crew"]
                 }
+            } else if (L == "reduce") {
+                # the best peer here is the faster of omp and tbb, the
+                # only peers that sum
+                T = "crew/faster of omp,tbb <= 1.053 (faster/crew >= 0.95)"; lim = 1 / 0.95
+                if (ratio != "") { have = 1; tv = ratio }
+            } else if (L == "reduce-grain") {
+                T = "(informational: crew/faster of omp,tbb reduce)"
+                if (ratio != "") { have = 1; tv = ratio }
             } else if (L == "pingpong") {
                 T = "crew/best outside-submitting peer <= 1.00"; lim = 1
                 if (ratio != "") { have = 1; tv = ratio }
@@ -563,16 +611,15 @@ report() {
             } else {
                 T = "(informational)"
             }
-            put(ns + 5, T)
-            if (have) {
-                if (vtxt == "") vtxt = sprintf(L ~ /^pfor/ ? "%.3f" : "%.2f", tv)
-                put(ns + 6, vtxt)
-            }
-            if (lim > 0) {
-                met = have ? (tv <= lim + 1e-12 ? "yes" : "NO") : "n/a"
-                if (hasc && ok[L, "crew"] == "NO") met = "NO (checksum)"
-                put(ns + 7, met)
-                if (met != "n/a") { ntarget++; if (met == "yes") nmet++ }
+            judge(T, have, tv, lim, vtxt)
+            if (L == "fanout-each") {
+                # DESIGN: 10^6 tasks in 50 ms, scaled with the size
+                nr++
+                for (c = 1; c <= nc; c++) C[nr, c] = ""
+                put(1, "fanout-each budget"); put(2, size[L])
+                lim = 0.05 * size[L] / 1e6
+                judge(sprintf("crew <= %s ms (50 ms a 10^6 tasks)", num(lim * 1000)),
+                      hasc, cv, lim, hasc ? num(cv * 1000) " ms" : "")
             }
             if (L == "fanout") {
                 nr++
@@ -609,7 +656,8 @@ report() {
         legend = "Medians of " samples " runs a system. -: not expressible by that system (its program exits 2) or not run. " \
             "*: some runs failed, the median is of the rest. !: checksum differs from the reference (inline, or crew where inline lacks the workload). " \
             "Best peer: lowest median of " peers " (pingpong leaves out omp, whose fork/join is not a submit from outside the pool; " \
-            "the fanout rows leave it out too: past 64 queued tasks a thread, libgomp runs each new task at once on the creating thread, so nothing queues). " \
+            "the fanout rows leave it out too: past 64 queued tasks a thread, libgomp runs each new task at once on the creating thread, so nothing queues; " \
+            "but fanout-each, crew only, is held to every peer\47s fanout, omp\47s included, and reduce-grain is set beside the peers\47 reduce). " \
             "Lower is better everywhere but Mtasks/s. Targets met: " nmet + 0 " of " ntarget + 0 "."
         print "" > txt
         print legend > txt
@@ -677,7 +725,7 @@ plot() {
     }
     END {
         n = split(allsys, A, " "); split(colours, COL, " ")
-        nw = split("fanout fib pfor pingpong errors", W, " ")
+        nw = split("fanout fib pfor reduce pingpong errors", W, " ")
         ns = 0; names = ""; cols = ""
         for (i = 1; i <= n; i++)
             for (j = 1; j <= nw; j++)
@@ -772,7 +820,7 @@ plot for [j=1:N] "$dir/main.dat" using (x(j)):(column(j+1) > $clip ? $clip : col
         with labels rotate by 90 right font ",8" tc rgb "#ffffff" notitle
 EOF
     else
-        warn "no crew medians for fanout, fib, pfor, pingpong or errors: no $PLOTS/bench.png"
+        warn "no crew medians for fanout, fib, pfor, reduce, pingpong or errors: no $PLOTS/bench.png"
     fi
 
     if [[ -n $SNAMES ]]; then
