@@ -92,10 +92,12 @@ run_each(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
     crew_future *future = crew__future_of_job(job);
     struct batch *batch = future->u.task.arg; /* see the file comment */
+    /* Read first: without an arg_free, the run may free the block. */
+    bool counted = batch->arg_free != NULL;
 
     job->taken = batch;
     crew__task_run(job, cancel, tally);
-    if (batch->arg_free == NULL)
+    if (!counted)
         return;
     /* Acquire-release: the task that frees arg runs after every other
      * task of the batch, and its own resolution, in memory order too. */
