@@ -30,6 +30,8 @@ struct batch_arg {
     size_t n;
     atomic_uint unresolved_at_free; /* futures pending when arg_free ran */
     crew_pool *pool_seen;           /* crew_task_pool() in a task */
+    bool gated;                     /* tasks wait for `go` */
+    struct scn_gate go;
 };
 
 static struct batch_arg *
@@ -39,6 +41,7 @@ batch_arg_new(size_t n, crew_future **futures)
 
     cr_assert_not_null(a);
     scn_gate_init(&a->freed_gate);
+    scn_gate_init(&a->go);
     a->n = n;
     a->futures = futures;
     return a;
@@ -48,6 +51,7 @@ static void
 batch_arg_free(struct batch_arg *a)
 {
     scn_gate_destroy(&a->freed_gate);
+    scn_gate_destroy(&a->go);
     free(a);
 }
 
@@ -58,6 +62,8 @@ record(crew_task *task, size_t index, void *arg)
     struct batch_arg *a = arg;
     size_t twice = 2 * index;
 
+    if (a->gated)
+        scn_gate_wait(&a->go, 1);
     if (index < MANY)
         atomic_fetch_add(&a->runs[index], 1);
     atomic_fetch_add(&a->calls, 1);
@@ -109,10 +115,12 @@ CREW_TEST(each, arg_free_runs_once_after_the_last_task_resolved)
     crew_future *futures[MANY];
     struct batch_arg *a = batch_arg_new(MANY, futures);
 
-    /* The futures are filled in before any task can call note_free: the
-     * batch cannot finish before the gate below lets the first through. */
+    /* The slots are filled in before note_free reads them: no task
+     * finishes before the gate opens. */
+    a->gated = true;
     cr_assert_eq(
         crew_submit_each(pool, MANY, record, a, note_free, 0, futures), 0);
+    scn_gate_add(&a->go, 1);
     cr_assert_eq(crew_wait_all(futures, MANY, NULL), 0);
     cr_assert_eq(scn_gate_await(&a->freed_gate, 1), 1);
     crew_pool_destroy(pool);

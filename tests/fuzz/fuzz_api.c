@@ -78,6 +78,15 @@
  *   28 WAIT_ALL_FOR    n, t, n slots  crew_wait_all_for, limit t%3: 0,
  *                                     1 us, 100 us; any input, resolving
  *                                     or not
+ *   29 SUBMIT_EACH     pool, n, v     crew_submit_each of n%40 tasks (task
+ *                                     v%8 of them fails when v&8), flags
+ *                                     NONBLOCKING when v&16, no futures
+ *                                     when v&32, bad input when v >= 250;
+ *                                     waited for, arg_free awaited
+ *   30 REDUCE          pool, n, g, f  crew_parallel_reduce of the items
+ *                                     [100, 100 + n%48), grain g%9, the
+ *                                     item 100 + f%64 fails; f >= 250: bad
+ *                                     arguments (EINVAL)
  *
  * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
@@ -187,6 +196,8 @@ enum op {
     OP_STATS,
     OP_RESOLVE_COPY,
     OP_WAIT_ALL_FOR,
+    OP_SUBMIT_EACH,
+    OP_REDUCE,
     OP_COUNT
 };
 
@@ -1831,6 +1842,175 @@ op_parallel_for(void)
     pf_run(in->pool, n, grain, PF_BASE + f % 64);
 }
 
+/* A batch: how often each task ran, and its arg_free. */
+#define EACH_MAX 40
+
+struct each {
+    atomic_uint runs[EACH_MAX];
+    atomic_uint freed;
+    size_t fail_at; /* EACH_MAX: none */
+};
+
+static int
+each_fn(crew_task *task, size_t index, void *arg)
+{
+    struct each *b = arg;
+
+    CHECK(task != NULL && index < EACH_MAX);
+    CHECK(atomic_fetch_add(&b->runs[index], 1) == 0);
+    CHECK(atomic_load(&b->freed) == 0);
+    if (index == b->fail_at)
+        return crew_task_fail(task, EDOM, "each %zu", index);
+    return crew_task_return_copy(task, &index, sizeof(index));
+}
+
+static void
+each_free(void *arg)
+{
+    struct each *b = arg;
+
+    CHECK(atomic_fetch_add(&b->freed, 1) == 0);
+}
+
+static void
+op_submit_each(void)
+{
+    struct instance *in = pool_of(next());
+    size_t n = next() % EACH_MAX;
+    unsigned v = next();
+    struct each *b = calloc(1, sizeof(*b));
+    crew_future *fs[EACH_MAX], **out = (v & 32) ? NULL : fs;
+    unsigned flags = (v & 16) ? CREW_NONBLOCKING : 0;
+    int r;
+
+    if (b == NULL)
+        return;
+    b->fail_at = (v & 8) ? v % 8 : EACH_MAX;
+    for (size_t i = 0; i < EACH_MAX; i++)
+        fs[i] = (crew_future *)b; /* must be overwritten */
+    if (in == NULL || v >= 250) {
+        CHECK(crew_submit_each(in != NULL ? in->pool : NULL, n, each_fn, b,
+                               each_free, in != NULL ? 0x80u : 0, fs) ==
+              EINVAL);
+        for (size_t i = 0; i < n; i++)
+            CHECK(fs[i] == NULL);
+        CHECK(atomic_load(&b->freed) == 0);
+        free(b);
+        return;
+    }
+    r = crew_submit_each(in->pool, n, each_fn, b, each_free, flags, out);
+    if (r != 0) {
+        /* All or nothing: no slot, no task, no arg_free. */
+        CHECK(r == ESHUTDOWN || r == ENOMEM ||
+              (r == EAGAIN && flags != 0) ||
+              (r == EINVAL && in->max_queued != 0 && n > in->max_queued));
+        for (size_t i = 0; out != NULL && i < n; i++)
+            CHECK(fs[i] == NULL);
+        for (size_t i = 0; i < EACH_MAX; i++)
+            CHECK(atomic_load(&b->runs[i]) == 0);
+        CHECK(atomic_load(&b->freed) == 0);
+        free(b);
+        return;
+    }
+    if (n == 0)
+        CHECK(atomic_load(&b->freed) == 1);
+    if (out != NULL) {
+        crew_error *e = NULL;
+
+        r = crew_wait_all(fs, n, &e);
+        CHECK(r == 0 || r == CREW_EAGGREGATE || r == ECANCELED);
+        for (size_t i = 0; i < n; i++) {
+            crew_state st = crew_future_state(fs[i]);
+
+            CHECK(st == CREW_CANCELLED ||
+                  atomic_load(&b->runs[i]) == 1);
+            if (st == CREW_SUCCEEDED)
+                CHECK(crew_future_result_size(fs[i]) == sizeof(size_t) &&
+                      *(const size_t *)crew_future_result(fs[i]) == i);
+            CHECK(st != CREW_FAILED || i == b->fail_at);
+        }
+        crew_error_release(e);
+        crew_future_release_all(fs, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(fs[i] == NULL);
+    }
+    /* arg_free follows the last task's resolution, on whichever thread
+     * took it out of its queue: wait for it, boundedly (tasks finish on
+     * their own, and a shut-down pool has cancelled the rest). */
+    for (int i = 0; i < 200000 && atomic_load(&b->freed) == 0; i++)
+        sched_yield();
+    CHECK(atomic_load(&b->freed) == 1);
+    free(b);
+}
+
+/* A reduction over [PF_BASE, PF_BASE + n): the sum of the items, the
+ * item fail_at failing. */
+static int
+reduce_chunk(crew_task *task, size_t begin, size_t end, void *partial,
+             void *arg)
+{
+    size_t fail_at = *(const size_t *)arg;
+
+    CHECK(task != NULL && begin < end && begin >= PF_BASE);
+    for (size_t i = begin; i < end; i++)
+        *(uint64_t *)partial += i;
+    if (fail_at >= begin && fail_at < end)
+        return crew_task_fail(task, EDOM, "reduce %zu", begin);
+    return 0;
+}
+
+static void
+reduce_add(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(uint64_t *)into += *(const uint64_t *)from;
+}
+
+static void
+op_reduce(void)
+{
+    struct instance *in = pool_of(next());
+    size_t n = next() % PF_ITEMS, grain = next() % 9;
+    unsigned f = next();
+    size_t fail_at = PF_BASE + f % 64;
+    bool fails = fail_at < PF_BASE + n;
+    uint64_t sum = 0, expected = 0;
+    crew_error *error = (crew_error *)&ctx; /* must be overwritten */
+    int r;
+
+    if (in == NULL)
+        return;
+    if (f >= 250) {
+        CHECK(crew_parallel_reduce(in->pool, 10, 9, grain, reduce_chunk,
+                                   reduce_add, &fail_at, &sum, sizeof(sum),
+                                   &error) == EINVAL &&
+              error == NULL);
+        CHECK(crew_parallel_reduce(in->pool, 0, 10, grain, reduce_chunk,
+                                   reduce_add, &fail_at, &sum, 0,
+                                   NULL) == EINVAL);
+        return;
+    }
+    for (size_t i = PF_BASE; i < PF_BASE + n; i++)
+        expected += i;
+    r = crew_parallel_reduce(in->pool, PF_BASE, PF_BASE + n, grain,
+                             reduce_chunk, reduce_add, &fail_at, &sum,
+                             sizeof(sum), &error);
+    if (r == ENOMEM) {
+        CHECK(sum == 0);
+        return;
+    }
+    if (!fails) {
+        CHECK(r == 0 && error == NULL && sum == expected);
+        return;
+    }
+    CHECK(r == CREW_EAGGREGATE && error != NULL && sum == 0);
+    CHECK(crew_error_count(error) == 1);
+    size_t pos = SIZE_MAX;
+    CHECK(crew_error_code(crew_error_inner(error, 0, &pos)) == EDOM);
+    CHECK(pos <= fail_at);
+    crew_error_release(error);
+}
+
 /* How many tasks of this pool its submitters saw accepted. */
 static uint64_t
 accepted_tasks(const struct instance *in)
@@ -2497,6 +2677,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_WAIT_ALL_FOR:
             op_wait_all_for();
+            break;
+        case OP_SUBMIT_EACH:
+            op_submit_each();
+            break;
+        case OP_REDUCE:
+            op_reduce();
             break;
         default:
             op_pause();

@@ -16,7 +16,8 @@ import sys
  PROMISE_RESOLVE, PROMISE_FAIL, CANCEL, WAIT_FOR, WAIT, RETAIN, RELEASE,
  ON_COMPLETE, WHEN_ALL, WHEN_ANY, WAIT_ALL, WAIT_ANY, ERROR_TAKE,
  ERROR_INSPECT, ERROR_RELEASE, BAD_ARGS, STATE, PAUSE, WHEN_ALL_EX, THEN,
- PARALLEL_FOR, STATS) = range(27)
+ PARALLEL_FOR, STATS, RESOLVE_COPY, WAIT_ALL_FOR, SUBMIT_EACH,
+ REDUCE) = range(31)
 
 # enum kind
 (SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF,
@@ -406,6 +407,26 @@ SEEDS = {
         *[join(WHEN_ALL, 4, [4, 4, 4, 4]) for _ in range(20)],
         [CANCEL, 4, STATE, 3, STATE, 4],
         [CANCEL, 4],
+    ),
+    # Batches: whole, failing at one index, without futures, nonblocking
+    # on a bounded pool, more than max_queued (EINVAL), empty, bad input,
+    # and against a shutdown; then reductions, failing and not.
+    "28-batches-and-reductions": program(
+        create(0, cfg(2)),
+        [SUBMIT_EACH, 0, 39, 0],
+        [SUBMIT_EACH, 0, 20, 8 | 3],
+        [SUBMIT_EACH, 0, 25, 32],
+        [SUBMIT_EACH, 0, 0, 0],
+        [SUBMIT_EACH, 0, 5, 251],
+        create(1, cfg(1, max_queued=2)),
+        [SUBMIT_EACH, 1, 2, 16],
+        [SUBMIT_EACH, 1, 3, 0],
+        [REDUCE, 0, 47, 3, 255 - 64],
+        [REDUCE, 0, 47, 0, 10],
+        [REDUCE, 1, 30, 1, 252],
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        [SUBMIT_EACH, 0, 10, 0],
+        [REDUCE, 0, 20, 2, 255 - 64],
     ),
 }
 

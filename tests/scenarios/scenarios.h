@@ -83,6 +83,8 @@ struct crew_scenario {
     X(then_pool_gone_race)                              \
     X(then_refused_cancel_race)                         \
     X(parallel_for_race)                                \
+    X(each_vs_shutdown)                                 \
+    X(reduce_race)                                      \
     X(lifetimes_when_any_released_while_inputs_resolve) \
     X(lifetimes_spare_workers_under_load)
 
