@@ -421,25 +421,6 @@ crew_when_any(crew_future *const *futures, size_t n, crew_future **any)
     return join_new(futures, n, true, 0, any);
 }
 
-/*
- * The inputs resolved, counted from the first, for a thread outside the
- * pool: it spins briefly for each (a short task resolves sooner than a
- * sleep would end), all within one spin's time or until the deadline,
- * and stops at the first still pending. Sets *failed if one of them
- * failed.
- */
-static size_t
-resolved_prefix(crew_future *const *futures, size_t n, uint64_t deadline,
-                bool *failed)
-{
-    uint64_t end = crew__spin_end(deadline);
-    size_t k;
-
-    for (k = 0; k < n && crew__future_spin(futures[k], end); k++)
-        *failed |= crew_future_state(futures[k]) == CREW_FAILED;
-    return k;
-}
-
 /* Join the inputs and sleep once, on the join, until the absolute
  * deadline. Past it, ETIMEDOUT: releasing the join, which nobody else
  * holds or listens to, takes its nodes off the inputs (join_release()). */
@@ -491,19 +472,24 @@ outcome_now(crew_future *const *futures, size_t n, crew_error **error)
 
 /*
  * On a worker, crew_wait_all joins every input and helps until the join
- * resolves. Outside the pool, the inputs that have already resolved need
- * no join: a fan-out joined as it drains costs no join at all, and one
- * with failures only its aggregate. When some are still pending, only
- * those are joined and slept on, provided none before them failed;
- * positions in an aggregate are the caller's, so a failure sends the
- * whole array to a join, which then resolves at once.
+ * resolves. Outside the pool no join is needed at first: it waits for
+ * the inputs one at a time, the last first, since work queued from
+ * outside runs oldest first and the last input is likely the last to
+ * resolve; once it has, most of the others have too, and they cost a
+ * look each. A fan-out of a million tasks thus costs one sleep, not a
+ * million registrations. Inputs that keep resolving in the other order
+ * would cost a sleep each: after WAITS_BEFORE_JOIN of them, the inputs
+ * left are joined and slept on once. Every input resolved, the outcome
+ * and its aggregate are read off the inputs, in the caller's positions.
  */
+#define WAITS_BEFORE_JOIN 16
+
 static int
 wait_all_until(crew_future *const *futures, size_t n, uint64_t deadline,
                crew_error **error)
 {
-    bool failed = false;
-    size_t k;
+    unsigned waits = 0;
+    size_t i;
     int err;
 
     if (error != NULL)
@@ -516,17 +502,19 @@ wait_all_until(crew_future *const *futures, size_t n, uint64_t deadline,
         return EINVAL;
     if (crew__worker_self() != NULL)
         return wait_join(futures, n, deadline, error);
-    k = resolved_prefix(futures, n, deadline, &failed);
-    if (k == n)
-        return outcome_now(futures, n, error);
-    if (failed || k == 0)
-        return wait_join(futures, n, deadline, error);
-    err = wait_join(futures + k, n - k, deadline, NULL);
-    if (err == CREW_EAGGREGATE)
-        return wait_join(futures, n, deadline, error);
-    if (err == ENOMEM || err == ETIMEDOUT || err == ESHUTDOWN)
-        return err;
-    /* Every input has resolved, none failed: no allocation is needed. */
+    for (i = n; i > 0 && waits < WAITS_BEFORE_JOIN; i--) {
+        if (crew__future_is_resolved(futures[i - 1]))
+            continue;
+        waits++;
+        err = crew__future_await(futures[i - 1], deadline);
+        if (err != 0)
+            return err; /* ETIMEDOUT, or ESHUTDOWN: stranded */
+    }
+    if (i > 0) {
+        err = wait_join(futures, i, deadline, NULL);
+        if (err == ENOMEM || err == ETIMEDOUT || err == ESHUTDOWN)
+            return err;
+    }
     return outcome_now(futures, n, error);
 }
 
