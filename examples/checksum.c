@@ -3,7 +3,8 @@
  *
  *     checksum FILE...
  *
- * Reads each file in its own task and prints "crc32  size  path" lines in
+ * Reads each file in its own task, all of them queued by one
+ * crew_submit_each() call (task i reads argument i), and prints "crc32  size  path" lines in
  * the order of the arguments; the CRC is the one of zlib, PNG and
  * `cksum -a crc32b`. Every file that could not be read is reported on
  * standard error with its position among the arguments, taken from the
@@ -58,9 +59,9 @@ fail_errno(crew_task *task, const char *what)
 }
 
 static int
-checksum_file(crew_task *task, void *arg)
+checksum_file(crew_task *task, size_t i, void *files)
 {
-    struct file *f = arg;
+    struct file *f = (struct file *)files + i;
     unsigned char buf[16384];
     uint32_t crc = 0xffffffffu;
     uint64_t size = 0;
@@ -109,7 +110,6 @@ main(int argc, char **argv)
     crew_future **futures;
     crew_error *error = NULL;
     crew_pool *pool = NULL;
-    size_t n = 0;
     int err, status = 2;
 
     if (count == 0) {
@@ -131,12 +131,13 @@ main(int argc, char **argv)
         fprintf(stderr, "checksum: crew_pool_create: %s\n", crew_strerror(err));
         goto out_free;
     }
-    for (n = 0; n < count; n++) {
-        err = crew_submit(pool, checksum_file, &files[n], &futures[n]);
-        if (err != 0) {
-            fprintf(stderr, "checksum: crew_submit: %s\n", crew_strerror(err));
-            goto out_release;
-        }
+    /* All or nothing: on error no file is read and every slot is NULL. */
+    err = crew_submit_each(pool, count, checksum_file, files, NULL, 0,
+                           futures);
+    if (err != 0) {
+        fprintf(stderr, "checksum: crew_submit_each: %s\n",
+                crew_strerror(err));
+        goto out_release;
     }
 
     err = crew_wait_all(futures, count, &error);
@@ -159,8 +160,7 @@ main(int argc, char **argv)
 
 out_release:
     crew_error_release(error);
-    while (n > 0)
-        crew_future_release(futures[--n]);
+    crew_future_release_all(futures, count);
     /* Drains: no task may still use files when it is freed below. */
     crew_pool_destroy(pool);
 out_free:

@@ -1,7 +1,8 @@
 /*
  * demo: fan CPU-bound work out over a pool and collect every failure.
  *
- * Counts the primes in 64 ranges of numbers, one task per range. A few
+ * Counts the primes in 64 ranges of numbers, one task per range, all 64
+ * submitted by one crew_submit_each() call (task i gets range i). A few
  * ranges are deliberately given backwards, and their tasks fail with a
  * message of their own. crew_wait_all() joins every task and hands back one
  * aggregate error that holds each failure with the position of its input.
@@ -40,9 +41,9 @@ is_prime(unsigned long n)
 }
 
 static int
-count_primes(crew_task *task, void *arg)
+count_primes(crew_task *task, size_t i, void *ranges)
 {
-    struct range *r = arg;
+    struct range *r = (struct range *)ranges + i;
 
     if (r->lo > r->hi)
         return crew_task_fail(task, EDOM, "range [%lu, %lu) runs backwards",
@@ -72,10 +73,9 @@ int
 main(void)
 {
     static struct range ranges[RANGES];
-    crew_future *futures[RANGES];
+    crew_future *futures[RANGES] = {NULL};
     crew_error *error = NULL;
     crew_pool *pool;
-    size_t n;
     int err, status = EXIT_FAILURE;
 
     for (size_t i = 0; i < RANGES; i++) {
@@ -88,12 +88,12 @@ main(void)
         fprintf(stderr, "demo: crew_pool_create: %s\n", crew_strerror(err));
         return EXIT_FAILURE;
     }
-    for (n = 0; n < RANGES; n++) {
-        err = crew_submit(pool, count_primes, &ranges[n], &futures[n]);
-        if (err != 0) {
-            fprintf(stderr, "demo: crew_submit: %s\n", crew_strerror(err));
-            goto out_release;
-        }
+    /* All or nothing: on error no task runs and every slot is NULL. */
+    err = crew_submit_each(pool, RANGES, count_primes, ranges, NULL, 0,
+                           futures);
+    if (err != 0) {
+        fprintf(stderr, "demo: crew_submit_each: %s\n", crew_strerror(err));
+        goto out_release;
     }
 
     /* Waits for every task, not just until the first failure. */
@@ -119,8 +119,7 @@ main(void)
 
 out_release:
     crew_error_release(error);
-    while (n > 0)
-        crew_future_release(futures[--n]);
+    crew_future_release_all(futures, RANGES);
     crew_pool_destroy(pool);
     return status;
 }
