@@ -19,6 +19,14 @@
 /* The portable build (CREW_PARK_PORTABLE) uses the fallbacks even on
  * Linux, so that CI runs them: condition variables instead of futexes,
  * a pipe instead of an eventfd. */
+/* A function shared by a hot path and a cold one, which the compiler
+ * would otherwise keep out of line for the cold one's sake. */
+#if defined(__GNUC__)
+#define CREW__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CREW__ALWAYS_INLINE inline
+#endif
+
 #if defined(__linux__) && !defined(CREW_PARK_PORTABLE)
 #define CREW_HAVE_EVENTFD 1
 #include <sys/eventfd.h>

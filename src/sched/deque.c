@@ -33,6 +33,7 @@
 #include "sched/deque.h"
 
 #include "base/alloc.h"
+#include "base/platform.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -130,7 +131,7 @@ grow(struct crew__deque *deque, struct crew__ring *old, int64_t top,
  * Owner only: the ring, with room for n more items past *bottom (read
  * here), or NULL (ENOMEM) with nothing changed.
  */
-static struct crew__ring *
+static CREW__ALWAYS_INLINE struct crew__ring *
 reserve(struct crew__deque *deque, size_t n, int64_t *bottom)
 {
     /* Relaxed: only the owner writes `bottom` and `ring`. */

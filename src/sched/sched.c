@@ -282,8 +282,9 @@ chain(const struct crew__jobs *jobs)
 }
 
 /* crew__sched_submit() and crew__sched_submit_many(): one hand-over for
- * the n jobs, on this worker's deque or the injection queue. */
-static inline int
+ * the n jobs, on this worker's deque or the injection queue. Inlined into
+ * both: the single job's path is every task's. */
+static CREW__ALWAYS_INLINE int
 submit(struct crew__sched *sched, const struct crew__jobs *jobs,
        unsigned flags)
 {
