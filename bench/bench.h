@@ -21,6 +21,8 @@
  *   pfor-auto, pfor-grain   crew only: the pfor loop through
  *             crew_parallel_for, with the grain chosen by crew (0), and
  *             with pfor's grain (bench_pfor_grain); seconds
+ *   pfor-reduce crew only: the pfor loop summed by crew_parallel_reduce,
+ *             grain chosen by crew; seconds
  *   reduce    the sum of SIZE doubles (bench_reduce_value), the array
  *             filled and resident before the clock starts; metric:
  *             seconds for the sum; checksum: the sum in quarters

@@ -214,6 +214,39 @@ parallel_for(crew_pool *pool, long n, size_t grain, uint64_t *checksum)
     return seconds;
 }
 
+/* pfor-reduce: the pfor loop through crew_parallel_reduce, grain chosen
+ * by crew: each chunk's sum into its partial, the partials added
+ * (wrapping addition: the same checksum as pfor's). */
+static int
+uneven_partial(crew_task *task, size_t begin, size_t end, void *partial,
+               void *arg)
+{
+    (void)task;
+    *(uint64_t *)partial +=
+        bench_uneven_range((long)begin, (long)end, *(const long *)arg);
+    return 0;
+}
+
+static void
+add_u64(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(uint64_t *)into += *(const uint64_t *)from;
+}
+
+static double
+parallel_reduce_uneven(crew_pool *pool, long n, uint64_t *checksum)
+{
+    uint64_t sum = 0, start = bench_now_ns();
+
+    check(crew_parallel_reduce(pool, 0, (size_t)n, 0, uneven_partial, add_u64,
+                               &n, &sum, sizeof(sum), NULL),
+          "crew_parallel_reduce");
+    double seconds = bench_seconds_since(start);
+    *checksum = sum;
+    return seconds;
+}
+
 /* reduce, reduce-grain: the sum through crew_parallel_reduce, each chunk
  * added in order into its partial by the shared bench_reduce_range(), the
  * partials added together; the array is the call's argument. reduce lets
@@ -342,7 +375,7 @@ main(int argc, char **argv)
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
         !bench_is(&a, "fib") && !bench_is(&a, "pfor") &&
         !bench_is(&a, "pfor-auto") && !bench_is(&a, "pfor-grain") &&
-        !bench_is(&a, "reduce") && !bench_is(&a, "reduce-grain") &&
+        !bench_is(&a, "pfor-reduce") && !bench_is(&a, "reduce") && !bench_is(&a, "reduce-grain") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "errors") &&
         !bench_is(&a, "idle") && !bench_is(&a, "memory"))
         return bench_unsupported(&a, "crew");
@@ -375,6 +408,8 @@ main(int argc, char **argv)
         metric = parallel_for(pool, a.size,
                               (size_t)bench_pfor_grain(a.size, a.threads),
                               &checksum);
+    } else if (bench_is(&a, "pfor-reduce")) {
+        metric = parallel_reduce_uneven(pool, a.size, &checksum);
     } else if (bench_is(&a, "reduce")) {
         metric = parallel_reduce(pool, a.size, 0, &checksum);
     } else if (bench_is(&a, "reduce-grain")) {

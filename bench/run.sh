@@ -19,7 +19,8 @@
 #                        (fanout brings fanout-each: crew's one
 #                        crew_submit_each batch of the same tasks; pfor
 #                        brings pfor-auto and pfor-grain: crew's
-#                        crew_parallel_for over the same loop; reduce
+#                        crew_parallel_for over the same loop, and
+#                        pfor-reduce: crew_parallel_reduce summing it; reduce
 #                        brings reduce-grain: crew_parallel_reduce with
 #                        pfor's grain instead of crew's)
 #                        [--workloads LIST]   (errors brings fanout-100k)
@@ -263,6 +264,7 @@ make_jobs() {
         JOBS+=("pfor pfor $THREADS $S_PFOR")
         JOBS+=("pfor-auto pfor-auto $THREADS $S_PFOR")
         JOBS+=("pfor-grain pfor-grain $THREADS $S_PFOR")
+        JOBS+=("pfor-reduce pfor-reduce $THREADS $S_PFOR")
     fi
     if want reduce; then
         JOBS+=("reduce reduce $THREADS $S_REDUCE")
@@ -450,7 +452,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : 2000) + t
         }
-        r = index(" fanout fanout-each fib pfor pfor-auto pfor-grain reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fanout-each fib pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -581,6 +583,13 @@ report() {
                 T = "crew/hand-written crew pfor <= 1.053"; lim = 1 / 0.95
                 if (hasc && (("pfor", "crew") in med) && med["pfor", "crew"] > 0) {
                     have = 1; tv = cv / med["pfor", "crew"]
+                }
+            } else if (L == "pfor-reduce") {
+                # The loop summed by crew_parallel_reduce: as fast as
+                # crew_parallel_for over it, both with the grain crew picks.
+                T = "crew reduce/crew pfor-auto <= 1.053"; lim = 1 / 0.95
+                if (hasc && (("pfor-auto", "crew") in med) && med["pfor-auto", "crew"] > 0) {
+                    have = 1; tv = cv / med["pfor-auto", "crew"]
                 }
             } else if (L == "reduce") {
                 # the best peer here is the faster of omp and tbb, the

@@ -2096,3 +2096,58 @@ CREW_TEST(faults, a_shutdown_wakes_a_batch_waiting_for_room_with_eshutdown)
     crew_future_release(holder);
     scn_hold_destroy(&hold);
 }
+
+/* ------------------------------------------------------------------ */
+/* Reductions                                                          */
+/* ------------------------------------------------------------------ */
+
+static int
+sum_items(crew_task *task, size_t begin, size_t end, void *partial,
+          void *calls)
+{
+    (void)task;
+    atomic_fetch_add((atomic_uint *)calls, 1);
+    for (size_t i = begin; i < end; i++)
+        *(uint64_t *)partial += i;
+    return 0;
+}
+
+static void
+add_sums(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(uint64_t *)into += *(const uint64_t *)from;
+}
+
+CREW_TEST(faults, parallel_reduce_without_memory_runs_nothing_or_still_sums)
+{
+    crew_pool *pool = crew_test_pool(2);
+    long k = 0;
+
+    /* Its own block first: ENOMEM, nothing run, the result untouched.
+     * Past it, the runners' (fewer runners: the caller does more). */
+    for (bool fired = true; fired && k < MAX_ALLOCS; k++) {
+        atomic_uint calls = 0;
+        uint64_t sum = 7;
+        int err;
+
+        arm(k);
+        err = crew_parallel_reduce(pool, 0, 10000, 10, sum_items, add_sums,
+                                   &calls, &sum, sizeof(sum), NULL);
+        fired = disarm();
+        if (fired && k == 0) {
+            cr_assert_eq(err, ENOMEM);
+            cr_assert_eq(sum, 7, "the result was touched");
+            cr_assert_eq(atomic_load(&calls), 0, "a chunk ran");
+            continue;
+        }
+        cr_assert_eq(err, 0, "allocation %ld: %s", k, strerror(err));
+        /* Each of the 1,000 partials started as a copy of the 7. */
+        cr_assert_eq(sum, 7000 + 10000ull * 9999 / 2, "allocation %ld", k);
+        cr_assert_eq(atomic_load(&calls), 1000);
+    }
+    cr_assert_gt(k, 1, "crew_parallel_reduce allocated nothing");
+    cr_assert_lt(k, MAX_ALLOCS);
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}
