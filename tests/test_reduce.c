@@ -4,8 +4,8 @@
 /*
  * crew_parallel_reduce: one sentence of API.md a test or more. The tree
  * of merges is checked against a serial model of the documented one (a
- * binary counter over the chunks), bytes for bytes, at several thread
- * counts.
+ * binary counter over the chunks, scn_reduce_model() in testkit.h), bytes
+ * for bytes, at several thread counts.
  */
 
 #include <crew.h>
@@ -18,60 +18,6 @@
 
 TestSuite(reduce, CREW_SUITE);
 
-/* Terms whose floating-point sum depends on the order of the additions. */
-static double
-term(size_t i)
-{
-    return (i % 3 == 0 ? 1e16 : 1.0) / (double)(i + 1) * (i % 2 ? -1 : 1);
-}
-
-static int
-sum_terms(crew_task *task, size_t begin, size_t end, void *partial, void *arg)
-{
-    double *sum = partial;
-
-    (void)task;
-    (void)arg;
-    for (size_t i = begin; i < end; i++)
-        *sum += term(i);
-    return 0;
-}
-
-static void
-add_doubles(void *into, const void *from, void *arg)
-{
-    (void)arg;
-    *(double *)into += *(const double *)from;
-}
-
-/* The documented tree, serially: chunks pushed at level 0, equal levels
- * on top merged, the rest merged from the top down. */
-static double
-model_sum(size_t begin, size_t end, size_t grain)
-{
-    double stack[80];
-    int level[80];
-    size_t depth = 0;
-
-    for (size_t lo = begin; lo < end; lo += grain) {
-        size_t hi = end - lo > grain ? lo + grain : end;
-        double partial = 0.0;
-
-        for (size_t i = lo; i < hi; i++)
-            partial += term(i);
-        stack[depth] = partial;
-        level[depth++] = 0;
-        while (depth >= 2 && level[depth - 1] == level[depth - 2]) {
-            stack[depth - 2] += stack[depth - 1];
-            level[depth - 2]++;
-            depth--;
-        }
-    }
-    for (size_t i = depth; i-- > 1;)
-        stack[i - 1] += stack[i];
-    return stack[0];
-}
-
 static double
 pool_sum(unsigned threads, size_t begin, size_t end, size_t grain)
 {
@@ -79,9 +25,9 @@ pool_sum(unsigned threads, size_t begin, size_t end, size_t grain)
     double sum = 0.0;
     crew_error *error = NULL;
 
-    cr_assert_eq(crew_parallel_reduce(pool, begin, end, grain, sum_terms,
-                                      add_doubles, NULL, &sum, sizeof(sum),
-                                      &error),
+    cr_assert_eq(crew_parallel_reduce(pool, begin, end, grain,
+                                      scn_reduce_sum, scn_reduce_add, NULL,
+                                      &sum, sizeof(sum), &error),
                  0);
     cr_assert_null(error);
     crew_pool_destroy(pool);
@@ -94,7 +40,7 @@ CREW_TEST(reduce, a_float_sum_is_the_same_bytes_at_1_2_3_and_8_threads)
     static const size_t grains[] = {1, 7, 1000};
 
     for (size_t g = 0; g < sizeof(grains) / sizeof(grains[0]); g++) {
-        double model = model_sum(5, 200005, grains[g]);
+        double model = scn_reduce_model(5, 200005, grains[g]);
 
         for (size_t t = 0; t < sizeof(threads) / sizeof(threads[0]); t++) {
             for (int rep = 0; rep < 3; rep++) {
@@ -206,9 +152,11 @@ CREW_TEST(reduce, sums_every_item_once_with_the_grain_chosen)
 }
 
 /* Where the partials lie: all in the call's one allocation, so their
- * span bounds the memory used. */
+ * span bounds the memory used; and the heap's peak seen from the chunks,
+ * over what it held before the call. */
 struct span {
     atomic_uintptr_t low, high;
+    atomic_size_t heap_peak;
 };
 
 static void
@@ -227,7 +175,16 @@ static int
 count_and_note(crew_task *task, size_t begin, size_t end, void *partial,
                void *arg)
 {
-    widen(arg, partial);
+    struct span *s = arg;
+
+    widen(s, partial);
+    if (begin % 65536 == 0) {
+        size_t heap = scn_heap_in_use(), peak = atomic_load(&s->heap_peak);
+
+        while (heap > peak &&
+               !atomic_compare_exchange_weak(&s->heap_peak, &peak, heap))
+            ;
+    }
     return sum_index(task, begin, end, partial, NULL);
 }
 
@@ -242,9 +199,10 @@ add_and_note(void *into, const void *from, void *arg)
 CREW_TEST(reduce, ten_million_chunks_use_a_few_buffers)
 {
     crew_pool *pool = crew_test_pool(2);
-    struct span span = {UINTPTR_MAX, 0};
+    struct span span = {UINTPTR_MAX, 0, 0};
     uint64_t sum = 0;
     size_t n = 10000000;
+    size_t heap_before = scn_heap_in_use();
 
     cr_assert_eq(crew_parallel_reduce(pool, 0, n, 1, count_and_note,
                                       add_and_note, &span, &sum, sizeof(sum),
@@ -257,6 +215,10 @@ CREW_TEST(reduce, ten_million_chunks_use_a_few_buffers)
     cr_assert_lt(atomic_load(&span.high) - atomic_load(&span.low),
                  (size_t)4096, "the partials span %zu bytes",
                  (size_t)(atomic_load(&span.high) - atomic_load(&span.low)));
+    /* The memory cap: a buffer a chunk would be 80 MB more at least. */
+    cr_assert_lt(atomic_load(&span.heap_peak), heap_before + (1u << 20),
+                 "the heap grew by %zu bytes",
+                 atomic_load(&span.heap_peak) - heap_before);
     crew_pool_destroy(pool);
 }
 

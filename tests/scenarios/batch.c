@@ -159,68 +159,18 @@ crew_scenario_each_vs_shutdown(void)
     return NULL;
 }
 
-/* Reductions: the order-sensitive sum of test_reduce.c, against its
- * serial model. */
-static double
-rr_term(size_t i)
-{
-    return (i % 3 == 0 ? 1e16 : 1.0) / (double)(i + 1) * (i % 2 ? -1 : 1);
-}
-
-static int
-rr_fold(crew_task *task, size_t begin, size_t end, void *partial, void *arg)
-{
-    double *sum = partial;
-
-    (void)task;
-    (void)arg;
-    for (size_t i = begin; i < end; i++)
-        *sum += rr_term(i);
-    return 0;
-}
-
-static void
-rr_add(void *into, const void *from, void *arg)
-{
-    (void)arg;
-    *(double *)into += *(const double *)from;
-}
-
-static double
-rr_model(size_t n, size_t grain)
-{
-    double stack[80];
-    int level[80];
-    size_t depth = 0;
-
-    for (size_t lo = 0; lo < n; lo += grain) {
-        size_t hi = n - lo > grain ? lo + grain : n;
-        double partial = 0.0;
-
-        for (size_t i = lo; i < hi; i++)
-            partial += rr_term(i);
-        stack[depth] = partial;
-        level[depth++] = 0;
-        while (depth >= 2 && level[depth - 1] == level[depth - 2]) {
-            stack[depth - 2] += stack[depth - 1];
-            level[depth - 2]++;
-            depth--;
-        }
-    }
-    for (size_t i = depth; i-- > 1;)
-        stack[i - 1] += stack[i];
-    return stack[0];
-}
-
+/* Reductions: the order-sensitive sum of testkit.h, against its serial
+ * model. */
 static const char *
 rr_one(crew_pool *pool, uint64_t *rng)
 {
     size_t n = 1 + scn_below(rng, 20000);
     size_t grain = 1 + scn_below(rng, 300);
-    double sum = 0.0, model = rr_model(n, grain);
+    double sum = 0.0, model = scn_reduce_model(0, n, grain);
 
-    if (crew_parallel_reduce(pool, 0, n, grain, rr_fold, rr_add, NULL, &sum,
-                             sizeof(sum), NULL) != 0)
+    if (crew_parallel_reduce(pool, 0, n, grain, scn_reduce_sum,
+                             scn_reduce_add, NULL, &sum, sizeof(sum),
+                             NULL) != 0)
         return "a reduction failed";
     return memcmp(&sum, &model, sizeof(sum)) == 0
                ? NULL

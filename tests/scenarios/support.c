@@ -635,3 +635,54 @@ scn_heap_in_use(void)
     return info.uordblks + info.hblkhd;
 #endif
 }
+
+double
+scn_reduce_term(size_t i)
+{
+    return (i % 3 == 0 ? 1e16 : 1.0) / (double)(i + 1) * (i % 2 ? -1 : 1);
+}
+
+int
+scn_reduce_sum(crew_task *task, size_t begin, size_t end, void *partial,
+               void *arg)
+{
+    double *sum = partial;
+
+    (void)task;
+    (void)arg;
+    for (size_t i = begin; i < end; i++)
+        *sum += scn_reduce_term(i);
+    return 0;
+}
+
+void
+scn_reduce_add(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(double *)into += *(const double *)from;
+}
+
+double
+scn_reduce_model(size_t begin, size_t end, size_t grain)
+{
+    double stack[8 * sizeof(size_t) + 1];
+    int level[8 * sizeof(size_t) + 1];
+    size_t depth = 0;
+
+    for (size_t lo = begin; lo < end; lo += grain) {
+        size_t hi = end - lo > grain ? lo + grain : end;
+        double partial = 0.0;
+
+        scn_reduce_sum(NULL, lo, hi, &partial, NULL);
+        stack[depth] = partial;
+        level[depth++] = 0;
+        while (depth >= 2 && level[depth - 1] == level[depth - 2]) {
+            scn_reduce_add(&stack[depth - 2], &stack[depth - 1], NULL);
+            level[depth - 2]++;
+            depth--;
+        }
+    }
+    for (size_t i = depth; i-- > 1;)
+        scn_reduce_add(&stack[i - 1], &stack[i], NULL);
+    return stack[0];
+}

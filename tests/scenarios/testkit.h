@@ -320,4 +320,23 @@ bool scn_thread_falls_asleep(pid_t tid);
  */
 size_t scn_heap_in_use(void);
 
+/* ------------------------------------------------------------------ */
+/* Reductions                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A floating-point sum whose bytes depend on the order of its additions,
+ * for crew_parallel_reduce: scn_reduce_sum() is its crew_reduce_fn (the
+ * terms of items [begin, end) added in order into a double partial),
+ * scn_reduce_add() its crew_combine_fn, and scn_reduce_model() the result
+ * of the documented tree computed serially: each chunk of @p grain items
+ * (the last may be shorter) pushed at level 0, the two on top merged
+ * while their levels match, the rest merged from the top down.
+ */
+double scn_reduce_term(size_t i);
+int scn_reduce_sum(crew_task *task, size_t begin, size_t end, void *partial,
+                   void *arg);
+void scn_reduce_add(void *into, const void *from, void *arg);
+double scn_reduce_model(size_t begin, size_t end, size_t grain);
+
 #endif
