@@ -354,7 +354,8 @@ typedef int (*crew_each_fn)(crew_task *task, size_t index, void *arg);
  * until they are free (EAGAIN with ::CREW_NONBLOCKING), and nobody who
  * starts waiting for room after it overtakes it. From one of the pool's
  * own workers it is never blocked, and may exceed the limit, as
- * crew_submit_ex() does.
+ * crew_submit_ex() does; with ::CREW_NONBLOCKING it then gets EAGAIN
+ * while @p n places are not free (always, for @p n > @c max_queued).
  *
  * @p arg is shared by every task; @p arg_free(@p arg), when given, runs
  * once, after the batch's last task has resolved (on the thread that
@@ -362,7 +363,8 @@ typedef int (*crew_each_fn)(crew_task *task, size_t index, void *arg);
  *
  * Ownership: when @p futures is not NULL, it has @p n slots and slot
  * @c i receives a reference to task @c i's future, for the caller
- * (crew_future_release_all() releases them).
+ * (crew_future_release_all() releases them). The slots are filled before
+ * any task of the batch runs, so a task or @p arg_free may read them.
  *
  * @param pool      the pool
  * @param n         how many tasks

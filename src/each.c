@@ -24,13 +24,15 @@
  *
  * arg_free runs once, after the batch's last task resolved: `pending`
  * counts the tasks not yet out of their queue, and run_each() decrements
- * it after the task's run (or its husk's) has resolved it. Without an
+ * it once the task's run has resolved it, or, for a husk, once its
+ * canceller has. Without an
  * arg_free nothing is counted, and tasks touch no shared line but their
  * own.
  */
 #include "crew.h"
 
 #include "base/alloc.h"
+#include "base/platform.h"
 #include "core/future.h"
 #include "pool.h"
 #include "task.h"
@@ -96,9 +98,19 @@ run_each(struct crew__job *job, bool cancel, struct crew__tally *tally)
     bool counted = batch->arg_free != NULL;
 
     job->taken = batch;
-    crew__task_run(job, cancel, tally);
-    if (!counted)
+    if (!counted) {
+        crew__task_run(job, cancel, tally);
         return;
+    }
+    /* A husk may still be resolving on its canceller's thread, a few
+     * instructions from its final state (no user code runs there before
+     * it): hold the future and wait for that, so that arg_free follows
+     * every task's resolution. */
+    crew_future_retain(future);
+    crew__task_run(job, cancel, tally);
+    while (!crew__future_is_resolved(future))
+        crew__thread_yield();
+    crew_future_release(future);
     /* Acquire-release: the task that frees arg runs after every other
      * task of the batch, and its own resolution, in memory order too. */
     if (atomic_fetch_sub_explicit(&batch->pending, 1, memory_order_acq_rel) ==
@@ -168,6 +180,11 @@ crew_submit_each(crew_pool *pool, size_t n, crew_each_fn fn, void *arg,
         err = ENOMEM;
         goto out_clear;
     }
+    /* The slots first: a task may read them as soon as it runs. */
+    if (futures != NULL) {
+        for (size_t i = 0; i < n; i++)
+            futures[i] = &batch->futures[i];
+    }
     jobs = (struct crew__jobs){.first = &batch->futures[0].job,
                                .stride = sizeof(crew_future),
                                .n = n};
@@ -178,10 +195,6 @@ crew_submit_each(crew_pool *pool, size_t n, crew_each_fn fn, void *arg,
     if (err != 0) {
         crew__free(batch); /* nothing of it was queued */
         goto out_clear;
-    }
-    if (futures != NULL) {
-        for (size_t i = 0; i < n; i++)
-            futures[i] = &batch->futures[i];
     }
     return 0;
 

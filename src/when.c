@@ -477,10 +477,13 @@ outcome_now(crew_future *const *futures, size_t n, crew_error **error)
  * outside runs oldest first and the last input is likely the last to
  * resolve; once it has, most of the others have too, and they cost a
  * look each. A fan-out of a million tasks thus costs one sleep, not a
- * million registrations. Inputs that keep resolving in the other order
- * would cost a sleep each: after WAITS_BEFORE_JOIN of them, the inputs
- * left are joined and slept on once. Every input resolved, the outcome
- * and its aggregate are read off the inputs, in the caller's positions.
+ * million registrations, and no memory. Inputs that keep resolving in the
+ * other order would cost a sleep each: after WAITS_BEFORE_JOIN of them,
+ * the inputs left are joined and slept on once, or, without memory for
+ * the join, still waited for one at a time (having waited, the call no
+ * longer returns ENOMEM for want of a join). Every input resolved, the
+ * outcome and its aggregate are read off the inputs, in the caller's
+ * positions.
  */
 #define WAITS_BEFORE_JOIN 16
 
@@ -489,7 +492,6 @@ wait_all_until(crew_future *const *futures, size_t n, uint64_t deadline,
                crew_error **error)
 {
     unsigned waits = 0;
-    size_t i;
     int err;
 
     if (error != NULL)
@@ -502,18 +504,19 @@ wait_all_until(crew_future *const *futures, size_t n, uint64_t deadline,
         return EINVAL;
     if (crew__worker_self() != NULL)
         return wait_join(futures, n, deadline, error);
-    for (i = n; i > 0 && waits < WAITS_BEFORE_JOIN; i--) {
+    for (size_t i = n; i > 0; i--) {
         if (crew__future_is_resolved(futures[i - 1]))
             continue;
-        waits++;
+        if (waits++ == WAITS_BEFORE_JOIN) {
+            err = wait_join(futures, i, deadline, NULL);
+            if (err == ETIMEDOUT || err == ESHUTDOWN)
+                return err;
+            if (err != ENOMEM)
+                break; /* every input has resolved */
+        }
         err = crew__future_await(futures[i - 1], deadline);
         if (err != 0)
             return err; /* ETIMEDOUT, or ESHUTDOWN: stranded */
-    }
-    if (i > 0) {
-        err = wait_join(futures, i, deadline, NULL);
-        if (err == ENOMEM || err == ETIMEDOUT || err == ESHUTDOWN)
-            return err;
     }
     return outcome_now(futures, n, error);
 }

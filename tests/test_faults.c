@@ -984,32 +984,72 @@ CREW_TEST(faults, when_any_returns_enomem_and_leaves_its_inputs_alone)
     when_any_enomem();
 }
 
+/* Resolves the promise of a struct two_inputs, from a thread of its own. */
+static void *
+resolve_p_thread(void *arg)
+{
+    resolve_p(arg);
+    return NULL;
+}
+
+/* A task that waits, allocation 0 of its worker armed, for its pool's
+ * inputs, one of them a promise nobody resolves meanwhile. */
+struct armed_wait {
+    crew_future *const *inputs;
+    crew_error *error;
+    int err;
+    bool fired;
+};
+
+static int
+wait_all_armed(crew_task *task, void *arg)
+{
+    struct armed_wait *w = arg;
+
+    (void)task;
+    arm(0);
+    w->err = crew_wait_all(w->inputs, 2, &w->error);
+    w->fired = disarm();
+    return 0;
+}
+
 static void
 wait_all_enomem(void)
 {
     struct two_inputs in;
+    struct armed_wait w = {.error = NOT_SET_ERROR};
     crew_error *error = NOT_SET_ERROR;
+    crew_future *waiter;
+    pthread_t thread;
 
     two_inputs_start(&in);
     crew_future *inputs[] = {in.t, in.p};
 
-    /* Had it waited, the unresolved promise would hang it. */
+    /* On a worker a join is made first: without memory, ENOMEM at once.
+     * Had it waited, the unresolved promise would hang it. */
+    w.inputs = inputs;
+    cr_assert_eq(crew_submit(in.pool, wait_all_armed, &w, &waiter), 0);
+    cr_assert_eq(crew_future_wait(waiter), 0);
+    crew_future_release(waiter);
+    cr_assert(w.fired, "crew_wait_all allocated nothing on a worker");
+    cr_assert_eq(w.err, ENOMEM, "%d, not ENOMEM", w.err);
+    cr_assert_null(w.error, "*error was not cleared");
+    cr_assert_eq(crew_future_state(in.p), CREW_PENDING);
+
+    /* Outside the pool it needs no memory: it waits for each input in
+     * turn, and the promise resolves on another thread meanwhile. */
+    cr_assert_eq(pthread_create(&thread, NULL, resolve_p_thread, &in), 0);
     arm(0);
     int err = crew_wait_all(inputs, 2, &error);
     bool fired = disarm();
-    cr_assert(fired, "crew_wait_all allocated nothing");
-    cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
-    cr_assert_null(error, "*error was not cleared");
-    cr_assert_eq(crew_future_state(in.p), CREW_PENDING);
-
-    resolve_p(&in);
-    error = NOT_SET_ERROR;
-    cr_assert_eq(crew_wait_all(inputs, 2, &error), 0);
+    cr_assert_eq(pthread_join(thread, NULL), 0);
+    cr_assert(!fired, "crew_wait_all allocated outside the pool");
+    cr_assert_eq(err, 0, "%d", err);
     cr_assert_null(error);
     two_inputs_end(&in);
 }
 
-CREW_TEST(faults, wait_all_returns_enomem_at_once_without_waiting)
+CREW_TEST(faults, wait_all_returns_enomem_at_once_on_a_worker_needs_none_outside)
 {
     wait_all_enomem();
 }
@@ -2079,8 +2119,11 @@ CREW_TEST(faults, a_shutdown_wakes_a_batch_waiting_for_room_with_eshutdown)
                  0);
     await_room_waits(base, 1);
     scn_hold_open(&hold);
-    crew_pool_destroy(pool); /* its shutdown wakes the waiting batch */
+    /* The shutdown wakes the waiting batch; the pool is destroyed only
+     * once no call on it is under way. */
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
     cr_assert_eq(pthread_join(batch.thread, NULL), 0);
+    crew_pool_destroy(pool);
     /* Either the places freed first, and the batch ran whole, or the
      * shutdown came first, and none of it ran. */
     if (batch.err == 0) {

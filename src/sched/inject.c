@@ -24,8 +24,8 @@
  * the close is either refused, with nothing queued, or queued before the
  * marker, where the shutdown finds it. Nothing is ever taken back.
  *
- * Under a limit, a push first takes its slots under the mutex (one a
- * task; a batch takes all of its own at once). Submitters that find no
+ * Under a limit, a push takes its slots and links its items in one hold
+ * of the mutex (one slot a task; a batch takes all of its own at once). Submitters that find no
  * room, or others already waiting, take a ticket and sleep on `room`
  * with the mutex released, and are served in ticket order; a freed slot
  * or a served ticket wakes them all, closing too, and each rechecks in
@@ -84,12 +84,18 @@ fits(const struct crew__inject *queue, size_t k)
  * Take k slots for a push. From a worker, never waits: takes them even
  * past the limit, unless nonblocking. From outside, waits its turn: a
  * submitter that finds others waiting takes a ticket behind them, and
- * only the ticket being served takes slots, once all k fit. So nobody
- * overtakes a waiting batch, however few slots the newcomer needs.
+ * only the ticket being served takes slots, once all k fit; and it links
+ * its chain first..last in the same hold of the mutex, so the queue's
+ * order is the order of service. So nobody overtakes a waiting batch,
+ * however few slots the newcomer needs. The queue is open there (a close
+ * links its marker under the mutex too), so the link does not fail.
  */
+static bool link_at_tail(struct crew__inject *queue, struct crew__link *first,
+                         struct crew__link *last);
+
 static int
 take_slots(struct crew__inject *queue, size_t k, bool nonblocking,
-           bool from_worker)
+           bool from_worker, struct crew__link *first, struct crew__link *last)
 {
     int state = crew__nocancel_begin(); /* see platform.h */
     int err = 0;
@@ -127,6 +133,10 @@ take_slots(struct crew__inject *queue, size_t k, bool nonblocking,
     }
     if (err == 0)
         queue->slots += k;
+    if (err == 0 && first != NULL && !link_at_tail(queue, first, last)) {
+        queue->slots -= k; /* never: the queue is open here */
+        err = ESHUTDOWN;
+    }
     pthread_mutex_unlock(&queue->lock);
     crew__nocancel_end(state);
     return err;
@@ -176,16 +186,12 @@ crew__inject_push_chain(struct crew__inject *queue, struct crew__link *first,
                         struct crew__link *last, size_t n,
                         enum crew__room room)
 {
-    bool slotted = queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED;
-
-    if (slotted) {
-        int err = take_slots(queue, n, room == CREW__ROOM_FAIL, false);
+    if (queue->max_queued != 0 && room != CREW__ROOM_UNCOUNTED) {
+        int err = take_slots(queue, n, room == CREW__ROOM_FAIL, false, first,
+                             last);
         if (err != 0)
             return err;
-    }
-    if (!link_at_tail(queue, first, last)) {
-        if (slotted)
-            crew__inject_release_slots(queue, n);
+    } else if (!link_at_tail(queue, first, last)) {
         return ESHUTDOWN;
     }
     /* Relaxed: a statistic; see the field. */
@@ -198,7 +204,7 @@ crew__inject_take_slots(struct crew__inject *queue, size_t n, bool nonblocking)
 {
     if (queue->max_queued == 0)
         return 0;
-    return take_slots(queue, n, nonblocking, true);
+    return take_slots(queue, n, nonblocking, true, NULL, NULL);
 }
 
 void

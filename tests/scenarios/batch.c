@@ -2,13 +2,14 @@
  * Batches and reductions under races, for both front ends (TSan runs
  * them through the driver):
  *
- * - each_vs_shutdown: a thread submits batches of random sizes (some
- *   from tasks, some to a pool with max_queued, where they wait for
- *   room) while the pool is shut down, draining or cancelling, at a
- *   random moment. Invariants: a batch is accepted whole or refused
- *   whole (ESHUTDOWN, no slot set, nothing run, no arg_free); an accepted
- *   one resolves every future, runs each task at most once (exactly
- *   once when draining), and frees its arg once, after its last task.
+ * - each_vs_shutdown: a thread submits batches of random sizes, every
+ *   other one from a task (one push onto its worker's deque), some to a
+ *   pool with max_queued, where they wait for room, while the pool is
+ *   shut down, draining or cancelling, at a random moment. Invariants: a
+ *   batch is accepted whole or refused whole (ESHUTDOWN, no slot set,
+ *   nothing run, no arg_free); an accepted one resolves every future,
+ *   runs each task at most once (exactly once when draining), and frees
+ *   its arg once, after its last task resolved.
  * - reduce_race: reductions from two outside threads and from tasks on
  *   one 2-thread pool at once, each giving the bytes of the serial
  *   model of the documented tree.
@@ -28,8 +29,12 @@
 struct eb_batch {
     atomic_uchar runs[EB_MAX];
     atomic_uint freed;
+    atomic_uint unresolved_at_free;
     crew_future *futures[EB_MAX];
     size_t n;
+    uint64_t rng;       /* a batch submitted from a task: its draw */
+    const char *why;    /* ... and what its submission found wrong */
+    crew_future *outer; /* that task */
 };
 
 static int
@@ -42,13 +47,16 @@ eb_task(crew_task *task, size_t index, void *arg)
     return 0;
 }
 
-/* Whether it ran after the last task resolved is test_each.c's to
- * check: here the slots may not be written yet when it runs. */
+/* The slots are filled before any task runs: arg_free may read them. */
 static void
 eb_free(void *arg)
 {
     struct eb_batch *b = arg;
 
+    for (size_t i = 0; i < b->n; i++) {
+        if (crew_future_state(b->futures[i]) < CREW_SUCCEEDED)
+            atomic_fetch_add(&b->unresolved_at_free, 1);
+    }
     atomic_fetch_add(&b->freed, 1);
 }
 
@@ -98,7 +106,20 @@ eb_check(struct eb_batch *b, bool drained, bool refused)
     crew_future_release_all(b->futures, b->n);
     if (atomic_load(&b->freed) != 1)
         return "an accepted batch did not free its arg once";
+    if (atomic_load(&b->unresolved_at_free) != 0)
+        return "a batch freed its arg before its last task resolved";
     return NULL;
+}
+
+/* A task submitting its batch from a worker: refused (n 0) if the pool
+ * is cancelling, or if this task itself is cancelled before it runs. */
+static int
+eb_inner(crew_task *task, void *arg)
+{
+    struct eb_batch *b = arg;
+
+    b->why = eb_submit(crew_task_pool(task), b, &b->rng);
+    return 0;
 }
 
 struct eb_run {
@@ -115,8 +136,18 @@ eb_submitter(void *arg)
     struct eb_run *r = arg;
 
     for (r->submitted = 0; r->submitted < r->count && r->why == NULL;
-         r->submitted++)
-        r->why = eb_submit(r->pool, &r->batches[r->submitted], &r->rng);
+         r->submitted++) {
+        struct eb_batch *b = &r->batches[r->submitted];
+
+        if (r->submitted % 2 == 0) {
+            r->why = eb_submit(r->pool, b, &r->rng);
+            continue;
+        }
+        b->rng = r->rng + r->submitted;
+        int err = crew_submit(r->pool, eb_inner, b, &b->outer);
+        if (err != 0 && err != ESHUTDOWN)
+            r->why = "crew_submit failed with neither 0 nor ESHUTDOWN";
+    }
     return NULL;
 }
 
@@ -149,6 +180,13 @@ crew_scenario_each_vs_shutdown(void)
         pthread_join(thread, NULL);
         crew_pool_destroy(r.pool);
         why = r.why;
+        for (size_t i = 0; i < r.count; i++) {
+            /* A batch from a task: its task ran (and submitted) or was
+             * cancelled before it could; either way it is over. */
+            if (why == NULL)
+                why = r.batches[i].why;
+            crew_future_release(r.batches[i].outer);
+        }
         for (size_t i = 0; i < r.count && why == NULL; i++)
             why = eb_check(&r.batches[i], drain,
                            i >= r.submitted || r.batches[i].n == 0);
