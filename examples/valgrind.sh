@@ -70,6 +70,7 @@ check pipeline 0 run pipeline "$examples/pipeline"
 check pipeline_corrupt 0 run pipeline_corrupt "$examples/pipeline" -c
 check mandelbrot 0 run mandelbrot "$examples/mandelbrot" -w 200 -h 150 \
     -o "$data/m.pgm"
+check psort 0 run psort "$examples/psort" 100000 2
 
 if [[ -x $examples/server/server ]]; then
     # server_check starts whatever it is given with the server's options.

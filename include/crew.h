@@ -384,6 +384,83 @@ CREW_API int crew_submit_each(crew_pool *pool, size_t n, crew_each_fn fn,
                               crew_future **futures);
 
 /* ------------------------------------------------------------------ */
+/* Fork-join without futures: spawn and sync                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Room for one spawned call, kept by its spawner, usually on its
+ *        stack (crew_spawn()). Its size is part of the ABI; its contents
+ *        are the library's.
+ */
+typedef struct crew_frame {
+    void *crew__private[12]; /**< the library's; do not touch */
+} crew_frame;
+
+/**
+ * @brief Fork @p fn(child, @p arg) off the running @p task, for another
+ *        worker to take or for crew_sync() to run.
+ *
+ * The call's frame is @p frame, kept by the caller until the matching
+ * crew_sync(): no allocation, no reference count. On one of the pool's
+ * workers the call goes on that worker's queue of spawned calls, where
+ * idle workers may take it; when that queue cannot take it, or the
+ * caller is not one of the pool's workers (a crew_parallel_for() chunk
+ * run by the thread that called it), @p fn runs at once, before
+ * crew_spawn() returns.
+ *
+ * The call acts for its spawner: crew_task_cancelled() and
+ * crew_task_pool() in it answer as they do in @p task. It always runs,
+ * even after its spawner's cancellation or in a ::CREW_CANCEL shutdown.
+ * A value given to crew_task_return() in it is released at once: results
+ * travel through @p arg.
+ *
+ * Every spawn must be synced, in the reverse order of spawning, by the
+ * same invocation of the task, before it returns; returning with a spawn
+ * not synced is undefined behaviour (a thief may write into the dead
+ * frame). Error paths must sync first.
+ *
+ * @param task   the calling thread's running task (a submitted task, a
+ *               continuation, a loop's chunk, a spawned call)
+ * @param frame  the call's frame, alive until crew_sync()
+ * @param fn     the call
+ * @param arg    passed to @p fn
+ * @return 0; EINVAL (NULL @p task, @p frame or @p fn, or @p task not the
+ *         calling thread's running task).
+ * @note Thread safety: only inside @p task's function.
+ */
+CREW_API int crew_spawn(crew_task *task, crew_frame *frame, crew_fn fn,
+                        void *arg);
+
+/**
+ * @brief Join the latest spawn of @p task: what its @p fn returned.
+ *
+ * If no other worker took the call, it runs here. Otherwise, while it
+ * runs elsewhere, the caller runs only spawned calls, those of the worker
+ * running it first, or sleeps; it never runs submitted tasks here, so
+ * the sync lasts no longer than the call's own work. On return the
+ * caller sees everything the call wrote, and no queue refers to
+ * @p frame any more.
+ *
+ * When the call failed (returned nonzero), its code is returned and its
+ * message becomes @p task's, as if @p task had recorded it with
+ * crew_task_fail(), replacing what @p task had recorded (a failing call
+ * that recorded none clears it, so the default message applies): so
+ * @c "return crew_sync(task, &frame);" passes code and message on. A call
+ * that returned 0 passes nothing.
+ *
+ * Statistics count a spawned call only when another worker took it: then
+ * in @c submitted, @c stolen and its outcome.
+ *
+ * @param task   the calling thread's running task, which spawned @p frame
+ * @param frame  its latest spawn not yet synced
+ * @return the call's code; EINVAL (NULL @p task or @p frame, @p task not
+ *         the calling thread's running task, @p frame not its latest
+ *         unsynced spawn: nothing is synced).
+ * @note Thread safety: only inside @p task's function.
+ */
+CREW_API int crew_sync(crew_task *task, crew_frame *frame);
+
+/* ------------------------------------------------------------------ */
 /* Inside a task                                                      */
 /* ------------------------------------------------------------------ */
 

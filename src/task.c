@@ -35,7 +35,25 @@ struct crew_task {
     struct crew__result result; /* crew_task_return(), _copy() */
     crew_error *failure; /* from crew_task_fail(), private until resolution */
     bool failure_lost;   /* crew_task_fail() ran out of memory */
+    void *spawned;       /* its latest spawn not yet synced (spawn.c) */
 };
+
+/* The task whose function this thread is running, innermost first: a
+ * task's body, a loop's chunk, a spawned call. */
+static _Thread_local const struct crew_task *running_here;
+
+/* Call fn(task, arg) as this thread's running task. */
+static int
+call_as_running(struct crew_task *task, crew_fn fn, void *arg)
+{
+    const struct crew_task *outer = running_here;
+    int rc;
+
+    running_here = task;
+    rc = fn(task, arg);
+    running_here = outer;
+    return rc;
+}
 
 static const struct crew__future_ops task_ops = {
     .job = {.run = crew__task_run},
@@ -203,7 +221,7 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
     struct crew__closure closure = future->u.task;
     struct crew_task task = {.future = future, .pool = closure.pool};
     struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
-    int rc = closure.fn(&task, closure.arg);
+    int rc = call_as_running(&task, closure.fn, closure.arg);
 
     if (closure.arg_free != NULL)
         closure.arg_free(closure.arg);
@@ -242,27 +260,78 @@ crew__task_revoke(crew_future *future)
     return true;
 }
 
+/* The end of a call made with a crew_task of its own: its value
+ * released, its failure handed to *failure. */
+static int
+end_call(struct crew_task *task, int rc, crew_error **failure)
+{
+    crew__result_drop(&task->result);
+    *failure = NULL;
+    if (rc == 0) {
+        crew_error_release(task->failure);
+        return 0;
+    }
+    if (task->failure != NULL) {
+        /* Still private: the code becomes the function's own. */
+        task->failure->code = rc;
+        *failure = task->failure;
+    } else if (!task->failure_lost) {
+        *failure = crew__error_default(rc);
+    }
+    return rc;
+}
+
 int
 crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
                       void *arg, crew_error **failure)
 {
     struct crew_task task = {.pool = pool};
-    int rc = fn(&task, lo, hi, arg);
+    const struct crew_task *outer = running_here;
+    int rc;
+
+    running_here = &task;
+    rc = fn(&task, lo, hi, arg);
+    running_here = outer;
+    return end_call(&task, rc, failure);
+}
+
+int
+crew__task_call_as(const crew_task *spawner, crew_fn fn, void *arg,
+                   crew_error **message)
+{
+    struct crew_task task = {.future = spawner->future, .pool = spawner->pool};
+    int rc = call_as_running(&task, fn, arg);
 
     crew__result_drop(&task.result);
-    *failure = NULL;
+    *message = NULL;
     if (rc == 0) {
         crew_error_release(task.failure);
         return 0;
     }
-    if (task.failure != NULL) {
-        /* Still private: the code becomes the function's own. */
-        task.failure->code = rc;
-        *failure = task.failure;
-    } else if (!task.failure_lost) {
-        *failure = crew__error_default(rc);
-    }
+    if (task.failure != NULL)
+        task.failure->code = rc; /* still private */
+    *message = task.failure;
     return rc;
+}
+
+bool
+crew__task_is_running_here(const crew_task *task)
+{
+    return task != NULL && task == running_here;
+}
+
+void **
+crew__task_spawned(crew_task *task)
+{
+    return &task->spawned;
+}
+
+void
+crew__task_adopt_failure(crew_task *task, crew_error *message)
+{
+    crew_error_release(task->failure);
+    task->failure = message;
+    task->failure_lost = false;
 }
 
 void

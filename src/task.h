@@ -48,4 +48,19 @@ crew_future *crew__task_future(const crew_task *task);
 int crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo,
                           size_t hi, void *arg, crew_error **failure);
 
+/* Call fn(child, arg) as a spawned call of `spawner`'s: a crew_task of
+ * its own that acts for the spawner (its future's cancellation, its
+ * pool). A value it returns is released at once. Returns fn's code; on
+ * failure *message is the message the call recorded (a new reference,
+ * its code the call's), or NULL if it recorded none. */
+int crew__task_call_as(const crew_task *spawner, crew_fn fn, void *arg,
+                       crew_error **message);
+/* Whether `task` is the one whose function the calling thread runs. */
+bool crew__task_is_running_here(const crew_task *task);
+/* The task's latest spawned call not yet synced: spawn.c's to keep. */
+void **crew__task_spawned(crew_task *task);
+/* Make `message` (NULL: none) the failure the task has recorded, as if
+ * it had called crew_task_fail() itself; takes the reference. */
+void crew__task_adopt_failure(crew_task *task, crew_error *message);
+
 #endif

@@ -1,7 +1,8 @@
 /*
- * Finding a job. A worker looks in its own deque (newest first), then the
- * injection queue (a batch at a time, onto its deque), then the other
- * workers' deques (oldest first), starting from a random victim.
+ * Finding a job. A worker looks in its own deque (newest first), its own
+ * spawned calls (newest first), then the injection queue (a batch at a
+ * time, onto its deque), then the other workers' deques and spawned calls
+ * (oldest first), starting from a random victim.
  */
 #include "sched/private.h"
 
@@ -28,6 +29,18 @@ steal_from(struct crew__worker *w, struct crew__worker *victim)
     if (victim == w)
         return NULL;
     job = crew__deque_steal(&victim->deque);
+    if (job == NULL)
+        job = crew__deque_steal(&victim->spawns);
+    if (job != NULL)
+        crew__counter_add(&w->stolen, 1);
+    return job;
+}
+
+struct crew__job *
+crew__steal_spawned(struct crew__worker *w, struct crew__worker *victim)
+{
+    struct crew__job *job = crew__deque_steal(&victim->spawns);
+
     if (job != NULL)
         crew__counter_add(&w->stolen, 1);
     return job;
@@ -86,8 +99,12 @@ take_batch(struct crew__worker *w)
 struct crew__job *
 crew__find_job_elsewhere(struct crew__worker *w)
 {
-    struct crew__job *job = take_batch(w);
+    /* Its own spawned calls, newest first: a worker helping while one
+     * of its tasks waits may run that task's spawned calls. */
+    struct crew__job *job = crew__deque_pop(&w->spawns);
 
+    if (job == NULL)
+        job = take_batch(w);
     return job != NULL ? job : steal(w);
 }
 
@@ -100,12 +117,14 @@ crew__has_work(struct crew__worker *w)
     if (!crew__inject_is_empty(&sched->inject))
         return true;
     for (unsigned i = 0; i < n; i++) {
-        if (!crew__deque_is_empty(&sched->workers[i].deque))
+        if (!crew__deque_is_empty(&sched->workers[i].deque) ||
+            !crew__deque_is_empty(&sched->workers[i].spawns))
             return true;
     }
     for (struct crew__worker *v = crew__first_spare(sched); v != NULL;
          v = v->spare_next) {
-        if (!crew__deque_is_empty(&v->deque))
+        if (!crew__deque_is_empty(&v->deque) ||
+            !crew__deque_is_empty(&v->spawns))
             return true;
     }
     return false;

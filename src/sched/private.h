@@ -23,11 +23,17 @@
 
 #define SEARCH_NS 30000 /* how long an idle worker spins for work */
 #define BATCH     32    /* most jobs taken from the injection queue at once */
+#define SPAWNS    8192  /* spawned calls a worker queues at most: never grown */
 
 enum crew__mode { CREW__OPEN, CREW__DRAINING, CREW__CANCELLING };
 
 struct crew__worker {
     alignas(64) struct crew__deque deque; /* pushed and popped by owner */
+    /* Spawned calls (crew_spawn()) only: the owner pops one back at its
+     * sync, or runs it while it helps; thieves take the oldest. Of a
+     * fixed size, so that a spawn never allocates: past SPAWNS the call
+     * runs at once. */
+    struct crew__deque spawns;
     struct crew__event event; /* this worker sleeps here, and only it */
     /* On the sleeper list; guarded by the scheduler's `sleep_lock`. */
     struct crew__node sleep_link;
@@ -143,6 +149,9 @@ crew__find_job(struct crew__worker *w)
 
 /* Whether any queue holds a job, or is about to. */
 bool crew__has_work(struct crew__worker *w);
+/* The oldest spawned call of victim's, taken by w (counted as stolen). */
+struct crew__job *crew__steal_spawned(struct crew__worker *w,
+                                      struct crew__worker *victim);
 
 static inline void
 crew__run_job(struct crew__worker *w, struct crew__job *job)
@@ -159,6 +168,9 @@ crew__run_job(struct crew__worker *w, struct crew__job *job)
 /* thread.c: a worker's thread. */
 int crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
                       unsigned index);
+/* Free what crew__worker_init() made; `abandon`: in a child after fork(),
+ * leaving the items alone. */
+void crew__worker_destroy(struct crew__worker *w, bool abandon);
 /* Become, and stop being, a worker on the calling thread. */
 void crew__worker_begin(struct crew__worker *w);
 void crew__worker_end(struct crew__worker *w);

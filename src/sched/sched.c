@@ -39,7 +39,7 @@ workers_free(struct crew__sched *sched, unsigned count)
     /* Every deque is empty: the scheduler either never started, or its
      * workers exited, which they do only once all of them are idle. */
     for (unsigned i = 0; i < count; i++)
-        crew__deque_destroy(&sched->workers[i].deque);
+        crew__worker_destroy(&sched->workers[i], false);
     crew__free(sched->workers);
 }
 
@@ -176,7 +176,7 @@ void
 crew__sched_abandon(struct crew__sched *sched)
 {
     for (unsigned i = 0; i < sched->threads; i++)
-        crew__deque_abandon(&sched->workers[i].deque);
+        crew__worker_destroy(&sched->workers[i], true);
     crew__free(sched->workers);
     crew__spares_free(sched, true);
     crew__free((char *)sched->options.name);
@@ -353,6 +353,24 @@ crew__sched_submit_many(struct crew__sched *sched,
                         const struct crew__jobs *jobs, unsigned flags)
 {
     return submit(sched, jobs, flags);
+}
+
+int
+crew__sched_spawn(struct crew__sched *sched, struct crew__job *job)
+{
+    if (!in_loop(sched))
+        return EINVAL;
+    if (!crew__deque_try_push(&crew__self->spawns, job))
+        return ENOSPC;
+    /* As a submission: the push's seq_cst store before the read. */
+    crew__sched_wake(sched);
+    return 0;
+}
+
+struct crew__job *
+crew__sched_spawn_pop(void)
+{
+    return crew__deque_pop(&crew__self->spawns);
 }
 
 bool

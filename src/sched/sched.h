@@ -86,6 +86,21 @@ int crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
  * also EINVAL from outside when n slots could never fit. */
 int crew__sched_submit_many(struct crew__sched *sched,
                             const struct crew__jobs *jobs, unsigned flags);
+/*
+ * Spawned calls (crew_spawn()): jobs on a second deque of the calling
+ * worker's, which its owner pops back at the sync, or runs while it
+ * helps, and which thieves take oldest first like any job.
+ * crew__sched_spawn() pushes one and wakes a worker if none is looking:
+ * 0; EINVAL when the calling thread is not one of the scheduler's
+ * workers in its loop; ENOSPC when the deque is full (it is never grown,
+ * so a spawn never allocates): the caller then runs the call itself. crew__sched_spawn_pop() takes back the calling
+ * worker's newest, or NULL if thieves took them all.
+ */
+int crew__sched_spawn(struct crew__sched *sched, struct crew__job *job);
+struct crew__job *crew__sched_spawn_pop(void);
+/* Wake worker w from a wait on its event (crew__worker_wait_spawned()). */
+void crew__worker_notify(struct crew__worker *w);
+
 /* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
 bool crew__sched_is_cancelling(const struct crew__sched *sched);
 /* A job holding a max_queued slot left its queue: give the slot back. */
@@ -121,5 +136,11 @@ struct crew__wait {
  * monotonic deadline. */
 int crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
                       uint64_t deadline);
+/* Wait on a worker for a spawned call that `thief` took: running meanwhile
+ * only spawned calls, the thief's (leapfrogging), never other work, so the
+ * wait lasts no longer than the call's own work; then sleeping. */
+void crew__worker_wait_spawned(struct crew__worker *w,
+                               struct crew__worker *thief,
+                               struct crew__wait *wait);
 
 #endif

@@ -159,10 +159,7 @@ crew__spares_free(struct crew__sched *sched, bool abandon)
 
     while (w != NULL) {
         struct crew__worker *next = w->spare_next;
-        if (abandon)
-            crew__deque_abandon(&w->deque);
-        else
-            crew__deque_destroy(&w->deque);
+        crew__worker_destroy(w, abandon);
         crew__free(w);
         w = next;
     }

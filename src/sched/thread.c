@@ -87,11 +87,28 @@ crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
 
     if (err != 0)
         return err;
+    err = crew__deque_init_capacity(&w->spawns, SPAWNS);
+    if (err != 0) {
+        crew__deque_destroy(&w->deque);
+        return err;
+    }
     crew__event_init(&w->event);
     w->sched = sched;
     w->index = index;
     w->rng = 2654435761u * (index + 1);
     return 0;
+}
+
+void
+crew__worker_destroy(struct crew__worker *w, bool abandon)
+{
+    if (abandon) {
+        crew__deque_abandon(&w->deque);
+        crew__deque_abandon(&w->spawns);
+    } else {
+        crew__deque_destroy(&w->deque);
+        crew__deque_destroy(&w->spawns);
+    }
 }
 
 /* The signals workers block: every one but those the kernel sends to the

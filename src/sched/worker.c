@@ -104,6 +104,49 @@ crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
     }
 }
 
+void
+crew__worker_notify(struct crew__worker *w)
+{
+    crew__event_notify_all(&w->event);
+}
+
+/* Tries a spawned wait makes before it sleeps: each looks for a call of
+ * the thief's to run, then at the wait. */
+#define SPAWNED_SPINS 256
+
+void
+crew__worker_wait_spawned(struct crew__worker *w, struct crew__worker *thief,
+                          struct crew__wait *wait)
+{
+    bool help = has_room(w);
+    unsigned spins = 0;
+
+    while (!wait->over(wait)) {
+        struct crew__job *job = help ? crew__steal_spawned(w, thief) : NULL;
+        if (job != NULL) {
+            crew__run_job(w, job);
+            spins = 0;
+            continue;
+        }
+        if (spins++ < SPAWNED_SPINS) {
+            crew__thread_yield();
+            continue;
+        }
+        uint32_t key = crew__event_prepare(&w->event);
+        if (!wait->arm(wait, &w->event)) {
+            crew__event_cancel(&w->event);
+            return;
+        }
+        /* Counted as blocked: it runs no queued work while it sleeps,
+         * and if every worker waits so, a spare runs that work. */
+        block(w);
+        crew__event_wait(&w->event, key, UINT64_MAX);
+        unblock(w);
+        wait->disarm(wait);
+        spins = 0;
+    }
+}
+
 /* What a fixed worker's thread runs, from its start to its exit. */
 void *
 crew__worker_main(void *arg)

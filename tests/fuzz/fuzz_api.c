@@ -87,6 +87,11 @@
  *                                     [100, 100 + n%48), grain g%9, the
  *                                     item 100 + f%64 fails; f >= 250: bad
  *                                     arguments (EINVAL)
+ *   31 SPAWN           pool, d, w, f  a task summing a tree of spawned
+ *                                     calls, depth d%6, width 1 + w%4, the
+ *                                     leaf f%64 failing (none past the
+ *                                     last leaf); f >= 250: bad spawns and
+ *                                     syncs (EINVAL) inside the task
  *
  * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
@@ -198,6 +203,7 @@ enum op {
     OP_WAIT_ALL_FOR,
     OP_SUBMIT_EACH,
     OP_REDUCE,
+    OP_SPAWN,
     OP_COUNT
 };
 
@@ -2011,6 +2017,120 @@ op_reduce(void)
     crew_error_release(error);
 }
 
+/* A tree of spawned calls: each node of depth > 0 spawns width - 1
+ * children, computes the last itself, then syncs them newest first; a
+ * leaf counts one, and the leaf numbered fail_at fails. */
+struct tree {
+    unsigned depth, width;
+    size_t first;   /* the number of its first leaf */
+    size_t fail_at; /* SIZE_MAX: none */
+    size_t leaves;  /* out: leaves counted */
+};
+
+static size_t
+tree_leaves(unsigned depth, unsigned width)
+{
+    size_t n = 1;
+
+    while (depth-- > 0)
+        n *= width;
+    return n;
+}
+
+static int
+tree_fn(crew_task *task, void *arg)
+{
+    struct tree *t = arg;
+    struct tree kids[4];
+    crew_frame frames[4];
+    size_t span;
+    int rc = 0;
+
+    if (t->depth == 0) {
+        t->leaves = 1;
+        if (t->first == t->fail_at)
+            return crew_task_fail(task, EDOM, "leaf %zu", t->first);
+        return 0;
+    }
+    span = tree_leaves(t->depth - 1, t->width);
+    for (unsigned i = 0; i < t->width; i++)
+        kids[i] = (struct tree){.depth = t->depth - 1,
+                                .width = t->width,
+                                .first = t->first + i * span,
+                                .fail_at = t->fail_at};
+    for (unsigned i = 0; i + 1 < t->width; i++)
+        CHECK(crew_spawn(task, &frames[i], tree_fn, &kids[i]) == 0);
+    int last = tree_fn(task, &kids[t->width - 1]);
+    for (unsigned i = t->width - 1; i-- > 0;) {
+        int r = crew_sync(task, &frames[i]);
+        if (r != 0)
+            rc = r;
+    }
+    if (last != 0)
+        rc = crew_task_fail(task, last, "leaf %zu", t->fail_at);
+    t->leaves = 0;
+    for (unsigned i = 0; i < t->width; i++)
+        t->leaves += kids[i].leaves;
+    return rc;
+}
+
+/* Bad spawns and syncs, inside a running task. */
+static int
+bad_spawns_fn(crew_task *task, void *arg)
+{
+    crew_frame a, b;
+    struct tree leaf = {.fail_at = SIZE_MAX};
+
+    (void)arg;
+    CHECK(crew_spawn(NULL, &a, tree_fn, &leaf) == EINVAL);
+    CHECK(crew_spawn(task, NULL, tree_fn, &leaf) == EINVAL);
+    CHECK(crew_spawn(task, &a, NULL, &leaf) == EINVAL);
+    CHECK(crew_sync(task, &a) == EINVAL); /* nothing spawned */
+    CHECK(crew_spawn(task, &a, tree_fn, &leaf) == 0);
+    CHECK(crew_spawn(task, &b, tree_fn, &leaf) == 0);
+    CHECK(crew_sync(task, &a) == EINVAL); /* not the latest */
+    CHECK(crew_sync(NULL, &b) == EINVAL);
+    CHECK(crew_sync(task, &b) == 0);
+    CHECK(crew_sync(task, &a) == 0);
+    CHECK(leaf.leaves == 1);
+    return 0;
+}
+
+static void
+op_spawn(void)
+{
+    struct instance *in = pool_of(next());
+    unsigned depth = next() % 6, width = 1 + next() % 4, f = next();
+    struct tree t = {.depth = depth, .width = width};
+    size_t leaves = tree_leaves(depth, width);
+    crew_future *fut = NULL;
+    int r;
+
+    if (in == NULL)
+        return;
+    t.fail_at = f % 64 < leaves ? f % 64 : SIZE_MAX;
+    r = crew_submit(in->pool, f >= 250 ? bad_spawns_fn : tree_fn, &t, &fut);
+    if (r != 0) {
+        CHECK(r == ESHUTDOWN || r == ENOMEM || r == EAGAIN);
+        return;
+    }
+    r = crew_future_wait(fut);
+    if (f >= 250) {
+        CHECK(r == 0 || r == ECANCELED);
+    } else if (r == 0) {
+        CHECK(t.fail_at == SIZE_MAX && t.leaves == leaves);
+    } else if (r != ECANCELED) {
+        char message[32];
+
+        /* The failing leaf's code and message, passed up by each sync. */
+        snprintf(message, sizeof(message), "leaf %zu", t.fail_at);
+        CHECK(r == EDOM && t.fail_at != SIZE_MAX);
+        CHECK(strcmp(crew_error_message(crew_future_error(fut)), message) ==
+              0);
+    }
+    crew_future_release(fut);
+}
+
 /* How many tasks of this pool its submitters saw accepted. */
 static uint64_t
 accepted_tasks(const struct instance *in)
@@ -2683,6 +2803,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_REDUCE:
             op_reduce();
+            break;
+        case OP_SPAWN:
+            op_spawn();
             break;
         default:
             op_pause();

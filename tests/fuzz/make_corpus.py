@@ -17,7 +17,7 @@ import sys
  ON_COMPLETE, WHEN_ALL, WHEN_ANY, WAIT_ALL, WAIT_ANY, ERROR_TAKE,
  ERROR_INSPECT, ERROR_RELEASE, BAD_ARGS, STATE, PAUSE, WHEN_ALL_EX, THEN,
  PARALLEL_FOR, STATS, RESOLVE_COPY, WAIT_ALL_FOR, SUBMIT_EACH,
- REDUCE) = range(31)
+ REDUCE, SPAWN) = range(32)
 
 # enum kind
 (SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF,
@@ -427,6 +427,20 @@ SEEDS = {
         [POOL_SHUTDOWN, 0, CANCEL_HOW],
         [SUBMIT_EACH, 0, 10, 0],
         [REDUCE, 0, 20, 2, 255 - 64],
+    ),
+    # Spawned calls: trees of every shape, one failing leaf passed up,
+    # bad spawns and syncs, and a tree during a cancelling shutdown.
+    "29-spawn-trees": program(
+        create(0, cfg(2)),
+        [SPAWN, 0, 5, 3, 255 - 64],
+        [SPAWN, 0, 4, 2, 7],
+        [SPAWN, 0, 3, 1, 0],
+        [SPAWN, 0, 0, 0, 255 - 64],
+        [SPAWN, 0, 2, 2, 251],
+        create(1, cfg(1)),
+        [SPAWN, 1, 5, 2, 31],
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        [SPAWN, 0, 3, 3, 255 - 64],
     ),
 }
 

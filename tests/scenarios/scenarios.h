@@ -86,7 +86,9 @@ struct crew_scenario {
     X(each_vs_shutdown)                                 \
     X(reduce_race)                                      \
     X(lifetimes_when_any_released_while_inputs_resolve) \
-    X(lifetimes_spare_workers_under_load)
+    X(lifetimes_spare_workers_under_load)               \
+    X(spawn_thief_finishes_while_owner_syncs)           \
+    X(spawn_leapfrog)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
