@@ -14,7 +14,7 @@
 #   BENCH_QUICK=0        [--quick]       BENCH_SCALE=10, BENCH_REPS=3 unless set
 #   BENCH_SCALE=1        [--scale N]     divide every size by N (fib: n less
 #                                        log_phi N; idle at least 100 ms)
-#   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool"   [--systems LIST]
+#   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
 #   BENCH_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
 #                        (fanout brings fanout-each: crew's one
 #                        crew_submit_each batch of the same tasks; pfor
@@ -29,11 +29,15 @@
 #   BENCH_TIMEOUT=120    [--timeout S]   seconds before a run is killed; a
 #                                        killed run counts as a failure
 #   BENCH_INSTALL=1      [--no-install]  apt-get install missing packages
+#   BENCH_LACE_TARBALL=../shared/peers/lace-1.4.2.tar.gz   (from the
+#                        repository root) Lace's source, unpacked and built
+#                        in the build directory; without it lace is skipped
 #   BENCH_BUILD_DIR=build-bench          build and results directory
 #   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png go
 #
 # Every program is "bench_<system> WORKLOAD THREADS SIZE" (bench/bench.h);
-# a system whose program is not in the build is skipped. Systems are run
+# a system whose program is not in the build is skipped, and so is Lace
+# when its tarball is missing or its own library fails to build (said so). Systems are run
 # interleaved, all of them once per rep, the order rotated each rep.
 #
 # Writes, in the build directory: results.csv (every sample), medians.csv,
@@ -46,12 +50,12 @@
 
 set -euo pipefail
 
-ALL_SYSTEMS="inline crew omp tbb glib uv thpool"
-PEERS="omp tbb glib uv thpool"
+ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
+PEERS="omp tbb glib uv thpool lace"
 ALL_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
-COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b"
+COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -112,6 +116,8 @@ SCALING_THREADS=${BENCH_SCALING_THREADS:-$(seq -s ' ' 1 "$NPROC")}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 INSTALL=${BENCH_INSTALL:-1}
 BUILD=${BENCH_BUILD_DIR:-build-bench}
+LACE_VERSION=1.4.2
+LACE_TARBALL=${BENCH_LACE_TARBALL:-../shared/peers/lace-$LACE_VERSION.tar.gz}
 PLOTS=${BENCH_PLOT_DIR:-docs}
 
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
@@ -178,16 +184,61 @@ install_packages() {
 
 declare -a RUN_SYSTEMS=() NOT_BUILT=()
 build_failures=0
+LACE_CMAKE_DIR=''
+LACE_NOTE=''
+
+# Lace is no Debian package: its release tarball is unpacked into the
+# build directory and built there with its own CMake (Release, its
+# benchmarks and tests off), before crew's configure, which then finds
+# its library as it finds TBB's (bench/CMakeLists.txt). It is built here
+# and not by ExternalProject inside crew's build so that a Lace that
+# cannot build (no tarball, a compiler its source does not suit) is
+# known before the configure: the peer is then skipped with the reason,
+# as a peer whose package is missing is, and not counted as a failed
+# build of ours. A bench_lace.c that fails to compile still counts.
+build_lace() {
+    local src=$BUILD/lace-$LACE_VERSION bld=$BUILD/lace-build log=$BUILD/build-lace-lib.log
+    LACE_CMAKE_DIR=''
+    if [[ " $SYSTEMS " != *" lace "* ]]; then return 0; fi
+    if [[ ! -f $LACE_TARBALL ]]; then
+        LACE_NOTE="no $LACE_TARBALL (set BENCH_LACE_TARBALL)"
+        return 0
+    fi
+    # Unpacked again whenever the tarball is newer than the copy.
+    if [[ ! -f $src/CMakeLists.txt || $LACE_TARBALL -nt $src/CMakeLists.txt ]]; then
+        rm -rf "$src"
+        if ! tar -xzf "$LACE_TARBALL" -C "$BUILD" || [[ ! -f $src/CMakeLists.txt ]]; then
+            LACE_NOTE="$LACE_TARBALL did not unpack to $src"
+            return 0
+        fi
+        touch "$src/CMakeLists.txt"
+    fi
+    echo "build: Lace $LACE_VERSION from $LACE_TARBALL (Release, its benchmarks and tests off)"
+    if cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=Release \
+        -DLACE_BUILD_BENCHMARKS=OFF -DLACE_BUILD_TESTS=OFF >"$log" 2>&1 &&
+        cmake --build "$bld" -j "$NPROC" --target lace >>"$log" 2>&1 &&
+        [[ -f $bld/cmake/lace-config.cmake ]]; then
+        LACE_CMAKE_DIR=$(cd "$bld/cmake" && pwd)
+    else
+        tail -n 20 "$log" >&2
+        LACE_NOTE="Lace's own build failed (log: $log)"
+    fi
+    cat "$log" >>"$BUILDLOG"
+}
 
 build() {
     local sys log
     mkdir -p "$BUILD"
     : >"$BUILDLOG"
+    build_lace
     echo "configure: $BUILD (Release, -O2 -DNDEBUG)"
+    # lace_DIR-NOTFOUND: find_package(lace) finds nothing, and bench_lace
+    # is not configured.
     if ! cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCREW_BUILD_BENCH=ON -DCREW_BUILD_TESTS=OFF \
+        -Dlace_DIR="${LACE_CMAKE_DIR:-lace_DIR-NOTFOUND}" \
         -DCREW_BUILD_EXAMPLES=OFF >>"$BUILDLOG" 2>&1; then
         tail -n 30 "$BUILDLOG" >&2
         echo "run.sh: cmake configure failed (all of it in $BUILDLOG)" >&2
@@ -211,6 +262,11 @@ build() {
         esac
         if ! ls bench/bench_"$sys".c* >/dev/null 2>&1; then
             echo "build: $sys skipped: no bench/bench_$sys.c or .cpp"
+            NOT_BUILT+=("$sys")
+            continue
+        fi
+        if [[ $sys == lace && -z $LACE_CMAKE_DIR ]]; then
+            warn "lace skipped: $LACE_NOTE"
             NOT_BUILT+=("$sys")
             continue
         fi
@@ -613,6 +669,7 @@ report() {
                 T = "(baseline of errors)"
             } else if (L == "idle") {
                 T = "crew 0 % CPU (<= 0.5)"; lim = 0.5
+                if ((L, "lace") in med) T = T sprintf(" (lace %.1f %%)", med[L, "lace"])
                 if (hasc) { have = 1; tv = cv; vtxt = sprintf("%.1f %%", cv) }
             } else if (L == "memory") {
                 T = "crew <= 128 B/task"; lim = 128
