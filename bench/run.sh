@@ -976,6 +976,7 @@ reproduce_command() {
     [[ $SCALING == 1 ]] || cmd+=" BENCH_SCALING=0"
     [[ -z ${BENCH_SCALING_THREADS:-} ]] || cmd+=" BENCH_SCALING_THREADS='$SCALING_THREADS'"
     [[ $TIMEOUT == 120 ]] || cmd+=" BENCH_TIMEOUT=$TIMEOUT"
+    [[ $NQUEENS == 12 ]] || cmd+=" BENCH_NQUEENS=$NQUEENS"
     sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
     if [[ -n $(git status --porcelain 2>/dev/null || true) ]]; then
         dirty=" plus uncommitted changes"
