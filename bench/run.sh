@@ -45,8 +45,9 @@
 #
 # Every program is "bench_<system> WORKLOAD THREADS SIZE" (bench/bench.h);
 # a system whose program is not in the build is skipped, and so is Lace
-# when its tarball is missing or its own library fails to build (said so). Systems are run
-# interleaved, all of them once per rep, the order rotated each rep.
+# when its tarball is missing or its own library fails to build (said
+# so). Systems are run interleaved, all of them once per rep, the order
+# rotated each rep.
 #
 # Writes, in the build directory: results.csv (every sample), medians.csv,
 # failures.csv, results.txt and results.md (the table), run.log (the
