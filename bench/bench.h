@@ -17,6 +17,17 @@
  *             call to the join's end (the checksum is fanout's)
  *   fib       fib(SIZE), each call submitting fib(n-1) as a task, computing
  *             fib(n-2) itself, then waiting for the child; metric: seconds
+ *   fj-fib    fib(SIZE) by fork-join without futures: each call forks
+ *             fib(n-1), computes fib(n-2) itself, then joins the fork
+ *             (crew_spawn/crew_sync, Lace's SPAWN/SYNC, a TBB
+ *             task_group, an OpenMP task and taskwait; inline: the
+ *             serial recursion); metric: seconds, the root's hand-over
+ *             and join included where the caller is outside the pool
+ *   fj-nqueens  the solutions of the SIZE-queens problem counted by
+ *             fork-join: a call for rows [0, j) placed forks one call
+ *             for each safe column of row j, then joins them all, as
+ *             Lace's benchmarks/queens does (but with the incremental
+ *             check, bench_queen_is_safe); metric: seconds
  *   pfor      SIZE uneven loop items (bench_uneven) in chunks; seconds
  *   pfor-auto, pfor-grain   crew only: the pfor loop through
  *             crew_parallel_for, with the grain chosen by crew (0), and
@@ -254,6 +265,71 @@ bench_time_fib(bench_fib_fn *fib, long n, uint64_t *checksum)
 
     *checksum = fib(n);
     return bench_seconds_since(start);
+}
+
+/*
+ * fj-nqueens: a board of rows [0, j) placed is row[0..j), the column of
+ * each row's queen. The longest board counted; bigger would not finish.
+ */
+#define BENCH_QUEENS_MAX 32
+
+struct bench_board {
+    signed char row[BENCH_QUEENS_MAX];
+};
+
+/* Whether a queen in row j, column col is attacked by none of rows
+ * [0, j) of b. Never inlined, for the reason bench_uneven_range() gives:
+ * it is every system's unit of nqueens work. */
+static __attribute__((noinline, unused)) int
+bench_queen_is_safe(const struct bench_board *b, int j, int col)
+{
+    for (int i = 0; i < j; i++) {
+        int d = b->row[i] - col;
+        if (d == 0 || d == j - i || d == i - j)
+            return 0;
+    }
+    return 1;
+}
+
+/* child = b with its row j at col: each forked call's own board, as
+ * Lace's benchmark copies its array for every spawn. */
+static inline void
+bench_place_queen(struct bench_board *child, const struct bench_board *b,
+                  int j, int col)
+{
+    memcpy(child->row, b->row, (size_t)j);
+    child->row[j] = (signed char)col;
+}
+
+/* The serial count from rows [0, j) of b placed, for checksums and the
+ * floor. */
+static inline uint64_t
+bench_nqueens_seq(int n, int j, const struct bench_board *b)
+{
+    struct bench_board child;
+    uint64_t count = 0;
+
+    if (j == n)
+        return 1;
+    for (int col = 0; col < n; col++) {
+        if (bench_queen_is_safe(b, j, col)) {
+            bench_place_queen(&child, b, j, col);
+            count += bench_nqueens_seq(n, j + 1, &child);
+        }
+    }
+    return count;
+}
+
+/* SIZE as the board of fj-nqueens, or exit: the boards are fixed arrays. */
+static inline int
+bench_queens_n(long size)
+{
+    if (size < 1 || size > BENCH_QUEENS_MAX) {
+        fprintf(stderr, "fj-nqueens: size %ld not in 1..%d\n", size,
+                BENCH_QUEENS_MAX);
+        exit(1);
+    }
+    return (int)size;
 }
 
 /* Process CPU time (user + system), seconds. */

@@ -149,6 +149,91 @@ fib(crew_pool *pool, long n)
     return child.result + other;
 }
 
+/* fj-fib: fork-join without futures. Each call forks fib(n-1) with
+ * crew_spawn, its frame and its argument on this call's stack, computes
+ * fib(n-2) itself and joins with crew_sync; the same struct fib carries
+ * the child's result back. */
+static uint64_t fj_fib(crew_task *task, long n);
+
+static int
+fj_fib_task(crew_task *task, void *arg)
+{
+    struct fib *f = arg;
+
+    f->result = fj_fib(task, f->n);
+    return 0;
+}
+
+static uint64_t
+fj_fib(crew_task *task, long n)
+{
+    struct fib child = {.n = n - 1};
+    crew_frame frame;
+    uint64_t other;
+
+    if (n < 2)
+        return (uint64_t)n;
+    check(crew_spawn(task, &frame, fj_fib_task, &child), "crew_spawn");
+    other = fj_fib(task, n - 2);
+    check(crew_sync(task, &frame), "crew_sync");
+    return child.result + other;
+}
+
+/* fj-nqueens: a call forks one call per safe column of its row, each
+ * with its own board, then syncs them, latest first as crew_sync
+ * requires. */
+struct queens {
+    int n, j;
+    uint64_t count;
+    struct bench_board board;
+};
+
+static int
+queens_task(crew_task *task, void *arg)
+{
+    struct queens *q = arg;
+    struct queens child[BENCH_QUEENS_MAX];
+    crew_frame frame[BENCH_QUEENS_MAX];
+    int k = 0;
+
+    if (q->j == q->n) {
+        q->count = 1;
+        return 0;
+    }
+    for (int col = 0; col < q->n; col++) {
+        if (!bench_queen_is_safe(&q->board, q->j, col))
+            continue;
+        child[k].n = q->n;
+        child[k].j = q->j + 1;
+        bench_place_queen(&child[k].board, &q->board, q->j, col);
+        check(crew_spawn(task, &frame[k], queens_task, &child[k]),
+              "crew_spawn");
+        k++;
+    }
+    q->count = 0;
+    while (k > 0) {
+        k--;
+        check(crew_sync(task, &frame[k]), "crew_sync");
+        q->count += child[k].count;
+    }
+    return 0;
+}
+
+/* Submit fn(arg) as the root task from this thread, outside the pool,
+ * and wait for it: the fork-join workloads' seconds. */
+static double
+run_root(crew_pool *pool, crew_fn fn, void *arg)
+{
+    crew_future *future;
+    uint64_t start = bench_now_ns();
+
+    check(crew_submit(pool, fn, arg, &future), "crew_submit");
+    check(crew_future_wait(future), "crew_future_wait");
+    double seconds = bench_seconds_since(start);
+    crew_future_release(future);
+    return seconds;
+}
+
 /* pfor: one task per chunk of the uneven loop. */
 static int
 chunk_task(crew_task *task, void *arg)
@@ -373,7 +458,8 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
-        !bench_is(&a, "fib") && !bench_is(&a, "pfor") &&
+        !bench_is(&a, "fib") && !bench_is(&a, "fj-fib") &&
+        !bench_is(&a, "fj-nqueens") && !bench_is(&a, "pfor") &&
         !bench_is(&a, "pfor-auto") && !bench_is(&a, "pfor-grain") &&
         !bench_is(&a, "pfor-reduce") && !bench_is(&a, "reduce") && !bench_is(&a, "reduce-grain") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "errors") &&
@@ -400,6 +486,14 @@ main(int argc, char **argv)
         metric = bench_seconds_since(start);
         crew_future_release(future);
         checksum = root.result;
+    } else if (bench_is(&a, "fj-fib")) {
+        struct fib root = {.n = a.size};
+        metric = run_root(pool, fj_fib_task, &root);
+        checksum = root.result;
+    } else if (bench_is(&a, "fj-nqueens")) {
+        struct queens root = {.n = bench_queens_n(a.size)};
+        metric = run_root(pool, queens_task, &root);
+        checksum = root.count;
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(pool, a.size, a.threads, &checksum);
     } else if (bench_is(&a, "pfor-auto")) {

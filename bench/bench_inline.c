@@ -49,8 +49,14 @@ main(int argc, char **argv)
     if (bench_is(&a, "fanout") || bench_is(&a, "errors")) {
         checksum = fanout(a.size, bench_is(&a, "errors"));
         metric = bench_seconds_since(start);
-    } else if (bench_is(&a, "fib")) {
+    } else if (bench_is(&a, "fib") || bench_is(&a, "fj-fib")) {
         checksum = bench_fib_seq(a.size);
+        metric = bench_seconds_since(start);
+    } else if (bench_is(&a, "fj-nqueens")) {
+        struct bench_board empty = {{0}};
+        int n = bench_queens_n(a.size);
+        start = bench_now_ns();
+        checksum = bench_nqueens_seq(n, 0, &empty);
         metric = bench_seconds_since(start);
     } else if (bench_is(&a, "pfor")) {
         checksum = bench_uneven_range(0, a.size, a.size);

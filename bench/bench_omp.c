@@ -99,6 +99,53 @@ fib(long n)
     return x + y;
 }
 
+/* fj-nqueens: one task per safe column of row j, each with its own
+ * board on this call's stack, then the taskwait. The arrays are named
+ * shared: an orphaned task would otherwise take them firstprivate, a
+ * copy of each. */
+static uint64_t
+queens(int n, int j, const struct bench_board *b)
+{
+    struct bench_board child[BENCH_QUEENS_MAX];
+    uint64_t count[BENCH_QUEENS_MAX], sum = 0;
+    int k = 0;
+
+    if (j == n)
+        return 1;
+    for (int col = 0; col < n; col++) {
+        if (!bench_queen_is_safe(b, j, col))
+            continue;
+        bench_place_queen(&child[k], b, j, col);
+#pragma omp task shared(child, count) firstprivate(n, j, k)
+        count[k] = queens(n, j + 1, &child[k]);
+        k++;
+    }
+#pragma omp taskwait
+    for (int i = 0; i < k; i++)
+        sum += count[i];
+    return sum;
+}
+
+static double
+queens_run(unsigned threads, int n, uint64_t *checksum)
+{
+    double seconds = 0;
+    uint64_t result = 0;
+
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp single
+        {
+            struct bench_board empty = {{0}};
+            uint64_t start = bench_now_ns();
+            result = queens(n, 0, &empty);
+            seconds = bench_seconds_since(start);
+        }
+    }
+    *checksum = result;
+    return seconds;
+}
+
 static double
 fib_run(unsigned threads, long n, uint64_t *checksum)
 {
@@ -197,6 +244,7 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
+        !bench_is(&a, "fj-fib") && !bench_is(&a, "fj-nqueens") &&
         !bench_is(&a, "pfor") && !bench_is(&a, "reduce") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "idle"))
         return bench_unsupported(&a, "omp");
@@ -204,8 +252,12 @@ main(int argc, char **argv)
     if (bench_is(&a, "fanout")) {
         metric = fan_out(a.threads, a.size);
         checksum = bench_sum(results, a.size);
-    } else if (bench_is(&a, "fib")) {
+    } else if (bench_is(&a, "fib") || bench_is(&a, "fj-fib")) {
+        /* a task and a taskwait are OpenMP's fork-join: fib is already
+         * its fj-fib */
         metric = fib_run(a.threads, a.size, &checksum);
+    } else if (bench_is(&a, "fj-nqueens")) {
+        metric = queens_run(a.threads, bench_queens_n(a.size), &checksum);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(a.threads, a.size, &checksum);
     } else if (bench_is(&a, "reduce")) {

@@ -3,7 +3,7 @@
  * express.
  *
  * THREADS counts every thread that runs tasks (bench.h). Where the main
- * thread joins in (fanout, fib, pfor, reduce, idle) it enters an arena of
+ * thread joins in (fanout, fib, fj-fib, fj-nqueens, pfor, reduce, idle) it enters an arena of
  * THREADS slots, one kept for it, and global_control allows THREADS
  * threads in all, so THREADS - 1 workers help it. Where it submits from
  * outside and only waits (pingpong, memory) it runs nothing, so the arena
@@ -82,6 +82,47 @@ fib(long n)
     y = fib(n - 2);
     check_wait(g);
     return x + y;
+}
+
+/* fj-nqueens: a task group per call, one run per safe column of row j,
+ * each with its own board on this call's stack, then the wait. */
+static uint64_t
+queens(int n, int j, const struct bench_board *b)
+{
+    struct bench_board child[BENCH_QUEENS_MAX];
+    uint64_t count[BENCH_QUEENS_MAX], sum = 0;
+    int k = 0;
+
+    if (j == n)
+        return 1;
+    tbb::task_group g;
+    for (int col = 0; col < n; col++) {
+        if (!bench_queen_is_safe(b, j, col))
+            continue;
+        bench_place_queen(&child[k], b, j, col);
+        g.run([&child, &count, n, j, k] {
+            count[k] = queens(n, j + 1, &child[k]);
+        });
+        k++;
+    }
+    check_wait(g);
+    for (int i = 0; i < k; i++)
+        sum += count[i];
+    return sum;
+}
+
+static double
+queens_run(tbb::task_arena &arena, int n, uint64_t *checksum)
+{
+    double seconds = 0;
+
+    arena.execute([&] {
+        struct bench_board empty = {};
+        uint64_t start = bench_now_ns();
+        *checksum = queens(n, 0, &empty);
+        seconds = bench_seconds_since(start);
+    });
+    return seconds;
 }
 
 static double
@@ -266,8 +307,11 @@ run(const struct bench_args &a)
     if (bench_is(&a, "fanout")) {
         metric = fan_out(arena, a.size);
         checksum = bench_sum(results, a.size);
-    } else if (bench_is(&a, "fib")) {
+    } else if (bench_is(&a, "fib") || bench_is(&a, "fj-fib")) {
+        /* task_group is TBB's fork-join: fib is already its fj-fib */
         metric = fib_run(arena, a.size, &checksum);
+    } else if (bench_is(&a, "fj-nqueens")) {
+        metric = queens_run(arena, bench_queens_n(a.size), &checksum);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(arena, a.threads, a.size, &checksum);
     } else if (bench_is(&a, "reduce")) {
@@ -292,6 +336,7 @@ main(int argc, char **argv)
     struct bench_args a = bench_parse(argc, argv);
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
+        !bench_is(&a, "fj-fib") && !bench_is(&a, "fj-nqueens") &&
         !bench_is(&a, "pfor") && !bench_is(&a, "reduce") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "idle") &&
         !bench_is(&a, "memory"))

@@ -14,9 +14,11 @@
 #   BENCH_QUICK=0        [--quick]       BENCH_SCALE=10, BENCH_REPS=3 unless set
 #   BENCH_SCALE=1        [--scale N]     divide every size by N (fib: n less
 #                                        log_phi N; idle at least 100 ms)
-#   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
-#                        (fanout brings fanout-each: crew's one
+#   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
+#   BENCH_WORKLOADS="fanout fib fj-fib fj-nqueens pfor reduce pingpong errors
+#                    idle memory"
+#                        (fj-fib brings fj-fib35, fib(35), in a full run
+#                        only; fanout brings fanout-each: crew's one
 #                        crew_submit_each batch of the same tasks; pfor
 #                        brings pfor-auto and pfor-grain: crew's
 #                        crew_parallel_for over the same loop, and
@@ -24,17 +26,28 @@
 #                        brings reduce-grain: crew_parallel_reduce with
 #                        pfor's grain instead of crew's)
 #                        [--workloads LIST]   (errors brings fanout-100k)
-#   BENCH_SCALING=1      [--no-scaling]  fanout and fib at threads 1..nproc
+#   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
+#                                        1..nproc (fj-fib@1 runs even
+#                                        without: over inline's fj-fib, it
+#                                        is the work overhead)
 #   BENCH_SCALING_THREADS="1 2 .. nproc" the thread counts of those rows
 #   BENCH_TIMEOUT=120    [--timeout S]   seconds before a run is killed; a
 #                                        killed run counts as a failure
 #   BENCH_INSTALL=1      [--no-install]  apt-get install missing packages
+#   BENCH_NQUEENS=12                     the board of fj-nqueens, before
+#                                        the scale (14 is the issue's; 7
+#                                        reps of it are too slow here)
+#   BENCH_LACE_TARBALL=../shared/peers/lace-1.4.2.tar.gz   (from the
+#                        repository root) Lace's source, unpacked and built
+#                        in the build directory; without it lace is skipped
 #   BENCH_BUILD_DIR=build-bench          build and results directory
 #   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png go
 #
 # Every program is "bench_<system> WORKLOAD THREADS SIZE" (bench/bench.h);
-# a system whose program is not in the build is skipped. Systems are run
-# interleaved, all of them once per rep, the order rotated each rep.
+# a system whose program is not in the build is skipped, and so is Lace
+# when its tarball is missing or its own library fails to build (said
+# so). Systems are run interleaved, all of them once per rep, the order
+# rotated each rep.
 #
 # Writes, in the build directory: results.csv (every sample), medians.csv,
 # failures.csv, results.txt and results.md (the table), run.log (the
@@ -46,12 +59,12 @@
 
 set -euo pipefail
 
-ALL_SYSTEMS="inline crew omp tbb glib uv thpool"
-PEERS="omp tbb glib uv thpool"
-ALL_WORKLOADS="fanout fib pfor reduce pingpong errors idle memory"
+ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
+PEERS="omp tbb glib uv thpool lace"
+ALL_WORKLOADS="fanout fib fj-fib fj-nqueens pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
-COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b"
+COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -112,12 +125,16 @@ SCALING_THREADS=${BENCH_SCALING_THREADS:-$(seq -s ' ' 1 "$NPROC")}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 INSTALL=${BENCH_INSTALL:-1}
 BUILD=${BENCH_BUILD_DIR:-build-bench}
+NQUEENS=${BENCH_NQUEENS:-12}
+LACE_VERSION=1.4.2
+LACE_TARBALL=${BENCH_LACE_TARBALL:-../shared/peers/lace-$LACE_VERSION.tar.gz}
 PLOTS=${BENCH_PLOT_DIR:-docs}
 
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$REPS" || die "BENCH_REPS must be a positive integer, not '$REPS'"
 is_count "$THREADS" || die "BENCH_THREADS must be a positive integer, not '$THREADS'"
 is_count "$SCALE" || die "BENCH_SCALE must be a positive integer, not '$SCALE'"
+is_count "$NQUEENS" || die "BENCH_NQUEENS must be a positive integer, not '$NQUEENS'"
 is_count "$TIMEOUT" || die "BENCH_TIMEOUT must be a positive integer, not '$TIMEOUT'"
 for t in $SCALING_THREADS; do
     is_count "$t" || die "BENCH_SCALING_THREADS: '$t' is not a positive integer"
@@ -178,16 +195,61 @@ install_packages() {
 
 declare -a RUN_SYSTEMS=() NOT_BUILT=()
 build_failures=0
+LACE_CMAKE_DIR=''
+LACE_NOTE=''
+
+# Lace is no Debian package: its release tarball is unpacked into the
+# build directory and built there with its own CMake (Release, its
+# benchmarks and tests off), before crew's configure, which then finds
+# its library as it finds TBB's (bench/CMakeLists.txt). It is built here
+# and not by ExternalProject inside crew's build so that a Lace that
+# cannot build (no tarball, a compiler its source does not suit) is
+# known before the configure: the peer is then skipped with the reason,
+# as a peer whose package is missing is, and not counted as a failed
+# build of ours. A bench_lace.c that fails to compile still counts.
+build_lace() {
+    local src=$BUILD/lace-$LACE_VERSION bld=$BUILD/lace-build log=$BUILD/build-lace-lib.log
+    LACE_CMAKE_DIR=''
+    if [[ " $SYSTEMS " != *" lace "* ]]; then return 0; fi
+    if [[ ! -f $LACE_TARBALL ]]; then
+        LACE_NOTE="no $LACE_TARBALL (set BENCH_LACE_TARBALL)"
+        return 0
+    fi
+    # Unpacked again whenever the tarball is newer than the copy.
+    if [[ ! -f $src/CMakeLists.txt || $LACE_TARBALL -nt $src/CMakeLists.txt ]]; then
+        rm -rf "$src"
+        if ! tar -xzf "$LACE_TARBALL" -C "$BUILD" || [[ ! -f $src/CMakeLists.txt ]]; then
+            LACE_NOTE="$LACE_TARBALL did not unpack to $src"
+            return 0
+        fi
+        touch "$src/CMakeLists.txt"
+    fi
+    echo "build: Lace $LACE_VERSION from $LACE_TARBALL (Release, its benchmarks and tests off)"
+    if cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=Release \
+        -DLACE_BUILD_BENCHMARKS=OFF -DLACE_BUILD_TESTS=OFF >"$log" 2>&1 &&
+        cmake --build "$bld" -j "$NPROC" --target lace >>"$log" 2>&1 &&
+        [[ -f $bld/cmake/lace-config.cmake ]]; then
+        LACE_CMAKE_DIR=$(cd "$bld/cmake" && pwd)
+    else
+        tail -n 20 "$log" >&2
+        LACE_NOTE="Lace's own build failed (log: $log)"
+    fi
+    cat "$log" >>"$BUILDLOG"
+}
 
 build() {
     local sys log
     mkdir -p "$BUILD"
     : >"$BUILDLOG"
+    build_lace
     echo "configure: $BUILD (Release, -O2 -DNDEBUG)"
+    # lace_DIR-NOTFOUND: find_package(lace) finds nothing, and bench_lace
+    # is not configured.
     if ! cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCREW_BUILD_BENCH=ON -DCREW_BUILD_TESTS=OFF \
+        -Dlace_DIR="${LACE_CMAKE_DIR:-lace_DIR-NOTFOUND}" \
         -DCREW_BUILD_EXAMPLES=OFF >>"$BUILDLOG" 2>&1; then
         tail -n 30 "$BUILDLOG" >&2
         echo "run.sh: cmake configure failed (all of it in $BUILDLOG)" >&2
@@ -211,6 +273,11 @@ build() {
         esac
         if ! ls bench/bench_"$sys".c* >/dev/null 2>&1; then
             echo "build: $sys skipped: no bench/bench_$sys.c or .cpp"
+            NOT_BUILT+=("$sys")
+            continue
+        fi
+        if [[ $sys == lace && -z $LACE_CMAKE_DIR ]]; then
+            warn "lace skipped: $LACE_NOTE"
             NOT_BUILT+=("$sys")
             continue
         fi
@@ -255,11 +322,25 @@ make_jobs() {
     # SCALE off n.
     S_FIB=$(awk -v s="$SCALE" 'BEGIN { n = 30 - int(log(s) / log((1 + sqrt(5)) / 2) + 0.5)
                                         print (n < 2 ? 2 : n) }')
+    # nqueens(n) costs about 5.5 times nqueens(n-1) near 12 (856,189
+    # calls at 12, 4,674,890 at 13): log_5.5 SCALE off the board.
+    S_NQUEENS=$(awk -v s="$SCALE" -v q="$NQUEENS" 'BEGIN { n = q - int(log(s) / log(5.5) + 0.5)
+                                        print (n < 4 ? 4 : n) }')
     if want fanout; then
         JOBS+=("fanout fanout $THREADS $S_FANOUT")
         JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT")
     fi
     if want fib; then JOBS+=("fib fib $THREADS $S_FIB"); fi
+    if want fj-fib; then
+        JOBS+=("fj-fib fj-fib $THREADS $S_FIB")
+        # fib(35), 11 times fib(30): the issue's size, left out of a
+        # scaled run, which is for checking, not timing.
+        if ((SCALE == 1)); then JOBS+=("fj-fib35 fj-fib $THREADS 35"); fi
+        # The work overhead's numerator, a target: run with or without
+        # the scaling rows.
+        JOBS+=("fj-fib@1 fj-fib 1 $S_FIB")
+    fi
+    if want fj-nqueens; then JOBS+=("fj-nqueens fj-nqueens $THREADS $S_NQUEENS"); fi
     if want pfor; then
         JOBS+=("pfor pfor $THREADS $S_PFOR")
         JOBS+=("pfor-auto pfor-auto $THREADS $S_PFOR")
@@ -283,6 +364,11 @@ make_jobs() {
         fi
         if want fib; then
             for t in $SCALING_THREADS; do JOBS+=("fib@$t fib $t $S_FIB"); done
+        fi
+        if want fj-fib; then
+            for t in $SCALING_THREADS; do
+                ((t == 1)) || JOBS+=("fj-fib@$t fj-fib $t $S_FIB")
+            done
         fi
     fi
 }
@@ -450,9 +536,9 @@ report() {
     function rank_of(L,   t, r) {
         if (L ~ /@/) {
             t = L; sub(/.*@/, "", t)
-            return (L ~ /^fanout/ ? 1000 : 2000) + t
+            return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout fanout-each fib pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -567,6 +653,12 @@ report() {
             } else if (L == "fib") {
                 T = "crew/tbb <= 1.00"; lim = 1
                 if (hasc && ((L, "tbb") in med) && med[L, "tbb"] > 0) { have = 1; tv = cv / med[L, "tbb"] }
+            } else if (L == "fj-fib" || L == "fj-fib35" || L == "fj-nqueens") {
+                # DESIGN: fork-join <= Lace in the same run; oneTBB beside it
+                T = "crew/lace <= 1.00"; lim = 1
+                if (hasc && ((L, "lace") in med) && med[L, "lace"] > 0) { have = 1; tv = cv / med[L, "lace"] }
+                if (hasc && ((L, "tbb") in med) && med[L, "tbb"] > 0)
+                    T = T sprintf(" (crew/tbb %.2f)", cv / med[L, "tbb"])
             } else if (L == "pfor") {
                 T = "crew/omp <= 1.053 (omp/crew >= 0.95)"; lim = 1 / 0.95
                 if (hasc && ((L, "omp") in med) && med[L, "omp"] > 0) { have = 1; tv = cv / med[L, "omp"] }
@@ -613,6 +705,7 @@ report() {
                 T = "(baseline of errors)"
             } else if (L == "idle") {
                 T = "crew 0 % CPU (<= 0.5)"; lim = 0.5
+                if ((L, "lace") in med) T = T sprintf(" (lace %.1f %%)", med[L, "lace"])
                 if (hasc) { have = 1; tv = cv; vtxt = sprintf("%.1f %%", cv) }
             } else if (L == "memory") {
                 T = "crew <= 128 B/task"; lim = 128
@@ -629,6 +722,20 @@ report() {
                 lim = 0.05 * size[L] / 1e6
                 judge(sprintf("crew <= %s ms (50 ms a 10^6 tasks)", num(lim * 1000)),
                       hasc, cv, lim, hasc ? num(cv * 1000) " ms" : "")
+            }
+            if (L == "fj-fib@1") {
+                # The work overhead: every system at 1 thread on fj-fib over
+                # the serial recursion (the fj-fib of inline, at the same size)
+                F = (("fj-fib", "inline") in med) ? "fj-fib" : L
+                nr++
+                for (c = 1; c <= nc; c++) C[nr, c] = ""
+                put(1, "fj-fib work overhead (x serial)"); put(2, size[L])
+                hv = ((F, "inline") in med) && med[F, "inline"] > 0
+                for (k = 1; k <= ns; k++)
+                    if (hv && ((L, S[k]) in med) && S[k] != "inline")
+                        put(2 + k, sprintf("%.2f", med[L, S[k]] / med[F, "inline"]))
+                    else put(2 + k, S[k] == "inline" && hv ? "1.00" : "-")
+                judge("crew@1/inline <= 2.00", hv && hasc, hv && hasc ? cv / med[F, "inline"] : 0, 2)
             }
             if (L == "fanout") {
                 nr++
@@ -726,7 +833,9 @@ plot() {
         med[$1, $4] = $5 + 0; cores = $9; date = $10
         if ($7 > samples) samples = $7
         if ($1 == "fanout" || threads == "") threads = $3
-        if ($1 ~ /@/) {
+        # (the fj-fib@ rows are in the table only: this plot has a panel
+        # for fanout and one for fib)
+        if ($1 ~ /^(fanout|fib)@/) {
             t = $1; sub(/.*@/, "", t)
             if (!(t in tseen)) { tseen[t] = 1; T[++nt] = t + 0 }
             scal[$4] = 1; size[$1] = $2
@@ -734,7 +843,7 @@ plot() {
     }
     END {
         n = split(allsys, A, " "); split(colours, COL, " ")
-        nw = split("fanout fib pfor reduce pingpong errors", W, " ")
+        nw = split("fanout fib fj-fib fj-nqueens pfor reduce pingpong errors", W, " ")
         ns = 0; names = ""; cols = ""
         for (i = 1; i <= n; i++)
             for (j = 1; j <= nw; j++)
@@ -829,7 +938,7 @@ plot for [j=1:N] "$dir/main.dat" using (x(j)):(column(j+1) > $clip ? $clip : col
         with labels rotate by 90 right font ",8" tc rgb "#ffffff" notitle
 EOF
     else
-        warn "no crew medians for fanout, fib, pfor, reduce, pingpong or errors: no $PLOTS/bench.png"
+        warn "no crew medians for fanout, fib, fj-fib, fj-nqueens, pfor, reduce, pingpong or errors: no $PLOTS/bench.png"
     fi
 
     if [[ -n $SNAMES ]]; then
@@ -868,6 +977,7 @@ reproduce_command() {
     [[ $SCALING == 1 ]] || cmd+=" BENCH_SCALING=0"
     [[ -z ${BENCH_SCALING_THREADS:-} ]] || cmd+=" BENCH_SCALING_THREADS='$SCALING_THREADS'"
     [[ $TIMEOUT == 120 ]] || cmd+=" BENCH_TIMEOUT=$TIMEOUT"
+    [[ $NQUEENS == 12 ]] || cmd+=" BENCH_NQUEENS=$NQUEENS"
     sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
     if [[ -n $(git status --porcelain 2>/dev/null || true) ]]; then
         dirty=" plus uncommitted changes"
