@@ -408,6 +408,13 @@ typedef struct crew_frame {
  * run by the thread that called it), @p fn runs at once, before
  * crew_spawn() returns.
  *
+ * That queue is split, as Lace's is: a call is shared at once when the
+ * worker shares no other; otherwise it may stay private to the worker
+ * until an idle worker asks for work and the spawner next spawns, syncs
+ * or waits in the library (a wait shares the calls kept private, or runs
+ * them). So a spawn and an untaken sync need no atomic instruction, but
+ * a spawner must not spin, outside the library, for a call to start.
+ *
  * The call acts for its spawner: crew_task_cancelled() and
  * crew_task_pool() in it answer as they do in @p task. It always runs,
  * even after its spawner's cancellation or in a ::CREW_CANCEL shutdown.

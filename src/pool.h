@@ -73,17 +73,6 @@ crew__pool_submit_many(crew_pool *pool, const struct crew__jobs *jobs,
     return crew__sched_submit_many(pool->sched, jobs, flags);
 }
 
-/* A spawned call's job onto the calling worker's own spawn deque (see
- * crew__sched_spawn()): 0, or nonzero when the caller must run the call
- * itself (not one of the pool's workers, or no room). */
-static inline int
-crew__pool_spawn(crew_pool *pool, struct crew__job *job)
-{
-    if (crew__pool_is_orphan(pool))
-        return ESHUTDOWN;
-    return crew__sched_spawn(pool->sched, job);
-}
-
 /* 0 if the pool takes work from the calling thread now, else ESHUTDOWN
  * (the rule of crew__pool_submit()), for a kind that checks before it
  * allocates. */

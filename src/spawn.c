@@ -4,12 +4,19 @@
  * Theory of operation. A spawned call is a frame on its spawner's stack:
  * the call (fn, arg), the task invocation that spawned it, the frame it
  * spawned before (a stack, synced newest first), and how it went. Its
- * job goes on the spawning worker's second deque, of spawned calls only
- * (sched/sched.h), from which three kinds of thread may take it: the
- * spawner itself at the sync (a pop, the frame on top: see below), the
- * same worker while it helps in a wait of the spawner's (its own
- * deque's newest), or a thief (the oldest). Whoever takes it other than
- * the sync runs run_frame(); the sync runs the call itself.
+ * job goes on the spawning worker's split deque of spawned calls
+ * (sched/split.h), from which three kinds of thread may take it: the
+ * spawner itself at the sync (the frame on top: see below), the same
+ * worker while it helps in a wait of the spawner's (its own deque's
+ * newest), or a thief (the oldest shared one). Whoever takes it other
+ * than the sync runs run_frame(); the sync runs the call itself.
+ *
+ * The sync nobody stole from is the common case, and inline: the deque's
+ * head is still above the frame's index and the frame lies above the
+ * split, so taking it back is a compare and a store of the worker's own
+ * fields, and the call runs at once, with no atomic instruction between
+ * the spawn and the end of the sync. A head at or below the frame's
+ * index means this worker ran it while it helped.
  *
  * Why the frame is on top at its sync. Spawns are synced in reverse
  * order by the invocation that made them, and invocations nest on a
@@ -18,7 +25,7 @@
  * either our frame is the newest entry, or it has been taken: by this
  * worker while it helped (then it has run to the end, and is DONE), or by
  * a thief, which takes the oldest entry first, so that nothing older than
- * our frame is left and the pop finds the deque empty.
+ * our frame is left, and the take finds it gone.
  *
  * The states: QUEUED until someone other than the sync takes it; TAKEN
  * while that one runs it (a thief records itself first, for the
@@ -45,13 +52,15 @@
 enum { QUEUED, TAKEN, WAITING, DONE };
 
 struct frame {
-    struct crew__job job; /* on its spawner's worker's spawn deque */
+    struct crew__job job; /* on its spawner's worker's split deque */
     crew_fn fn;
     void *arg;
-    crew_task *spawner;          /* the invocation that spawned it */
-    struct frame *below;         /* the spawner's previous spawn, unsynced */
-    struct crew__worker *owner;  /* the spawner's worker, or NULL: inline */
-    struct crew__worker *thief;  /* who took it, once TAKEN */
+    crew_task *spawner;        /* the invocation that spawned it */
+    struct frame *below;       /* the spawner's previous spawn, unsynced */
+    struct crew__split *home;  /* the spawner's worker's deque, or NULL:
+                                  it ran at once */
+    struct crew__split *thief; /* the deque of whoever took it, once TAKEN */
+    uint32_t index;            /* its place in `home` */
     _Atomic uint32_t state;
     int code;            /* what fn returned, once DONE */
     crew_error *message; /* what a failing fn recorded, or NULL */
@@ -80,18 +89,19 @@ static void
 run_frame(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
     struct frame *f = crew__container_of(job, struct frame, job);
-    struct crew__worker *owner = f->owner;
-    struct crew__worker *self = crew__worker_self();
-    crew_pool *pool = crew_task_pool(f->spawner);
-    bool stolen = self != owner;
+    struct crew__split *home = f->home;
+    bool stolen = crew__spawns_here != home;
+    crew_pool *pool = f->spawner->pool;
     int code;
 
     (void)cancel;
     (void)tally;
-    f->thief = self;
-    /* Release: the spawner that sees TAKEN reads `thief`. */
+    f->thief = crew__spawns_here;
+    /* Release: the spawner that sees TAKEN reads `thief`, and may drop
+     * the frame's place in its deque, where this thread read the job. */
     atomic_store_explicit(&f->state, TAKEN, memory_order_release);
-    code = crew__task_call_as(f->spawner, f->fn, f->arg, &f->message);
+    code = crew__task_call_as(f->spawner, crew__spawns_here, f->fn, f->arg,
+                              &f->message);
     f->code = code;
     if (stolen)
         crew__pool_count_chunks(pool, code == 0, code != 0);
@@ -99,7 +109,7 @@ run_frame(struct crew__job *job, bool cancel, struct crew__tally *tally)
      * everything the call wrote. */
     if (atomic_exchange_explicit(&f->state, DONE, memory_order_acq_rel) ==
         WAITING)
-        crew__worker_notify(owner);
+        crew__sched_spawns_notify(home);
 }
 
 /* The spawner's wait for a frame a thief runs. */
@@ -150,69 +160,80 @@ wait_for_thief(struct frame *f)
     /* A thief records itself within a few instructions of its steal. */
     while (atomic_load_explicit(&f->state, memory_order_acquire) == QUEUED)
         crew__thread_yield();
-    crew__worker_wait_spawned(f->owner, f->thief, &wait.base);
+    crew__sched_wait_spawned(f->home, f->thief, &wait.base);
 }
 
-/* Run f's call on this thread, now: it is the spawner's, the sync's. */
-static void
-run_here(struct frame *f)
+/* The call of f, which no queue took: run it at once. */
+static CREW__COLD void
+run_at_once(crew_task *task, struct frame *f)
 {
-    f->code = crew__task_call_as(f->spawner, f->fn, f->arg, &f->message);
-    atomic_store_explicit(&f->state, DONE, memory_order_relaxed);
+    f->home = NULL;
+    f->code = crew__task_call_as(task, task->spawns, f->fn, f->arg,
+                                 &f->message);
 }
 
 int
 crew_spawn(crew_task *task, crew_frame *frame, crew_fn fn, void *arg)
 {
     struct frame *f = frame_of(frame);
-    void **top;
+    struct crew__split *q;
 
     if (frame == NULL || fn == NULL || !crew__task_is_running_here(task))
         return EINVAL;
-    top = crew__task_spawned(task);
-    *f = (struct frame){.job = {.class = &frame_class},
-                        .fn = fn,
-                        .arg = arg,
-                        .spawner = task,
-                        .below = *top,
-                        .owner = crew__worker_self()};
-    atomic_init(&f->state, QUEUED);
-    *top = f;
-    if (f->owner == NULL ||
-        crew__pool_spawn(crew_task_pool(task), &f->job) != 0) {
-        /* Not one of the pool's workers, or no room: at once. */
-        f->owner = NULL;
-        run_here(f);
-    }
+    q = task->spawns;
+    f->job.class = &frame_class;
+    f->fn = fn;
+    f->arg = arg;
+    f->spawner = task;
+    f->below = task->spawned;
+    task->spawned = f;
+    /* Relaxed: published with the job, by the deque (split.c). */
+    atomic_store_explicit(&f->state, QUEUED, memory_order_relaxed);
+    f->home = q;
+    /* Not one of the pool's workers, or no room: at once. */
+    if (q == NULL)
+        run_at_once(task, f);
+    else if (f->index = q->head, !crew__sched_spawn(q, &f->job))
+        run_at_once(task, f);
     return 0;
+}
+
+/* The sync of a frame on this worker's deque q that is not its newest
+ * private item: shared (the take may still get it back), or stolen. */
+static CREW__COLD void
+sync_shared(crew_task *task, struct frame *f, struct crew__split *q)
+{
+    if (crew__split_take(q) == &f->job) {
+        f->code = crew__task_call_as(task, q, f->fn, f->arg, &f->message);
+    } else {
+        /* The take found it stolen (never another frame: see the order
+         * of syncs above). */
+        wait_for_thief(f);
+        crew__split_drop(q);
+    }
 }
 
 int
 crew_sync(crew_task *task, crew_frame *frame)
 {
     struct frame *f = frame_of(frame);
-    void **top;
+    struct crew__split *q;
 
-    if (frame == NULL || !crew__task_is_running_here(task))
+    if (frame == NULL || !crew__task_is_running_here(task) ||
+        task->spawned != f)
         return EINVAL;
-    top = crew__task_spawned(task);
-    if (*top != f)
-        return EINVAL;
-    while (atomic_load_explicit(&f->state, memory_order_acquire) != DONE) {
-        struct crew__job *job = crew__sched_spawn_pop();
-
-        if (job == &f->job) {
-            run_here(f);
-        } else if (job == NULL) {
-            wait_for_thief(f);
+    q = f->home;
+    /* Else it ran at once, or this worker ran it while it helped. */
+    if (q != NULL && q->head > f->index) {
+        if (f->index >= q->split) {
+            /* The newest item, and private: f's (see above). */
+            q->head = f->index;
+            f->code = crew__task_call_as(task, q, f->fn, f->arg, &f->message);
         } else {
-            /* Never, by the order of syncs (see above); were it to
-             * happen, a spawned call is the one kind of work a sync may
-             * run. */
-            job->class->run(job, false, NULL);
+            sync_shared(task, f, q);
         }
     }
-    *top = f->below;
+    task->spawned = f->below;
     if (f->code != 0)
         crew__task_adopt_failure(task, f->message);
     return f->code;

@@ -29,29 +29,20 @@
 #include <errno.h>
 #include <stdarg.h>
 
-struct crew_task {
-    crew_future *future;
-    crew_pool *pool;
-    struct crew__result result; /* crew_task_return(), _copy() */
-    crew_error *failure; /* from crew_task_fail(), private until resolution */
-    bool failure_lost;   /* crew_task_fail() ran out of memory */
-    void *spawned;       /* its latest spawn not yet synced (spawn.c) */
-};
-
 /* The task whose function this thread is running, innermost first: a
  * task's body, a loop's chunk, a spawned call. */
-static _Thread_local const struct crew_task *running_here;
+_Thread_local const struct crew_task *crew__task_running;
 
 /* Call fn(task, arg) as this thread's running task. */
 static int
 call_as_running(struct crew_task *task, crew_fn fn, void *arg)
 {
-    const struct crew_task *outer = running_here;
+    const struct crew_task *outer = crew__task_running;
     int rc;
 
-    running_here = task;
+    crew__task_running = task;
     rc = fn(task, arg);
-    running_here = outer;
+    crew__task_running = outer;
     return rc;
 }
 
@@ -219,7 +210,10 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
     }
 
     struct crew__closure closure = future->u.task;
-    struct crew_task task = {.future = future, .pool = closure.pool};
+    struct crew_task task = {
+        .future = future,
+        .pool = closure.pool,
+        .spawns = crew__sched_spawns(closure.pool->sched)};
     struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
     int rc = call_as_running(&task, closure.fn, closure.arg);
 
@@ -285,45 +279,29 @@ int
 crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo, size_t hi,
                       void *arg, crew_error **failure)
 {
-    struct crew_task task = {.pool = pool};
-    const struct crew_task *outer = running_here;
+    struct crew_task task = {.pool = pool,
+                             .spawns = crew__sched_spawns(pool->sched)};
+    const struct crew_task *outer = crew__task_running;
     int rc;
 
-    running_here = &task;
+    crew__task_running = &task;
     rc = fn(&task, lo, hi, arg);
-    running_here = outer;
+    crew__task_running = outer;
     return end_call(&task, rc, failure);
 }
 
 int
-crew__task_call_as(const crew_task *spawner, crew_fn fn, void *arg,
-                   crew_error **message)
+crew__task_end_spawned(struct crew_task *child, int rc, crew_error **message)
 {
-    struct crew_task task = {.future = spawner->future, .pool = spawner->pool};
-    int rc = call_as_running(&task, fn, arg);
-
-    crew__result_drop(&task.result);
-    *message = NULL;
+    crew__result_drop(&child->result);
     if (rc == 0) {
-        crew_error_release(task.failure);
+        crew_error_release(child->failure);
         return 0;
     }
-    if (task.failure != NULL)
-        task.failure->code = rc; /* still private */
-    *message = task.failure;
+    if (child->failure != NULL)
+        child->failure->code = rc; /* still private */
+    *message = child->failure;
     return rc;
-}
-
-bool
-crew__task_is_running_here(const crew_task *task)
-{
-    return task != NULL && task == running_here;
-}
-
-void **
-crew__task_spawned(crew_task *task)
-{
-    return &task->spawned;
 }
 
 void

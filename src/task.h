@@ -6,7 +6,10 @@
 #define CREW_TASK_H
 
 #include "crew.h"
+
+#include "base/platform.h"
 #include "core/future.h"
+#include "sched/split.h"
 #include "sched/stats.h"
 
 #include <stdatomic.h>
@@ -48,17 +51,72 @@ crew_future *crew__task_future(const crew_task *task);
 int crew__task_call_range(crew_pool *pool, crew_range_fn fn, size_t lo,
                           size_t hi, void *arg, crew_error **failure);
 
-/* Call fn(child, arg) as a spawned call of `spawner`'s: a crew_task of
- * its own that acts for the spawner (its future's cancellation, its
- * pool). A value it returns is released at once. Returns fn's code; on
- * failure *message is the message the call recorded (a new reference,
- * its code the call's), or NULL if it recorded none. */
-int crew__task_call_as(const crew_task *spawner, crew_fn fn, void *arg,
-                       crew_error **message);
+/*
+ * What crew_task points to: the running invocation of a task's function,
+ * on the stack of the thread that runs it. The value and message
+ * recorded by crew_task_return and crew_task_fail stay here until the
+ * function returns and the outcome is decided.
+ */
+struct crew_task {
+    crew_future *future; /* NULL for a loop's chunk */
+    crew_pool *pool;
+    crew_error *failure; /* from crew_task_fail(), private until resolution */
+    bool failure_lost;   /* crew_task_fail() ran out of memory */
+    void *spawned;       /* its latest spawn not yet synced (spawn.c) */
+    /* The deque of spawned calls of the worker that runs it, or NULL on
+     * a thread that is not one of the pool's workers in its loop. */
+    struct crew__split *spawns;
+    struct crew__result result; /* crew_task_return(), _copy() */
+};
+
+/* The task whose function this thread runs, innermost first. */
+extern _Thread_local const struct crew_task *crew__task_running;
+
 /* Whether `task` is the one whose function the calling thread runs. */
-bool crew__task_is_running_here(const crew_task *task);
-/* The task's latest spawned call not yet synced: spawn.c's to keep. */
-void **crew__task_spawned(crew_task *task);
+static inline bool
+crew__task_is_running_here(const crew_task *task)
+{
+    return task != NULL && task == crew__task_running;
+}
+
+/* The end of crew__task_call_as() for a call that failed, returned a
+ * value or recorded a message. */
+int crew__task_end_spawned(struct crew_task *child, int rc,
+                           crew_error **message);
+
+/* Call fn(child, arg) as a spawned call of `spawner`'s, on the thread
+ * whose deque of spawned calls is `spawns`: a crew_task of its own that
+ * acts for the spawner (its future's cancellation, its pool). A value it returns is released at once. Returns fn's code; on
+ * failure *message is the message the call recorded (a new reference,
+ * its code the call's), or NULL if it recorded none; on success
+ * *message is left alone. Inline: it is the body of every sync. */
+static CREW__ALWAYS_INLINE int
+crew__task_call_as(const crew_task *spawner, struct crew__split *spawns,
+                   crew_fn fn, void *arg, crew_error **message)
+{
+    const struct crew_task *outer = crew__task_running;
+    struct crew_task child;
+    int rc;
+
+    /* Field by field: the result's bytes are written before read. */
+    child.future = spawner->future;
+    child.pool = spawner->pool;
+    child.failure = NULL;
+    child.failure_lost = false;
+    child.spawned = NULL;
+    child.spawns = spawns;
+    child.result.kind = CREW__RESULT_POINTER;
+    child.result.as.ptr.value = NULL;
+    child.result.as.ptr.value_free = NULL;
+    crew__task_running = &child;
+    rc = fn(&child, arg);
+    crew__task_running = outer;
+    if (rc == 0 && child.failure == NULL &&
+        child.result.kind == CREW__RESULT_POINTER &&
+        child.result.as.ptr.value_free == NULL)
+        return 0;
+    return crew__task_end_spawned(&child, rc, message);
+}
 /* Make `message` (NULL: none) the failure the task has recorded, as if
  * it had called crew_task_fail() itself; takes the reference. */
 void crew__task_adopt_failure(crew_task *task, crew_error *message);

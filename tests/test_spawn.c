@@ -1754,6 +1754,74 @@ CREW_TEST(spawn, a_sync_waiting_for_a_thief_runs_no_submitted_task)
 /* ------------------------------------------------------------------ */
 
 /*
+ * A spawner that waits in the library for what its own spawned calls
+ * do: on one thread nobody else can take them, so the wait must run them
+ * (the newest first), and the syncs then find them done. The second
+ * call, private to the worker, resolves the promise the spawner waits
+ * on; the first records that it ran.
+ */
+struct waiter {
+    struct scn_verdict v;
+    crew_future *promise;
+    atomic_int first_ran;
+};
+
+static int
+waiter_first(crew_task *task, void *arg)
+{
+    struct waiter *w = arg;
+
+    (void)task;
+    atomic_store(&w->first_ran, 1);
+    return 0;
+}
+
+static int
+waiter_second(crew_task *task, void *arg)
+{
+    struct waiter *w = arg;
+
+    (void)task;
+    return crew_promise_resolve(w->promise, NULL, NULL) == 0 ? 7 : EPROTO;
+}
+
+static int
+waiter_spawner(crew_task *task, void *arg)
+{
+    struct waiter *w = arg;
+    crew_frame first, second;
+
+    SCN_CHECK(&w->v, crew_spawn(task, &first, waiter_first, w) == 0,
+              "crew_spawn of the first call failed");
+    SCN_CHECK(&w->v, crew_spawn(task, &second, waiter_second, w) == 0,
+              "crew_spawn of the second call failed");
+    SCN_CHECK(&w->v, crew_future_wait(w->promise) == 0,
+              "the wait for the promise failed");
+    SCN_CHECK(&w->v, crew_sync(task, &second) == 7,
+              "the sync of a call the wait ran lost its code");
+    SCN_CHECK(&w->v, crew_sync(task, &first) == 0,
+              "the sync of the first call failed");
+    SCN_CHECK(&w->v, atomic_load(&w->first_ran) == 1,
+              "the first call did not run by its sync");
+    return 0;
+}
+
+CREW_TEST(spawn, a_wait_in_the_spawner_runs_its_own_spawned_calls)
+{
+    crew_pool *pool = crew_test_pool(1);
+    struct waiter w = {.v = {NULL}};
+    crew_future *f;
+
+    cr_assert_eq(crew_promise_create(&w.promise), 0);
+    f = run_task(pool, waiter_spawner, &w);
+    assert_verdict(&w.v);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    crew_future_release(f);
+    crew_future_release(w.promise);
+    crew_pool_destroy(pool);
+}
+
+/*
  * "... and no queue refers to the frame any more": once synced, a frame
  * is the caller's memory again. Frames on the heap are scribbled on and
  * freed after their syncs (AddressSanitizer sees a late touch), and one

@@ -30,7 +30,7 @@ steal_from(struct crew__worker *w, struct crew__worker *victim)
         return NULL;
     job = crew__deque_steal(&victim->deque);
     if (job == NULL)
-        job = crew__deque_steal(&victim->spawns);
+        job = crew__split_steal(&victim->spawns);
     if (job != NULL)
         crew__counter_add(&w->stolen, 1);
     return job;
@@ -39,7 +39,7 @@ steal_from(struct crew__worker *w, struct crew__worker *victim)
 struct crew__job *
 crew__steal_spawned(struct crew__worker *w, struct crew__worker *victim)
 {
-    struct crew__job *job = crew__deque_steal(&victim->spawns);
+    struct crew__job *job = crew__split_steal(&victim->spawns);
 
     if (job != NULL)
         crew__counter_add(&w->stolen, 1);
@@ -101,7 +101,7 @@ crew__find_job_elsewhere(struct crew__worker *w)
 {
     /* Its own spawned calls, newest first: a worker helping while one
      * of its tasks waits may run that task's spawned calls. */
-    struct crew__job *job = crew__deque_pop(&w->spawns);
+    struct crew__job *job = crew__split_take(&w->spawns);
 
     if (job == NULL)
         job = take_batch(w);
@@ -118,13 +118,13 @@ crew__has_work(struct crew__worker *w)
         return true;
     for (unsigned i = 0; i < n; i++) {
         if (!crew__deque_is_empty(&sched->workers[i].deque) ||
-            !crew__deque_is_empty(&sched->workers[i].spawns))
+            !crew__split_is_empty(&sched->workers[i].spawns))
             return true;
     }
     for (struct crew__worker *v = crew__first_spare(sched); v != NULL;
          v = v->spare_next) {
         if (!crew__deque_is_empty(&v->deque) ||
-            !crew__deque_is_empty(&v->spawns))
+            !crew__split_is_empty(&v->spawns))
             return true;
     }
     return false;

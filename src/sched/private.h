@@ -13,6 +13,7 @@
 #include "base/park.h"
 #include "sched/deque.h"
 #include "sched/inject.h"
+#include "sched/split.h"
 #include "sched/stats.h"
 
 #include <pthread.h>
@@ -29,11 +30,11 @@ enum crew__mode { CREW__OPEN, CREW__DRAINING, CREW__CANCELLING };
 
 struct crew__worker {
     alignas(64) struct crew__deque deque; /* pushed and popped by owner */
-    /* Spawned calls (crew_spawn()) only: the owner pops one back at its
-     * sync, or runs it while it helps; thieves take the oldest. Of a
-     * fixed size, so that a spawn never allocates: past SPAWNS the call
-     * runs at once. */
-    struct crew__deque spawns;
+    /* Spawned calls (crew_spawn()) only: the owner takes one back at
+     * its sync, or runs it while it helps; thieves take the oldest. Of
+     * a fixed size, so that a spawn never allocates: past SPAWNS the
+     * call runs at once. */
+    struct crew__split spawns;
     struct crew__event event; /* this worker sleeps here, and only it */
     /* On the sleeper list; guarded by the scheduler's `sleep_lock`. */
     struct crew__node sleep_link;
@@ -208,5 +209,10 @@ bool crew__idle_while_stopping(struct crew__worker *w);
 
 /* worker.c: the worker loop and helping; then sched.c. */
 void *crew__worker_main(void *arg);
+/* Wait on w for a spawned call that `thief` took (see
+ * crew__sched_wait_spawned()). */
+void crew__worker_wait_spawned(struct crew__worker *w,
+                               struct crew__worker *thief,
+                               struct crew__wait *wait);
 
 #endif

@@ -355,22 +355,30 @@ crew__sched_submit_many(struct crew__sched *sched,
     return submit(sched, jobs, flags);
 }
 
-int
-crew__sched_spawn(struct crew__sched *sched, struct crew__job *job)
+static struct crew__worker *
+owner_of(struct crew__split *q)
 {
-    if (!in_loop(sched))
-        return EINVAL;
-    if (!crew__deque_try_push(&crew__self->spawns, job))
-        return ENOSPC;
-    /* As a submission: the push's seq_cst store before the read. */
-    crew__sched_wake(sched);
-    return 0;
+    return crew__container_of(q, struct crew__worker, spawns);
 }
 
-struct crew__job *
-crew__sched_spawn_pop(void)
+void
+crew__sched_spawns_shared(struct crew__split *q)
 {
-    return crew__deque_pop(&crew__self->spawns);
+    /* After the share's seq_cst RMW or store (split.c). */
+    crew__sched_wake(owner_of(q)->sched);
+}
+
+void
+crew__sched_spawns_notify(struct crew__split *q)
+{
+    crew__event_notify_all(&owner_of(q)->event);
+}
+
+void
+crew__sched_wait_spawned(struct crew__split *q, struct crew__split *thief,
+                         struct crew__wait *wait)
+{
+    crew__worker_wait_spawned(owner_of(q), owner_of(thief), wait);
 }
 
 bool

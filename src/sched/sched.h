@@ -13,6 +13,7 @@
 
 #include "base/park.h"
 #include "sched/job.h"
+#include "sched/split.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,19 +88,50 @@ int crew__sched_submit(struct crew__sched *sched, struct crew__job *job,
 int crew__sched_submit_many(struct crew__sched *sched,
                             const struct crew__jobs *jobs, unsigned flags);
 /*
- * Spawned calls (crew_spawn()): jobs on a second deque of the calling
- * worker's, which its owner pops back at the sync, or runs while it
- * helps, and which thieves take oldest first like any job.
- * crew__sched_spawn() pushes one and wakes a worker if none is looking:
- * 0; EINVAL when the calling thread is not one of the scheduler's
- * workers in its loop; ENOSPC when the deque is full (it is never grown,
- * so a spawn never allocates): the caller then runs the call itself. crew__sched_spawn_pop() takes back the calling
- * worker's newest, or NULL if thieves took them all.
+ * Spawned calls (crew_spawn()): jobs on a second deque of each worker's,
+ * split (sched/split.h): its owner pushes them and takes them back at the
+ * sync, or runs them while it helps, and thieves take the oldest shared
+ * ones like any job. The owner's side is inline, on the deque itself,
+ * which crew__sched_spawns() finds for the calling thread.
  */
-int crew__sched_spawn(struct crew__sched *sched, struct crew__job *job);
-struct crew__job *crew__sched_spawn_pop(void);
-/* Wake worker w from a wait on its event (crew__worker_wait_spawned()). */
-void crew__worker_notify(struct crew__worker *w);
+struct crew__wait;
+
+extern _Thread_local struct crew__split *crew__spawns_here;
+extern _Thread_local const struct crew__sched *crew__spawns_sched;
+
+/* The calling thread's deque of spawned calls if it is one of sched's
+ * workers in its loop, else NULL. */
+static inline struct crew__split *
+crew__sched_spawns(const struct crew__sched *sched)
+{
+    return crew__spawns_sched == sched ? crew__spawns_here : NULL;
+}
+
+/* A push onto q shared items: make sure a worker will look for them. */
+void crew__sched_spawns_shared(struct crew__split *q);
+
+/* Push a spawned call's job onto q, the calling worker's: false when q
+ * is full (it is never grown, so a spawn never allocates), and the
+ * caller runs the call itself. */
+static CREW__ALWAYS_INLINE bool
+crew__sched_spawn(struct crew__split *q, struct crew__job *job)
+{
+    enum crew__split_push how = crew__split_push(q, job);
+
+    if (how == CREW__SPLIT_SHARED)
+        crew__sched_spawns_shared(q);
+    return how != CREW__SPLIT_FULL;
+}
+
+/* Wake the owner of q from a wait on its event
+ * (crew__sched_wait_spawned()). */
+void crew__sched_spawns_notify(struct crew__split *q);
+/* The owner of q waits for a spawned call that the worker owning `thief`
+ * took: running meanwhile only spawned calls, the thief's (leapfrogging),
+ * never other work, so the wait lasts no longer than the call's own
+ * work; then sleeping on its event. */
+void crew__sched_wait_spawned(struct crew__split *q, struct crew__split *thief,
+                              struct crew__wait *wait);
 
 /* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
 bool crew__sched_is_cancelling(const struct crew__sched *sched);
@@ -136,11 +168,4 @@ struct crew__wait {
  * monotonic deadline. */
 int crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
                       uint64_t deadline);
-/* Wait on a worker for a spawned call that `thief` took: running meanwhile
- * only spawned calls, the thief's (leapfrogging), never other work, so the
- * wait lasts no longer than the call's own work; then sleeping. */
-void crew__worker_wait_spawned(struct crew__worker *w,
-                               struct crew__worker *thief,
-                               struct crew__wait *wait);
-
 #endif

@@ -15,6 +15,17 @@
 #define NAME_MAX_LENGTH 15 /* Linux thread names: 16 bytes with the NUL */
 
 _Thread_local struct crew__worker *crew__self;
+_Thread_local struct crew__split *crew__spawns_here;
+_Thread_local const struct crew__sched *crew__spawns_sched;
+
+/* Whether the calling thread is a worker in its loop, and whose: what
+ * crew__sched_spawns() reads. */
+static void
+set_spawns(struct crew__worker *w)
+{
+    crew__spawns_here = w != NULL ? &w->spawns : NULL;
+    crew__spawns_sched = w != NULL ? w->sched : NULL;
+}
 
 struct crew__worker *
 crew__worker_self(void)
@@ -26,8 +37,13 @@ void
 crew__worker_forget(void)
 {
     /* A job that forked left its worker's identity on this thread; in
-     * the child it is no worker: it must not help, nor count as one. */
+     * the child it is no worker: it must not help, nor count as one.
+     * Nor may its task's spawns be stolen: they run at once (the
+     * running task keeps its deque, which the child's copy refuses). */
+    if (crew__self != NULL)
+        crew__self->spawns.capacity = 0;
     crew__self = NULL;
+    set_spawns(NULL);
 }
 
 /* Record where the calling worker's stack ends, and what to keep free. */
@@ -58,6 +74,7 @@ crew__worker_begin(struct crew__worker *w)
     char name[NAME_MAX_LENGTH + 1];
 
     crew__self = w;
+    set_spawns(w);
     find_stack(w);
     snprintf(name, sizeof(name), "%s-%u", o->name, w->index);
     crew__thread_set_name(name);
@@ -74,6 +91,7 @@ crew__worker_end(struct crew__worker *w)
     const struct crew__sched_options *o = &w->sched->options;
 
     w->exiting = true;
+    set_spawns(NULL);
     if (o->on_thread_stop != NULL)
         o->on_thread_stop(o->pool, w->index, o->user);
     crew__self = NULL;
@@ -87,7 +105,7 @@ crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
 
     if (err != 0)
         return err;
-    err = crew__deque_init_capacity(&w->spawns, SPAWNS);
+    err = crew__split_init(&w->spawns, SPAWNS);
     if (err != 0) {
         crew__deque_destroy(&w->deque);
         return err;
@@ -104,11 +122,11 @@ crew__worker_destroy(struct crew__worker *w, bool abandon)
 {
     if (abandon) {
         crew__deque_abandon(&w->deque);
-        crew__deque_abandon(&w->spawns);
     } else {
         crew__deque_destroy(&w->deque);
-        crew__deque_destroy(&w->spawns);
     }
+    /* Its items are frames on stacks: nothing to free but the array. */
+    crew__split_destroy(&w->spawns);
 }
 
 /* The signals workers block: every one but those the kernel sends to the

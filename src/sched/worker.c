@@ -49,6 +49,9 @@ block(struct crew__worker *w)
 {
     struct crew__sched *sched = w->sched;
 
+    /* Its spawned calls kept private would wait for it. */
+    if (crew__split_share_all(&w->spawns))
+        crew__sched_wake(sched);
     atomic_fetch_add_explicit(&sched->blocked, 1, memory_order_seq_cst);
     if (crew__all_blocked(sched) && crew__has_work(w))
         crew__spawn_spare(sched);
@@ -102,12 +105,6 @@ crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
         if (help && !crew__sleeper_remove(w))
             crew__stop_searching(w);
     }
-}
-
-void
-crew__worker_notify(struct crew__worker *w)
-{
-    crew__event_notify_all(&w->event);
 }
 
 /* Tries a spawned wait makes before it sleeps: each looks for a call of
