@@ -65,13 +65,7 @@ ring_new(int64_t capacity)
 int
 crew__deque_init(struct crew__deque *deque)
 {
-    return crew__deque_init_capacity(deque, INITIAL_CAPACITY);
-}
-
-int
-crew__deque_init_capacity(struct crew__deque *deque, size_t capacity)
-{
-    struct crew__ring *ring = ring_new((int64_t)capacity);
+    struct crew__ring *ring = ring_new(INITIAL_CAPACITY);
 
     if (ring == NULL)
         return ENOMEM;
@@ -201,23 +195,6 @@ crew__deque_push_strided(struct crew__deque *deque, char *first,
         put(ring, bottom + (int64_t)i, first + (n - 1 - i) * stride);
     publish(deque, bottom + (int64_t)n);
     return 0;
-}
-
-bool
-crew__deque_try_push(struct crew__deque *deque, void *item)
-{
-    /* Relaxed: only the owner writes `bottom` and `ring`. */
-    int64_t bottom = atomic_load_explicit(&deque->bottom, memory_order_relaxed);
-    struct crew__ring *ring =
-        atomic_load_explicit(&deque->ring, memory_order_relaxed);
-    /* Acquire: as in reserve(). */
-    int64_t top = atomic_load_explicit(&deque->top, memory_order_acquire);
-
-    if (bottom - top > ring->mask)
-        return false;
-    put(ring, bottom, item);
-    publish(deque, bottom + 1);
-    return true;
 }
 
 int

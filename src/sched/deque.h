@@ -26,9 +26,6 @@ struct crew__deque {
 };
 
 int crew__deque_init(struct crew__deque *deque);
-/* The same with room for `capacity` items (a power of two) from the
- * start, for a deque that is never grown (crew__deque_try_push()). */
-int crew__deque_init_capacity(struct crew__deque *deque, size_t capacity);
 /* Frees the rings; the deque must be empty and no thief about. */
 void crew__deque_destroy(struct crew__deque *deque);
 /* In a child after fork(): free the rings, leaving the items as they
@@ -36,9 +33,6 @@ void crew__deque_destroy(struct crew__deque *deque);
 void crew__deque_abandon(struct crew__deque *deque);
 /* Owner only. Returns 0, or ENOMEM if the ring could not grow. */
 int crew__deque_push(struct crew__deque *deque, void *item);
-/* Owner only: push without ever growing, so without allocating. Returns
- * false (nothing pushed) when the ring is full. */
-bool crew__deque_try_push(struct crew__deque *deque, void *item);
 /* Owner only: push items[0], then items[1], ... up to items[n - 1], the
  * newest, published together. Returns 0, or ENOMEM (nothing pushed). */
 int crew__deque_push_many(struct crew__deque *deque, void *const *items,
