@@ -27,6 +27,14 @@
 #define CREW__ALWAYS_INLINE inline
 #endif
 
+/* The rare branch of a hot function, kept out of it, so that the hot one
+ * needs no stack frame of its own, and out of its cache lines. */
+#if defined(__GNUC__)
+#define CREW__COLD __attribute__((noinline, cold))
+#else
+#define CREW__COLD
+#endif
+
 #if defined(__linux__) && !defined(CREW_PARK_PORTABLE)
 #define CREW_HAVE_EVENTFD 1
 #include <sys/eventfd.h>
