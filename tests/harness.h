@@ -1,8 +1,8 @@
 /*
  * The bottom of the test code: what every test program shares and that
  * needs neither crew nor Criterion. The scenarios, and through them the
- * Criterion tests and crew_driver, build on it; so does deque_model,
- * which links no part of crew but the deque.
+ * Criterion tests and crew_driver, build on it; so do deque_model and
+ * split_model, which link no part of crew but their deque.
  *
  * Counts, never times: the environment variable CREW_STRESS=N multiplies
  * every iteration count by N (a positive factor, default 1), and a

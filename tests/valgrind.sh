@@ -5,7 +5,7 @@
 #
 # BUILD_DIR is a build without sanitizers (valgrind and ASan do not mix),
 # best RelWithDebInfo for readable stacks. Runs the standalone scenario
-# driver, the deque model test when it was built, and every Criterion
+# driver, the deque model tests when they were built, and every Criterion
 # binary (test_*) one test at a time; or only the TESTs named (file names
 # under BUILD_DIR/tests). Exits 1 if a test fails or if valgrind reports
 # any error in any process: an invalid access, a use of uninitialised
@@ -57,6 +57,7 @@ tests=("$@")
 if ((${#tests[@]} == 0)); then
     tests=(crew_driver)
     [[ -x $build/tests/deque_model ]] && tests+=(deque_model)
+    [[ -x $build/tests/split_model ]] && tests+=(split_model)
     for t in "$build"/tests/test_*; do
         [[ -x $t && -f $t ]] && tests+=("$(basename "$t")")
     done

@@ -1,7 +1,7 @@
 /*
- * The watchdog of the standalone test programs, crew_driver and
- * deque_model: a thread that turns a hang into a named failure, and the
- * lock-free say() it reports with.
+ * The watchdog of the standalone test programs, crew_driver,
+ * deque_model and split_model: a thread that turns a hang into a named
+ * failure, and the lock-free say() it reports with.
  *
  * A program names each unit of its run (a scenario, a phase) as it
  * starts it. When one unit runs longer than the unit limit, or the whole
