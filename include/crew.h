@@ -408,10 +408,11 @@ typedef struct crew_frame {
  * run by the thread that called it), @p fn runs at once, before
  * crew_spawn() returns.
  *
- * That queue is split, as Lace's is: a call is shared at once when the
- * worker shares no other; otherwise it may stay private to the worker
+ * That queue is split, as Lace's is: a spawn that finds none of the
+ * worker's calls up for taking offers the older half of those it keeps
+ * (this one when it is the only one); otherwise a call may stay private to the worker
  * until an idle worker asks for work and the spawner next spawns, syncs
- * or waits in the library (a wait shares the calls kept private, or runs
+ * or waits in the library (a wait offers the calls kept private, or runs
  * them). So a spawn and an untaken sync need no atomic instruction, but
  * a spawner must not spin, outside the library, for a call to start.
  *

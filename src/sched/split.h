@@ -17,6 +17,7 @@
 
 #include "base/platform.h"
 
+#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -61,10 +62,11 @@ void crew__split_destroy(struct crew__split *q);
 enum crew__split_push crew__split_share_new(struct crew__split *q);
 void *crew__split_take_shared(struct crew__split *q);
 
-/* Owner only: push an item. Private, unless nothing is shared (then it
- * is shared at once, so that a spawn followed by long work of the
- * spawner's is there for a thief without asking) or a thief asked (then
- * half the private items are). */
+/* Owner only: push an item. Private, unless nothing is shared or a
+ * thief asked: then the older half of the private items are shared, the
+ * new one too when it is the only one (so that a first spawn followed by
+ * long work of the spawner's is there for a thief without asking). After
+ * a drain the new item alone is shared. */
 static CREW__ALWAYS_INLINE enum crew__split_push
 crew__split_push(struct crew__split *q, void *item)
 {
@@ -110,6 +112,7 @@ crew__split_take(struct crew__split *q)
 static inline void
 crew__split_drop(struct crew__split *q)
 {
+    assert(q->head > 0 && q->drained);
     q->head--;
     q->drained = true;
 }
