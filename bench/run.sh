@@ -18,7 +18,8 @@
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
 #   BENCH_WORKLOADS="fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3 pfor
 #                    reduce pingpong errors idle memory"
-#                        (fj-fib brings fj-fib35, fib(35), in a full run
+#                        (fj-fib brings fj-fib35, fib(35), and fj-nqueens
+#                        fj-nqueens14, the board of 14, in a full run
 #                        only; fj-uts-t1 and fj-uts-t3 are UTS's trees T1
 #                        and T3 (bench/uts.h), SIZE the depth of one and
 #                        the root's children of the other; fanout brings
@@ -39,8 +40,8 @@
 #                                        killed run counts as a failure
 #   BENCH_INSTALL=1      [--no-install]  apt-get install missing packages
 #   BENCH_NQUEENS=12                     the board of fj-nqueens, before
-#                                        the scale (14 is the issue's; 7
-#                                        reps of it are too slow here)
+#                                        the scale (14, the issue's, is
+#                                        fj-nqueens14's)
 #   BENCH_LACE_TARBALL=../shared/peers/lace-1.4.2.tar.gz   (from the
 #                        repository root) Lace's source, unpacked and built
 #                        in the build directory; without it lace is skipped
@@ -355,7 +356,13 @@ make_jobs() {
         # the scaling rows.
         JOBS+=("fj-fib@1 fj-fib 1 $S_FIB")
     fi
-    if want fj-nqueens; then JOBS+=("fj-nqueens fj-nqueens $THREADS $S_NQUEENS"); fi
+    if want fj-nqueens; then
+        JOBS+=("fj-nqueens fj-nqueens $THREADS $S_NQUEENS")
+        # The issue's board, in a full run only, as fj-fib35.
+        if ((SCALE == 1 && NQUEENS != 14)); then
+            JOBS+=("fj-nqueens14 fj-nqueens $THREADS 14")
+        fi
+    fi
     if want fj-uts-t1; then JOBS+=("fj-uts-t1 fj-uts-t1 $THREADS $S_UTS_T1"); fi
     if want fj-uts-t3; then JOBS+=("fj-uts-t3 fj-uts-t3 $THREADS $S_UTS_T3"); fi
     if want pfor; then
@@ -555,7 +562,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -670,7 +677,7 @@ report() {
             } else if (L == "fib") {
                 T = "crew/tbb <= 1.00"; lim = 1
                 if (hasc && ((L, "tbb") in med) && med[L, "tbb"] > 0) { have = 1; tv = cv / med[L, "tbb"] }
-            } else if (L ~ /^fj-(fib|fib35|nqueens|uts-t1|uts-t3)$/) {
+            } else if (L ~ /^fj-(fib|fib35|nqueens|nqueens14|uts-t1|uts-t3)$/) {
                 # DESIGN: fork-join <= Lace in the same run; oneTBB beside
                 # it. fj-uts-t1 is reported the same way, with no target.
                 T = "crew/lace <= 1.00"; lim = 1
