@@ -94,46 +94,84 @@ uts_sha1_word(uint32_t w[16], int t)
     return w[t & 15];
 }
 
-/* One of SHA-1's 80 steps on the working variables a..e, s[0..4], given
- * the step's function of b, c and d, and its constant plus its word. */
-static inline void
-uts_sha1_step(uint32_t s[5], uint32_t f, uint32_t kw)
+/* FIPS 180-1's functions f_t of b, c and d, by their names in FIPS
+ * 180-2: steps 0-19 take ch, 20-39 and 60-79 parity, 40-59 maj. */
+static inline uint32_t
+uts_sha1_ch(uint32_t b, uint32_t c, uint32_t d)
 {
-    uint32_t x = uts_rotl(s[0], 5) + f + s[4] + kw;
+    return (b & c) | (~b & d);
+}
 
-    s[4] = s[3];
-    s[3] = s[2];
-    s[2] = uts_rotl(s[1], 30);
-    s[1] = s[0];
-    s[0] = x;
+static inline uint32_t
+uts_sha1_parity(uint32_t b, uint32_t c, uint32_t d)
+{
+    return b ^ c ^ d;
+}
+
+static inline uint32_t
+uts_sha1_maj(uint32_t b, uint32_t c, uint32_t d)
+{
+    return (b & c) | (b & d) | (c & d);
+}
+
+/* Step t, given its constant k and f, on the working variables in the
+ * roles a, b and e: the new a goes to *e, the new c to *b. The other
+ * variables keep their values; each takes the next role, which the
+ * caller's next step names, instead of five words moving. */
+static inline void
+uts_sha1_step(uint32_t w[16], int t, uint32_t k, uint32_t f, uint32_t a,
+              uint32_t *b, uint32_t *e)
+{
+    *e += uts_rotl(a, 5) + f + k + uts_sha1_word(w, t);
+    *b = uts_rotl(*b, 30);
 }
 
 /* The SHA-1 digest of a message short enough for one block, given as
  * that block already padded: 16 big-endian words, the message, a 1 bit,
  * zeros, and the message's length in bits in the last 64. Every digest
- * UTS takes is of 20 or 24 bytes, one block. A loop for each of the four
- * functions, so that no step tests which it is. */
+ * UTS takes is of 20 or 24 bytes, one block. Five steps a turn of each
+ * loop, after which every variable is back in its own role. */
 static inline void
 uts_sha1_block(uint32_t w[16], uint32_t digest[5])
 {
     static const uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe,
                                   0x10325476, 0xc3d2e1f0};
-    uint32_t s[5];
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], k;
     int t;
 
-    memcpy(s, h, sizeof(s));
-    for (t = 0; t < 20; t++)
-        uts_sha1_step(s, (s[1] & s[2]) | (~s[1] & s[3]),
-                      0x5a827999 + uts_sha1_word(w, t));
-    for (; t < 40; t++)
-        uts_sha1_step(s, s[1] ^ s[2] ^ s[3], 0x6ed9eba1 + uts_sha1_word(w, t));
-    for (; t < 60; t++)
-        uts_sha1_step(s, (s[1] & s[2]) | (s[1] & s[3]) | (s[2] & s[3]),
-                      0x8f1bbcdc + uts_sha1_word(w, t));
-    for (; t < 80; t++)
-        uts_sha1_step(s, s[1] ^ s[2] ^ s[3], 0xca62c1d6 + uts_sha1_word(w, t));
-    for (int i = 0; i < 5; i++)
-        digest[i] = h[i] + s[i];
+    for (t = 0, k = 0x5a827999; t < 20; t += 5) {
+        uts_sha1_step(w, t, k, uts_sha1_ch(b, c, d), a, &b, &e);
+        uts_sha1_step(w, t + 1, k, uts_sha1_ch(a, b, c), e, &a, &d);
+        uts_sha1_step(w, t + 2, k, uts_sha1_ch(e, a, b), d, &e, &c);
+        uts_sha1_step(w, t + 3, k, uts_sha1_ch(d, e, a), c, &d, &b);
+        uts_sha1_step(w, t + 4, k, uts_sha1_ch(c, d, e), b, &c, &a);
+    }
+    for (k = 0x6ed9eba1; t < 40; t += 5) {
+        uts_sha1_step(w, t, k, uts_sha1_parity(b, c, d), a, &b, &e);
+        uts_sha1_step(w, t + 1, k, uts_sha1_parity(a, b, c), e, &a, &d);
+        uts_sha1_step(w, t + 2, k, uts_sha1_parity(e, a, b), d, &e, &c);
+        uts_sha1_step(w, t + 3, k, uts_sha1_parity(d, e, a), c, &d, &b);
+        uts_sha1_step(w, t + 4, k, uts_sha1_parity(c, d, e), b, &c, &a);
+    }
+    for (k = 0x8f1bbcdc; t < 60; t += 5) {
+        uts_sha1_step(w, t, k, uts_sha1_maj(b, c, d), a, &b, &e);
+        uts_sha1_step(w, t + 1, k, uts_sha1_maj(a, b, c), e, &a, &d);
+        uts_sha1_step(w, t + 2, k, uts_sha1_maj(e, a, b), d, &e, &c);
+        uts_sha1_step(w, t + 3, k, uts_sha1_maj(d, e, a), c, &d, &b);
+        uts_sha1_step(w, t + 4, k, uts_sha1_maj(c, d, e), b, &c, &a);
+    }
+    for (k = 0xca62c1d6; t < 80; t += 5) {
+        uts_sha1_step(w, t, k, uts_sha1_parity(b, c, d), a, &b, &e);
+        uts_sha1_step(w, t + 1, k, uts_sha1_parity(a, b, c), e, &a, &d);
+        uts_sha1_step(w, t + 2, k, uts_sha1_parity(e, a, b), d, &e, &c);
+        uts_sha1_step(w, t + 3, k, uts_sha1_parity(d, e, a), c, &d, &b);
+        uts_sha1_step(w, t + 4, k, uts_sha1_parity(c, d, e), b, &c, &a);
+    }
+    digest[0] = h[0] + a;
+    digest[1] = h[1] + b;
+    digest[2] = h[2] + c;
+    digest[3] = h[3] + d;
+    digest[4] = h[4] + e;
 }
 
 /* The root's digest: SHA-1 of 16 zero bytes and the seed. */
