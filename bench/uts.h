@@ -206,6 +206,7 @@ uts_draw(const struct uts_node *node)
     return (double)(node->digest[4] & 0x7fffffff) / 2147483648.0;
 }
 
+/* The node's number of children, by its tree's rule (see the top). */
 static inline int
 uts_count_children(const struct uts_tree *t, const struct uts_node *node)
 {
