@@ -28,6 +28,12 @@
  *             for each safe column of row j, then joins them all, as
  *             Lace's benchmarks/queens does (but with the incremental
  *             check, bench_queen_is_safe); metric: seconds
+ *   fj-uts-t1, fj-uts-t3   the nodes of UTS's trees T1 and T3 counted by
+ *             fork-join (uts.h): a call grows one node, forks a call for
+ *             each of its children but the last, makes that one itself,
+ *             then joins the forks; SIZE is T1's depth (10 in UTS) and
+ *             the number of T3's root's children (2,000 in UTS);
+ *             metric: seconds; checksum: the nodes counted
  *   pfor      SIZE uneven loop items (bench_uneven) in chunks; seconds
  *   pfor-auto, pfor-grain   crew only: the pfor loop through
  *             crew_parallel_for, with the grain chosen by crew (0), and

@@ -2,6 +2,7 @@
  * crew's side of the benchmarks: every workload of bench.h.
  */
 #include "bench.h"
+#include "uts.h"
 
 #include <crew.h>
 
@@ -217,6 +218,52 @@ queens_task(crew_task *task, void *arg)
         q->count += child[k].count;
     }
     return 0;
+}
+
+/* fj-uts-t1, fj-uts-t3: a call grows child i of its parent (the root
+ * when parent is NULL) and counts the subtree under it. */
+struct uts_call {
+    const struct uts_tree *tree;
+    const struct uts_node *parent;
+    int i;
+    uint64_t count;
+};
+
+static uint64_t uts_fork(crew_task *task, const struct uts_tree *tree,
+                         const struct uts_node *node, int i, int n);
+
+static int
+uts_task(crew_task *task, void *arg)
+{
+    struct uts_call *c = arg;
+    struct uts_node node;
+    int n = uts_grow(c->tree, c->parent, c->i, &node);
+
+    c->count = 1 + (n > 0 ? uts_fork(task, c->tree, &node, 0, n) : 0);
+    return 0;
+}
+
+/* The nodes under children [i, n) of node: child i spawned, the rest
+ * counted by recursing, the last made by a plain call. A node's children
+ * are too many for an array on the stack (2,000 under T3's root), so
+ * each spawn has a level of this recursion to hold its frame and call,
+ * and the syncs come as the levels return, latest first. */
+static uint64_t
+uts_fork(crew_task *task, const struct uts_tree *tree,
+         const struct uts_node *node, int i, int n)
+{
+    struct uts_call child = {.tree = tree, .parent = node, .i = i};
+    crew_frame frame;
+    uint64_t rest;
+
+    if (i == n - 1) {
+        uts_task(task, &child);
+        return child.count;
+    }
+    check(crew_spawn(task, &frame, uts_task, &child), "crew_spawn");
+    rest = uts_fork(task, tree, node, i + 1, n);
+    check(crew_sync(task, &frame), "crew_sync");
+    return child.count + rest;
 }
 
 /* Submit fn(arg) as the root task from this thread, outside the pool,
@@ -459,11 +506,13 @@ main(int argc, char **argv)
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
         !bench_is(&a, "fib") && !bench_is(&a, "fj-fib") &&
-        !bench_is(&a, "fj-nqueens") && !bench_is(&a, "pfor") &&
+        !bench_is(&a, "fj-nqueens") && !bench_is(&a, "fj-uts-t1") &&
+        !bench_is(&a, "fj-uts-t3") && !bench_is(&a, "pfor") &&
         !bench_is(&a, "pfor-auto") && !bench_is(&a, "pfor-grain") &&
-        !bench_is(&a, "pfor-reduce") && !bench_is(&a, "reduce") && !bench_is(&a, "reduce-grain") &&
-        !bench_is(&a, "pingpong") && !bench_is(&a, "errors") &&
-        !bench_is(&a, "idle") && !bench_is(&a, "memory"))
+        !bench_is(&a, "pfor-reduce") && !bench_is(&a, "reduce") &&
+        !bench_is(&a, "reduce-grain") && !bench_is(&a, "pingpong") &&
+        !bench_is(&a, "errors") && !bench_is(&a, "idle") &&
+        !bench_is(&a, "memory"))
         return bench_unsupported(&a, "crew");
     pool = make_pool(a.threads);
     if (bench_is(&a, "fanout")) {
@@ -493,6 +542,11 @@ main(int argc, char **argv)
     } else if (bench_is(&a, "fj-nqueens")) {
         struct queens root = {.n = bench_queens_n(a.size)};
         metric = run_root(pool, queens_task, &root);
+        checksum = root.count;
+    } else if (bench_is(&a, "fj-uts-t1") || bench_is(&a, "fj-uts-t3")) {
+        struct uts_tree tree = uts_tree_of(a.workload, a.size);
+        struct uts_call root = {.tree = &tree};
+        metric = run_root(pool, uts_task, &root);
         checksum = root.count;
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(pool, a.size, a.threads, &checksum);

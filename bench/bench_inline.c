@@ -3,6 +3,7 @@
  * pool at all. THREADS is ignored.
  */
 #include "bench.h"
+#include "uts.h"
 
 static uint64_t
 fanout(long n, int with_failures)
@@ -57,6 +58,11 @@ main(int argc, char **argv)
         int n = bench_queens_n(a.size);
         start = bench_now_ns();
         checksum = bench_nqueens_seq(n, 0, &empty);
+        metric = bench_seconds_since(start);
+    } else if (bench_is(&a, "fj-uts-t1") || bench_is(&a, "fj-uts-t3")) {
+        struct uts_tree tree = uts_tree_of(a.workload, a.size);
+        start = bench_now_ns();
+        checksum = uts_count_seq(&tree, NULL, 0);
         metric = bench_seconds_since(start);
     } else if (bench_is(&a, "pfor")) {
         checksum = bench_uneven_range(0, a.size, a.size);

@@ -17,7 +17,8 @@
  * with lace_suspend() and wake them with lace_resume() (1-2 ms, its
  * README says); Lace's benchmarks do not, and neither does this one.
  *
- * The tasks follow Lace's benchmarks/fib and benchmarks/queens: TASK_n
+ * The tasks follow Lace's benchmarks/fib, benchmarks/queens and
+ * benchmarks/uts (that one in the shape uts.h gives every system): TASK_n
  * defines them, SPAWN forks one onto the worker's deque, CALL runs one
  * as a plain call, SYNC joins the latest spawn (runs it if no thief took
  * it, else leapfrogs: steals from the thief until the result is there).
@@ -30,6 +31,7 @@
  * not have (its SPAWN/SYNC form is fj-fib).
  */
 #include "bench.h"
+#include "uts.h"
 
 #include <lace.h>
 
@@ -67,6 +69,27 @@ TASK_3(uint64_t, lace_queens, int, n, int, j, const struct bench_board *, b)
     return count;
 }
 
+/* fj-uts-t1, fj-uts-t3: grow child i of parent (the root when parent is
+ * NULL), spawn a call for each of its children but the last, call that
+ * one, and sync the spawns. A spawn holds its arguments in Lace's own
+ * deque, so the children need no room here. */
+TASK_3(uint64_t, lace_uts, const struct uts_tree *, tree,
+       const struct uts_node *, parent, int, i)
+{
+    struct uts_node node;
+    int n = uts_grow(tree, parent, i, &node);
+    uint64_t count = 1;
+
+    if (n == 0)
+        return 1;
+    for (int k = 0; k < n - 1; k++)
+        SPAWN(lace_uts, tree, &node, k);
+    count += CALL(lace_uts, tree, &node, n - 1);
+    for (int k = 0; k < n - 1; k++)
+        count += SYNC(lace_uts);
+    return count;
+}
+
 /* idle: the burst, 1,000 tiny tasks spawned by one task and synced, each
  * writing bench_tiny(i) to results[i]. */
 static uint64_t *results;
@@ -92,6 +115,7 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fj-fib") && !bench_is(&a, "fj-nqueens") &&
+        !bench_is(&a, "fj-uts-t1") && !bench_is(&a, "fj-uts-t3") &&
         !bench_is(&a, "idle"))
         return bench_unsupported(&a, "lace");
     lace_start(a.threads, 0);
@@ -104,6 +128,11 @@ main(int argc, char **argv)
         int n = bench_queens_n(a.size);
         start = bench_now_ns();
         checksum = RUN(lace_queens, n, 0, &empty);
+        metric = bench_seconds_since(start);
+    } else if (bench_is(&a, "fj-uts-t1") || bench_is(&a, "fj-uts-t3")) {
+        struct uts_tree tree = uts_tree_of(a.workload, a.size);
+        start = bench_now_ns();
+        checksum = RUN(lace_uts, &tree, NULL, 0);
         metric = bench_seconds_since(start);
     } else {
         /* The workers spin on after the burst (see the top): what a

@@ -21,6 +21,7 @@
  *           queue whose memory could be measured.
  */
 #include "bench.h"
+#include "uts.h"
 
 #include <omp.h>
 
@@ -146,6 +147,52 @@ queens_run(unsigned threads, int n, uint64_t *checksum)
     return seconds;
 }
 
+/* fj-uts-t1, fj-uts-t3: grow child i of parent (the root when parent is
+ * NULL), make a task of each of its children but the last, count that
+ * one here, then the taskwait. The tasks add their counts to one total
+ * of the call, atomically: a node's children can be too many for an
+ * array on the stack (2,000 under T3's root). */
+static uint64_t
+uts(const struct uts_tree *tree, const struct uts_node *parent, int i)
+{
+    struct uts_node node;
+    int n = uts_grow(tree, parent, i, &node);
+    uint64_t sum = 0, last;
+
+    if (n == 0)
+        return 1;
+    for (int k = 0; k < n - 1; k++) {
+#pragma omp task shared(node, sum) firstprivate(tree, k)
+        {
+            uint64_t count = uts(tree, &node, k);
+#pragma omp atomic
+            sum += count;
+        }
+    }
+    last = uts(tree, &node, n - 1);
+#pragma omp taskwait
+    return 1 + last + sum;
+}
+
+static double
+uts_run(unsigned threads, const struct uts_tree *tree, uint64_t *checksum)
+{
+    double seconds = 0;
+    uint64_t result = 0;
+
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp single
+        {
+            uint64_t start = bench_now_ns();
+            result = uts(tree, NULL, 0);
+            seconds = bench_seconds_since(start);
+        }
+    }
+    *checksum = result;
+    return seconds;
+}
+
 static double
 fib_run(unsigned threads, long n, uint64_t *checksum)
 {
@@ -245,6 +292,7 @@ main(int argc, char **argv)
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
         !bench_is(&a, "fj-fib") && !bench_is(&a, "fj-nqueens") &&
+        !bench_is(&a, "fj-uts-t1") && !bench_is(&a, "fj-uts-t3") &&
         !bench_is(&a, "pfor") && !bench_is(&a, "reduce") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "idle"))
         return bench_unsupported(&a, "omp");
@@ -258,6 +306,9 @@ main(int argc, char **argv)
         metric = fib_run(a.threads, a.size, &checksum);
     } else if (bench_is(&a, "fj-nqueens")) {
         metric = queens_run(a.threads, bench_queens_n(a.size), &checksum);
+    } else if (bench_is(&a, "fj-uts-t1") || bench_is(&a, "fj-uts-t3")) {
+        struct uts_tree tree = uts_tree_of(a.workload, a.size);
+        metric = uts_run(a.threads, &tree, &checksum);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(a.threads, a.size, &checksum);
     } else if (bench_is(&a, "reduce")) {

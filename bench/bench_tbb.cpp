@@ -3,13 +3,14 @@
  * express.
  *
  * THREADS counts every thread that runs tasks (bench.h). Where the main
- * thread joins in (fanout, fib, fj-fib, fj-nqueens, pfor, reduce, idle) it enters an arena of
- * THREADS slots, one kept for it, and global_control allows THREADS
- * threads in all, so THREADS - 1 workers help it. Where it submits from
- * outside and only waits (pingpong, memory) it runs nothing, so the arena
- * keeps no slot for it and global_control allows THREADS + 1 threads in
- * all (TBB counts the main thread in that limit even when it runs
- * nothing): THREADS workers, as crew has.
+ * thread joins in (fanout, fib and the fork-join workloads, pfor, reduce,
+ * idle) it enters an arena of THREADS slots, one kept for it, and
+ * global_control allows THREADS threads in all, so THREADS - 1 workers
+ * help it. Where it submits from outside and only waits (pingpong,
+ * memory) it runs nothing, so the arena keeps no slot for it and
+ * global_control allows THREADS + 1 threads in all (TBB counts the main
+ * thread in that limit even when it runs nothing): THREADS workers, as
+ * crew has.
  *
  * Not expressed, and exiting with status 2:
  *
@@ -18,6 +19,7 @@
  *           report every failure, which is what the workload counts.
  */
 #include "bench.h"
+#include "uts.h"
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
@@ -120,6 +122,46 @@ queens_run(tbb::task_arena &arena, int n, uint64_t *checksum)
         struct bench_board empty = {};
         uint64_t start = bench_now_ns();
         *checksum = queens(n, 0, &empty);
+        seconds = bench_seconds_since(start);
+    });
+    return seconds;
+}
+
+/* fj-uts-t1, fj-uts-t3: grow child i of parent (the root when parent is
+ * NULL), then a task group for its children: one run for each but the
+ * last, which this call counts itself, then the wait. The runs add their
+ * counts to one total of the call: a child count has nowhere else to go,
+ * as a node's children can be too many for an array on the stack (2,000
+ * under T3's root). Relaxed: the wait orders every add before the load. */
+static uint64_t
+uts(const struct uts_tree *tree, const struct uts_node *parent, int i)
+{
+    struct uts_node node;
+    int n = uts_grow(tree, parent, i, &node);
+
+    if (n == 0)
+        return 1;
+    if (n == 1)
+        return 1 + uts(tree, &node, 0); /* no run, no group */
+    std::atomic<uint64_t> sum{0};
+    tbb::task_group g;
+    for (int k = 0; k < n - 1; k++)
+        g.run([tree, &node, k, &sum] {
+            sum.fetch_add(uts(tree, &node, k), std::memory_order_relaxed);
+        });
+    uint64_t last = uts(tree, &node, n - 1);
+    check_wait(g);
+    return 1 + last + sum.load(std::memory_order_relaxed);
+}
+
+static double
+uts_run(tbb::task_arena &arena, const struct uts_tree *tree, uint64_t *checksum)
+{
+    double seconds = 0;
+
+    arena.execute([&] {
+        uint64_t start = bench_now_ns();
+        *checksum = uts(tree, nullptr, 0);
         seconds = bench_seconds_since(start);
     });
     return seconds;
@@ -312,6 +354,9 @@ run(const struct bench_args &a)
         metric = fib_run(arena, a.size, &checksum);
     } else if (bench_is(&a, "fj-nqueens")) {
         metric = queens_run(arena, bench_queens_n(a.size), &checksum);
+    } else if (bench_is(&a, "fj-uts-t1") || bench_is(&a, "fj-uts-t3")) {
+        struct uts_tree tree = uts_tree_of(a.workload, a.size);
+        metric = uts_run(arena, &tree, &checksum);
     } else if (bench_is(&a, "pfor")) {
         metric = pfor(arena, a.threads, a.size, &checksum);
     } else if (bench_is(&a, "reduce")) {
@@ -337,6 +382,7 @@ main(int argc, char **argv)
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fib") &&
         !bench_is(&a, "fj-fib") && !bench_is(&a, "fj-nqueens") &&
+        !bench_is(&a, "fj-uts-t1") && !bench_is(&a, "fj-uts-t3") &&
         !bench_is(&a, "pfor") && !bench_is(&a, "reduce") &&
         !bench_is(&a, "pingpong") && !bench_is(&a, "idle") &&
         !bench_is(&a, "memory"))

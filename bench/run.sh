@@ -13,18 +13,23 @@
 #   BENCH_THREADS=nproc  [--threads N]   threads of the main workloads
 #   BENCH_QUICK=0        [--quick]       BENCH_SCALE=10, BENCH_REPS=3 unless set
 #   BENCH_SCALE=1        [--scale N]     divide every size by N (fib: n less
-#                                        log_phi N; idle at least 100 ms)
+#                                        log_phi N; fj-uts-t1: depth less
+#                                        log_4 N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout fib fj-fib fj-nqueens pfor reduce pingpong errors
-#                    idle memory"
-#                        (fj-fib brings fj-fib35, fib(35), in a full run
-#                        only; fanout brings fanout-each: crew's one
-#                        crew_submit_each batch of the same tasks; pfor
-#                        brings pfor-auto and pfor-grain: crew's
-#                        crew_parallel_for over the same loop, and
-#                        pfor-reduce: crew_parallel_reduce summing it; reduce
-#                        brings reduce-grain: crew_parallel_reduce with
-#                        pfor's grain instead of crew's)
+#   BENCH_WORKLOADS="fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3 pfor
+#                    reduce pingpong errors idle memory"
+#                        (fj-fib brings fj-fib35, fib(35), and fj-nqueens
+#                        fj-nqueens14, the board of 14, in a full run
+#                        only; fj-uts-t1 and fj-uts-t3 are UTS's trees T1
+#                        and T3 (bench/uts.h), SIZE the depth of one and
+#                        the root's children of the other; fanout brings
+#                        fanout-each: crew's one crew_submit_each batch of
+#                        the same tasks; pfor brings pfor-auto and
+#                        pfor-grain: crew's crew_parallel_for over the
+#                        same loop, and pfor-reduce: crew_parallel_reduce
+#                        summing it; reduce brings reduce-grain:
+#                        crew_parallel_reduce with pfor's grain instead of
+#                        crew's)
 #                        [--workloads LIST]   (errors brings fanout-100k)
 #   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
 #                                        1..nproc (fj-fib@1 runs even
@@ -35,8 +40,8 @@
 #                                        killed run counts as a failure
 #   BENCH_INSTALL=1      [--no-install]  apt-get install missing packages
 #   BENCH_NQUEENS=12                     the board of fj-nqueens, before
-#                                        the scale (14 is the issue's; 7
-#                                        reps of it are too slow here)
+#                                        the scale (14, the issue's, is
+#                                        fj-nqueens14's)
 #   BENCH_LACE_TARBALL=../shared/peers/lace-1.4.2.tar.gz   (from the
 #                        repository root) Lace's source, unpacked and built
 #                        in the build directory; without it lace is skipped
@@ -61,7 +66,8 @@ set -euo pipefail
 
 ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
 PEERS="omp tbb glib uv thpool lace"
-ALL_WORKLOADS="fanout fib fj-fib fj-nqueens pfor reduce pingpong errors idle memory"
+ALL_WORKLOADS="fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
+ALL_WORKLOADS+=" pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
 COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2"
@@ -326,6 +332,16 @@ make_jobs() {
     # calls at 12, 4,674,890 at 13): log_5.5 SCALE off the board.
     S_NQUEENS=$(awk -v s="$SCALE" -v q="$NQUEENS" 'BEGIN { n = q - int(log(s) / log(5.5) + 0.5)
                                         print (n < 4 ? 4 : n) }')
+    # UTS's T1 grows about 4 times from one depth to the next (a node
+    # has 4 children on average): log_4 SCALE off its depth of 10, so
+    # depth 8 at SCALE 10. T3 keeps the first 2000 / SCALE subtrees of
+    # its root; its nodes are far from evenly spread among them (the
+    # 121st alone holds 2,381,505, and T3's longest path), so at SCALE
+    # 10, 200 subtrees, it still counts 2,745,281 nodes: two thirds of
+    # the work, but a quick run's check keeps that deepest subtree.
+    S_UTS_T1=$(awk -v s="$SCALE" 'BEGIN { d = 10 - int(log(s) / log(4) + 0.5)
+                                       print (d < 1 ? 1 : d) }')
+    S_UTS_T3=$(scaled 2000)
     if want fanout; then
         JOBS+=("fanout fanout $THREADS $S_FANOUT")
         JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT")
@@ -340,7 +356,15 @@ make_jobs() {
         # the scaling rows.
         JOBS+=("fj-fib@1 fj-fib 1 $S_FIB")
     fi
-    if want fj-nqueens; then JOBS+=("fj-nqueens fj-nqueens $THREADS $S_NQUEENS"); fi
+    if want fj-nqueens; then
+        JOBS+=("fj-nqueens fj-nqueens $THREADS $S_NQUEENS")
+        # The issue's board, in a full run only, as fj-fib35.
+        if ((SCALE == 1 && NQUEENS != 14)); then
+            JOBS+=("fj-nqueens14 fj-nqueens $THREADS 14")
+        fi
+    fi
+    if want fj-uts-t1; then JOBS+=("fj-uts-t1 fj-uts-t1 $THREADS $S_UTS_T1"); fi
+    if want fj-uts-t3; then JOBS+=("fj-uts-t3 fj-uts-t3 $THREADS $S_UTS_T3"); fi
     if want pfor; then
         JOBS+=("pfor pfor $THREADS $S_PFOR")
         JOBS+=("pfor-auto pfor-auto $THREADS $S_PFOR")
@@ -538,7 +562,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -653,9 +677,11 @@ report() {
             } else if (L == "fib") {
                 T = "crew/tbb <= 1.00"; lim = 1
                 if (hasc && ((L, "tbb") in med) && med[L, "tbb"] > 0) { have = 1; tv = cv / med[L, "tbb"] }
-            } else if (L == "fj-fib" || L == "fj-fib35" || L == "fj-nqueens") {
-                # DESIGN: fork-join <= Lace in the same run; oneTBB beside it
+            } else if (L ~ /^fj-(fib|fib35|nqueens|nqueens14|uts-t1|uts-t3)$/) {
+                # DESIGN: fork-join <= Lace in the same run; oneTBB beside
+                # it. fj-uts-t1 is reported the same way, with no target.
                 T = "crew/lace <= 1.00"; lim = 1
+                if (L == "fj-uts-t1") { T = "crew/lace (no target)"; lim = 0 }
                 if (hasc && ((L, "lace") in med) && med[L, "lace"] > 0) { have = 1; tv = cv / med[L, "lace"] }
                 if (hasc && ((L, "tbb") in med) && med[L, "tbb"] > 0)
                     T = T sprintf(" (crew/tbb %.2f)", cv / med[L, "tbb"])
@@ -843,7 +869,7 @@ plot() {
     }
     END {
         n = split(allsys, A, " "); split(colours, COL, " ")
-        nw = split("fanout fib fj-fib fj-nqueens pfor reduce pingpong errors", W, " ")
+        nw = split("fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3 pfor reduce pingpong errors", W, " ")
         ns = 0; names = ""; cols = ""
         for (i = 1; i <= n; i++)
             for (j = 1; j <= nw; j++)
@@ -938,7 +964,7 @@ plot for [j=1:N] "$dir/main.dat" using (x(j)):(column(j+1) > $clip ? $clip : col
         with labels rotate by 90 right font ",8" tc rgb "#ffffff" notitle
 EOF
     else
-        warn "no crew medians for fanout, fib, fj-fib, fj-nqueens, pfor, reduce, pingpong or errors: no $PLOTS/bench.png"
+        warn "no crew medians for fanout, fib, fj-fib, fj-nqueens, fj-uts-t1, fj-uts-t3, pfor, reduce, pingpong or errors: no $PLOTS/bench.png"
     fi
 
     if [[ -n $SNAMES ]]; then
