@@ -29,11 +29,12 @@
  *
  * The states: QUEUED until someone other than the sync takes it; TAKEN
  * while that one runs it (a thief records itself first, for the
- * spawner's leapfrogging); WAITING when the spawner sleeps on its
- * worker's event for it; DONE once its outcome is written. The runner
- * exchanges DONE in and wakes the spawner's worker if it found WAITING;
- * it reads the frame no more after that exchange, since the spawner may
- * return at once, and the worker it wakes outlives the frame.
+ * spawner's leapfrogging); WAITING when the spawner sleeps for it, on
+ * the runner's worker's `frogs` event (sched/worker.c), which also wakes
+ * it when the runner shares calls to leapfrog into; DONE once its
+ * outcome is written. The runner exchanges DONE in and notifies its own
+ * worker's event if it found WAITING; it reads the frame no more after
+ * that exchange, since the spawner may return at once.
  */
 #include "crew.h"
 
@@ -109,7 +110,7 @@ run_frame(struct crew__job *job, bool cancel, struct crew__tally *tally)
      * everything the call wrote. */
     if (atomic_exchange_explicit(&f->state, DONE, memory_order_acq_rel) ==
         WAITING)
-        crew__sched_spawns_notify(home);
+        crew__sched_spawns_notify(crew__spawns_here);
 }
 
 /* The spawner's wait for a frame a thief runs. */

@@ -36,6 +36,9 @@ struct crew__worker {
      * call runs at once. */
     struct crew__split spawns;
     struct crew__event event; /* this worker sleeps here, and only it */
+    /* Spawners whose call this worker took sleep here, in their sync:
+     * notified when it finishes such a call or shares calls. */
+    struct crew__event frogs;
     /* On the sleeper list; guarded by the scheduler's `sleep_lock`. */
     struct crew__node sleep_link;
     bool listed;

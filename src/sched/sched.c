@@ -364,14 +364,18 @@ owner_of(struct crew__split *q)
 void
 crew__sched_spawns_shared(struct crew__split *q)
 {
-    /* After the share's seq_cst RMW or store (split.c). */
-    crew__sched_wake(owner_of(q)->sched);
+    struct crew__worker *w = owner_of(q);
+
+    /* After the share's seq_cst RMW or store (split.c): an idle worker,
+     * and the spawners waiting for calls of w's (worker.c). */
+    crew__sched_wake(w->sched);
+    crew__event_notify_all(&w->frogs);
 }
 
 void
-crew__sched_spawns_notify(struct crew__split *q)
+crew__sched_spawns_notify(struct crew__split *thief)
 {
-    crew__event_notify_all(&owner_of(q)->event);
+    crew__event_notify_all(&owner_of(thief)->frogs);
 }
 
 void

@@ -123,9 +123,9 @@ crew__sched_spawn(struct crew__split *q, struct crew__job *job)
     return how != CREW__SPLIT_FULL;
 }
 
-/* Wake the owner of q from a wait on its event
- * (crew__sched_wait_spawned()). */
-void crew__sched_spawns_notify(struct crew__split *q);
+/* The worker owning `thief` finished a spawned call whose spawner sleeps
+ * in crew__sched_wait_spawned(): wake it. */
+void crew__sched_spawns_notify(struct crew__split *thief);
 /* The owner of q waits for a spawned call that the worker owning `thief`
  * took: running meanwhile only spawned calls, the thief's (leapfrogging),
  * never other work, so the wait lasts no longer than the call's own

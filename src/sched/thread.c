@@ -111,6 +111,7 @@ crew__worker_init(struct crew__worker *w, struct crew__sched *sched,
         return err;
     }
     crew__event_init(&w->event);
+    crew__event_init(&w->frogs);
     w->sched = sched;
     w->index = index;
     w->rng = 2654435761u * (index + 1);

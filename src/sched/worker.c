@@ -50,8 +50,10 @@ block(struct crew__worker *w)
     struct crew__sched *sched = w->sched;
 
     /* Its spawned calls kept private would wait for it. */
-    if (crew__split_share_all(&w->spawns))
+    if (crew__split_share_all(&w->spawns)) {
         crew__sched_wake(sched);
+        crew__event_notify_all(&w->frogs);
+    }
     atomic_fetch_add_explicit(&sched->blocked, 1, memory_order_seq_cst);
     if (crew__all_blocked(sched) && crew__has_work(w))
         crew__spawn_spare(sched);
@@ -111,6 +113,14 @@ crew__worker_wait(struct crew__worker *w, struct crew__wait *wait,
  * the thief's to run, then at the wait. */
 #define SPAWNED_SPINS 256
 
+/*
+ * The sync of a call that `thief` took: leapfrog into the thief's shared
+ * spawned calls, the pieces of the awaited call's own work, and with none
+ * to take, sleep on the thief's `frogs` event. The thief notifies it both
+ * when it finishes a call whose spawner sleeps and when it shares calls
+ * (sched.c), so that a sleeping spawner is back for the next piece: on a
+ * deep, narrow tree the thief's shares are the only work there is.
+ */
 void
 crew__worker_wait_spawned(struct crew__worker *w, struct crew__worker *thief,
                           struct crew__wait *wait)
@@ -129,18 +139,24 @@ crew__worker_wait_spawned(struct crew__worker *w, struct crew__worker *thief,
             crew__thread_yield();
             continue;
         }
-        uint32_t key = crew__event_prepare(&w->event);
-        if (!wait->arm(wait, &w->event)) {
-            crew__event_cancel(&w->event);
+        uint32_t key = crew__event_prepare(&thief->frogs);
+        if (!wait->arm(wait, &thief->frogs)) {
+            crew__event_cancel(&thief->frogs);
             return;
+        }
+        /* After the announcement: a share from here on notifies. */
+        if (help && !crew__split_is_empty(&thief->spawns)) {
+            crew__event_cancel(&thief->frogs);
+            wait->disarm(wait);
+            continue;
         }
         /* Counted as blocked: it runs no queued work while it sleeps,
          * and if every worker waits so, a spare runs that work. */
         block(w);
-        crew__event_wait(&w->event, key, UINT64_MAX);
+        crew__event_wait(&thief->frogs, key, UINT64_MAX);
         unblock(w);
         wait->disarm(wait);
-        spins = 0;
+        spins = SPAWNED_SPINS / 2;
     }
 }
 
