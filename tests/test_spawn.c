@@ -1749,6 +1749,96 @@ CREW_TEST(spawn, a_sync_waiting_for_a_thief_runs_no_submitted_task)
     scn_gate_destroy(&x.task_done);
 }
 
+/*
+ * "... the caller runs only spawned calls — the thief's first — or
+ * waits": a spawner asleep in the sync of a stolen call wakes when the
+ * thief shares calls, and takes them. The thief's call waits until the
+ * spawner's thread sleeps (scn_thread_falls_asleep()), then spawns a child and
+ * waits for it to start; only the sleeping spawner is free to take it.
+ * A sync that slept until the call was done would leave the child
+ * untaken, and the test fails after SCN_PATIENCE_MS.
+ */
+struct frog {
+    struct scn_verdict v;
+    struct scn_hold *hold;
+    pid_t spawner_tid;
+    pthread_t spawner;
+    pthread_t child_thread;
+    struct scn_gate root_started;
+    struct scn_gate child_started;
+};
+
+static int
+frog_child(crew_task *task, void *arg)
+{
+    struct frog *x = arg;
+
+    (void)task;
+    x->child_thread = pthread_self();
+    scn_gate_add(&x->child_started, 1);
+    return 0;
+}
+
+static int
+frog_root(crew_task *task, void *arg)
+{
+    struct frog *x = arg;
+    crew_frame frame;
+
+    scn_gate_add(&x->root_started, 1);
+    SCN_CHECK(&x->v, scn_thread_falls_asleep(x->spawner_tid),
+              "the spawner never slept in its sync");
+    SCN_CHECK(&x->v, crew_spawn(task, &frame, frog_child, x) == 0,
+              "crew_spawn of the child failed");
+    SCN_CHECK(&x->v, scn_gate_reaches(&x->child_started, 1),
+              "nobody took the shared child while the spawner slept");
+    SCN_CHECK(&x->v, crew_sync(task, &frame) == 0, "crew_sync failed");
+    return 0;
+}
+
+static int
+frog_spawner(crew_task *task, void *arg)
+{
+    struct frog *x = arg;
+    crew_frame frame;
+
+    x->spawner = pthread_self();
+    x->spawner_tid = scn_tid();
+    if (!SCN_CHECK(&x->v, crew_spawn(task, &frame, frog_root, x) == 0,
+                   "crew_spawn of the root failed")) {
+        scn_hold_open(x->hold);
+        return 0;
+    }
+    scn_hold_open(x->hold); /* the other worker steals the root */
+    SCN_CHECK(&x->v, scn_gate_reaches(&x->root_started, 1),
+              "no thief took the root");
+    SCN_CHECK(&x->v, crew_sync(task, &frame) == 0, "crew_sync failed");
+    return 0;
+}
+
+CREW_TEST(spawn, a_sleeping_sync_wakes_to_take_what_its_thief_shares)
+{
+    crew_pool *pool = crew_test_pool(2);
+    struct scn_hold hold = SCN_HOLD_INIT;
+    struct frog x = {.v = {NULL}, .hold = &hold};
+    crew_future *holder, *f;
+
+    scn_gate_init(&x.root_started);
+    scn_gate_init(&x.child_started);
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &holder), 0);
+    f = run_task(pool, frog_spawner, &x);
+    cr_assert_eq(crew_future_state(f), CREW_SUCCEEDED);
+    assert_verdict(&x.v);
+    cr_assert(pthread_equal(x.child_thread, x.spawner),
+              "the child ran on its own spawner's thread, not the sleeper's");
+    crew_future_release(f);
+    crew_future_release(holder);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+    scn_gate_destroy(&x.root_started);
+    scn_gate_destroy(&x.child_started);
+}
+
 /* ------------------------------------------------------------------ */
 /* Frames, queues and memory                                           */
 /* ------------------------------------------------------------------ */
