@@ -164,13 +164,21 @@ wait_for_thief(struct frame *f)
     crew__sched_wait_spawned(f->home, f->thief, &wait.base);
 }
 
-/* The call of f, which no queue took: run it at once. */
-static CREW__COLD void
-run_at_once(crew_task *task, struct frame *f)
+/* The rare ends of a spawn: no queue took f (the caller is not one of
+ * the pool's workers, or its queue is full), and f's call runs at once;
+ * or the push asks its worker to share calls. */
+static CREW__COLD int
+spawn_slow(crew_task *task, struct frame *f, struct crew__split *q,
+           enum crew__split_push how)
 {
+    if (q != NULL && how == CREW__SPLIT_TO_SHARE) {
+        crew__sched_spawns_share(q);
+        return 0;
+    }
     f->home = NULL;
     f->code = crew__task_call_as(task, task->spawns, f->fn, f->arg,
                                  &f->message);
+    return 0;
 }
 
 int
@@ -178,6 +186,7 @@ crew_spawn(crew_task *task, crew_frame *frame, crew_fn fn, void *arg)
 {
     struct frame *f = frame_of(frame);
     struct crew__split *q;
+    enum crew__split_push how = CREW__SPLIT_FULL;
 
     if (frame == NULL || fn == NULL || !crew__task_is_running_here(task))
         return EINVAL;
@@ -191,12 +200,13 @@ crew_spawn(crew_task *task, crew_frame *frame, crew_fn fn, void *arg)
     /* Relaxed: published with the job, by the deque (split.c). */
     atomic_store_explicit(&f->state, QUEUED, memory_order_relaxed);
     f->home = q;
-    /* Not one of the pool's workers, or no room: at once. */
-    if (q == NULL)
-        run_at_once(task, f);
-    else if (f->index = q->head, !crew__sched_spawn(q, &f->job))
-        run_at_once(task, f);
-    return 0;
+    if (q != NULL) {
+        f->index = q->head;
+        how = crew__split_put(q, &f->job);
+        if (how == CREW__SPLIT_PRIVATE)
+            return 0;
+    }
+    return spawn_slow(task, f, q, how);
 }
 
 /* The sync of a frame on this worker's deque q that is not its newest

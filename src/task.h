@@ -98,15 +98,14 @@ crew__task_call_as(const crew_task *spawner, struct crew__split *spawns,
     struct crew_task child;
     int rc;
 
-    /* Field by field: the result's bytes are written before read. */
+    /* Field by field, only those read before written: a spawned call's
+     * end reads neither `failure_lost` nor a value without a value_free. */
     child.future = spawner->future;
     child.pool = spawner->pool;
     child.failure = NULL;
-    child.failure_lost = false;
     child.spawned = NULL;
     child.spawns = spawns;
     child.result.kind = CREW__RESULT_POINTER;
-    child.result.as.ptr.value = NULL;
     child.result.as.ptr.value_free = NULL;
     crew__task_running = &child;
     rc = fn(&child, arg);

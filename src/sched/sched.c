@@ -362,10 +362,11 @@ owner_of(struct crew__split *q)
 }
 
 void
-crew__sched_spawns_shared(struct crew__split *q)
+crew__sched_spawns_share(struct crew__split *q)
 {
     struct crew__worker *w = owner_of(q);
 
+    crew__split_share_new(q);
     /* After the share's seq_cst RMW or store (split.c): an idle worker,
      * and the spawners waiting for calls of w's (worker.c). */
     crew__sched_wake(w->sched);

@@ -107,21 +107,12 @@ crew__sched_spawns(const struct crew__sched *sched)
     return crew__spawns_sched == sched ? crew__spawns_here : NULL;
 }
 
-/* A push onto q shared items: make sure a worker will look for them. */
-void crew__sched_spawns_shared(struct crew__split *q);
-
-/* Push a spawned call's job onto q, the calling worker's: false when q
- * is full (it is never grown, so a spawn never allocates), and the
- * caller runs the call itself. */
-static CREW__ALWAYS_INLINE bool
-crew__sched_spawn(struct crew__split *q, struct crew__job *job)
-{
-    enum crew__split_push how = crew__split_push(q, job);
-
-    if (how == CREW__SPLIT_SHARED)
-        crew__sched_spawns_shared(q);
-    return how != CREW__SPLIT_FULL;
-}
+/* Share spawned calls of q's, the calling worker's, after
+ * crew__split_put() said CREW__SPLIT_TO_SHARE, and make sure a worker
+ * will look for them. A spawn puts its call with crew__split_put(): when
+ * q is full (it is never grown, so a spawn never allocates) the caller
+ * runs the call itself. */
+void crew__sched_spawns_share(struct crew__split *q);
 
 /* The worker owning `thief` finished a spawned call whose spawner sleeps
  * in crew__sched_wait_spawned(): wake it. */

@@ -50,6 +50,8 @@ enum crew__split_push {
     CREW__SPLIT_FULL,    /* no room: nothing pushed */
     CREW__SPLIT_PRIVATE, /* pushed, private to the owner */
     CREW__SPLIT_SHARED,  /* pushed, and items were shared: wake a thief */
+    CREW__SPLIT_TO_SHARE /* crew__split_put(): pushed, and the owner must
+                            share now (crew__split_share_new()) */
 };
 
 /* An empty deque with room for `capacity` items (at most 2^31).
@@ -59,6 +61,8 @@ int crew__split_init(struct crew__split *q, uint32_t capacity);
 void crew__split_destroy(struct crew__split *q);
 
 /* The owner's slow paths of the inline operations below. */
+/* Share after crew__split_put() said CREW__SPLIT_TO_SHARE; returns
+ * CREW__SPLIT_SHARED. */
 enum crew__split_push crew__split_share_new(struct crew__split *q);
 void *crew__split_take_shared(struct crew__split *q);
 
@@ -66,9 +70,10 @@ void *crew__split_take_shared(struct crew__split *q);
  * thief asked: then the older half of the private items are shared, the
  * new one too when it is the only one (so that a first spawn followed by
  * long work of the spawner's is there for a thief without asking). After
- * a drain the new item alone is shared. */
+ * a drain the new item alone is shared. crew__split_put() leaves the
+ * sharing to its caller, so that the common case calls nothing. */
 static CREW__ALWAYS_INLINE enum crew__split_push
-crew__split_push(struct crew__split *q, void *item)
+crew__split_put(struct crew__split *q, void *item)
 {
     uint32_t head = q->head;
 
@@ -84,8 +89,16 @@ crew__split_push(struct crew__split *q, void *item)
     uint64_t ends = atomic_load_explicit(&q->ends, memory_order_relaxed);
     if (q->drained || (uint32_t)ends == (uint32_t)(ends >> 32) ||
         atomic_load_explicit(&q->wanted, memory_order_relaxed))
-        return crew__split_share_new(q);
+        return CREW__SPLIT_TO_SHARE;
     return CREW__SPLIT_PRIVATE;
+}
+
+static inline enum crew__split_push
+crew__split_push(struct crew__split *q, void *item)
+{
+    enum crew__split_push how = crew__split_put(q, item);
+
+    return how == CREW__SPLIT_TO_SHARE ? crew__split_share_new(q) : how;
 }
 
 /* Owner only: take back the newest item (index head - 1) if no thief
