@@ -98,14 +98,15 @@ crew__task_call_as(const crew_task *spawner, struct crew__split *spawns,
     struct crew_task child;
     int rc;
 
-    /* Field by field, only those read before written: a spawned call's
-     * end reads neither `failure_lost` nor a value without a value_free. */
+    /* Field by field, only those read before written: nothing reads a
+     * spawned call's `failure_lost`, nor the rest of its result. */
     child.future = spawner->future;
     child.pool = spawner->pool;
     child.failure = NULL;
     child.spawned = NULL;
     child.spawns = spawns;
     child.result.kind = CREW__RESULT_POINTER;
+    child.result.as.ptr.value = NULL;
     child.result.as.ptr.value_free = NULL;
     crew__task_running = &child;
     rc = fn(&child, arg);
