@@ -56,6 +56,7 @@
 #include "sched/deque.h"
 
 #include "harness.h"
+#include "model_kit.h"
 #include "watchdog.h"
 
 #include <errno.h>
@@ -78,44 +79,6 @@
 #define GROW_ITEMS  ((size_t)1 << 17)
 #define MAX_THIEVES 4
 #define DM_PHASES   5
-
-/* ------------------------------------------------------------------ */
-/* Verdict and items                                                   */
-/* ------------------------------------------------------------------ */
-
-static _Atomic(const char *) dm_why; /* the first failure, or NULL */
-static atomic_int dm_line;
-
-static bool
-dm_fail(const char *why, int line)
-{
-    const char *expected = NULL;
-
-    if (atomic_compare_exchange_strong(&dm_why, &expected, why))
-        atomic_store(&dm_line, line);
-    return false;
-}
-
-static bool
-dm_failed(void)
-{
-    return atomic_load_explicit(&dm_why, memory_order_relaxed) != NULL;
-}
-
-/* Evaluates to cond; when false, records why (the first failure wins). */
-#define CHECK(cond, why) ((cond) ? true : dm_fail((why), __LINE__))
-
-static void *
-item_of(size_t id)
-{
-    return (void *)(uintptr_t)(id + 1);
-}
-
-static size_t
-id_of(void *item)
-{
-    return (size_t)((uintptr_t)item - 1);
-}
 
 /* ------------------------------------------------------------------ */
 /* The deque and its model, single-threaded                            */
@@ -249,7 +212,7 @@ do_steal(struct pair *p)
 static bool
 run_script(struct pair *p, const char *script)
 {
-    for (const char *c = script; *c != '\0' && !dm_failed(); c++) {
+    for (const char *c = script; *c != '\0' && !model_failed(); c++) {
         size_t times = 1;
 
         if (*c >= '0' && *c <= '9') {
@@ -266,7 +229,7 @@ run_script(struct pair *p, const char *script)
                 return false;
         }
     }
-    return !dm_failed();
+    return !model_failed();
 }
 
 /* Empties the deque by pops and steals at random, then checks that both
@@ -274,9 +237,9 @@ run_script(struct pair *p, const char *script)
 static void
 pair_finish(struct pair *p, uint64_t *rng)
 {
-    while (model_size(p) > 0 && !dm_failed())
+    while (model_size(p) > 0 && !model_failed())
         (void)(scn_below(rng, 2) ? do_pop(p) : do_steal(p));
-    if (!dm_failed())
+    if (!model_failed())
         run_script(p, "ooss");
     /* Destroy wants it empty: whatever a failure left goes first (a
      * bounded number of pops: a broken deque may never run dry). */
@@ -311,15 +274,15 @@ phase_empty(size_t *ring, uint64_t *rng)
     size_t n = sizeof(scripts) / sizeof(scripts[0]);
     struct pair p;
 
-    for (size_t i = 0; i < n && !dm_failed(); i++) {
+    for (size_t i = 0; i < n && !model_failed(); i++) {
         if (!pair_init(&p, ring))
             return;
         run_script(&p, scripts[i]);
         pair_finish(&p, rng);
     }
-    if (dm_failed() || !pair_init(&p, ring))
+    if (model_failed() || !pair_init(&p, ring))
         return;
-    for (size_t i = 0; i < n && !dm_failed(); i++)
+    for (size_t i = 0; i < n && !model_failed(); i++)
         run_script(&p, scripts[i]);
     pair_finish(&p, rng);
 }
@@ -335,8 +298,8 @@ phase_order(size_t *ring, uint64_t *rng)
 
     if (!pair_init(&reused, ring))
         return;
-    for (size_t i = 0; i < n && !dm_failed(); i++) {
-        for (int fresh = 0; fresh < 2 && !dm_failed(); fresh++) {
+    for (size_t i = 0; i < n && !model_failed(); i++) {
+        for (int fresh = 0; fresh < 2 && !model_failed(); fresh++) {
             struct pair own;
             struct pair *p = &reused;
 
@@ -376,7 +339,7 @@ phase_growth(size_t *ring, uint64_t *rng)
 {
     size_t rounds = crew_scenario_scale(8, 2);
 
-    for (size_t r = 0; r < rounds && !dm_failed(); r++) {
+    for (size_t r = 0; r < rounds && !model_failed(); r++) {
         struct pair p;
         size_t offset = 1 + scn_below(rng, r % 2 ? 63 : 5000);
         size_t target = GROW_ITEMS + scn_below(rng, 100);
@@ -421,12 +384,12 @@ phase_random(size_t *ring, uint64_t *rng)
     struct pair p;
     size_t done = 0;
 
-    while (done < steps && !dm_failed()) {
+    while (done < steps && !model_failed()) {
         size_t end = done + per_deque < steps ? done + per_deque : steps;
 
         if (!pair_init(&p, ring))
             return;
-        while (done < end && !dm_failed()) {
+        while (done < end && !model_failed()) {
             /* A stretch of one bias: growing (5 push, 2 pop, 1 steal),
              * draining, which keeps it around empty (2, 3, 3), or
              * neither (4, 2, 2), long or short. */
@@ -514,7 +477,7 @@ thief_run(void *arg)
         last = id;
         take(a, id);
         t->stolen++;
-        if (dm_failed())
+        if (model_failed())
             break;
     }
     return NULL;
@@ -551,7 +514,7 @@ owner_run(struct arena *a, uint64_t *rng, size_t *stack)
         size_t n = burst(rng);
         bool draining = next == a->items;
 
-        if (dm_failed())
+        if (model_failed())
             break;
         if (r < 55 && !draining) {
             for (size_t k = 0; k < n && next < a->items; k++) {
@@ -603,7 +566,7 @@ owner_run(struct arena *a, uint64_t *rng, size_t *stack)
         }
     }
     /* Emptied for good: no item comes back. */
-    for (int k = 0; k < 3 && !dm_failed(); k++) {
+    for (int k = 0; k < 3 && !model_failed(); k++) {
         CHECK(crew__deque_pop(&a->deque) == NULL,
               "a pop after the deque was emptied returned an item");
         CHECK(crew__deque_steal(&a->deque) == NULL,
@@ -649,7 +612,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
         started++;
     }
     if (started < count) {
-        dm_fail("pthread_create failed", __LINE__);
+        model_fail("pthread_create failed", __LINE__);
         atomic_store(&a.done, 1);
     }
     while (atomic_load(&a.ready) < started)
@@ -663,7 +626,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
         total_empty_steals += thieves[i].empty;
     }
 
-    if (!dm_failed()) {
+    if (!model_failed()) {
         size_t never = 0;
         size_t twice = 0;
 
@@ -697,7 +660,7 @@ phase_concurrent(size_t *stack, size_t items)
 {
     size_t rounds = crew_scenario_scale(320, 160);
 
-    for (size_t r = 0; r < rounds && !dm_failed(); r++)
+    for (size_t r = 0; r < rounds && !model_failed(); r++)
         concurrent_round(r, items, stack);
 }
 
@@ -705,7 +668,6 @@ phase_concurrent(size_t *stack, size_t items)
 /* Main                                                                */
 /* ------------------------------------------------------------------ */
 
-static size_t phases_passed, phases_failed;
 
 /* Runs one phase; counter and unit say what it did, for its line. */
 static void
@@ -713,24 +675,12 @@ run_phase(const char *name, void (*body)(size_t *, uint64_t *), size_t *ring,
           uint64_t k, const size_t *counter, const char *unit)
 {
     uint64_t rng = scn_seed(k);
-    uint64_t t0 = scn_now_ns();
     size_t count0 = *counter;
-    double seconds;
 
-    if (dm_failed())
+    if (!model_phase_start(name))
         return;
-    watchdog_watch(name);
     body(ring, &rng);
-    seconds = (double)(scn_now_ns() - t0) / (double)NS_PER_S;
-    if (dm_failed()) {
-        phases_failed++;
-        printf("FAIL %s: %s (line %d; %.2f s)\n", name, atomic_load(&dm_why),
-               atomic_load(&dm_line), seconds);
-    } else {
-        phases_passed++;
-        printf("PASS %s (%.2f s, %zu %s)\n", name, seconds, *counter - count0,
-               unit);
-    }
+    model_phase_end(*counter - count0, unit);
 }
 
 static size_t concurrent_items;
@@ -784,17 +734,14 @@ main(void)
     free(ring);
     free(stack);
 
-    if (dm_failed()) {
-        printf("deque_model: FAILED: %s (line %d); %zu phases passed, %zu "
-               "failed, %zu not run\n",
-               atomic_load(&dm_why), atomic_load(&dm_line), phases_passed,
-               phases_failed, DM_PHASES - phases_passed - phases_failed);
+    if (model_failed()) {
+        model_print_failure("deque_model", DM_PHASES);
         return 1;
     }
     printf("deque_model: passed: %zu phases, %zu single-threaded calls "
            "checked on %zu deques; %zu items taken exactly once "
            "(%zu popped, %zu stolen, %zu empty steals) (%.2f s)\n",
-           phases_passed, calls_checked, fresh_deques, total_items,
+           model_phases_passed(), calls_checked, fresh_deques, total_items,
            total_popped, total_stolen, total_empty_steals,
            (double)(scn_now_ns() - t0) / (double)NS_PER_S);
     return 0;

@@ -94,6 +94,7 @@
 #include "sched/split.h"
 
 #include "harness.h"
+#include "model_kit.h"
 #include "watchdog.h"
 
 #include <pthread.h>
@@ -114,44 +115,6 @@
 #define SM_PHASES   4
 /* How deep nested work may go while the owner waits for a thief. */
 #define MAX_NEST 4
-
-/* ------------------------------------------------------------------ */
-/* Verdict and items                                                   */
-/* ------------------------------------------------------------------ */
-
-static _Atomic(const char *) sm_why; /* the first failure, or NULL */
-static atomic_int sm_line;
-
-static bool
-sm_fail(const char *why, int line)
-{
-    const char *expected = NULL;
-
-    if (atomic_compare_exchange_strong(&sm_why, &expected, why))
-        atomic_store(&sm_line, line);
-    return false;
-}
-
-static bool
-sm_failed(void)
-{
-    return atomic_load_explicit(&sm_why, memory_order_relaxed) != NULL;
-}
-
-/* Evaluates to cond; when false, records why (the first failure wins). */
-#define CHECK(cond, why) ((cond) ? true : sm_fail((why), __LINE__))
-
-static void *
-item_of(size_t id)
-{
-    return (void *)(uintptr_t)(id + 1);
-}
-
-static size_t
-id_of(void *item)
-{
-    return (size_t)((uintptr_t)item - 1);
-}
 
 static size_t
 min_size(size_t a, size_t b)
@@ -400,7 +363,7 @@ do_sync(struct pair *p)
 static bool
 run_script(struct pair *p, const char *script, bool strict)
 {
-    for (const char *c = script; *c != '\0' && !sm_failed(); c++) {
+    for (const char *c = script; *c != '\0' && !model_failed(); c++) {
         size_t times = 1;
 
         if (*c >= '0' && *c <= '9') {
@@ -421,7 +384,7 @@ run_script(struct pair *p, const char *script, bool strict)
                 return false;
         }
     }
-    return !sm_failed();
+    return !model_failed();
 }
 
 /* Empties the deque as an owner would, by takes, refusals and drops,
@@ -430,7 +393,7 @@ run_script(struct pair *p, const char *script, bool strict)
 static void
 pair_finish(struct pair *p, uint64_t *rng)
 {
-    while (p->n > 0 && !sm_failed()) {
+    while (p->n > 0 && !model_failed()) {
         if (can_drop(p))
             do_drop(p);
         else if (scn_below(rng, 4) == 0)
@@ -438,7 +401,7 @@ pair_finish(struct pair *p, uint64_t *rng)
         else
             do_take(p);
     }
-    if (!sm_failed())
+    if (!model_failed())
         run_script(p, "ttssP t", false);
     crew__split_destroy(&p->split);
 }
@@ -519,18 +482,18 @@ phase_scripts(uint64_t *rng)
     struct pair p;
 
     for (size_t c = 0; c < sizeof(capacities) / sizeof(capacities[0]); c++) {
-        for (size_t i = 0; i < n && !sm_failed(); i++) {
+        for (size_t i = 0; i < n && !model_failed(); i++) {
             if (!pair_init(&p, capacities[c]))
                 return;
             run_script(&p, scripts[i], capacities[c] >= 1000);
-            if (sm_failed())
+            if (model_failed())
                 printf("  (script \"%s\", capacity %zu)\n", scripts[i],
                        capacities[c]);
             pair_finish(&p, rng);
         }
-        if (sm_failed() || !pair_init(&p, capacities[c]))
+        if (model_failed() || !pair_init(&p, capacities[c]))
             return;
-        for (size_t i = 0; i < n && !sm_failed(); i++)
+        for (size_t i = 0; i < n && !model_failed(); i++)
             run_script(&p, scripts[i], false);
         pair_finish(&p, rng);
     }
@@ -543,10 +506,10 @@ phase_capacity(uint64_t *rng)
                                         32, 33, 64, 100, 127, 128, 1000, 4097};
     size_t n = sizeof(capacities) / sizeof(capacities[0]);
 
-    for (size_t i = 0; i < n && !sm_failed(); i++) {
+    for (size_t i = 0; i < n && !model_failed(); i++) {
         size_t cap = capacities[i];
 
-        for (int round = 0; round < 8 && !sm_failed(); round++) {
+        for (int round = 0; round < 8 && !model_failed(); round++) {
             struct pair p;
             size_t steals = scn_below(rng, (unsigned)cap + 1);
 
@@ -607,7 +570,7 @@ phase_random(uint64_t *rng)
     size_t per_deque = 100000;
     size_t done = 0;
 
-    while (done < steps && !sm_failed()) {
+    while (done < steps && !model_failed()) {
         size_t end = done + per_deque < steps ? done + per_deque : steps;
         size_t cap = scn_below(rng, 2) ? 1 + scn_below(rng, 16)
                                        : 1 + scn_below(rng, 4096);
@@ -615,7 +578,7 @@ phase_random(uint64_t *rng)
 
         if (!pair_init(&p, cap))
             return;
-        while (done < end && !sm_failed()) {
+        while (done < end && !model_failed()) {
             /* A stretch of one bias, long or short: towards the owner's
              * pushes, towards its takes, towards the thief, or neither;
              * a share_all one step in 12. */
@@ -748,7 +711,7 @@ thief_run(void *arg)
         /* Release: the owner drops the item after its acquire of this,
          * the thief done with the item's slot. */
         atomic_store_explicit(&a->finished[id], 1, memory_order_release);
-        if (sm_failed())
+        if (model_failed())
             break;
     }
     return NULL;
@@ -877,7 +840,7 @@ owner_take(struct owner *o, unsigned level)
     if (!prove_stolen(o, id))
         return;
     while (!atomic_load_explicit(&a->finished[id], memory_order_acquire) &&
-           !sm_failed()) {
+           !model_failed()) {
         unsigned r = scn_below(&o->rng, 8);
 
         if (r == 0 && level < MAX_NEST) {
@@ -891,7 +854,7 @@ owner_take(struct owner *o, unsigned level)
             sched_yield();
         }
     }
-    if (sm_failed())
+    if (model_failed())
         return;
     crew__split_drop(&a->split);
     o->sp--;
@@ -925,7 +888,7 @@ owner_work(struct owner *o, unsigned level, size_t budget)
     struct arena *a = o->a;
     size_t base = o->sp;
 
-    for (size_t round = 0; !sm_failed(); round++) {
+    for (size_t round = 0; !model_failed(); round++) {
         size_t r = scn_below(&o->rng, 100);
         size_t n = burst(&o->rng);
 
@@ -940,7 +903,7 @@ owner_work(struct owner *o, unsigned level, size_t budget)
             if (scn_below(&o->rng, 8) == 0)
                 sched_yield();
         } else if (r < 97) {
-            for (size_t k = 0; k < n && o->sp > base && !sm_failed(); k++)
+            for (size_t k = 0; k < n && o->sp > base && !model_failed(); k++)
                 owner_take(o, level);
         } else {
             /* As a worker about to sleep: everything shared, then a
@@ -953,7 +916,7 @@ owner_work(struct owner *o, unsigned level, size_t budget)
                 sched_yield();
         }
     }
-    while (o->sp > base && !sm_failed())
+    while (o->sp > base && !model_failed())
         owner_take(o, level);
 }
 
@@ -1003,7 +966,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
     }
     a.count = started;
     if (started < count) {
-        sm_fail("pthread_create failed", __LINE__);
+        model_fail("pthread_create failed", __LINE__);
         atomic_store(&a.done, 1);
     }
     while (atomic_load(&a.ready) < started)
@@ -1018,7 +981,7 @@ concurrent_round(size_t r, size_t items, size_t *stack)
         total_empty_steals += thieves[i].empty;
     }
 
-    if (!sm_failed()) {
+    if (!model_failed()) {
         size_t never = 0;
         size_t twice = 0;
         size_t unfinished = 0;
@@ -1064,7 +1027,7 @@ phase_concurrent(uint64_t *rng)
     size_t rounds = crew_scenario_scale(320, 160);
 
     (void)rng;
-    for (size_t r = 0; r < rounds && !sm_failed(); r++)
+    for (size_t r = 0; r < rounds && !model_failed(); r++)
         concurrent_round(r, concurrent_items, concurrent_stack);
 }
 
@@ -1072,7 +1035,6 @@ phase_concurrent(uint64_t *rng)
 /* Main                                                                */
 /* ------------------------------------------------------------------ */
 
-static size_t phases_passed, phases_failed;
 
 /* Runs one phase; counter and unit say what it did, for its line. */
 static void
@@ -1080,24 +1042,12 @@ run_phase(const char *name, void (*body)(uint64_t *), uint64_t k,
           const size_t *counter, const char *unit)
 {
     uint64_t rng = scn_seed(k);
-    uint64_t t0 = scn_now_ns();
     size_t count0 = *counter;
-    double seconds;
 
-    if (sm_failed())
+    if (!model_phase_start(name))
         return;
-    watchdog_watch(name);
     body(&rng);
-    seconds = (double)(scn_now_ns() - t0) / (double)NS_PER_S;
-    if (sm_failed()) {
-        phases_failed++;
-        printf("FAIL %s: %s (line %d; %.2f s)\n", name, atomic_load(&sm_why),
-               atomic_load(&sm_line), seconds);
-    } else {
-        phases_passed++;
-        printf("PASS %s (%.2f s, %zu %s)\n", name, seconds, *counter - count0,
-               unit);
-    }
+    model_phase_end(*counter - count0, unit);
 }
 
 int
@@ -1136,11 +1086,8 @@ main(void)
               "items taken exactly once");
 
     watchdog_stop();
-    if (sm_failed()) {
-        printf("split_model: FAILED: %s (line %d); %zu phases passed, %zu "
-               "failed, %zu not run\n",
-               atomic_load(&sm_why), atomic_load(&sm_line), phases_passed,
-               phases_failed, SM_PHASES - phases_passed - phases_failed);
+    if (model_failed()) {
+        model_print_failure("split_model", SM_PHASES);
         err = 1;
         goto out_free;
     }
@@ -1148,7 +1095,7 @@ main(void)
            "checked on %zu deques; %zu items taken exactly once (%zu taken "
            "back, %zu stolen; %zu refused takes, %zu nested works, %zu full "
            "pushes, %zu empty steals) (%.2f s)\n",
-           phases_passed, calls_checked, fresh_deques, total_items,
+           model_phases_passed(), calls_checked, fresh_deques, total_items,
            total_taken_back, total_stolen, total_refused, total_nested,
            total_full, total_empty_steals,
            (double)(scn_now_ns() - t0) / (double)NS_PER_S);
