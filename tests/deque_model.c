@@ -483,20 +483,6 @@ thief_run(void *arg)
     return NULL;
 }
 
-/* A burst length: mostly a few, sometimes dozens, now and then thousands
- * (enough to grow the ring while thieves steal). */
-static size_t
-burst(uint64_t *rng)
-{
-    size_t r = scn_below(rng, 100);
-
-    if (r < 70)
-        return 1 + scn_below(rng, 4);
-    if (r < 97)
-        return 5 + scn_below(rng, 60);
-    return 65 + scn_below(rng, 4000);
-}
-
 /*
  * The owner's side of a round, on the calling thread. stack holds the
  * ids it pushed and has not popped, oldest first; thieves may have taken
@@ -511,7 +497,7 @@ owner_run(struct arena *a, uint64_t *rng, size_t *stack)
 
     for (;;) {
         size_t r = scn_below(rng, 100);
-        size_t n = burst(rng);
+        size_t n = model_burst(rng, 4000); /* long ones grow the ring */
         bool draining = next == a->items;
 
         if (model_failed())

@@ -32,6 +32,18 @@ model_failed(void)
     return atomic_load_explicit(&first_why, memory_order_relaxed) != NULL;
 }
 
+size_t
+model_burst(uint64_t *rng, unsigned most)
+{
+    size_t r = scn_below(rng, 100);
+
+    if (r < 70)
+        return 1 + scn_below(rng, 4);
+    if (r < 97)
+        return 5 + scn_below(rng, 60);
+    return 65 + scn_below(rng, most);
+}
+
 bool
 model_phase_start(const char *name)
 {

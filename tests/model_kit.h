@@ -31,6 +31,11 @@ id_of(void *item)
     return (size_t)((uintptr_t)item - 1);
 }
 
+/* How many operations in a row, for an owner thread's burst: mostly a
+ * few, sometimes dozens, now and then up to `most` more (the queue deep
+ * while thieves steal). */
+size_t model_burst(uint64_t *rng, unsigned most);
+
 /* Starts phase `name` under the watchdog: false, and nothing started,
  * once a phase has failed. */
 bool model_phase_start(const char *name);

@@ -863,20 +863,6 @@ owner_take(struct owner *o, unsigned level)
           "is_empty said items were shared, after a drop");
 }
 
-/* A burst length: mostly a few, sometimes dozens, now and then
- * thousands (the deque deep while thieves steal). */
-static size_t
-burst(uint64_t *rng)
-{
-    size_t r = scn_below(rng, 100);
-
-    if (r < 70)
-        return 1 + scn_below(rng, 4);
-    if (r < 97)
-        return 5 + scn_below(rng, 60);
-    return 65 + scn_below(rng, 2000);
-}
-
 /*
  * Pushes and takes back at random, budget rounds of it (level 0: until
  * every id is pushed), then takes back everything it pushed: a task's
@@ -890,7 +876,7 @@ owner_work(struct owner *o, unsigned level, size_t budget)
 
     for (size_t round = 0; !model_failed(); round++) {
         size_t r = scn_below(&o->rng, 100);
-        size_t n = burst(&o->rng);
+        size_t n = model_burst(&o->rng, 2000);
 
         if (o->next == a->items || (level > 0 && round == budget))
             break;
