@@ -1214,6 +1214,49 @@ CREW_API int crew_promise_fail(crew_future *future, int code,
                                const char *format, ...) CREW_PRINTF(3, 4);
 
 /* ------------------------------------------------------------------ */
+/* Failures nobody looked at                                          */
+/* ------------------------------------------------------------------ */
+
+/** @brief Called for a failure nobody observed (crew_set_unobserved()). */
+typedef void (*crew_unobserved_fn)(const crew_error *error, void *user);
+
+/**
+ * @brief Install the process-wide handler of failures nobody looked at;
+ *        NULL removes it.
+ *
+ * When a ::CREW_FAILED future is freed (its last reference released) and
+ * its failure was never observed, @p fn(error, @p user) runs on the
+ * releasing thread, outside every library lock, just before the error
+ * goes. A failure is observed when:
+ * - crew_future_error() returned it;
+ * - a wait call returned its code for that future (crew_future_wait(),
+ *   crew_future_wait_for(), crew_group_wait(); crew_wait_all() through the
+ *   aggregate it returns);
+ * - the future had an crew_future_on_complete() callback, an inbox watch
+ *   (crew_inbox_watch()) or a continuation (crew_then());
+ * - it was a member of a group (the group's outcome carries it);
+ * - it was an input of a join whose outcome carries that failure: every
+ *   failed input of a crew_when_all() or a crew_wait_all(), the first
+ *   failure of a ::CREW_FAIL_FAST join, the winner of a crew_when_any().
+ *
+ * So a fire-and-forget task that fails is reported as soon as it
+ * resolves, and so is a failure that a ::CREW_FAIL_FAST join dropped,
+ * once its last reference goes. Futures the library makes for itself (a
+ * parallel loop's runners) are never reported: their loop's future
+ * carries their failures.
+ *
+ * The handler may read @p error but not release it, must not wait on
+ * futures, and may call other crew functions.
+ *
+ * @param fn    the handler, or NULL for none
+ * @param user  passed to @p fn
+ * @note Thread safety: any thread; returns once no call of the previous
+ *       handler is in progress, so it must not be called from the
+ *       handler.
+ */
+CREW_API void crew_set_unobserved(crew_unobserved_fn fn, void *user);
+
+/* ------------------------------------------------------------------ */
 /* Event loops: the inbox                                             */
 /* ------------------------------------------------------------------ */
 

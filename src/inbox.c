@@ -134,6 +134,7 @@ crew_inbox_watch(crew_inbox *inbox, crew_future *future, void *user)
     w->node.fire = deliver;
     w->inbox = inbox;
     w->future = crew_future_retain(future);
+    crew__future_observe(future); /* delivered to whoever takes it */
     w->user = user;
     crew__lock_acquire(&inbox->lock);
     crew__list_push(&inbox->watching, &w->link);

@@ -146,6 +146,7 @@ crew_then(crew_pool *pool, crew_future *input, crew_then_fn fn, void *arg,
     t->arg = arg;
     t->arg_free = arg_free;
     crew__pool_hold(pool);
+    crew__future_observe(input); /* the continuation is handed it */
     if (future != NULL)
         *future = &t->base;
     /* Last: an input already resolved queues the continuation at once. */

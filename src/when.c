@@ -234,6 +234,8 @@ any_input_resolved(struct crew__completion *node, crew_future *future)
     if (!atomic_exchange_explicit(&j->decided, true, memory_order_relaxed)) {
         struct crew__outcome outcome = {.state = CREW_SUCCEEDED,
                                         .result.as.ptr.value = future};
+        /* The join's outcome carries the winner, failure and all. */
+        crew__future_observe(future);
         j->winner = position_of(in);
         join_settle(j, &outcome);
     }

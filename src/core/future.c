@@ -46,6 +46,7 @@ crew__future_init(crew_future *future, const struct crew__future_ops *ops,
     future->internal = false;
     future->generation = (uint8_t)crew__fork_generation();
     atomic_init(&future->cancel_requested, false);
+    atomic_init(&future->observed, false);
     atomic_init(&future->job.link.next, NULL);
     future->completions = NULL;
     future->waiters.first = NULL;
@@ -390,6 +391,7 @@ crew_future_error(const crew_future *future)
     state = atomic_load_explicit(&future->state, memory_order_acquire);
     if (state != CREW_FAILED && state != CREW_CANCELLED)
         return NULL;
+    crew__future_observe(future);
     return future->error;
 }
 
@@ -432,6 +434,7 @@ crew_future_on_complete(crew_future *future, crew_callback cb, void *user)
     c->node.fire = fire_callback;
     c->cb = cb;
     c->user = user;
+    crew__future_observe(future);
     crew__future_subscribe(future, &c->node);
     return 0;
 }
@@ -462,9 +465,13 @@ static _Thread_local crew_future *doomed;
 static void
 destroy_now(crew_future *future)
 {
-    if (atomic_load_explicit(&future->state, memory_order_relaxed) ==
-        CREW_SUCCEEDED)
+    uint32_t state = atomic_load_explicit(&future->state, memory_order_relaxed);
+
+    if (state == CREW_SUCCEEDED)
         crew__result_drop(&future->u.result);
+    else if (state == CREW_FAILED && !future->internal &&
+             !atomic_load_explicit(&future->observed, memory_order_relaxed))
+        crew__unobserved_report(future->error);
     /* The embedded fallback shares the future's references: nothing to
      * drop. */
     if (future->error != &future->u.lost)

@@ -130,6 +130,9 @@ struct crew_future {
     unsigned internal : 1; /* a parallel loop's runner: not in the statistics */
     uint8_t generation;    /* the fork generation it was made in, mod 256 */
     atomic_bool cancel_requested; /* a running task was asked to stop */
+    /* Someone looked at its failure (see crew_set_unobserved()): set by a
+     * holder of a reference, read by the last one's release. */
+    atomic_bool observed;
     /* How a pool runs it (its link puts it in the injection queue), and
      * through job.class, the kind's ops. */
     struct crew__job job;
@@ -252,8 +255,25 @@ crew__future_is_resolved(const crew_future *future)
  * pending task or continuation made before a fork(), in the parent. */
 bool crew__future_is_stranded(const crew_future *future);
 
-/* The code a wait reports: 0, ECANCELED or the failure's code. The future
- * has resolved. */
+/* Mark the future's failure, if it fails, as seen by someone: the
+ * unobserved handler will not be called for it. The caller holds a
+ * reference. */
+static inline void
+crew__future_observe(const crew_future *future)
+{
+    /* Relaxed: the mark travels to the last release, which frees, with
+     * the caller's own release of its reference (acquire-release). The
+     * flag is no part of the value a const pointer guards. */
+    atomic_store_explicit(&((crew_future *)future)->observed, true,
+                          memory_order_relaxed);
+}
+
+/* Report a failure nobody observed to the process's handler, if one is
+ * installed (crew_set_unobserved()), on the calling thread. */
+void crew__unobserved_report(const crew_error *error);
+
+/* The code a wait reports: 0, ECANCELED or the failure's code, which
+ * counts as observing the failure. The future has resolved. */
 int crew__future_code(const crew_future *future);
 
 /* Free a future whose last reference is gone: its value, its error, what

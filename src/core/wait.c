@@ -161,6 +161,7 @@ crew__future_code(const crew_future *future)
     case CREW_CANCELLED:
         return ECANCELED;
     default:
+        crew__future_observe(future);
         return future->error->code;
     }
 }
