@@ -1214,6 +1214,207 @@ CREW_API int crew_promise_fail(crew_future *future, int code,
                                const char *format, ...) CREW_PRINTF(3, 4);
 
 /* ------------------------------------------------------------------ */
+/* Task groups: structured concurrency                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Tasks started, joined and cancelled as one, like a Trio
+ *        nursery, a Java StructuredTaskScope or a Go errgroup, keeping
+ *        every failure at its member's index.
+ *
+ * Only members (crew_group_submit()), and the members of groups created
+ * inside them, belong to a group: work a member starts with crew_submit()
+ * or crew_then() does not. A group resolves only after every child group
+ * created inside its members has resolved.
+ */
+typedef struct crew_group crew_group;
+
+/** @brief When a group is done, and how it ends (crew_group_close()). */
+typedef enum crew_group_policy {
+    CREW_GROUP_ALL,               /**< every member runs to its end (Task.WhenAll) */
+    CREW_GROUP_CANCEL_ON_FAILURE, /**< the first failure cancels the rest (a nursery) */
+    CREW_GROUP_FIRST_SUCCESS,     /**< the first success cancels the rest */
+    CREW_GROUP_QUORUM             /**< @c quorum successes cancel the rest */
+} crew_group_policy;
+
+/** @brief A group's options; zeroed (or NULL) is ::CREW_GROUP_ALL, no
+ *         limit, no deadline. */
+typedef struct crew_group_options {
+    crew_group_policy policy; /**< ::CREW_GROUP_ALL when zeroed */
+    size_t quorum;       /**< ::CREW_GROUP_QUORUM: successes needed (>= 1) */
+    size_t limit;        /**< members queued or running at once; 0: no limit */
+    uint64_t timeout_ns; /**< deadline, from creation; 0 or ::CREW_FOREVER:
+                              none (0 here means "no deadline", unlike a
+                              wait's 0) */
+} crew_group_options;
+
+/**
+ * @brief Make an open group whose members run on @p pool.
+ *
+ * The default policy, ::CREW_GROUP_ALL, is deliberate: like Task.WhenAll,
+ * every member runs and every failure is reported; choose
+ * ::CREW_GROUP_CANCEL_ON_FAILURE for the behaviour of Trio, Python's
+ * TaskGroup and errgroup.WithContext.
+ *
+ * Called from inside a task that belongs to a group (a member, or a
+ * spawned call of one), the new group is that group's child: cancelling
+ * the parent cancels it too (at once, if the parent is cancelled
+ * already), and it inherits the parent's deadline when that is sooner.
+ *
+ * Deadlines cost no thread per group: the pool keeps them, on one timer
+ * thread of its own, started by the first group with a deadline and
+ * stopped when the pool's memory goes. A deadline fires no earlier than
+ * @c timeout_ns after the group's creation, and fires even when nobody
+ * waits on the group: it cancels the group as crew_group_cancel() does,
+ * and the group fails with ETIMEDOUT (see crew_group_close()).
+ *
+ * A group keeps its pool's memory until it is freed, as a continuation
+ * does.
+ *
+ * @param group    receives the group (NULL on error)
+ * @param pool     where its members run
+ * @param options  NULL for all zero
+ * @return 0; EINVAL (NULL @p pool or @p group, an unknown policy,
+ *         ::CREW_GROUP_QUORUM with @c quorum 0); ENOMEM (also when the
+ *         pool's timer thread could not start); ESHUTDOWN (the pool no
+ *         longer accepts tasks from this thread).
+ * @note Thread safety: any thread, tasks included.
+ */
+CREW_API int crew_group_create(crew_group **group, crew_pool *pool,
+                               const crew_group_options *options);
+
+/**
+ * @brief Add a member: @p fn(task, @p arg) as a task of the group's pool.
+ *
+ * The task is made as crew_submit_ex() makes it: same @p flags, same
+ * waiting for @c max_queued room outside the pool's workers. Its index
+ * in the group, stored in @p *index when @p index is not NULL, is the
+ * number of members added before it (0, 1, 2, ...); a submission that
+ * fails takes none.
+ *
+ * Past the group's @c limit, a member waits inside the group, in order,
+ * ::CREW_PENDING and in no queue of the pool, and is queued once a
+ * running member resolves (taking no @c max_queued room then: the thread
+ * that queues it may be a worker). A member that waits on a held
+ * member's future runs it itself, in its own place (it is not running
+ * meanwhile, so the limit holds); any other waiter waits. A
+ * ::CREW_CANCEL shutdown of the pool cancels held members; a ::CREW_DRAIN
+ * shutdown still queues them.
+ *
+ * Cancelling one member's future cancels that member only, and a member
+ * cancelled that way counts as neither success nor failure.
+ *
+ * @param group     the group
+ * @param fn        the member's function
+ * @param arg       passed to @p fn
+ * @param arg_free  NULL, or frees @p arg once, after @p fn has run or
+ *                  when the member resolves without running
+ * @param flags     0 or ::CREW_NONBLOCKING
+ * @param index     NULL, or receives the member's index
+ * @param future    NULL, or receives a reference to the member's future
+ * @return 0; EINVAL (NULL @p group or @p fn, unknown @p flags); ENOMEM;
+ *         EAGAIN (::CREW_NONBLOCKING and no room); ECANCELED (the group
+ *         is cancelled: by request, deadline or policy); ESHUTDOWN (the
+ *         pool no longer accepts tasks, or the group is closed and the
+ *         caller is not one of its members or their spawned calls). On
+ *         error @p fn never runs, @p arg_free is not called, @p *index is
+ *         untouched and @p *future is NULL.
+ * @note Thread safety: any thread, tasks included, several at once.
+ */
+CREW_API int crew_group_submit(crew_group *group, crew_fn fn, void *arg,
+                               crew_free_fn arg_free, unsigned flags,
+                               size_t *index, crew_future **future);
+
+/**
+ * @brief Cancel every member not yet resolved, and every child group,
+ *        recursively.
+ *
+ * Queued and held members resolve ::CREW_CANCELLED without running;
+ * running ones see crew_task_cancelled() true. Later submissions fail
+ * with ECANCELED. A deadline passing, or the policy deciding, does the
+ * same. Cancelling twice is harmless; the first cause (request,
+ * deadline, policy) is the one the outcome reports.
+ *
+ * @return 0; EINVAL (NULL @p group).
+ * @note Thread safety: any thread, tasks and members included.
+ */
+CREW_API int crew_group_cancel(crew_group *group);
+
+/**
+ * @brief End submissions from outside the group, and hand out its future.
+ *
+ * From then on only its members (and their spawned calls) may add
+ * members. The group's future resolves once the group is closed, no
+ * member is pending or running, and every child group has resolved. A
+ * group that was not cancelled (by request or deadline) succeeds when:
+ * - ::CREW_GROUP_ALL or ::CREW_GROUP_CANCEL_ON_FAILURE: no member failed;
+ * - ::CREW_GROUP_FIRST_SUCCESS: a member succeeded; the result is that
+ *   member's future (crew_future_result() returns a crew_future *), to
+ *   which the group's future holds a reference;
+ * - ::CREW_GROUP_QUORUM: @c quorum members succeeded (result NULL).
+ *
+ * Otherwise it fails, in this order of precedence:
+ * 1. if any member failed, ::CREW_FAILED with an aggregate
+ *    (::CREW_EAGGREGATE) holding every failure in member order, each at
+ *    its member index (crew_error_inner()), whatever the policy;
+ * 2. else, if the deadline cancelled it, ::CREW_FAILED with ETIMEDOUT;
+ * 3. else, if it was cancelled, ::CREW_CANCELLED;
+ * 4. else (too few successes, or none for lack of members) ::CREW_FAILED
+ *    with ENOENT.
+ *
+ * Cancelling the future cancels the group. A resolved member leaves
+ * nothing in the group but its error, if it failed.
+ *
+ * @param group  the group
+ * @param done   NULL, or receives one reference to the group's future
+ * @return 0; EINVAL (NULL @p group); EALREADY (closed before: @p *done
+ *         is NULL).
+ * @note Thread safety: any thread.
+ */
+CREW_API int crew_group_close(crew_group *group, crew_future **done);
+
+/**
+ * @brief Close the group if still open, and block until its future
+ *        resolves.
+ *
+ * From a worker it helps, as every wait does.
+ *
+ * @param group  the group
+ * @param error  NULL, or receives a new reference to the group's error
+ *               (NULL on success)
+ * @return the future's outcome: 0, ::CREW_EAGGREGATE, ETIMEDOUT,
+ *         ECANCELED or ENOENT; EINVAL (NULL @p group); EDEADLK at once
+ *         from a member of the group or of one of its descendant groups
+ *         (a group cannot wait for itself); ESHUTDOWN in a child after
+ *         fork(), for a group of the parent's still pending.
+ * @note Thread safety: any thread but the group's own members.
+ */
+CREW_API int crew_group_wait(crew_group *group, crew_error **error);
+
+/**
+ * @brief Cancel the group if still unresolved, wait for it as
+ *        crew_group_wait() does, and free it.
+ *
+ * Futures handed out stay valid. From a member of the group or of a
+ * descendant it cancels and closes the group without waiting, and the
+ * group frees itself once resolved. Does nothing for NULL. A failure of
+ * the group's that nobody looked at (crew_group_wait(),
+ * crew_future_error()) goes to crew_set_unobserved()'s handler.
+ *
+ * @note Thread safety: once, by the group's owner.
+ */
+CREW_API void crew_group_destroy(crew_group *group);
+
+/**
+ * @brief The group the running @p task (or the spawned call's spawner)
+ *        is a member of, or NULL.
+ *
+ * @return a borrowed pointer, valid while the task runs; NULL for NULL.
+ * @note Thread safety: only inside @p task's function.
+ */
+CREW_API crew_group *crew_task_group(const crew_task *task);
+
+/* ------------------------------------------------------------------ */
 /* Failures nobody looked at                                          */
 /* ------------------------------------------------------------------ */
 

@@ -250,3 +250,9 @@ crew__pool_unhold(crew_pool *pool)
 {
     crew__sched_unhold(pool->sched);
 }
+
+void
+crew__pool_run_here(crew_pool *pool, struct crew__job *job)
+{
+    crew__sched_run_here(pool->sched, job);
+}

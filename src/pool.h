@@ -93,6 +93,22 @@ void crew__pool_release_slot(crew_pool *pool);
  * worker's counters, or the pool's for a thread outside it. */
 void crew__pool_count_chunks(crew_pool *pool, uint64_t succeeded,
                              uint64_t failed);
+/* Deadlines, kept by the pool's timer thread (crew__sched_arm()). */
+static inline int
+crew__pool_arm(crew_pool *pool, struct crew__timer_entry *entry)
+{
+    return crew__sched_arm(pool->sched, entry);
+}
+
+static inline bool
+crew__pool_disarm(crew_pool *pool, struct crew__timer_entry *entry)
+{
+    return crew__sched_disarm(pool->sched, entry);
+}
+
+/* Run a job on the calling thread, one of the pool's workers, as if it
+ * had taken it from a queue. */
+void crew__pool_run_here(crew_pool *pool, struct crew__job *job);
 /* Keep the pool's memory until the matching unhold, past
  * crew_pool_destroy(); the caller holds the pool already. */
 void crew__pool_hold(crew_pool *pool);

@@ -437,6 +437,8 @@ wait_join(crew_future *const *futures, size_t n, uint64_t deadline,
     if (err != 0)
         return err;
     for (size_t i = 0; i < n; i++) {
+        if (!crew__future_is_resolved(futures[i]))
+            crew__future_before_wait(futures[i]);
         if (crew__future_is_stranded(futures[i])) {
             crew_future_release(all);
             return ESHUTDOWN;

@@ -42,6 +42,10 @@ struct crew__future_ops {
     /* Pending, it waits for a pool's worker: in a child after fork(),
      * one made in the parent never resolves. */
     bool needs_worker;
+    /* A thread is about to wait for it, pending: the kind may run it on
+     * that thread first (a group's held member, waited on by a member of
+     * its group). NULL: nothing to do. */
+    void (*before_wait)(crew_future *future);
 };
 
 /* A node on a future's completion list: fire(node, future) runs once,
@@ -222,6 +226,17 @@ crew__future_flush(void)
     if (crew__put_off != 0)
         crew__future_flush_slow();
 }
+/* Give the future's kind its chance to run it on this thread before
+ * the thread waits for it (see before_wait). */
+static inline void
+crew__future_before_wait(crew_future *future)
+{
+    void (*before_wait)(crew_future *) = crew__future_ops(future)->before_wait;
+
+    if (before_wait != NULL)
+        before_wait(future);
+}
+
 /* Block until the future resolves or the absolute deadline passes;
  * a worker helps its pool meanwhile. Returns 0, ETIMEDOUT, or ESHUTDOWN
  * at once for a stranded future (see crew__future_is_stranded()). */

@@ -116,6 +116,7 @@ crew__future_await(crew_future *future, uint64_t deadline)
 
     if (crew__future_is_resolved(future))
         return 0;
+    crew__future_before_wait(future);
     /* What this thread put off may be what resolves the future. */
     crew__future_flush();
     if (crew__future_is_stranded(future))

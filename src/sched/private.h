@@ -15,6 +15,7 @@
 #include "sched/inject.h"
 #include "sched/split.h"
 #include "sched/stats.h"
+#include "sched/timer.h"
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -100,6 +101,8 @@ struct crew__sched {
     atomic_bool detached;       /* destroyed from a worker: last one frees */
     atomic_uint live;           /* workers that have not exited */
     atomic_uint holds;          /* see crew__sched_hold() */
+    /* Deadlines (crew__sched_arm()): NULL until the first. */
+    _Atomic(struct crew__timer *) timer;
 };
 
 /* The calling thread's worker, whichever scheduler it belongs to. */
@@ -180,6 +183,11 @@ void crew__worker_begin(struct crew__worker *w);
 void crew__worker_end(struct crew__worker *w);
 /* Start w's thread running main, with the scheduler's stack size and
  * every asynchronous signal blocked. */
+/* Start a thread of the library's: `stack_size` 0 for the system's
+ * default, every signal blocked but those the kernel sends to the thread
+ * that caused them. Returns 0, or pthread_create()'s error (EAGAIN). */
+int crew__thread_create(pthread_t *thread, void *(*main)(void *), void *arg,
+                        size_t stack_size, bool detached);
 int crew__worker_start(struct crew__worker *w, void *(*main)(void *),
                        bool detached);
 

@@ -159,6 +159,12 @@ out_free:
 void
 crew__sched_free(struct crew__sched *sched)
 {
+    struct crew__timer *timer =
+        atomic_load_explicit(&sched->timer, memory_order_acquire);
+
+    /* Nothing is armed: every holder of an entry held the scheduler. */
+    if (timer != NULL)
+        crew__timer_destroy(timer);
     workers_free(sched, sched->threads);
     crew__spares_free(sched, false);
     pthread_cond_destroy(&sched->spare_cond);
@@ -175,6 +181,11 @@ crew__sched_free(struct crew__sched *sched)
 void
 crew__sched_abandon(struct crew__sched *sched)
 {
+    struct crew__timer *timer =
+        atomic_load_explicit(&sched->timer, memory_order_relaxed);
+
+    if (timer != NULL)
+        crew__timer_abandon(timer);
     for (unsigned i = 0; i < sched->threads; i++)
         crew__worker_destroy(&sched->workers[i], true);
     crew__free(sched->workers);
@@ -398,4 +409,48 @@ void
 crew__sched_release_slot(struct crew__sched *sched)
 {
     crew__inject_release_slots(&sched->inject, 1);
+}
+
+/*
+ * The timer starts with the first deadline. Two first arms racing each
+ * start one; the loser of the exchange stops its own and uses the
+ * winner's.
+ */
+int
+crew__sched_arm(struct crew__sched *sched, struct crew__timer_entry *entry)
+{
+    /* Acquire: pairs with the exchange's release below, so the timer is
+     * seen whole. */
+    struct crew__timer *timer =
+        atomic_load_explicit(&sched->timer, memory_order_acquire);
+
+    if (timer == NULL) {
+        struct crew__timer *none = NULL;
+        int err = crew__timer_create(&timer, sched->options.name);
+
+        if (err != 0)
+            return err;
+        if (!atomic_compare_exchange_strong_explicit(
+                &sched->timer, &none, timer, memory_order_acq_rel,
+                memory_order_acquire)) {
+            crew__timer_destroy(timer);
+            timer = none;
+        }
+    }
+    return crew__timer_arm(timer, entry);
+}
+
+bool
+crew__sched_disarm(struct crew__sched *sched, struct crew__timer_entry *entry)
+{
+    /* Acquire: as in crew__sched_arm(); armed, the entry found it set. */
+    return crew__timer_disarm(
+        atomic_load_explicit(&sched->timer, memory_order_acquire), entry);
+}
+
+void
+crew__sched_run_here(struct crew__sched *sched, struct crew__job *job)
+{
+    (void)sched; /* the caller's worker is the scheduler's */
+    crew__run_job(crew__self, job);
 }

@@ -14,6 +14,7 @@
 #include "base/park.h"
 #include "sched/job.h"
 #include "sched/split.h"
+#include "sched/timer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -123,6 +124,22 @@ void crew__sched_spawns_notify(struct crew__split *thief);
  * work; then sleeping on its event. */
 void crew__sched_wait_spawned(struct crew__split *q, struct crew__split *thief,
                               struct crew__wait *wait);
+
+/* Arm a deadline on the scheduler's timer thread, started by the first
+ * (sched/timer.h): entry->fire runs on it once entry->deadline has
+ * passed, unless disarmed first. The caller keeps a hold on the
+ * scheduler while the entry is armed or firing. Returns 0, ENOMEM, or
+ * EAGAIN (the thread could not start). */
+int crew__sched_arm(struct crew__sched *sched, struct crew__timer_entry *entry);
+/* Take an armed entry back: true if it will never fire; false if it has
+ * fired or is firing. */
+bool crew__sched_disarm(struct crew__sched *sched,
+                        struct crew__timer_entry *entry);
+
+/* Run a job taken out of no queue on the calling thread, one of sched's
+ * workers, as if it had taken it from one: its counters, and a
+ * CREW_CANCEL stop's cancellation. */
+void crew__sched_run_here(struct crew__sched *sched, struct crew__job *job);
 
 /* Whether a CREW_CANCEL stop has begun: a hint for running jobs. */
 bool crew__sched_is_cancelling(const struct crew__sched *sched);

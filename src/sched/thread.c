@@ -130,7 +130,7 @@ crew__worker_destroy(struct crew__worker *w, bool abandon)
     crew__split_destroy(&w->spawns);
 }
 
-/* The signals workers block: every one but those the kernel sends to the
+/* The signals the library's threads block: every one but those the kernel sends to the
  * thread that caused them. */
 static void
 worker_signal_mask(sigset_t *set)
@@ -144,10 +144,9 @@ worker_signal_mask(sigset_t *set)
 }
 
 int
-crew__worker_start(struct crew__worker *w, void *(*main)(void *),
-                   bool detached)
+crew__thread_create(pthread_t *thread, void *(*main)(void *), void *arg,
+                    size_t stack_size, bool detached)
 {
-    size_t stack_size = w->sched->options.stack_size;
     pthread_attr_t attr;
     sigset_t blocked, saved;
     int err;
@@ -164,11 +163,19 @@ crew__worker_start(struct crew__worker *w, void *(*main)(void *),
     if (err == 0) {
         worker_signal_mask(&blocked);
         pthread_sigmask(SIG_SETMASK, &blocked, &saved);
-        err = pthread_create(&w->thread, &attr, main, w);
+        err = pthread_create(thread, &attr, main, arg);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
     }
     pthread_attr_destroy(&attr);
     return err;
+}
+
+int
+crew__worker_start(struct crew__worker *w, void *(*main)(void *),
+                   bool detached)
+{
+    return crew__thread_create(&w->thread, main, w,
+                               w->sched->options.stack_size, detached);
 }
 
 void
