@@ -1329,9 +1329,11 @@ CREW_API int crew_group_submit(crew_group *group, crew_fn fn, void *arg,
  * @brief Cancel every member not yet resolved, and every child group,
  *        recursively.
  *
- * Queued and held members resolve ::CREW_CANCELLED without running;
- * running ones see crew_task_cancelled() true. Later submissions fail
- * with ECANCELED. A deadline passing, or the policy deciding, does the
+ * Queued and held members resolve ::CREW_CANCELLED without running:
+ * held ones at once, queued ones as soon as a worker takes them out of
+ * their queue (the group keeps no list of them, so a fan-out pays
+ * nothing for cancellation); running ones see crew_task_cancelled()
+ * true. Later submissions fail with ECANCELED. A deadline passing, or the policy deciding, does the
  * same. Cancelling twice is harmless; the first cause (request,
  * deadline, policy) is the one the outcome reports.
  *

@@ -2,50 +2,56 @@
  * Task groups: crew_group_* and crew_task_group.
  *
  * Theory of operation. A group is one block: its future first (what
- * crew_group_close() hands out), then the state its lock guards. A
- * member is a task whose block also holds its place in the group: its
- * index, a completion node, and links. The node is on the member's
- * completion list from birth, so whatever resolves the member (a worker
- * running it, a canceller, a pool refusing it) accounts for it in the
- * group, on the resolving thread, before anything else sees the outcome:
- * a failure is recorded at its index, a success counted, the policy
- * consulted, and a held member queued in its place.
+ * crew_group_close() hands out), then its state. A member is a task whose
+ * block (a large one, base/alloc.h) also holds its index and a completion
+ * node. The node is on the member's completion list from birth, so
+ * whatever resolves the member (a worker running it, a canceller, a pool
+ * refusing it) accounts for it in the group on the resolving thread
+ * before anyone else sees the outcome: a failure is recorded at its
+ * index, a success counted for the policy, a held member queued in its
+ * place.
  *
- * Counting. `pending` counts members added and not yet accounted for,
- * and `kids` the child groups not yet resolved; while either is above
- * zero the group holds a reference to its own future (`busy`), so that
- * neither a member nor a child outlives it. `running` counts members
- * queued or running, which `limit` bounds: past it a member is held,
- * PENDING in the group's FIFO and in no queue, holding the reference a
- * queue would, until a member resolves and it is queued in its place
- * (without a max_queued slot: the thread that queues it may be a
- * worker). The group resolves once it is closed and both counts are
- * zero; the thread that sees that happen does it, outside the lock.
+ * Counting without a shared line. What keeps a group from resolving is
+ * its outstanding count: members added and not accounted for, child
+ * groups not resolved. A fan-out of a million members would bounce one
+ * shared counter between the submitter and every worker, so until the
+ * group closes each thread counts on a line of its own (`counts`, one
+ * per worker and one for every other thread), as Linux's percpu_ref
+ * does. Closing freezes the lines one by one (an exchange leaves FROZEN,
+ * far below any live count) and adds their sum to `central`, which held a
+ * BIAS meanwhile so that it could not reach zero before the whole sum was
+ * in; a thread that finds its line frozen counts on `central` instead.
+ * Whoever brings `central` to zero resolves the group, once
+ * (`resolving`). A member's decrement is the last thing its accounting
+ * does to the group, which may be gone right after. The group holds a
+ * reference to its own future until it has resolved.
  *
  * Adding a member races its own resolution. A member queued at once may
  * run and resolve before its submitter has given it its index, which is
  * the number of members added before it and so is only given once the
- * queue has taken it (a refused submission takes no index). Its node
- * then finds it not yet `added`, marks it `early` and leaves it; the
- * submitter, giving the index under the lock, accounts for it instead.
- * The submitter's own reference keeps the block until then.
+ * queue has taken it (a refused submission takes none). Whichever of the
+ * two, the index given or the resolution, comes second accounts for the
+ * member (`phase`). The submitter's own reference keeps the block.
  *
- * Cancelling. The group's live members are on `live` (members not yet
- * resolved), its live children on `kids_live`. A canceller marks the
- * group cancelled under the lock, then takes one member at a time off
- * `live`, onto `asked`, with a reference, and cancels it outside the
- * lock, where its resolution may come back into the group; the same
- * for children, recursively. A member added while the walk runs sees
- * the mark when it joins `live`, and cancels itself. The first cause
- * (a request, the deadline, the policy) is the one the outcome reports.
+ * Cancelling is lazy where it can be. A member that runs asks its group
+ * (crew_task_cancelled() through the ops' stop_requested); a queued member
+ * taken out of its queue after the cancel resolves cancelled without
+ * running; so neither needs a list, and the fan-out pays nothing for it.
+ * Held members (past `limit`: PENDING in the group's FIFO, in no queue,
+ * holding the reference a queue would) are taken out of the FIFO by the
+ * canceller and resolved cancelled at once; child groups, on a list, are
+ * cancelled recursively. The first cause (a request, the deadline, the
+ * policy) is the one the outcome reports.
  *
  * Deadlines are the pool's (sched/timer.h): an armed group holds a
  * reference for its timer entry, dropped by the fire or by the disarm at
  * resolution. A child group inherits its parent's sooner deadline
  * without an entry of its own: the parent's fire cancels it.
  *
- * Lock order: a group's lock is a leaf. Nothing else is taken under it,
- * no future is resolved and no user code runs under it.
+ * `lock` guards what a fan-out without a limit never touches: the FIFO
+ * and the running count of a limited group, the failures, the children.
+ * It is a leaf: nothing else is taken under it, no future is resolved
+ * and no user code runs under it.
  */
 #include "base/alloc.h"
 #include "base/platform.h"
@@ -55,10 +61,23 @@
 #include "task.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 
 /* Why a group was cancelled: the first cause wins. */
 enum cause { NOT_CANCELLED, BY_REQUEST, BY_DEADLINE, BY_POLICY };
+
+/* A line's count once frozen: FROZEN, moved by the threads that still
+ * add to it before they see it frozen, so anything below FROZEN_BELOW.
+ * Live counts stay far above, frozen ones far from overflowing. */
+#define FROZEN       (-(INT64_C(1) << 62))
+#define FROZEN_BELOW (-(INT64_C(1) << 61))
+/* What `central` holds until the frozen lines' sum is in. */
+#define BIAS (INT64_C(1) << 62)
+
+struct counter {
+    alignas(64) _Atomic int64_t net; /* added minus accounted for */
+};
 
 struct failure {
     size_t index;
@@ -67,7 +86,7 @@ struct failure {
 
 struct member;
 
-/* A FIFO of held members, linked through their `held_link`. */
+/* A FIFO of held members, linked through their jobs' links. */
 struct held {
     struct member *first, *last;
 };
@@ -75,61 +94,57 @@ struct held {
 struct crew_group {
     crew_future base; /* first: the group's future */
     crew_pool *pool;  /* held until the block is freed */
-    struct crew_group *parent;
+    crew_group *parent;
     crew_group_policy policy;
     size_t quorum;
     size_t limit;      /* 0: none */
     uint64_t deadline; /* absolute; UINT64_MAX: none */
     struct crew__timer_entry timer;
     bool armed; /* constant once made: an entry of its own is armed */
+    unsigned lines;
+    struct counter *counts; /* one a worker, then one for other threads */
+    _Atomic int64_t central;
+    atomic_size_t next_index; /* members added */
+    atomic_int cause;         /* enum cause */
+    atomic_bool closed;
+    atomic_bool resolving;
+    atomic_size_t successes;     /* QUORUM */
+    _Atomic(crew_future *) winner; /* FIRST_SUCCESS: a reference */
 
-    struct crew__lock lock; /* guards everything below */
-    bool closed;
-    bool resolving;    /* its resolution is decided: the rest is frozen */
-    enum cause cause;  /* cancelled, and why */
-    size_t next_index; /* members added */
-    size_t pending;    /* members added and not accounted for */
-    size_t running;    /* members queued or running */
-    size_t kids;       /* child groups not resolved */
-    size_t successes;
-    crew_future *winner; /* FIRST_SUCCESS: the first success, a reference */
+    struct crew__lock lock; /* guards the rest */
+    size_t running;         /* limited: members queued or running */
+    struct held held;       /* members past the limit, oldest first */
     struct failure *failures; /* in the order they came */
     size_t failed, failures_capacity;
     bool failures_lost; /* one could not be recorded: memory ran out */
-    struct crew__list live;      /* members, resolution not yet asked */
-    struct crew__list asked;     /* members asked to cancel */
-    struct held held;            /* members past the limit, oldest first */
     struct crew__list kids_live; /* children, cancellation not yet asked */
     struct crew__list kids_asked;
     struct crew__node sibling; /* on the parent's kids_live or kids_asked */
     bool sibling_asked;        /* which: under the parent's lock */
 };
 
+/* Where a member is, as to the limit: under the group's lock. */
+enum where { QUEUED, IN_FIFO, TAKEN_BY_CANCEL };
+
+/* Who accounts for a member: see the file comment. */
+enum phase { ADDING, ADDED, EARLY };
+
+/* Small enough for malloc's fast bins: a member is often freed by a
+ * thread other than the one that made it. While held it lies in no
+ * queue, and its job's link is the FIFO's. */
 struct member {
     crew_future base; /* first: the member's future */
     struct crew__completion node;
     crew_group *group;
-    struct crew__node link;    /* on the group's live or asked */
-    struct member *held_next;  /* in the group's held FIFO */
-    struct member *held_prev;
     size_t index;
-    bool added; /* has its index: the rest is under the group's lock */
-    bool early; /* resolved before it was added */
-    bool asked; /* on `asked`, not `live` */
-    bool held;  /* in the FIFO */
+    _Atomic unsigned char phase; /* enum phase */
+    unsigned char where;         /* enum where */
 };
 
-/* What a thread must do once it lets go of a group's lock. */
-struct todo {
-    bool cancel;              /* the policy decided: cancel the rest */
-    bool resolve;             /* resolve the group */
-    bool unbusy;              /* drop the `busy` reference */
-    struct member *unheld;    /* a held member resolved: drop its hold */
-    struct member *to_queue;  /* held members to queue, a chain */
-};
+_Static_assert(sizeof(struct member) <= CREW__BLOCK_LARGE,
+               "a member fits a large block");
 
 static const struct crew__future_ops member_ops;
-static const struct crew__future_ops group_ops;
 
 static struct member *
 member_of(const crew_future *future)
@@ -171,73 +186,167 @@ inside(const crew_group *g)
     return false;
 }
 
-/* pending or kids went from zero: the group holds its own future. */
-static void
-busy_up(crew_group *g, size_t *count)
+static bool
+is_cancelled(const crew_group *g)
 {
-    if (g->pending + g->kids == 0)
-        crew_future_retain(&g->base);
-    ++*count;
+    /* Relaxed: a hint, as a task's own cancellation request is; what
+     * else a canceller did is read under the lock. */
+    return atomic_load_explicit(&g->cause, memory_order_relaxed) !=
+           NOT_CANCELLED;
 }
 
-/* pending or kids went down; the caller let go of the lock first. */
-static void
-busy_down(crew_group *g, size_t *count, struct todo *todo)
+/*
+ * Add d to the outstanding count, on the calling thread's line while it
+ * is not frozen, else on `central`. True if this brought the count to
+ * zero, which only `central` can.
+ */
+static bool
+count(crew_group *g, int64_t d)
 {
-    --*count;
-    if (g->pending + g->kids != 0)
-        return;
-    todo->unbusy = true;
-    if (g->closed && !g->resolving) {
-        g->resolving = true;
-        todo->resolve = true;
-    }
+    struct counter *line = &g->counts[crew__pool_slot(g->pool)];
+
+    /* Release: what the thread did for the group before (a failure
+     * recorded, a success counted) is visible to the freezer that
+     * exchanges the line, and through `central` to the resolver.
+     * Acquire: a thread that finds its line frozen then sees the close
+     * that came before the freeze (enter()). */
+    if (atomic_fetch_add_explicit(&line->net, d, memory_order_acq_rel) >=
+        FROZEN_BELOW)
+        return false;
+    /* Frozen: the line's sum went to `central`, and this goes there too.
+     * Acquire-release: the thread that reaches zero sees every other's
+     * work. */
+    return atomic_fetch_add_explicit(&g->central, d, memory_order_acq_rel) +
+               d ==
+           0;
+}
+
+/* Freeze every line into `central`; true if the count is zero then. */
+static bool
+freeze(crew_group *g)
+{
+    int64_t sum = 0;
+
+    /* Acquire-release: collects the lines' work for the resolver. */
+    for (unsigned i = 0; i < g->lines; i++)
+        sum += atomic_exchange_explicit(&g->counts[i].net, FROZEN,
+                                        memory_order_acq_rel);
+    return atomic_fetch_add_explicit(&g->central, sum - BIAS,
+                                     memory_order_acq_rel) +
+               (sum - BIAS) ==
+           0;
+}
+
+static void resolve(crew_group *g);
+
+/* The count reached zero: resolve, once. */
+static void
+resolve_once(crew_group *g)
+{
+    if (!atomic_exchange_explicit(&g->resolving, true, memory_order_acq_rel))
+        resolve(g);
+}
+
+/* Count one member or child done: the last touch of g unless it is the
+ * one that empties a closed group. */
+static void
+count_down(crew_group *g)
+{
+    if (count(g, -1))
+        resolve_once(g);
+}
+
+static struct member *
+held_next(const struct member *m)
+{
+    /* Relaxed: the FIFO is under the group's lock. */
+    struct crew__link *next =
+        atomic_load_explicit(&m->base.job.link.next, memory_order_relaxed);
+
+    return next != NULL ? member_of(crew__future_of_job(crew__container_of(
+                              next, struct crew__job, link)))
+                        : NULL;
+}
+
+static void
+set_held_next(struct member *m, struct member *next)
+{
+    atomic_store_explicit(&m->base.job.link.next,
+                          next != NULL ? &next->base.job.link : NULL,
+                          memory_order_relaxed);
 }
 
 static void
 held_append(struct held *h, struct member *m)
 {
-    m->held = true;
-    m->held_next = NULL;
-    m->held_prev = h->last;
+    m->where = IN_FIFO;
+    set_held_next(m, NULL);
     if (h->last != NULL)
-        h->last->held_next = m;
+        set_held_next(h->last, m);
     else
         h->first = m;
     h->last = m;
 }
 
+/* Take m off the FIFO: at its head when the limit lets one go, anywhere
+ * when one is cancelled alone or run by a waiting member. */
 static void
 held_remove(struct held *h, struct member *m)
 {
-    m->held = false;
-    if (m->held_prev != NULL)
-        m->held_prev->held_next = m->held_next;
+    struct member *prev = NULL;
+
+    for (struct member *at = h->first; at != m; at = held_next(at))
+        prev = at;
+    if (prev != NULL)
+        set_held_next(prev, held_next(m));
     else
-        h->first = m->held_next;
-    if (m->held_next != NULL)
-        m->held_next->held_prev = m->held_prev;
-    else
-        h->last = m->held_prev;
+        h->first = held_next(m);
+    if (h->last == m)
+        h->last = prev;
+    set_held_next(m, NULL);
 }
 
-/* Queue held members while the limit has room: the caller does, from
- * todo->to_queue, outside the lock. */
-static void
-take_held(crew_group *g, struct todo *todo)
+/* Take held members off the FIFO while the limit has room, as a chain
+ * (still linked as the FIFO was) for queue_held(); under the lock. A
+ * cancelled group queues none: its canceller takes the FIFO. */
+static struct member *
+take_held(crew_group *g)
 {
-    struct member **tail = &todo->to_queue;
+    struct member *chain = g->held.first, *last = NULL;
 
-    while (*tail != NULL)
-        tail = &(*tail)->held_next;
-    while (g->held.first != NULL && g->running < g->limit) {
-        struct member *m = g->held.first;
-
-        held_remove(&g->held, m);
+    while (g->held.first != NULL && g->running < g->limit &&
+           !is_cancelled(g)) {
+        last = g->held.first;
+        last->where = QUEUED;
         g->running++;
-        m->held_next = NULL;
-        *tail = m;
-        tail = &m->held_next;
+        g->held.first = held_next(last);
+    }
+    if (last == NULL)
+        return NULL;
+    if (g->held.first == NULL)
+        g->held.last = NULL;
+    set_held_next(last, NULL);
+    return chain;
+}
+
+/* Queue a chain of members taken from the FIFO, with the FIFO's
+ * references, and no max_queued slot. */
+static void
+queue_held(crew_group *g, struct member *m)
+{
+    while (m != NULL) {
+        /* Read first: the queue takes the link. */
+        struct member *next = held_next(m);
+        int err = crew__pool_submit(g->pool, &m->base.job, 0);
+
+        if (err != 0) {
+            /* The pool shut down (a CANCEL one cancels held members) or
+             * a deque could not grow: it resolves without running, and
+             * its node accounts for it. The reference was the queue's. */
+            crew__task_refuse(&m->base, err);
+            crew_future_release(&m->base);
+        }
+        m = next;
     }
 }
 
@@ -245,6 +354,7 @@ take_held(crew_group *g, struct todo *todo)
 static void
 record_failure(crew_group *g, size_t index, const crew_error *error)
 {
+    crew__lock_acquire(&g->lock);
     if (g->failed == g->failures_capacity) {
         size_t capacity =
             g->failures_capacity != 0 ? 2 * g->failures_capacity : 4;
@@ -254,6 +364,7 @@ record_failure(crew_group *g, size_t index, const crew_error *error)
                 : NULL;
         if (grown == NULL) {
             g->failures_lost = true;
+            crew__lock_release(&g->lock);
             return;
         }
         g->failures = grown;
@@ -262,77 +373,70 @@ record_failure(crew_group *g, size_t index, const crew_error *error)
     g->failures[g->failed].index = index;
     g->failures[g->failed].error = crew_error_retain(error);
     g->failed++;
-}
-
-/* A member resolved (and was added): count it, under the lock. */
-static void
-account(crew_group *g, struct member *m, struct todo *todo)
-{
-    crew_future *f = &m->base;
-    crew_state state = crew_future_state(f);
-
-    crew__list_remove(m->asked ? &g->asked : &g->live, &m->link);
-    if (m->held) {
-        /* Cancelled where it waited: never queued, never running. */
-        held_remove(&g->held, m);
-        todo->unheld = m;
-    } else {
-        g->running--;
-    }
-    if (state == CREW_FAILED) {
-        record_failure(g, m->index, f->error);
-        if (g->policy == CREW_GROUP_CANCEL_ON_FAILURE)
-            todo->cancel = true;
-    } else if (state == CREW_SUCCEEDED) {
-        g->successes++;
-        if (g->policy == CREW_GROUP_FIRST_SUCCESS && g->winner == NULL) {
-            g->winner = crew_future_retain(f);
-            todo->cancel = true;
-        } else if (g->policy == CREW_GROUP_QUORUM &&
-                   g->successes == g->quorum) {
-            todo->cancel = true;
-        }
-    }
-    if (g->limit != 0)
-        take_held(g, todo);
-    busy_down(g, &g->pending, todo);
+    crew__lock_release(&g->lock);
 }
 
 static void cancel_group(crew_group *g, enum cause cause);
-static void resolve(crew_group *g);
 
-/* Queue held members, taken from the FIFO with the limit's room. */
-static void
-queue_held(crew_group *g, struct member *m)
+/* What the policy makes of one resolved member: true to cancel the rest. */
+static bool
+policy_decides(crew_group *g, crew_future *f, crew_state state)
 {
-    while (m != NULL) {
-        struct member *next = m->held_next;
-        int err = crew__pool_submit(g->pool, &m->base.job, 0);
+    crew_future *none = NULL;
 
-        if (err != 0) {
-            /* The pool shut down (a CANCEL one cancels held members) or
-             * a deque could not grow: it resolves without running, and
-             * its node accounts for it, running. The hold was ours. */
-            crew__task_refuse(&m->base, err);
-            crew_future_release(&m->base);
-        }
-        m = next;
+    if (state == CREW_FAILED) {
+        record_failure(g, member_of(f)->index, f->error);
+        return g->policy == CREW_GROUP_CANCEL_ON_FAILURE;
+    }
+    if (state != CREW_SUCCEEDED)
+        return false;
+    switch (g->policy) {
+    case CREW_GROUP_FIRST_SUCCESS:
+        /* The reference goes with the exchange: released if it lost. */
+        crew_future_retain(f);
+        if (atomic_compare_exchange_strong_explicit(
+                &g->winner, &none, f, memory_order_acq_rel,
+                memory_order_relaxed))
+            return true;
+        crew_future_release(f);
+        return false;
+    case CREW_GROUP_QUORUM:
+        return atomic_fetch_add_explicit(&g->successes, 1,
+                                         memory_order_acq_rel) +
+                   1 ==
+               g->quorum;
+    default:
+        return false;
     }
 }
 
-/* Do what the lock's holder left to do, in this order. */
+/* A member resolved and has its index: count it in the group. */
 static void
-act(crew_group *g, struct todo *todo)
+account(crew_group *g, struct member *m)
 {
-    if (todo->cancel)
+    crew_future *f = &m->base;
+    struct member *chain = NULL;
+    bool unheld = false;
+
+    if (g->limit != 0) {
+        crew__lock_acquire(&g->lock);
+        if (m->where == QUEUED) {
+            g->running--;
+        } else {
+            /* Cancelled where it waited: never queued, never running. */
+            if (m->where == IN_FIFO)
+                held_remove(&g->held, m);
+            unheld = true;
+        }
+        chain = take_held(g);
+        crew__lock_release(&g->lock);
+    }
+    if (policy_decides(g, f, crew_future_state(f)))
         cancel_group(g, BY_POLICY);
-    if (todo->unheld != NULL)
-        crew_future_release(&todo->unheld->base);
-    queue_held(g, todo->to_queue);
-    if (todo->resolve)
-        resolve(g);
-    if (todo->unbusy)
-        crew_future_release(&g->base);
+    queue_held(g, chain);
+    if (unheld)
+        crew_future_release(f); /* the FIFO's; the resolver holds one */
+    count_down(g);
 }
 
 /* The node on every member's completion list. */
@@ -340,20 +444,32 @@ static void
 member_resolved(struct crew__completion *node, crew_future *future)
 {
     struct member *m = member_of(future);
-    crew_group *g = m->group;
-    struct todo todo = {0};
+    unsigned char adding = ADDING;
 
     (void)node;
-    crew__lock_acquire(&g->lock);
-    if (!m->added) {
-        /* Its submitter accounts for it, once it has its index. */
-        m->early = true;
-        crew__lock_release(&g->lock);
-        return;
-    }
-    account(g, m, &todo);
-    crew__lock_release(&g->lock);
-    act(g, &todo);
+    /* Acquire-release: the submitter's index, written before its
+     * exchange, is seen here; or this resolution is seen by it. */
+    if (atomic_compare_exchange_strong_explicit(&m->phase, &adding, EARLY,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return; /* its submitter accounts for it, index given */
+    account(m->group, m);
+}
+
+/* A member's job: a task's, but a queued member of a cancelled group
+ * resolves cancelled without running. */
+static void
+member_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
+{
+    crew_future *f = crew__future_of_job(job);
+
+    crew__task_run(job, cancel || is_cancelled(member_of(f)->group), tally);
+}
+
+static bool
+member_stop_requested(const crew_future *future)
+{
+    return is_cancelled(member_of(future)->group);
 }
 
 /*
@@ -372,58 +488,41 @@ member_before_wait(crew_future *future)
     if (group_here() != g || !crew__sched_is_mine(g->pool->sched))
         return;
     crew__lock_acquire(&g->lock);
-    take = m->held;
+    take = m->where == IN_FIFO && !is_cancelled(g);
     if (take) {
         held_remove(&g->held, m);
+        m->where = QUEUED;
         g->running++;
     }
     crew__lock_release(&g->lock);
     if (take)
-        crew__pool_run_here(g->pool, &m->base.job); /* drops the hold */
+        crew__pool_run_here(g->pool, &m->base.job); /* the FIFO's reference */
+}
+
+static void
+member_free(crew_future *future)
+{
+    crew__block_free(member_of(future), sizeof(struct member));
 }
 
 static const struct crew__future_ops member_ops = {
-    .job = {.run = crew__task_run},
+    .job = {.run = member_run},
     .cancel = crew__task_cancel,
-    .destroy = crew__future_free,
+    .destroy = member_free,
     .needs_worker = true,
     .before_wait = member_before_wait,
+    .stop_requested = member_stop_requested,
 };
 
-/* Give a member its index, and what follows from it, under the lock. */
-static void
-add(crew_group *g, struct member *m, struct todo *todo)
+/* A new member, not yet counted, with the queue's (or FIFO's) reference
+ * and the submitter's. */
+static struct member *
+member_new(crew_group *g, crew_fn fn, void *arg, crew_free_fn arg_free)
 {
-    m->index = g->next_index++;
-    m->added = true;
-    if (m->early) {
-        crew__list_push(&g->live, &m->link);
-        account(g, m, todo);
-    } else {
-        crew__list_push(&g->live, &m->link);
-    }
-}
+    struct member *m = crew__block_alloc(sizeof(*m));
 
-int
-crew_group_submit(crew_group *g, crew_fn fn, void *arg, crew_free_fn arg_free,
-                  unsigned flags, size_t *index, crew_future **future)
-{
-    struct todo todo = {0};
-    struct member *m;
-    bool direct, cancel_it = false;
-    int err;
-
-    if (future != NULL)
-        *future = NULL;
-    if (g == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
-        return EINVAL;
-    err = crew__pool_accepts(g->pool);
-    if (err != 0)
-        return err;
-    m = crew__malloc(sizeof(*m));
     if (m == NULL)
-        return ENOMEM;
-    /* The queue's (or the FIFO's) reference, and this call's. */
+        return NULL;
     crew__future_init(&m->base, &member_ops, 2);
     m->base.u.task = (struct crew__closure){
         .fn = fn, .arg = arg, .arg_free = arg_free, .pool = g->pool};
@@ -433,61 +532,113 @@ crew_group_submit(crew_group *g, crew_fn fn, void *arg, crew_free_fn arg_free,
     m->node.next = NULL;
     m->base.completions = &m->node; /* not yet shared: no lock */
     m->group = g;
-    m->added = false;
-    m->early = false;
-    m->asked = false;
-    m->held = false;
+    atomic_init(&m->phase, ADDING);
+    m->where = QUEUED;
+    return m;
+}
 
-    crew__lock_acquire(&g->lock);
-    if (g->cause != NOT_CANCELLED)
-        err = ECANCELED;
-    else if (g->closed && group_here() != g)
-        err = ESHUTDOWN;
+/* Whether the calling thread may add members now; counts one if so. */
+static int
+enter(crew_group *g)
+{
+    bool member = group_here() == g;
+
+    if (is_cancelled(g))
+        return ECANCELED;
+    /* Acquire: a close seen here was made before; see below. */
+    if (atomic_load_explicit(&g->closed, memory_order_acquire) && !member)
+        return ESHUTDOWN;
+    count(g, 1);
+    /* Closed meanwhile: the close's freeze may have missed this thread's
+     * count, or not; either way it is taken back, and if that empties
+     * the group, this thread resolves it. A member's own count keeps the
+     * group from resolving under it. */
+    if (!member && atomic_load_explicit(&g->closed, memory_order_acquire)) {
+        count_down(g);
+        return ESHUTDOWN;
+    }
+    return 0;
+}
+
+/* Queue a member at once: 0, or the pool's error (nothing queued). */
+static int
+queue_now(crew_group *g, struct member *m, unsigned flags)
+{
+    m->base.slotted = crew__pool_counts_slots(g->pool);
+    return crew__pool_submit(
+        g->pool, &m->base.job,
+        (m->base.slotted ? CREW__JOB_SLOTTED : 0u) |
+            ((flags & CREW_NONBLOCKING) != 0 ? CREW__JOB_NONBLOCKING : 0u));
+}
+
+int
+crew_group_submit(crew_group *g, crew_fn fn, void *arg, crew_free_fn arg_free,
+                  unsigned flags, size_t *index, crew_future **future)
+{
+    struct member *m;
+    bool held = false;
+    unsigned char adding = ADDING;
+    int err;
+
+    if (future != NULL)
+        *future = NULL;
+    if (g == NULL || fn == NULL || (flags & ~CREW_NONBLOCKING) != 0)
+        return EINVAL;
+    err = crew__pool_accepts(g->pool);
+    if (err != 0)
+        return err;
+    m = member_new(g, fn, arg, arg_free);
+    if (m == NULL)
+        return ENOMEM;
+    err = enter(g);
     if (err != 0) {
-        crew__lock_release(&g->lock);
-        crew__free(m);
+        member_free(&m->base);
         return err;
     }
-    busy_up(g, &g->pending);
-    direct = g->limit == 0 || g->running < g->limit;
-    if (direct) {
-        g->running++;
-        m->base.slotted = crew__pool_counts_slots(g->pool);
-    } else {
-        held_append(&g->held, m);
-        add(g, m, &todo);
-    }
-    crew__lock_release(&g->lock);
-
-    if (direct) {
-        err = crew__pool_submit(
-            g->pool, &m->base.job,
-            (m->base.slotted ? CREW__JOB_SLOTTED : 0u) |
-                ((flags & CREW_NONBLOCKING) != 0 ? CREW__JOB_NONBLOCKING
-                                                  : 0u));
+    if (g->limit != 0) {
         crew__lock_acquire(&g->lock);
-        if (err != 0) {
-            g->running--;
-            if (g->limit != 0)
-                take_held(g, &todo);
-            busy_down(g, &g->pending, &todo);
+        if (is_cancelled(g)) {
+            /* Its canceller may have taken the FIFO already. */
+            err = ECANCELED;
+        } else if (g->running < g->limit) {
+            g->running++;
         } else {
-            /* Cancelled while it was being queued: the walk missed it. */
-            cancel_it = g->cause != NOT_CANCELLED && !m->early;
-            add(g, m, &todo);
+            held = true;
+            held_append(&g->held, m);
+            m->index = atomic_fetch_add_explicit(&g->next_index, 1,
+                                                 memory_order_relaxed);
+            atomic_store_explicit(&m->phase, ADDED, memory_order_relaxed);
         }
         crew__lock_release(&g->lock);
-        if (err != 0) {
-            crew__free(m); /* never queued, never seen */
-            act(g, &todo);
-            return err;
+    }
+    if (err == 0 && !held) {
+        err = queue_now(g, m, flags);
+        if (err != 0 && g->limit != 0) {
+            struct member *chain;
+
+            crew__lock_acquire(&g->lock);
+            g->running--;
+            chain = take_held(g);
+            crew__lock_release(&g->lock);
+            queue_held(g, chain);
         }
+    }
+    if (err != 0) {
+        member_free(&m->base); /* never queued, never seen */
+        count_down(g);
+        return err;
+    }
+    if (!held) {
+        /* Relaxed: the index is published by the exchange below. */
+        m->index = atomic_fetch_add_explicit(&g->next_index, 1,
+                                             memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(
+                &m->phase, &adding, ADDED, memory_order_acq_rel,
+                memory_order_acquire))
+            account(g, m); /* it resolved first: EARLY */
     }
     if (index != NULL)
         *index = m->index;
-    if (cancel_it)
-        crew__task_cancel(&m->base);
-    act(g, &todo);
     if (future != NULL)
         *future = &m->base;
     else
@@ -496,36 +647,42 @@ crew_group_submit(crew_group *g, crew_fn fn, void *arg, crew_free_fn arg_free,
 }
 
 /*
- * Cancel every member and child not yet resolved, one at a time, each
- * moved to its `asked` list under the lock and cancelled outside it with
- * a reference of the walk's. Only the first canceller walks; a member
- * added meanwhile cancels itself (crew_group_submit()).
+ * Cancel the group: mark it (members that run or are taken from their
+ * queue ask the mark), resolve its held members cancelled, and cancel
+ * its children, one at a time, each moved to `kids_asked` under the lock
+ * and cancelled outside it with a reference of the walk's. Only the
+ * first cause acts.
  */
 static void
 cancel_group(crew_group *g, enum cause cause)
 {
-    crew__lock_acquire(&g->lock);
-    if (g->cause != NOT_CANCELLED) {
-        crew__lock_release(&g->lock);
-        return;
-    }
-    g->cause = cause;
-    for (;;) {
-        struct crew__node *n = g->live.first;
-        struct member *m;
+    int none = NOT_CANCELLED;
+    struct member *m;
 
-        if (n == NULL)
-            break;
-        m = crew__container_of(n, struct member, link);
-        crew__list_remove(&g->live, n);
-        crew__list_push(&g->asked, n);
-        m->asked = true;
-        crew_future_retain(&m->base);
-        crew__lock_release(&g->lock);
+    /* Relaxed: the lock below orders the rest. */
+    if (!atomic_compare_exchange_strong_explicit(&g->cause, &none, (int)cause,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    /* The FIFO, detached whole, keeps its links. Each member's
+     * resolution drops the FIFO's reference, and may come first (a
+     * crew_future_cancel() of it): the walk holds one of its own. */
+    crew__lock_acquire(&g->lock);
+    m = g->held.first;
+    for (struct member *h = m; h != NULL; h = held_next(h)) {
+        h->where = TAKEN_BY_CANCEL;
+        crew_future_retain(&h->base);
+    }
+    g->held.first = g->held.last = NULL;
+    crew__lock_release(&g->lock);
+    while (m != NULL) {
+        struct member *next = held_next(m);
+
         crew__task_cancel(&m->base);
         crew_future_release(&m->base);
-        crew__lock_acquire(&g->lock);
+        m = next;
     }
+    crew__lock_acquire(&g->lock);
     for (;;) {
         struct crew__node *n = g->kids_live.first;
         crew_group *kid;
@@ -593,8 +750,10 @@ aggregate(crew_group *g)
 
     if (g->failures_lost)
         return NULL;
-    error = crew__error_aggregate(g->failed, g->next_index, "members failed",
-                                  &entries);
+    error = crew__error_aggregate(
+        g->failed,
+        atomic_load_explicit(&g->next_index, memory_order_relaxed),
+        "members failed", &entries);
     if (error == NULL)
         return NULL;
     qsort(g->failures, g->failed, sizeof(g->failures[0]), by_index);
@@ -614,29 +773,32 @@ release_future(void *future)
 
 /* What the group resolves with: see crew_group_close() in crew.h. */
 static struct crew__outcome
-outcome_of(crew_group *g, enum cause cause)
+outcome_of(crew_group *g)
 {
     struct crew__outcome outcome = {.state = CREW_FAILED};
-    bool cancelled = cause == BY_REQUEST || cause == BY_DEADLINE;
+    int cause = atomic_load_explicit(&g->cause, memory_order_relaxed);
+    crew_future *winner =
+        atomic_exchange_explicit(&g->winner, NULL, memory_order_acquire);
     bool enough;
 
     switch (g->policy) {
     case CREW_GROUP_FIRST_SUCCESS:
-        enough = g->winner != NULL;
+        enough = winner != NULL;
         break;
     case CREW_GROUP_QUORUM:
-        enough = g->successes >= g->quorum;
+        enough = atomic_load_explicit(&g->successes, memory_order_relaxed) >=
+                 g->quorum;
         break;
     default:
         enough = g->failed == 0 && !g->failures_lost;
         break;
     }
-    if (!cancelled && enough) {
+    if (cause != BY_REQUEST && cause != BY_DEADLINE && enough) {
         outcome.state = CREW_SUCCEEDED;
-        if (g->winner != NULL) {
-            outcome.result.as.ptr.value = g->winner;
+        if (winner != NULL) {
+            outcome.result.as.ptr.value = winner;
             outcome.result.as.ptr.value_free = release_future;
-            g->winner = NULL; /* the outcome's reference now */
+            winner = NULL; /* the outcome's reference now */
         }
     } else if (g->failed != 0 || g->failures_lost) {
         outcome.code = CREW_EAGGREGATE;
@@ -651,52 +813,45 @@ outcome_of(crew_group *g, enum cause cause)
         outcome.code = ENOENT;
         outcome.error = crew__error_default(ENOENT);
     }
+    crew_future_release(winner);
     return outcome;
-}
-
-static void kid_resolved(crew_group *parent, crew_group *kid);
-
-/*
- * Resolve: the group is closed, no member is pending, every child has
- * resolved, and this thread set `resolving`, so nothing below changes
- * but the cause, read once under the lock.
- */
-static void
-resolve(crew_group *g)
-{
-    struct crew__outcome outcome;
-    enum cause cause;
-
-    if (g->armed && crew__pool_disarm(g->pool, &g->timer))
-        crew_future_release(&g->base); /* the entry's */
-    crew__lock_acquire(&g->lock);
-    cause = g->cause;
-    crew__lock_release(&g->lock);
-    outcome = outcome_of(g, cause);
-    for (size_t i = 0; i < g->failed; i++)
-        crew_error_release(g->failures[i].error);
-    crew__free(g->failures);
-    g->failures = NULL;
-    g->failed = 0;
-    crew_future_release(g->winner);
-    g->winner = NULL;
-    /* The caller's `busy` reference outlives the call. */
-    crew__future_settle(&g->base, &outcome);
-    if (g->parent != NULL)
-        kid_resolved(g->parent, g);
 }
 
 static void
 kid_resolved(crew_group *g, crew_group *kid)
 {
-    struct todo todo = {0};
-
     crew__lock_acquire(&g->lock);
     crew__list_remove(kid->sibling_asked ? &g->kids_asked : &g->kids_live,
                       &kid->sibling);
-    busy_down(g, &g->kids, &todo);
     crew__lock_release(&g->lock);
-    act(g, &todo);
+    count_down(g);
+}
+
+/*
+ * Resolve: the group is closed, its count is zero, and this thread won
+ * `resolving`: nothing below changes any more but the cause. The lock is
+ * taken once, for the failures, as a barrier with their recorders.
+ */
+static void
+resolve(crew_group *g)
+{
+    struct crew__outcome outcome;
+
+    if (g->armed && crew__pool_disarm(g->pool, &g->timer))
+        crew_future_release(&g->base); /* the entry's */
+    crew__lock_acquire(&g->lock);
+    outcome = outcome_of(g);
+    for (size_t i = 0; i < g->failed; i++)
+        crew_error_release(g->failures[i].error);
+    crew__free(g->failures);
+    g->failures = NULL;
+    g->failed = 0;
+    crew__lock_release(&g->lock);
+    /* The group's reference to itself outlives the call. */
+    crew__future_settle(&g->base, &outcome);
+    if (g->parent != NULL)
+        kid_resolved(g->parent, g);
+    crew_future_release(&g->base); /* its own */
 }
 
 static void
@@ -705,6 +860,7 @@ group_destroy(crew_future *future)
     crew_group *g = group_of(future);
     crew_pool *pool = g->pool;
 
+    crew__free(g->counts);
     crew__free(g);
     crew__pool_unhold(pool);
 }
@@ -719,17 +875,24 @@ static const struct crew__future_ops group_ops = {
 static void
 adopt(crew_group *parent, crew_group *g)
 {
-    enum cause cause;
-
+    /* The creating member's own count keeps the parent open. */
+    count(parent, 1);
     crew__lock_acquire(&parent->lock);
-    cause = parent->cause;
-    busy_up(parent, &parent->kids);
     crew__list_push(&parent->kids_live, &g->sibling);
     g->sibling_asked = false;
     crew__lock_release(&parent->lock);
-    /* Nobody else knows g yet: no lock needed. */
-    if (cause != NOT_CANCELLED)
-        g->cause = cause == BY_DEADLINE ? BY_DEADLINE : BY_REQUEST;
+    /* A cancel that marked the parent before the push walks the list
+     * without g: g takes the mark itself. One after finds g there. */
+    switch (atomic_load_explicit(&parent->cause, memory_order_relaxed)) {
+    case NOT_CANCELLED:
+        break;
+    case BY_DEADLINE:
+        cancel_group(g, BY_DEADLINE);
+        break;
+    default:
+        cancel_group(g, BY_REQUEST);
+        break;
+    }
 }
 
 int
@@ -756,9 +919,16 @@ crew_group_create(crew_group **out, crew_pool *pool,
     g = crew__calloc(1, sizeof(*g));
     if (g == NULL)
         return ENOMEM;
-    /* The handle's reference. */
-    crew__future_init(&g->base, &group_ops, 1);
+    g->lines = crew_pool_threads(pool) + 1;
+    g->counts = crew__calloc_aligned(g->lines, sizeof(g->counts[0]));
+    if (g->counts == NULL) {
+        crew__free(g);
+        return ENOMEM;
+    }
+    /* The handle's reference, and its own until it resolves. */
+    crew__future_init(&g->base, &group_ops, 2);
     atomic_init(&g->lock.word, 0);
+    atomic_init(&g->central, BIAS);
     g->pool = pool;
     g->policy = options->policy;
     g->quorum = options->quorum;
@@ -766,23 +936,23 @@ crew_group_create(crew_group **out, crew_pool *pool,
     deadline = options->timeout_ns == 0 ? UINT64_MAX
                                         : crew__deadline_after(options->timeout_ns);
     g->deadline = deadline;
-    if (parent != NULL && parent->deadline <= deadline)
+    if (parent != NULL && parent->deadline <= deadline) {
         g->deadline = parent->deadline; /* its parent's fire cancels it */
-    else if (deadline != UINT64_MAX) {
+    } else if (deadline != UINT64_MAX) {
         g->timer.deadline = deadline;
         g->timer.fire = deadline_passed;
         crew_future_retain(&g->base); /* the entry's */
-        err = crew__pool_arm(pool, &g->timer);
-        if (err != 0) {
+        if (crew__pool_arm(pool, &g->timer) != 0) {
+            crew__free(g->counts);
             crew__free(g);
             return ENOMEM;
         }
         g->armed = true;
     }
     g->parent = parent;
+    crew__pool_hold(pool);
     if (parent != NULL)
         adopt(parent, g);
-    crew__pool_hold(pool);
     *out = g;
     return 0;
 }
@@ -790,28 +960,17 @@ crew_group_create(crew_group **out, crew_pool *pool,
 int
 crew_group_close(crew_group *g, crew_future **done)
 {
-    struct todo todo = {0};
-    bool closed;
-
     if (done != NULL)
         *done = NULL;
     if (g == NULL)
         return EINVAL;
-    crew__lock_acquire(&g->lock);
-    closed = g->closed;
-    g->closed = true;
-    if (!closed && g->pending + g->kids == 0 && !g->resolving) {
-        g->resolving = true;
-        todo.resolve = true;
-    }
-    crew__lock_release(&g->lock);
-    if (closed)
+    /* Acquire-release: pairs with enter()'s loads. */
+    if (atomic_exchange_explicit(&g->closed, true, memory_order_acq_rel))
         return EALREADY;
     if (done != NULL)
         *done = crew_future_retain(&g->base);
-    /* The handle's reference holds the group through the resolution. */
-    if (todo.resolve)
-        resolve(g);
+    if (freeze(g))
+        resolve_once(g);
     return 0;
 }
 

@@ -106,6 +106,14 @@ crew__pool_disarm(crew_pool *pool, struct crew__timer_entry *entry)
     return crew__sched_disarm(pool->sched, entry);
 }
 
+/* The calling thread's place among the pool's workers, or
+ * crew_pool_threads() for any other thread (crew__sched_slot()). */
+static inline unsigned
+crew__pool_slot(const crew_pool *pool)
+{
+    return crew__sched_slot(pool->sched);
+}
+
 /* Run a job on the calling thread, one of the pool's workers, as if it
  * had taken it from a queue. */
 void crew__pool_run_here(crew_pool *pool, struct crew__job *job);

@@ -73,7 +73,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
 void
 crew__task_discard(crew_future *future)
 {
-    crew__block_free(future);
+    crew__block_free(future, sizeof(*future));
 }
 
 /* A CAS from PENDING to `to`. Acquire: the winner reads the closure,
@@ -170,11 +170,18 @@ resolve_cancelled(crew_future *future)
 static bool
 cancel_requested(const crew_future *future, const crew_pool *pool)
 {
-    /* Relaxed: a hint the task polls; no data travels with it. A loop's
-     * chunk has no future of its own. */
-    return (future != NULL && atomic_load_explicit(&future->cancel_requested,
-                                                   memory_order_relaxed)) ||
-           crew__pool_is_cancelling(pool);
+    bool (*stop_requested)(const crew_future *);
+
+    if (crew__pool_is_cancelling(pool))
+        return true;
+    /* A loop's chunk has no future of its own. */
+    if (future == NULL)
+        return false;
+    /* Relaxed: a hint the task polls; no data travels with it. */
+    if (atomic_load_explicit(&future->cancel_requested, memory_order_relaxed))
+        return true;
+    stop_requested = crew__future_ops(future)->stop_requested;
+    return stop_requested != NULL && stop_requested(future);
 }
 
 /* Count how a task taken out of a queue ended on `tally`: a loop's

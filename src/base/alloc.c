@@ -3,6 +3,8 @@
  * where fault injection (fault.h) reaches every allocation, and a
  * per-thread cache of future blocks.
  *
+ * Blocks come in two sizes (alloc.h), each with a cache of its own.
+ *
  * Theory of operation. A task's future is allocated by its submitter
  * and freed by whichever thread drops the last reference. The block goes
  * to the freeing thread's cache, a plain list in thread-local storage, up
@@ -62,7 +64,9 @@ struct cache {
 /* A variable, not the macro: gcc's -Wtype-limits would call a count
  * compared with a capacity of 0 always true under ASan. */
 static const unsigned cache_capacity = CACHE_BLOCKS;
-static _Thread_local struct cache cache;
+/* One cache a size class, and the exact size of the blocks each keeps. */
+static _Thread_local struct cache caches[2];
+static const size_t class_size[2] = {CREW__BLOCK_SMALL, CREW__BLOCK_LARGE};
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 static bool cache_key_made;
@@ -116,18 +120,21 @@ crew__free(void *p)
     free(p);
 }
 
+/* Free every block this thread keeps: `value` is its caches. */
 static void
 cache_drain(void *value)
 {
     struct cache *c = value;
 
-    while (c->head != NULL) {
-        struct cached *block = c->head;
-        c->head = block->next;
-        free(block);
+    for (size_t k = 0; k < 2; k++) {
+        while (c[k].head != NULL) {
+            struct cached *block = c[k].head;
+            c[k].head = block->next;
+            free(block);
+        }
+        c[k].count = 0;
     }
-    c->count = 0;
-    c->registered = false;
+    c[0].registered = false;
 }
 
 static void
@@ -140,48 +147,57 @@ make_cache_key(void)
 static bool
 cache_register(void)
 {
-    if (cache.registered)
+    if (caches[0].registered)
         return true;
     pthread_once(&cache_key_once, make_cache_key);
-    if (!cache_key_made || pthread_setspecific(cache_key, &cache) != 0)
+    if (!cache_key_made || pthread_setspecific(cache_key, caches) != 0)
         return false;
-    cache.registered = true;
+    caches[0].registered = true;
     return true;
+}
+
+/* The class of blocks of `size` bytes. */
+static size_t
+class_of(size_t size)
+{
+    return size <= CREW__BLOCK_SMALL ? 0 : 1;
 }
 
 void *
 crew__block_alloc(size_t size)
 {
+    struct cache *c = &caches[class_of(size)];
     struct cached *block;
 
     if (crew__fault_alloc())
         return NULL;
-    block = cache.head;
+    block = c->head;
     if (block == NULL)
-        return malloc(size);
-    cache.head = block->next;
-    cache.count--;
+        return malloc(class_size[class_of(size)]);
+    c->head = block->next;
+    c->count--;
     return block;
 }
 
 void
-crew__block_free(void *p)
+crew__block_free(void *p, size_t size)
 {
+    struct cache *c = &caches[class_of(size)];
     struct cached *block = p;
 
     if (p == NULL)
         return;
     /* Relaxed: a stale count only decides whether one block is cached;
      * the pool's own creation and freeing order the rest. */
-    if (cache.count >= cache_capacity ||
+    if (c->count >= cache_capacity ||
         atomic_load_explicit(&pools, memory_order_relaxed) == 0 ||
         !cache_register()) {
         free(p);
         return;
     }
-    block->next = cache.head;
-    cache.head = block;
-    cache.count++;
+    block->next = c->head;
+    c->head = block;
+    c->count++;
 }
 
 void
@@ -195,5 +211,5 @@ void
 crew__block_cache_close(void)
 {
     if (atomic_fetch_sub_explicit(&pools, 1, memory_order_relaxed) == 1)
-        cache_drain(&cache);
+        cache_drain(caches);
 }

@@ -21,9 +21,13 @@ void *crew__realloc(void *p, size_t size);
 void *crew__calloc_aligned(size_t n, size_t size);
 void crew__free(void *p);
 
-/* A future block: every call passes the same size, sizeof(crew_future). */
+/* A future's block, of one of two sizes: CREW__BLOCK_SMALL bytes (a
+ * task's future) or CREW__BLOCK_LARGE (a group's member); `size`, at most
+ * that, picks the class, and the same size is passed to the free. */
+#define CREW__BLOCK_SMALL 96
+#define CREW__BLOCK_LARGE 136
 void *crew__block_alloc(size_t size);
-void crew__block_free(void *p);
+void crew__block_free(void *p, size_t size);
 /* A pool was made, or freed: blocks are cached only while one exists,
  * and the thread freeing the last one frees its own cache. */
 void crew__block_cache_open(void);

@@ -482,7 +482,7 @@ destroy_now(crew_future *future)
 void
 crew__future_free_block(crew_future *future)
 {
-    crew__block_free(future);
+    crew__block_free(future, sizeof(*future));
 }
 
 void

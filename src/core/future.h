@@ -10,6 +10,7 @@
 #include "crew.h"
 #include "core/error.h"
 #include "sched/job.h"
+#include "base/alloc.h"
 #include "base/list.h"
 #include "base/park.h"
 
@@ -46,6 +47,10 @@ struct crew__future_ops {
      * that thread first (a group's held member, waited on by a member of
      * its group). NULL: nothing to do. */
     void (*before_wait)(crew_future *future);
+    /* Whether a running task of this kind was asked to stop by something
+     * other than its own future (a member's group). NULL: nothing else
+     * asks. */
+    bool (*stop_requested)(const crew_future *future);
 };
 
 /* A node on a future's completion list: fire(node, future) runs once,
@@ -165,6 +170,10 @@ struct crew_future {
 
 /* An inline copy is aligned for any type: the block is (malloc()), and
  * so is the copy's offset in it. */
+/* A task's future is a small block (base/alloc.h). */
+_Static_assert(sizeof(crew_future) <= CREW__BLOCK_SMALL,
+               "a future fits a small block");
+
 _Static_assert(offsetof(crew_future, u.result.as.bytes) %
                        _Alignof(max_align_t) ==
                    0,

@@ -454,3 +454,13 @@ crew__sched_run_here(struct crew__sched *sched, struct crew__job *job)
     (void)sched; /* the caller's worker is the scheduler's */
     crew__run_job(crew__self, job);
 }
+
+unsigned
+crew__sched_slot(const struct crew__sched *sched)
+{
+    const struct crew__worker *w = crew__self;
+
+    return w != NULL && w->sched == sched && w->index < sched->threads
+               ? w->index
+               : sched->threads;
+}

@@ -136,6 +136,11 @@ int crew__sched_arm(struct crew__sched *sched, struct crew__timer_entry *entry);
 bool crew__sched_disarm(struct crew__sched *sched,
                         struct crew__timer_entry *entry);
 
+/* The calling thread's place among sched's fixed workers, 0 to
+ * threads - 1, or `threads` for any other thread (a spare, a thread
+ * outside the pool): for counters kept one a thread. */
+unsigned crew__sched_slot(const struct crew__sched *sched);
+
 /* Run a job taken out of no queue on the calling thread, one of sched's
  * workers, as if it had taken it from one: its counters, and a
  * CREW_CANCEL stop's cancellation. */
