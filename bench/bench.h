@@ -15,6 +15,23 @@
  *   fanout-each   crew only: the fanout tasks submitted as one batch by
  *             one crew_submit_each call, then joined; seconds from the
  *             call to the join's end (the checksum is fanout's)
+ *   group-all   crew only: the fanout tasks as SIZE members of one
+ *             task group (CREW_GROUP_ALL, no limit, no futures asked
+ *             for), submitted from the main thread, then
+ *             crew_group_wait; seconds from the group's creation to the
+ *             wait's end, its destruction after the clock as fanout's
+ *             release of its futures is (the checksum is fanout's)
+ *   sem-limit4  crew only: SIZE limit tasks (bench_limit_work) with at
+ *             most BENCH_LIMIT of them submitted and unfinished at once,
+ *             by hand, as Go's errgroup.SetLimit does: a counting
+ *             semaphore (a mutex and a condition variable) that the main
+ *             thread acquires before each crew_submit and the task
+ *             releases as its last step, then crew_wait_all on the
+ *             futures; seconds from the first acquire to the join's end
+ *   group-limit4  crew only: the sem-limit4 tasks as members of one
+ *             group with limit = BENCH_LIMIT (no futures asked for),
+ *             then crew_group_wait; timed as group-all (the checksum is
+ *             sem-limit4's)
  *   fib       fib(SIZE), each call submitting fib(n-1) as a task, computing
  *             fib(n-2) itself, then waiting for the child; metric: seconds
  *   fj-fib    fib(SIZE) by fork-join without futures: each call forks
@@ -204,6 +221,26 @@ bench_tiny(uint64_t i)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
+}
+
+/* The limit workloads: at most this many tasks submitted and not yet
+ * finished at once (the group's limit, the semaphore's permits). */
+#define BENCH_LIMIT 4
+
+/* A limit task's work: BENCH_LIMIT_STEPS splitmix64 steps from its
+ * index, about 400 ns on this project's machine (3.8 ns a step), so that
+ * the tasks are short but not free and admitting the next one, which the
+ * limit makes wait for a finished one, is a visible part of each. Never
+ * inlined, for the reason bench_uneven_range() gives. */
+#define BENCH_LIMIT_STEPS 100
+
+static __attribute__((noinline, unused)) uint64_t
+bench_limit_work(uint64_t i)
+{
+    uint64_t x = i;
+    for (int k = 0; k < BENCH_LIMIT_STEPS; k++)
+        x = bench_tiny(x);
+    return x;
 }
 
 /* Whether the i-th task of the errors workload fails. */

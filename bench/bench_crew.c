@@ -117,6 +117,132 @@ fan_out_each(crew_pool *pool, long n)
     return seconds;
 }
 
+/* group-all: the fanout tasks as the members of one group with the
+ * default options (CREW_GROUP_ALL, no limit, no deadline), no future
+ * asked for, then the group's wait: timed as fan_out() is, from before
+ * the group's creation (part of what a group costs) to the wait's end;
+ * the destruction of the resolved group comes after the clock, as
+ * fan_out()'s release of its futures does. */
+static double
+group_all(crew_pool *pool, long n)
+{
+    crew_group *group;
+    uint64_t start;
+
+    results = bench_alloc_u64(n);
+    start = bench_now_ns();
+    check(crew_group_create(&group, pool, NULL), "crew_group_create");
+    for (long i = 0; i < n; i++)
+        check(crew_group_submit(group, tiny_task, (void *)(intptr_t)i, NULL,
+                                0, NULL, NULL),
+              "crew_group_submit");
+    check(crew_group_wait(group, NULL), "crew_group_wait");
+    double seconds = bench_seconds_since(start);
+    crew_group_destroy(group);
+    return seconds;
+}
+
+/* sem-limit4, group-limit4: task i writes bench_limit_work(i) to
+ * results[i]. */
+static int
+limit_task(crew_task *task, void *arg)
+{
+    long i = (long)(intptr_t)arg;
+
+    (void)task;
+    results[i] = bench_limit_work((uint64_t)i);
+    return 0;
+}
+
+/* sem-limit4: Go's errgroup.SetLimit by hand on the same pool. A
+ * counting semaphore of BENCH_LIMIT permits, a mutex and a condition
+ * variable (the simplest correct one; only the main thread ever waits
+ * on it, so one signal a release is enough): the main thread takes a
+ * permit before each crew_submit, the task gives it back as its last
+ * step, so at most BENCH_LIMIT tasks are submitted and unfinished at
+ * once; then crew_wait_all on their futures. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned permits, waiting;
+} sem = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, BENCH_LIMIT, 0};
+
+static void
+sem_acquire(void)
+{
+    bench_check(pthread_mutex_lock(&sem.lock), "pthread_mutex_lock");
+    while (sem.permits == 0) {
+        sem.waiting++;
+        bench_check(pthread_cond_wait(&sem.cond, &sem.lock),
+                    "pthread_cond_wait");
+        sem.waiting--;
+    }
+    sem.permits--;
+    bench_check(pthread_mutex_unlock(&sem.lock), "pthread_mutex_unlock");
+}
+
+static void
+sem_release(void)
+{
+    bench_check(pthread_mutex_lock(&sem.lock), "pthread_mutex_lock");
+    sem.permits++;
+    if (sem.waiting > 0)
+        bench_check(pthread_cond_signal(&sem.cond), "pthread_cond_signal");
+    bench_check(pthread_mutex_unlock(&sem.lock), "pthread_mutex_unlock");
+}
+
+static int
+sem_limit_task(crew_task *task, void *arg)
+{
+    limit_task(task, arg);
+    sem_release();
+    return 0;
+}
+
+static double
+sem_limit(crew_pool *pool, long n)
+{
+    crew_future **futures = bench_calloc((size_t)n + 1, sizeof(*futures));
+    uint64_t start;
+
+    results = bench_alloc_u64(n);
+    start = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        sem_acquire();
+        check(crew_submit(pool, sem_limit_task, (void *)(intptr_t)i,
+                          &futures[i]),
+              "crew_submit");
+    }
+    check(crew_wait_all(futures, (size_t)n, NULL), "crew_wait_all");
+    double seconds = bench_seconds_since(start);
+    release_all(futures, n);
+    free(futures);
+    return seconds;
+}
+
+/* group-limit4: the same tasks as members of a group of limit
+ * BENCH_LIMIT, no future asked for; timed as group_all() is. */
+static double
+group_limit(crew_pool *pool, long n)
+{
+    crew_group_options options = {.policy = CREW_GROUP_ALL,
+                                  .limit = BENCH_LIMIT};
+    crew_group *group;
+    uint64_t start;
+
+    results = bench_alloc_u64(n);
+    start = bench_now_ns();
+    check(crew_group_create(&group, pool, &options), "crew_group_create");
+    for (long i = 0; i < n; i++)
+        check(crew_group_submit(group, limit_task, (void *)(intptr_t)i, NULL,
+                                0, NULL, NULL),
+              "crew_group_submit");
+    check(crew_group_wait(group, NULL), "crew_group_wait");
+    double seconds = bench_seconds_since(start);
+    crew_group_destroy(group);
+    return seconds;
+}
+
 /* fib: each call submits fib(n-1), computes fib(n-2), waits. */
 struct fib {
     long n;
@@ -505,6 +631,8 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
+        !bench_is(&a, "group-all") && !bench_is(&a, "sem-limit4") &&
+        !bench_is(&a, "group-limit4") &&
         !bench_is(&a, "fib") && !bench_is(&a, "fj-fib") &&
         !bench_is(&a, "fj-nqueens") && !bench_is(&a, "fj-uts-t1") &&
         !bench_is(&a, "fj-uts-t3") && !bench_is(&a, "pfor") &&
@@ -520,6 +648,15 @@ main(int argc, char **argv)
         checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "fanout-each")) {
         metric = fan_out_each(pool, a.size);
+        checksum = bench_sum(results, a.size);
+    } else if (bench_is(&a, "group-all")) {
+        metric = group_all(pool, a.size);
+        checksum = bench_sum(results, a.size);
+    } else if (bench_is(&a, "sem-limit4")) {
+        metric = sem_limit(pool, a.size);
+        checksum = bench_sum(results, a.size);
+    } else if (bench_is(&a, "group-limit4")) {
+        metric = group_limit(pool, a.size);
         checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "errors")) {
         metric = fan_out(pool, failing_task, a.size, &error);

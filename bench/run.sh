@@ -16,8 +16,8 @@
 #                                        log_phi N; fj-uts-t1: depth less
 #                                        log_4 N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3 pfor
-#                    reduce pingpong errors idle memory"
+#   BENCH_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3
+#                    pfor reduce pingpong errors idle memory"
 #                        (fj-fib brings fj-fib35, fib(35), and fj-nqueens
 #                        fj-nqueens14, the board of 14, in a full run
 #                        only; fj-uts-t1 and fj-uts-t3 are UTS's trees T1
@@ -30,7 +30,14 @@
 #                        summing it; reduce brings reduce-grain:
 #                        crew_parallel_reduce with pfor's grain instead of
 #                        crew's)
-#                        [--workloads LIST]   (errors brings fanout-100k)
+#                        [--workloads LIST]   (errors brings fanout-100k;
+#                        group is crew's task groups, crew only: group-all,
+#                        the fanout tasks as the members of one group,
+#                        held to crew's fanout in the same run (which it
+#                        brings when fanout is not selected), and
+#                        group-limit4, 10^5 short tasks in a group of
+#                        limit 4, held to sem-limit4, the same limit by a
+#                        hand-written semaphore, as Go's errgroup does)
 #   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
 #                                        1..nproc (fj-fib@1 runs even
 #                                        without: over inline's fj-fib, it
@@ -66,7 +73,7 @@ set -euo pipefail
 
 ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
 PEERS="omp tbb glib uv thpool lace"
-ALL_WORKLOADS="fanout fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
+ALL_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
 ALL_WORKLOADS+=" pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
@@ -321,6 +328,7 @@ make_jobs() {
     S_REDUCE=$(scaled 100000000)
     S_PINGPONG=$(scaled 100000)
     S_ERRORS=$(scaled 100000)
+    S_LIMIT=$(scaled 100000)
     S_MEMORY=$(scaled 1000000)
     S_IDLE=$((1000 / SCALE))
     ((S_IDLE >= 100)) || S_IDLE=100
@@ -342,9 +350,17 @@ make_jobs() {
     S_UTS_T1=$(awk -v s="$SCALE" 'BEGIN { d = 10 - int(log(s) / log(4) + 0.5)
                                        print (d < 1 ? 1 : d) }')
     S_UTS_T3=$(scaled 2000)
-    if want fanout; then
+    if want fanout || want group; then
+        # group-all's baseline: crew's fanout of the same size, run just
+        # before it in every rep
         JOBS+=("fanout fanout $THREADS $S_FANOUT")
-        JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT")
+    fi
+    if want group; then JOBS+=("group-all group-all $THREADS $S_FANOUT"); fi
+    if want fanout; then JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT"); fi
+    if want group; then
+        # DESIGN sets no target here; the ratio is reported
+        JOBS+=("sem-limit4 sem-limit4 $THREADS $S_LIMIT")
+        JOBS+=("group-limit4 group-limit4 $THREADS $S_LIMIT")
     fi
     if want fib; then JOBS+=("fib fib $THREADS $S_FIB"); fi
     if want fj-fib; then
@@ -515,7 +531,9 @@ medians() {
             key = order[k]; L = lab[key]; s = size[key]
             # crew_parallel_for runs the pfor loop, crew_submit_each the
             # fanout tasks, reduce-grain the reduce sum: the same checksum
-            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" ? "fanout" : L == "reduce-grain" ? "reduce" : L
+            # group-all runs the fanout tasks, group-limit4 the tasks of sem-limit4
+            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" || L == "group-all" ? "fanout" : L == "reduce-grain" ? "reduce" : L
+            if (L == "group-limit4") B = "sem-limit4"
             if ((B, s) in refi) { ref = refi[B, s]; rs = "inline" }
             else if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
             else if (B != L && ((B, s) in refc)) { ref = refc[B, s]; rs = "crew " B }
@@ -562,7 +580,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout fanout-each fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout group-all fanout-each sem-limit4 group-limit4 fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -727,6 +745,20 @@ report() {
                 if (hasc && (("fanout-100k", "crew") in med) && med["fanout-100k", "crew"] > 0) {
                     have = 1; tv = cv / med["fanout-100k", "crew"]
                 }
+            } else if (L == "group-all") {
+                # DESIGN: 10^6 members of one group <= 1.1x the same
+                # fan-out with futures (the fanout row of crew, same run)
+                T = "crew group-all/crew fanout <= 1.10"; lim = 1.1
+                if (hasc && (("fanout", "crew") in med) && med["fanout", "crew"] > 0) {
+                    have = 1; tv = cv / med["fanout", "crew"]
+                }
+            } else if (L == "group-limit4") {
+                T = "crew group-limit4/sem-limit4 (no target)"
+                if (hasc && (("sem-limit4", "crew") in med) && med["sem-limit4", "crew"] > 0) {
+                    have = 1; tv = cv / med["sem-limit4", "crew"]
+                }
+            } else if (L == "sem-limit4") {
+                T = "(baseline of group-limit4: a semaphore by hand)"
             } else if (L == "fanout-100k") {
                 T = "(baseline of errors)"
             } else if (L == "idle") {
@@ -800,6 +832,7 @@ report() {
             "Best peer: lowest median of " peers " (pingpong leaves out omp, whose fork/join is not a submit from outside the pool; " \
             "the fanout rows leave it out too: past 64 queued tasks a thread, libgomp runs each new task at once on the creating thread, so nothing queues; " \
             "but fanout-each, crew only, is held to every peer\47s fanout, omp\47s included, and reduce-grain is set beside the peers\47 reduce). " \
+            "group-all, sem-limit4 and group-limit4 are crew only: group-all is held to crew\47s fanout of the same run, group-limit4 to sem-limit4. " \
             "Lower is better everywhere but Mtasks/s. Targets met: " nmet + 0 " of " ntarget + 0 "."
         print "" > txt
         print legend > txt
