@@ -20,10 +20,11 @@ main(void)
 {
     crew_future *f[5] = {NULL};
     crew_pool *pool = NULL;
+    size_t unlucky = 3; /* read by the tasks: alive until they have run */
     int err = crew_pool_create(&pool, &(crew_pool_options){.threads = 2});
 
     if (err == 0) /* one allocation and one hand-over for the five */
-        err = crew_submit_each(pool, 5, square, &(size_t){3}, NULL, 0, f);
+        err = crew_submit_each(pool, 5, square, &unlucky, NULL, 0, f);
     if (err == 0) /* CREW_EAGGREGATE: some failed, as expected */
         err = crew_wait_all(f, 5, NULL);
     for (size_t i = 0; i < 5 && err == CREW_EAGGREGATE; i++)
