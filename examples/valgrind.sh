@@ -81,6 +81,8 @@ done
 ln -s nowhere "$data/bad/a/dangling"
 check crawl 0 run crawl "$examples/crawl" "$data/tree"
 check crawl_unreadable 1 run crawl_unreadable "$examples/crawl" "$data/bad"
+check replicas 0 run replicas "$examples/replicas"
+check replicas_missing 1 run replicas_missing "$examples/replicas" nobody
 
 if [[ -x $examples/server/server ]]; then
     # server_check starts whatever it is given with the server's options.
