@@ -71,6 +71,18 @@ check pipeline_corrupt 0 run pipeline_corrupt "$examples/pipeline" -c
 check mandelbrot 0 run mandelbrot "$examples/mandelbrot" -w 200 -h 150 \
     -o "$data/m.pgm"
 check psort 0 run psort "$examples/psort" 100000 2
+# crawl: a small tree (more entries in one directory than a group runs at
+# once), and the same with a dangling link, which stops the walk.
+for tree in tree bad; do
+    mkdir -p "$data/$tree/a/b" "$data/$tree/many"
+    printf 123456789 >"$data/$tree/a/b/check.txt"
+    for i in 1 2 3 4 5 6; do printf '%s' "$i" >"$data/$tree/many/$i.txt"; done
+done
+ln -s nowhere "$data/bad/a/dangling"
+check crawl 0 run crawl "$examples/crawl" "$data/tree"
+check crawl_unreadable 1 run crawl_unreadable "$examples/crawl" "$data/bad"
+check replicas 0 run replicas "$examples/replicas"
+check replicas_missing 1 run replicas_missing "$examples/replicas" nobody
 
 if [[ -x $examples/server/server ]]; then
     # server_check starts whatever it is given with the server's options.
