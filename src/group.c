@@ -62,6 +62,7 @@
 
 #include <errno.h>
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 /* Why a group was cancelled: the first cause wins. */
@@ -765,6 +766,19 @@ aggregate(crew_group *g)
     return error;
 }
 
+/* A new error with `code` and a printf message; NULL on ENOMEM. */
+static crew_error *
+error_new(int code, const char *format, ...)
+{
+    crew_error *error;
+    va_list args;
+
+    va_start(args, format);
+    error = crew__error_vformat(code, format, args);
+    va_end(args);
+    return error;
+}
+
 static void
 release_future(void *future)
 {
@@ -805,13 +819,16 @@ outcome_of(crew_group *g)
         outcome.error = aggregate(g);
     } else if (cause == BY_DEADLINE) {
         outcome.code = ETIMEDOUT;
-        outcome.error = crew__error_default(ETIMEDOUT);
+        outcome.error = error_new(ETIMEDOUT, "the group's deadline passed");
     } else if (cause == BY_REQUEST) {
         outcome.state = CREW_CANCELLED;
         outcome.error = &crew__error_cancelled;
     } else {
         outcome.code = ENOENT;
-        outcome.error = crew__error_default(ENOENT);
+        outcome.error = error_new(ENOENT, "%s",
+                                  g->policy == CREW_GROUP_FIRST_SUCCESS
+                                      ? "no member succeeded"
+                                      : "too few members succeeded");
     }
     crew_future_release(winner);
     return outcome;

@@ -292,6 +292,7 @@ CREW_TEST(group, too_few_successes_is_enoent)
                  0);
     cr_assert_eq(crew_group_wait(g, &error), ENOENT);
     cr_assert_eq(crew_error_code(error), ENOENT);
+    cr_assert_str_eq(crew_error_message(error), "too few members succeeded");
     crew_error_release(error);
     crew_future_release(one);
     crew_group_destroy(g);
@@ -418,6 +419,7 @@ CREW_TEST(group, a_deadline_fires_while_members_run)
     add(g, &s[1], NULL);
     cr_assert_eq(crew_group_wait(g, &error), ETIMEDOUT);
     cr_assert_eq(crew_error_code(error), ETIMEDOUT);
+    cr_assert_str_eq(crew_error_message(error), "the group's deadline passed");
     cr_assert(atomic_load(&s[0].saw_cancel) && atomic_load(&s[1].saw_cancel));
     crew_error_release(error);
     crew_group_destroy(g);
