@@ -38,6 +38,7 @@ after_fork_in_child(void)
 {
     crew__fork_count_child();
     crew__worker_forget();
+    crew__alloc_after_fork();
 }
 
 static void

@@ -17,15 +17,25 @@
  * destructor re-registers the cache, and the C library runs the
  * destructor again.
  *
+ * Blocks often die on another thread than the one they were born on: a
+ * fan-out's submitter allocates, the workers free. A thread's cache that
+ * is full then hands its CACHE_BLOCKS blocks whole, a magazine, to the
+ * class's depot, and a thread whose cache is empty takes a magazine from
+ * there before it calls malloc (Bonwick's magazines and depot, as in
+ * Solaris's and Linux's slab allocators): one mutex a magazine, not a
+ * contended malloc arena a block. The depot keeps at most DEPOT_MAGAZINES;
+ * past that a full cache's block goes to free().
+ *
  * Blocks are cached only while a pool exists (`pools`): the thread that
- * frees the last pool frees its own cache, and blocks freed after that
- * go back to free(). So a program that destroys its pools before it
- * exits leaves nothing of the caches behind, though its main thread, whose
+ * frees the last pool frees its own cache and the depots, and blocks freed
+ * after that go back to free(). So a program that destroys its pools before
+ * it exits leaves nothing of the caches behind, though its main thread, whose
  * thread-specific destructors never run, freed blocks all along.
  */
 #include "base/alloc.h"
 
 #include "base/fault.h"
+#include "base/platform.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +63,23 @@
 
 struct cached {
     struct cached *next;
+    struct cached *next_magazine; /* a magazine's first block, in a depot */
+};
+
+#define DEPOT_MAGAZINES 64
+
+/* Full magazines of one class, first blocks linked by next_magazine. */
+struct depot {
+    pthread_mutex_t lock; /* guards the two below */
+    struct cached *magazines;
+    /* Written under the lock; read without it as a hint, so that a thread
+     * finding the depot empty takes no lock. */
+    atomic_uint count;
+};
+
+static struct depot depots[2] = {
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
 };
 
 struct cache {
@@ -120,6 +147,96 @@ crew__free(void *p)
     free(p);
 }
 
+/* Free the blocks of a list linked by `next`. */
+static void
+free_list(struct cached *block)
+{
+    while (block != NULL) {
+        struct cached *next = block->next;
+        free(block);
+        block = next;
+    }
+}
+
+/* Hand c's full magazine to the depot; false if the depot is full. */
+static CREW__COLD bool
+depot_give(struct depot *d, struct cache *c)
+{
+    bool given;
+
+    /* Relaxed: a hint, as in depot_take(); the lock decides. */
+    if (atomic_load_explicit(&d->count, memory_order_relaxed) >=
+        DEPOT_MAGAZINES)
+        return false;
+    pthread_mutex_lock(&d->lock);
+    given = atomic_load_explicit(&d->count, memory_order_relaxed) <
+            DEPOT_MAGAZINES;
+    if (given) {
+        c->head->next_magazine = d->magazines;
+        d->magazines = c->head;
+        atomic_fetch_add_explicit(&d->count, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (given) {
+        c->head = NULL;
+        c->count = 0;
+    }
+    return given;
+}
+
+/* Fill c, empty, with a magazine from the depot; false if it has none.
+ * Out of line: the allocation's usual path stays a tail call. */
+static CREW__COLD bool
+depot_take(struct depot *d, struct cache *c)
+{
+    struct cached *magazine;
+
+    /* Relaxed: a hint; a magazine given a moment ago is taken next time. */
+    if (atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(&d->lock);
+    magazine = d->magazines;
+    if (magazine != NULL) {
+        d->magazines = magazine->next_magazine;
+        atomic_fetch_sub_explicit(&d->count, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (magazine == NULL)
+        return false;
+    c->head = magazine;
+    c->count = cache_capacity;
+    return true;
+}
+
+/* Free every magazine the depots keep. */
+static void
+depots_drain(void)
+{
+    for (size_t k = 0; k < 2; k++) {
+        struct cached *magazine;
+
+        pthread_mutex_lock(&depots[k].lock);
+        magazine = depots[k].magazines;
+        depots[k].magazines = NULL;
+        atomic_store_explicit(&depots[k].count, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&depots[k].lock);
+        while (magazine != NULL) {
+            struct cached *next = magazine->next_magazine;
+            free_list(magazine);
+            magazine = next;
+        }
+    }
+}
+
+void
+crew__alloc_after_fork(void)
+{
+    /* A thread of the parent's may have held a depot's lock at the fork:
+     * the child has the memory, and a lock of its own. */
+    for (size_t k = 0; k < 2; k++)
+        pthread_mutex_init(&depots[k].lock, NULL);
+}
+
 /* Free every block this thread keeps: `value` is its caches. */
 static void
 cache_drain(void *value)
@@ -127,11 +244,8 @@ cache_drain(void *value)
     struct cache *c = value;
 
     for (size_t k = 0; k < 2; k++) {
-        while (c[k].head != NULL) {
-            struct cached *block = c[k].head;
-            c[k].head = block->next;
-            free(block);
-        }
+        free_list(c[k].head);
+        c[k].head = NULL;
         c[k].count = 0;
     }
     c[0].registered = false;
@@ -156,48 +270,106 @@ cache_register(void)
     return true;
 }
 
-/* The class of blocks of `size` bytes. */
-static size_t
-class_of(size_t size)
+/* The cache of class k is empty: a magazine from the depot, or malloc. */
+static CREW__COLD void *
+refill(struct cache *c, unsigned k)
 {
-    return size <= CREW__BLOCK_SMALL ? 0 : 1;
-}
-
-void *
-crew__block_alloc(size_t size)
-{
-    struct cache *c = &caches[class_of(size)];
     struct cached *block;
 
-    if (crew__fault_alloc())
-        return NULL;
+    if (!depot_take(&depots[k], c))
+        return malloc(class_size[k]);
     block = c->head;
-    if (block == NULL)
-        return malloc(class_size[class_of(size)]);
     c->head = block->next;
     c->count--;
     return block;
 }
 
-void
-crew__block_free(void *p, size_t size)
+/* The allocation of class k, inlined into one function a class so that
+ * its usual paths are a few instructions: a pop from the cache, or a tail
+ * call to malloc while the depot is empty. */
+static inline void *
+alloc_in(unsigned k)
 {
-    struct cache *c = &caches[class_of(size)];
+    struct cache *c = &caches[k];
+    struct cached *block;
+
+    if (crew__fault_alloc())
+        return NULL;
+    block = c->head;
+    if (block != NULL) {
+        c->head = block->next;
+        c->count--;
+        return block;
+    }
+    /* Relaxed: a hint; see depot_take(). */
+    if (cache_capacity == 0 ||
+        atomic_load_explicit(&depots[k].count, memory_order_relaxed) == 0)
+        return malloc(class_size[k]);
+    return refill(c, k);
+}
+
+void *
+crew__block_alloc_small(void)
+{
+    return alloc_in(0);
+}
+
+void *
+crew__block_alloc_large(void)
+{
+    return alloc_in(1);
+}
+
+/* The cache of class k is full, or cannot keep p: hand its magazine to
+ * the depot and start afresh with p, or free p. */
+static CREW__COLD void
+spill(struct cache *c, unsigned k, void *p)
+{
     struct cached *block = p;
 
-    if (p == NULL)
-        return;
-    /* Relaxed: a stale count only decides whether one block is cached;
-     * the pool's own creation and freeing order the rest. */
-    if (c->count >= cache_capacity ||
+    if (cache_capacity == 0 ||
         atomic_load_explicit(&pools, memory_order_relaxed) == 0 ||
-        !cache_register()) {
+        !cache_register() ||
+        (c->count == cache_capacity && !depot_give(&depots[k], c))) {
         free(p);
         return;
     }
     block->next = c->head;
     c->head = block;
     c->count++;
+}
+
+static inline void
+free_in(void *p, unsigned k)
+{
+    struct cache *c = &caches[k];
+    struct cached *block = p;
+
+    if (p == NULL)
+        return;
+    /* Relaxed: a stale count only decides whether one block is cached;
+     * the pool's own creation and freeing order the rest. The usual
+     * case, a registered cache with room, stays inline. */
+    if (c->count >= cache_capacity || !caches[0].registered ||
+        atomic_load_explicit(&pools, memory_order_relaxed) == 0) {
+        spill(c, k, p);
+        return;
+    }
+    block->next = c->head;
+    c->head = block;
+    c->count++;
+}
+
+void
+crew__block_free_small(void *p)
+{
+    free_in(p, 0);
+}
+
+void
+crew__block_free_large(void *p)
+{
+    free_in(p, 1);
 }
 
 void
@@ -210,6 +382,8 @@ crew__block_cache_open(void)
 void
 crew__block_cache_close(void)
 {
-    if (atomic_fetch_sub_explicit(&pools, 1, memory_order_relaxed) == 1)
+    if (atomic_fetch_sub_explicit(&pools, 1, memory_order_relaxed) == 1) {
         cache_drain(caches);
+        depots_drain();
+    }
 }

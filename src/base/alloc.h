@@ -26,11 +26,32 @@ void crew__free(void *p);
  * that, picks the class, and the same size is passed to the free. */
 #define CREW__BLOCK_SMALL 96
 #define CREW__BLOCK_LARGE 136
-void *crew__block_alloc(size_t size);
-void crew__block_free(void *p, size_t size);
+void *crew__block_alloc_small(void);
+void *crew__block_alloc_large(void);
+void crew__block_free_small(void *p);
+void crew__block_free_large(void *p);
+
+/* Inline, so that a constant size picks its class at compile time. */
+static inline void *
+crew__block_alloc(size_t size)
+{
+    return size <= CREW__BLOCK_SMALL ? crew__block_alloc_small()
+                                     : crew__block_alloc_large();
+}
+
+static inline void
+crew__block_free(void *p, size_t size)
+{
+    if (size <= CREW__BLOCK_SMALL)
+        crew__block_free_small(p);
+    else
+        crew__block_free_large(p);
+}
 /* A pool was made, or freed: blocks are cached only while one exists,
  * and the thread freeing the last one frees its own cache. */
 void crew__block_cache_open(void);
 void crew__block_cache_close(void);
+/* In a child after fork(): the depots' locks start afresh. */
+void crew__alloc_after_fork(void);
 
 #endif
