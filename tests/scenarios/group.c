@@ -29,6 +29,18 @@
  *   A member is cancelled, or a submission refused, only once the quorum
  *   was reached; FIRST_SUCCESS's result is a member's future that
  *   succeeded, with that member's value.
+ * - group_close_race: crew_group_close from the main thread races
+ *   members adding members and a helper thread adding from outside.
+ *   Members may add after the close and always can (unless a member
+ *   cancelled the group); an outsider cannot once the close returned;
+ *   the group never resolves while a member runs or adds; every member
+ *   added runs once (or is cancelled, never run, when a member cancelled
+ *   the group), its arg_free once; the indices handed out are exactly
+ *   0..n-1, none repeated.
+ * - group_limit_race: a limit of 1 to 3 on pools of 2, 3 and 4 threads,
+ *   members adding members (held past the limit), and in some rounds a
+ *   member cancelling the group with members held: never more members
+ *   run at once than the limit, and the invariants of group_close_race.
  */
 #include "scenarios.h"
 #include "testkit.h"
@@ -716,4 +728,390 @@ crew_scenario_group_quorum_race(void)
         gq_round(&v, pool, &rng);
     crew_pool_destroy(pool);
     return scn_result(&v);
+}
+
+/* ------------------------------------------------------------------ */
+/* group_close_race and group_limit_race: members adding members      */
+/* ------------------------------------------------------------------ */
+
+#define GT_MAX     192 /* members a round records (and adds at most) */
+#define GT_WORDS   (GT_MAX / 64)
+#define GT_OUTSIDE 12 /* submissions the outsider tries */
+
+struct gt_round;
+
+struct gt_member {
+    struct gt_round *round;
+    unsigned depth;
+    atomic_int ran;
+    atomic_int freed;
+    atomic_bool accepted; /* set once its submission returned 0 */
+};
+
+struct gt_round {
+    struct scn_verdict *v;
+    crew_pool *pool;
+    crew_group *group;
+    uint64_t seed;    /* each member's randomness, with its slot */
+    size_t limit;     /* the group's; 0: none */
+    unsigned fanout;  /* members a member adds, at most */
+    unsigned depth;   /* of the tree of members */
+    unsigned spin;    /* a member's work, at most */
+    size_t cancel_at; /* this member slot cancels the group; else none */
+    bool outsider;    /* the helper adds from outside until the close */
+
+    struct gt_member m[GT_MAX];
+    atomic_size_t used;                     /* slots of m[] taken */
+    atomic_uint_fast64_t indices[GT_WORDS]; /* handed out */
+    atomic_size_t handed;
+    atomic_int running; /* members inside their function */
+    atomic_int most;
+    atomic_bool cancelled; /* set before a member's cancel */
+    atomic_bool closed;    /* set once crew_group_close returned */
+    _Atomic(crew_future *) done;
+    struct scn_gate calls; /* of the done future's callback */
+};
+
+static int gt_member_run(crew_task *task, void *arg);
+
+/* Raise the high-water mark `most` to `now`. */
+static void
+raise_to(atomic_int *most, int now)
+{
+    int seen = atomic_load(most);
+
+    while (now > seen && !atomic_compare_exchange_weak(most, &seen, now))
+        ;
+}
+
+static void
+gt_member_free(void *arg)
+{
+    struct gt_member *m = arg;
+
+    atomic_fetch_add(&m->freed, 1);
+}
+
+/* Add a member of `depth`; returns crew_group_submit's error, or -1 when
+ * the round's records are used up (nothing submitted). */
+static int
+gt_add(struct gt_round *r, unsigned depth)
+{
+    size_t slot = atomic_fetch_add(&r->used, 1);
+    struct gt_member *m;
+    size_t index = SIZE_MAX;
+    uint_fast64_t bit, before;
+    int err;
+
+    if (slot >= GT_MAX)
+        return -1;
+    m = &r->m[slot];
+    m->round = r;
+    m->depth = depth;
+    err = scn_group_submit(r->group, gt_member_run, m, gt_member_free, 0,
+                           &index, NULL);
+    if (err != 0) {
+        SCN_CHECK(r->v, index == SIZE_MAX,
+                  "a refused submission set its index");
+        return err;
+    }
+    if (!SCN_CHECK(r->v, index < GT_MAX,
+                   "an index is past the number of members added"))
+        return err;
+    bit = (uint_fast64_t)1 << (index % 64);
+    before = atomic_fetch_or(&r->indices[index / 64], bit);
+    SCN_CHECK(r->v, (before & bit) == 0, "an index was handed out twice");
+    atomic_fetch_add(&r->handed, 1);
+    atomic_store(&m->accepted, true);
+    return 0;
+}
+
+static int
+gt_member_run(crew_task *task, void *arg)
+{
+    struct gt_member *m = arg;
+    struct gt_round *r = m->round;
+    size_t slot = (size_t)(m - r->m);
+    uint64_t rng = scn_seed(r->seed + slot);
+    int now = atomic_fetch_add(&r->running, 1) + 1;
+
+    atomic_fetch_add(&m->ran, 1);
+    raise_to(&r->most, now);
+    if (r->limit != 0)
+        SCN_CHECK(r->v, (size_t)now <= r->limit,
+                  "more members ran at once than the group's limit");
+    SCN_CHECK(r->v, crew_task_group(task) == r->group,
+              "crew_task_group is not the member's group");
+    if (slot == r->cancel_at) {
+        atomic_store(&r->cancelled, true);
+        SCN_CHECK(r->v, crew_group_cancel(r->group) == 0,
+                  "crew_group_cancel from a member failed");
+    }
+    if (m->depth < r->depth) {
+        unsigned k = scn_below(&rng, r->fanout + 1);
+
+        for (unsigned i = 0; i < k; i++) {
+            int err = gt_add(r, m->depth + 1);
+            crew_future *done;
+
+            if (err == -1)
+                break;
+            /* A member may add after the close; only a cancel refuses. */
+            if (err != 0) {
+                SCN_CHECK(r->v, err == ECANCELED && atomic_load(&r->cancelled),
+                          "a member could not add a member");
+                break;
+            }
+            /* This member still runs: the group cannot have resolved. */
+            done = atomic_load(&r->done);
+            if (done != NULL)
+                SCN_CHECK(r->v, !scn_resolved(crew_future_state(done)),
+                          "the group resolved while a member was adding");
+        }
+    }
+    scn_spin(scn_below(&rng, r->spin + 1));
+    atomic_fetch_sub(&r->running, 1);
+    return 0;
+}
+
+/* The group's future resolved: no member may be running. */
+static void
+gt_done_cb(crew_future *done, void *arg)
+{
+    struct gt_round *r = arg;
+
+    (void)done;
+    SCN_CHECK(r->v, atomic_load(&r->running) == 0,
+              "the group resolved while a member was running");
+    scn_gate_add(&r->calls, 1);
+}
+
+/* The helper: adds members from outside until the close refuses it. */
+struct gt_helper {
+    pthread_t thread;
+    pthread_barrier_t start, end;
+    struct gt_round *round; /* NULL: leave */
+};
+
+static void
+gt_outsider(struct gt_round *r)
+{
+    uint64_t rng = scn_seed(r->seed ^ 0x5a5a);
+
+    for (int i = 0; i < GT_OUTSIDE; i++) {
+        bool was_closed = atomic_load(&r->closed);
+        int err = gt_add(r, r->depth); /* adds none of its own */
+
+        if (err == -1)
+            return;
+        if (err == 0) {
+            SCN_CHECK(r->v, !was_closed,
+                      "an outsider added a member after the close");
+        } else if (err == ESHUTDOWN) {
+            return;
+        } else {
+            SCN_CHECK(r->v, err == ECANCELED && atomic_load(&r->cancelled),
+                      "an outsider was refused but for ESHUTDOWN or a "
+                      "cancel");
+            return;
+        }
+        scn_spin(scn_below(&rng, 2000));
+    }
+}
+
+static void *
+gt_helper_main(void *arg)
+{
+    struct gt_helper *h = arg;
+
+    for (;;) {
+        struct gt_round *r;
+
+        pthread_barrier_wait(&h->start);
+        r = h->round;
+        if (r == NULL)
+            return NULL;
+        if (r->outsider)
+            gt_outsider(r);
+        pthread_barrier_wait(&h->end);
+    }
+}
+
+static void
+gt_check(struct gt_round *r, crew_future *done, int err)
+{
+    struct scn_verdict *v = r->v;
+    size_t used = atomic_load(&r->used);
+    size_t handed = atomic_load(&r->handed);
+    size_t accepted = 0;
+    bool cancelled = atomic_load(&r->cancelled);
+
+    if (used > GT_MAX)
+        used = GT_MAX;
+    SCN_CHECK(v, scn_gate_await(&r->calls, 1) == 1,
+              "the group's callback never ran");
+    SCN_CHECK(v, scn_gate_count(&r->calls) == 1,
+              "the group's callback ran twice");
+    SCN_CHECK(v, scn_wait_agrees(done, err),
+              "crew_group_wait disagrees with the group's future");
+    if (cancelled)
+        SCN_CHECK(v, err == ECANCELED,
+                  "a group a member cancelled is not ECANCELED");
+    else
+        SCN_CHECK(v, err == 0,
+                  "a group of members that cannot fail did "
+                  "not succeed");
+    for (size_t i = 0; i < GT_MAX; i++) {
+        uint_fast64_t word = atomic_load(&r->indices[i / 64]);
+        bool set = (word >> (i % 64)) & 1;
+
+        if (!SCN_CHECK(v, set == (i < handed),
+                       "the indices handed out are not 0..n-1"))
+            break;
+    }
+    for (size_t i = 0; i < used; i++) {
+        struct gt_member *m = &r->m[i];
+        int n = atomic_load(&m->ran);
+
+        if (!atomic_load(&m->accepted)) {
+            SCN_CHECK(v, n == 0 && atomic_load(&m->freed) == 0,
+                      "a refused member ran or had its arg_free called");
+            continue;
+        }
+        accepted++;
+        SCN_CHECK(v, atomic_load(&m->freed) == 1,
+                  "a member's arg_free did not run exactly once");
+        SCN_CHECK(v, n == 1 || (n == 0 && cancelled),
+                  "a member added neither ran once nor was cancelled");
+    }
+    SCN_CHECK(v, accepted == handed,
+              "the members added are not the indices handed out");
+    if (r->limit != 0)
+        SCN_CHECK(v, (size_t)atomic_load(&r->most) <= r->limit,
+                  "more members ran at once than the group's limit");
+}
+
+/* One round: `roots` members from the main thread, racing the helper,
+ * then the close after `close_spin`. */
+static void
+gt_round(struct gt_round *r, struct gt_helper *h, unsigned roots,
+         unsigned close_spin)
+{
+    struct scn_verdict *v = r->v;
+    crew_group_options o = {.limit = r->limit};
+    crew_future *done = NULL;
+    int err;
+
+    if (!SCN_CHECK(v, crew_group_create(&r->group, r->pool, &o) == 0,
+                   "crew_group_create failed"))
+        return;
+    h->round = r;
+    pthread_barrier_wait(&h->start);
+    for (unsigned i = 0; i < roots; i++) {
+        err = gt_add(r, 0);
+        if (err != 0) {
+            SCN_CHECK(v, err == ECANCELED && atomic_load(&r->cancelled),
+                      "a submission before the close was refused");
+            break;
+        }
+    }
+    scn_spin(close_spin);
+    SCN_CHECK(v, crew_group_close(r->group, &done) == 0 && done != NULL,
+              "crew_group_close failed");
+    atomic_store(&r->closed, true);
+    atomic_store(&r->done, done);
+    if (done != NULL) {
+        SCN_CHECK(v, crew_future_on_complete(done, gt_done_cb, r) == 0,
+                  "crew_future_on_complete failed");
+        err = crew_group_wait(r->group, NULL);
+    }
+    pthread_barrier_wait(&h->end);
+    if (done != NULL)
+        gt_check(r, done, err);
+    crew_group_destroy(r->group);
+    crew_future_release(done);
+}
+
+/* What varies between the two scenarios. */
+struct gt_plan {
+    uint64_t seed;
+    size_t rounds;
+    bool outsider;
+    bool limited;
+};
+
+static const char *
+gt_scenario(const struct gt_plan *plan)
+{
+    static const unsigned threads[] = {2, 3, 4};
+    struct scn_verdict v = {NULL};
+    struct gt_helper h = {.round = NULL};
+    crew_pool *pools[3] = {NULL, NULL, NULL};
+    size_t npools = plan->limited ? 3 : 1;
+    uint64_t rng = scn_seed(plan->seed);
+    struct gt_round *r = malloc(sizeof(*r));
+
+    if (r == NULL)
+        return "out of memory";
+    for (size_t i = 0; i < npools; i++) {
+        crew_pool_options options = {.threads = threads[i]};
+
+        if (!SCN_CHECK(&v, crew_pool_create(&pools[i], &options) == 0,
+                       "crew_pool_create failed"))
+            break;
+    }
+    pthread_barrier_init(&h.start, NULL, 2);
+    pthread_barrier_init(&h.end, NULL, 2);
+    pthread_create(&h.thread, NULL, gt_helper_main, &h);
+    for (size_t i = 0; i < plan->rounds && !scn_failed(&v); i++) {
+        unsigned roots = 1 + scn_below(&rng, 3);
+        unsigned close_spin = scn_below(&rng, 1u << scn_below(&rng, 16));
+
+        memset(r, 0, sizeof(*r));
+        r->v = &v;
+        r->pool = pools[scn_below(&rng, (unsigned)npools)];
+        r->seed = scn_rand(&rng);
+        r->limit = plan->limited ? 1 + scn_below(&rng, 3) : 0;
+        r->fanout = 1 + scn_below(&rng, 3);
+        r->depth = 1 + scn_below(&rng, 3);
+        r->spin = scn_below(&rng, 3000);
+        r->cancel_at = scn_below(&rng, 4) == 0 ? scn_below(&rng, 8) : SIZE_MAX;
+        r->outsider = plan->outsider;
+        scn_gate_init(&r->calls);
+        gt_round(r, &h, roots, close_spin);
+        scn_gate_destroy(&r->calls);
+    }
+    h.round = NULL;
+    pthread_barrier_wait(&h.start);
+    pthread_join(h.thread, NULL);
+    pthread_barrier_destroy(&h.start);
+    pthread_barrier_destroy(&h.end);
+    for (size_t i = 0; i < npools; i++)
+        crew_pool_destroy(pools[i]);
+    free(r);
+    return scn_result(&v);
+}
+
+const char *
+crew_scenario_group_close_race(void)
+{
+    const struct gt_plan plan = {
+        .seed = 1300,
+        .rounds = crew_scenario_scale(15000, 8000),
+        .outsider = true,
+    };
+
+    return gt_scenario(&plan);
+}
+
+const char *
+crew_scenario_group_limit_race(void)
+{
+    const struct gt_plan plan = {
+        .seed = 1400,
+        .rounds = crew_scenario_scale(15000, 8000),
+        .limited = true,
+    };
+
+    return gt_scenario(&plan);
 }

@@ -90,7 +90,9 @@ struct crew_scenario {
     X(spawn_thief_finishes_while_owner_syncs)           \
     X(spawn_leapfrog)                                   \
     X(group_cancel_race)                                \
-    X(group_quorum_race)
+    X(group_quorum_race)                                \
+    X(group_close_race)                                 \
+    X(group_limit_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
