@@ -2194,3 +2194,495 @@ CREW_TEST(faults, parallel_reduce_without_memory_runs_nothing_or_still_sums)
     expect_pool_runs(pool);
     crew_pool_destroy(pool);
 }
+
+/* ------------------------------------------------------------------ */
+/* Groups                                                             */
+/* ------------------------------------------------------------------ */
+
+#define NOT_SET_GROUP ((crew_group *)(void *)&sentinel)
+#define NOT_SET_INDEX ((size_t)77)
+
+/* A member that spins until its group is cancelled (by its deadline). */
+static int
+until_cancelled(crew_task *task, void *arg)
+{
+    (void)arg;
+    return scn_spin_until_cancelled(task) ? 0 : ETIMEDOUT;
+}
+
+/* Checks that a group made under a fault walk works: a member runs, and
+ * with a deadline the group times out; then destroys it. */
+static void
+expect_group_works(crew_group *g, bool deadline)
+{
+    struct scn_counts tally = SCN_COUNTS_INIT;
+    size_t index = NOT_SET_INDEX;
+
+    cr_assert_eq(crew_group_submit(g,
+                                   deadline ? until_cancelled : scn_count_task,
+                                   &tally, NULL, 0, &index, NULL),
+                 0);
+    cr_assert_eq(index, 0);
+    cr_assert_eq(crew_group_wait(g, NULL), deadline ? ETIMEDOUT : 0);
+    cr_assert_eq(atomic_load(&tally.ran), deadline ? 0 : 1);
+    crew_group_destroy(g);
+    scn_gate_destroy(&tally.done);
+}
+
+struct group_create_walk {
+    crew_pool *pool;
+    crew_group_options options;
+    crew_group *made; /* by the step whose fault did not fire */
+};
+
+static bool
+group_create_step(long k, void *ctx)
+{
+    struct group_create_walk *w = ctx;
+    crew_group *g = NOT_SET_GROUP;
+    bool fired = CALL_ARMED(k, crew_group_create(&g, w->pool, &w->options));
+
+    if (!fired) {
+        cr_assert_not_null(g);
+        w->made = g;
+        return false;
+    }
+    cr_assert_null(g, "allocation %ld: *group was not cleared", k);
+    expect_pool_runs(w->pool);
+    return true;
+}
+
+CREW_TEST(faults, group_create_returns_enomem_at_every_allocation)
+{
+    struct group_create_walk w = {.pool = crew_test_pool(2)};
+
+    /* The group's block. */
+    cr_assert_eq(
+        each_allocation("crew_group_create", MAX_ALLOCS, group_create_step, &w),
+        1);
+    expect_group_works(w.made, false);
+
+    /* With a deadline, on a pool without a timer yet: the block, the
+     * timer, its heap. A timer made before the heap failed stays the
+     * pool's, for the next deadline. */
+    w.options.timeout_ns = 1000000;
+    cr_assert_eq(each_allocation("crew_group_create with a deadline",
+                                 MAX_ALLOCS, group_create_step, &w),
+                 3);
+    expect_group_works(w.made, true);
+    /* The timer exists now, its heap has room: only the block. */
+    cr_assert_eq(each_allocation("crew_group_create with a deadline, again",
+                                 MAX_ALLOCS, group_create_step, &w),
+                 1);
+    expect_group_works(w.made, true);
+
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+}
+
+CREW_TEST(faults, group_create_without_a_timer_thread_is_enomem)
+{
+    crew_pool *pool = crew_test_pool(1);
+    crew_group_options o = {.timeout_ns = 1000000};
+    crew_group *g = NOT_SET_GROUP;
+    int err;
+    bool fired;
+
+    crew_test_fail_thread(0);
+    err = crew_group_create(&g, pool, &o);
+    fired = crew_test_fault_fired();
+    crew_test_fail_thread(-1);
+    cr_assert(fired, "no thread was started for the deadline");
+    cr_assert_eq(err, ENOMEM, "%d, not ENOMEM", err);
+    cr_assert_null(g, "*group was not cleared");
+    expect_pool_runs(pool);
+
+    /* Without a deadline no thread is needed. */
+    crew_test_fail_thread(0);
+    err = crew_group_create(&g, pool, NULL);
+    fired = crew_test_fault_fired();
+    crew_test_fail_thread(-1);
+    cr_assert(!fired, "a group without a deadline started a thread");
+    cr_assert_eq(err, 0);
+    expect_group_works(g, false);
+
+    /* The next deadline starts the timer. */
+    cr_assert_eq(crew_group_create(&g, pool, &o), 0);
+    expect_group_works(g, true);
+    crew_pool_destroy(pool);
+}
+
+/* A member that makes a child group with allocation k of its worker
+ * armed. */
+struct kid_walk {
+    crew_pool *pool;
+    long k;
+    int err;
+    bool fired;
+    crew_group *kid;
+};
+
+static int
+make_kid_armed(crew_task *task, void *arg)
+{
+    struct kid_walk *w = arg;
+
+    (void)task;
+    w->kid = NOT_SET_GROUP;
+    arm(w->k);
+    w->err = crew_group_create(&w->kid, w->pool, NULL);
+    w->fired = disarm();
+    return 0;
+}
+
+static bool
+kid_create_step(long k, void *ctx)
+{
+    struct kid_walk *w = ctx;
+    crew_group *parent = NULL;
+    crew_future *member = NULL;
+    crew_error *error = NOT_SET_ERROR;
+
+    w->k = k;
+    cr_assert_eq(crew_group_create(&parent, w->pool, NULL), 0);
+    cr_assert_eq(
+        crew_group_submit(parent, make_kid_armed, w, NULL, 0, NULL, &member),
+        0);
+    cr_assert_eq(crew_future_wait(member), 0);
+    crew_future_release(member);
+    /* Refused, the child is not the parent's: the parent resolves. */
+    if (w->fired) {
+        cr_assert_eq(crew_group_wait(parent, &error), 0);
+        cr_assert_null(error);
+        expect_enomem_if(true, w->err, k);
+        cr_assert_null(w->kid, "allocation %ld: *group was not cleared", k);
+        crew_group_destroy(parent);
+        expect_pool_runs(w->pool);
+        return true;
+    }
+    expect_enomem_if(false, w->err, k);
+    /* Made, the child holds its parent open until it resolves. */
+    cr_assert_eq(crew_group_close(parent, NULL), 0);
+    cr_assert_eq(crew_group_wait(w->kid, NULL), 0);
+    crew_group_destroy(w->kid);
+    cr_assert_eq(crew_group_wait(parent, NULL), 0);
+    crew_group_destroy(parent);
+    return false;
+}
+
+CREW_TEST(faults, a_child_group_refused_for_memory_leaves_its_parent_alone)
+{
+    struct kid_walk w = {.pool = crew_test_pool(1)};
+
+    cr_assert_eq(each_allocation("crew_group_create from a member", MAX_ALLOCS,
+                                 kid_create_step, &w),
+                 1);
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+}
+
+/* crew_group_submit() of scn_count_task with scn_count_free, from this
+ * thread, with a future or without. */
+struct group_submit_walk {
+    crew_pool *pool;
+    crew_group *group;
+    struct scn_counts tally;
+    unsigned accepted;
+    bool with_future;
+};
+
+static bool
+group_submit_step(long k, void *ctx)
+{
+    struct group_submit_walk *w = ctx;
+    crew_future *f = NOT_SET_FUTURE;
+    size_t index = NOT_SET_INDEX;
+    bool fired =
+        CALL_ARMED(k, crew_group_submit(w->group, scn_count_task, &w->tally,
+                                        scn_count_free, 0, &index,
+                                        w->with_future ? &f : NULL));
+
+    if (!fired) {
+        cr_assert_eq(index, w->accepted, "the indices skipped one");
+        w->accepted++;
+        if (w->with_future)
+            crew_future_release(f);
+        return false;
+    }
+    cr_assert_eq(index, NOT_SET_INDEX, "allocation %ld: *index was set", k);
+    if (w->with_future)
+        cr_assert_null(f, "allocation %ld: *future was not cleared", k);
+    cr_assert_leq(atomic_load(&w->tally.ran), w->accepted,
+                  "allocation %ld: a refused member ran", k);
+    cr_assert_leq(atomic_load(&w->tally.freed), w->accepted,
+                  "allocation %ld: a refused member's arg was freed", k);
+    return true;
+}
+
+/* Once the group resolved: exactly the accepted members ran, each freed
+ * its argument once. */
+static void
+expect_members_ran(struct group_submit_walk *w)
+{
+    crew_error *error = NOT_SET_ERROR;
+
+    cr_assert_eq(crew_group_wait(w->group, &error), 0);
+    cr_assert_null(error);
+    cr_assert_eq(atomic_load(&w->tally.ran), w->accepted,
+                 "%u members ran, %u were accepted", atomic_load(&w->tally.ran),
+                 w->accepted);
+    cr_assert_eq(atomic_load(&w->tally.freed), w->accepted);
+    crew_group_destroy(w->group);
+    scn_gate_destroy(&w->tally.done);
+}
+
+CREW_TEST(faults, group_submit_returns_enomem_and_the_member_never_runs)
+{
+    struct group_submit_walk w = {.pool = crew_test_pool(2),
+                                  .tally = SCN_COUNTS_INIT};
+
+    cr_assert_eq(crew_group_create(&w.group, w.pool, NULL), 0);
+    for (int with_future = 0; with_future < 2; with_future++) {
+        w.with_future = with_future != 0;
+        each_allocation("crew_group_submit", MAX_ALLOCS, group_submit_step, &w);
+    }
+    expect_members_ran(&w);
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+}
+
+CREW_TEST(faults, group_submit_past_the_limit_returns_enomem_and_holds_none)
+{
+    struct group_submit_walk w = {.pool = crew_test_pool(2),
+                                  .tally = SCN_COUNTS_INIT};
+    crew_group_options o = {.limit = 1};
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_future *holder = NULL;
+
+    cr_assert_eq(crew_group_create(&w.group, w.pool, &o), 0);
+    /* The one place is taken: every member after it is held. */
+    cr_assert_eq(crew_group_submit(w.group, scn_hold_task, &hold, NULL, 0, NULL,
+                                   &holder),
+                 0);
+    cr_assert(scn_gate_reaches(&hold.entered, 1));
+    w.accepted = 1; /* the holder's index */
+    for (int with_future = 0; with_future < 2; with_future++) {
+        w.with_future = with_future != 0;
+        /* The member's block, nothing else: no queue takes it. */
+        cr_assert_eq(each_allocation("crew_group_submit, held", MAX_ALLOCS,
+                                     group_submit_step, &w),
+                     1);
+    }
+    cr_assert_eq(atomic_load(&w.tally.ran), 0, "a held member ran");
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_future_wait(holder), 0);
+    crew_future_release(holder);
+    w.accepted--; /* the holder is not scn_count_task */
+    expect_members_ran(&w);
+    crew_pool_destroy(w.pool);
+    scn_hold_destroy(&hold);
+}
+
+/* A member that adds a member to its own group with allocation k of its
+ * worker armed. */
+struct member_submit {
+    long k;
+    struct scn_counts *tally;
+    int err;
+    bool fired;
+    size_t index;
+};
+
+static int
+add_member_armed(crew_task *task, void *arg)
+{
+    struct member_submit *s = arg;
+
+    s->index = NOT_SET_INDEX;
+    arm(s->k);
+    s->err = crew_group_submit(crew_task_group(task), scn_count_task, s->tally,
+                               scn_count_free, 0, &s->index, NULL);
+    s->fired = disarm();
+    return 0;
+}
+
+static bool
+member_submit_step(long k, void *ctx)
+{
+    struct group_submit_walk *w = ctx;
+    struct member_submit s = {.k = k, .tally = &w->tally};
+    crew_group *g = NULL;
+
+    cr_assert_eq(crew_group_create(&g, w->pool, NULL), 0);
+    cr_assert_eq(
+        crew_group_submit(g, add_member_armed, &s, NULL, 0, NULL, NULL), 0);
+    cr_assert_eq(crew_group_wait(g, NULL), 0);
+    crew_group_destroy(g);
+    expect_enomem_if(s.fired, s.err, k);
+    if (!s.fired) {
+        cr_assert_eq(s.index, 1);
+        w->accepted++;
+    } else {
+        cr_assert_eq(s.index, NOT_SET_INDEX, "*index was set");
+    }
+    /* The group has resolved: whatever was accepted has run. */
+    cr_assert_eq(atomic_load(&w->tally.ran), w->accepted,
+                 "allocation %ld: a refused member ran", k);
+    cr_assert_eq(atomic_load(&w->tally.freed), w->accepted);
+    return s.fired;
+}
+
+CREW_TEST(faults, group_submit_from_a_member_returns_enomem_too)
+{
+    struct group_submit_walk w = {.pool = crew_test_pool(1),
+                                  .tally = SCN_COUNTS_INIT};
+
+    each_allocation("crew_group_submit from a member", MAX_ALLOCS,
+                    member_submit_step, &w);
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+    scn_gate_destroy(&w.tally.done);
+}
+
+/* A member that waits on a gate, then returns `code` (a bare code, or 0)
+ * with the next allocation k of its worker armed: what its group does
+ * with the outcome, on that worker, runs under the fault. */
+struct gated_member {
+    crew_future *gate;
+    long k;
+    int code;
+};
+
+static int
+return_armed_after_gate(crew_task *task, void *arg)
+{
+    struct gated_member *m = arg;
+
+    (void)task;
+    crew_future_wait(m->gate);
+    arm(m->k);
+    return m->code;
+}
+
+static int
+fail_at_once(crew_task *task, void *arg)
+{
+    (void)arg;
+    return crew_task_fail(task, ENOENT, "first");
+}
+
+struct group_failure_walk {
+    crew_pool *pool;
+    bool saw_lost_message;
+    bool saw_lost_aggregate;
+};
+
+/* A group of one member that fails with allocation k of its worker
+ * armed: the member's default message, the group's record of the
+ * failure, then the aggregate at resolution, in turn, run out. */
+static bool
+group_failure_step(long k, void *ctx)
+{
+    struct group_failure_walk *w = ctx;
+    struct gated_member m = {.gate = crew_test_promise(), .k = k, .code = EIO};
+    crew_group *g = NULL;
+    crew_future *f = NULL, *done = NULL, *report = NULL;
+    crew_error *error = NOT_SET_ERROR;
+    bool fired = false;
+
+    cr_assert_eq(crew_group_create(&g, w->pool, NULL), 0);
+    cr_assert_eq(
+        crew_group_submit(g, return_armed_after_gate, &m, NULL, 0, NULL, &f),
+        0);
+    /* Closed first: the member's resolution resolves the group too. */
+    cr_assert_eq(crew_group_close(g, &done), 0);
+    cr_assert_eq(crew_promise_resolve(m.gate, NULL, NULL), 0);
+    cr_assert_eq(crew_group_wait(g, &error), CREW_EAGGREGATE,
+                 "allocation %ld: the group did not fail", k);
+    cr_assert_eq(crew_future_wait(f), EIO);
+    cr_assert_eq(crew_submit(w->pool, report_fired, &fired, &report), 0);
+    cr_assert_eq(crew_future_wait(report), 0);
+    crew_future_release(report);
+
+    cr_assert_eq(error, crew_future_error(done));
+    cr_assert_eq(crew_error_code(error), CREW_EAGGREGATE);
+    if (crew_error_count(error) == 0) {
+        /* The failure could not be kept, or the aggregate not made: the
+         * group still fails, CREW_EAGGREGATE, saying memory ran out. */
+        cr_assert(fired, "an empty aggregate without a fault");
+        w->saw_lost_aggregate = true;
+        expect_lost(error, CREW_EAGGREGATE);
+    } else {
+        size_t at = SIZE_MAX;
+        const crew_error *inner = crew_error_inner(error, 0, &at);
+
+        cr_assert_eq(crew_error_count(error), 1);
+        cr_assert_eq(at, 0);
+        cr_assert_eq(inner, crew_future_error(f));
+        cr_assert_eq(crew_error_code(inner), EIO);
+        if (mentions_memory(inner)) {
+            cr_assert(fired);
+            w->saw_lost_message = true;
+            expect_lost(inner, EIO);
+        }
+    }
+    crew_error_release(error);
+    crew_future_release(f);
+    crew_future_release(done);
+    crew_future_release(m.gate);
+    crew_group_destroy(g);
+    expect_pool_runs(w->pool);
+    return fired;
+}
+
+CREW_TEST(faults, a_group_without_memory_for_a_failure_still_fails_aggregate)
+{
+    /* One worker: the report runs on the thread that was armed. */
+    struct group_failure_walk w = {.pool = crew_test_pool(1)};
+
+    each_allocation("a group member's failure", MAX_ALLOCS, group_failure_step,
+                    &w);
+    cr_assert(w.saw_lost_message, "no fault lost the member's message");
+    cr_assert(w.saw_lost_aggregate, "no fault lost the group's aggregate");
+    expect_pool_runs(w.pool);
+    crew_pool_destroy(w.pool);
+}
+
+CREW_TEST(faults, a_group_without_memory_for_its_aggregate_says_so)
+{
+    /* One worker: the report runs on the thread that was armed. */
+    crew_pool *pool = crew_test_pool(1);
+    struct gated_member last = {.gate = crew_test_promise(), .k = 0};
+    crew_future *first = NULL, *f = NULL, *report = NULL;
+    crew_group *g = NULL;
+    crew_error *error = NOT_SET_ERROR;
+    bool fired = false;
+
+    /* The first member's failure is recorded with memory to spare; the
+     * last member succeeds with the next allocation armed, and the only
+     * allocation its resolution makes is the group's aggregate. */
+    cr_assert_eq(crew_group_create(&g, pool, NULL), 0);
+    cr_assert_eq(
+        crew_group_submit(g, fail_at_once, NULL, NULL, 0, NULL, &first), 0);
+    cr_assert_eq(crew_future_wait(first), ENOENT);
+    cr_assert_eq(
+        crew_group_submit(g, return_armed_after_gate, &last, NULL, 0, NULL, &f),
+        0);
+    cr_assert_eq(crew_group_close(g, NULL), 0);
+    cr_assert_eq(crew_promise_resolve(last.gate, NULL, NULL), 0);
+    cr_assert_eq(crew_group_wait(g, &error), CREW_EAGGREGATE);
+    cr_assert_eq(crew_future_wait(f), 0);
+    cr_assert_eq(crew_submit(pool, report_fired, &fired, &report), 0);
+    cr_assert_eq(crew_future_wait(report), 0);
+    crew_future_release(report);
+    cr_assert(fired, "resolving the group allocated nothing");
+    expect_lost(error, CREW_EAGGREGATE);
+
+    crew_error_release(error);
+    crew_future_release(first);
+    crew_future_release(f);
+    crew_future_release(last.gate);
+    crew_group_destroy(g);
+    expect_pool_runs(pool);
+    crew_pool_destroy(pool);
+}

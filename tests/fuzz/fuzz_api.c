@@ -92,6 +92,27 @@
  *                                     leaf f%64 failing (none past the
  *                                     last leaf); f >= 250: bad spawns and
  *                                     syncs (EINVAL) inside the task
+ *   32 GROUP_CREATE    g, pool, cfg, t   group slot g%3: policy cfg%4,
+ *                                     quorum 1 + (cfg>>2)%4, limit
+ *                                     (cfg>>4)%4, deadline t%4: none, 2 us,
+ *                                     100 us, 1 ms; cfg>>6 == 3 an unknown
+ *                                     policy, == 2 with QUORUM quorum 0
+ *                                     (both EINVAL)
+ *   33 GROUP_SUBMIT    g, kind, param, dst, mode   a member: kind%4
+ *                                     succeeds, fails, spins (polling its
+ *                                     cancellation, <= 160 us), or adds
+ *                                     one or two members itself; dst%32
+ *                                     >= 16 keeps no future in a slot;
+ *                                     mode%4: arg_free, none, NONBLOCKING,
+ *                                     an unknown flag (EINVAL)
+ *   34 GROUP_CANCEL    g, how         how%4: crew_group_cancel, cancel
+ *                                     its future (once closed), cancel
+ *                                     twice, bad input (EINVAL)
+ *   35 GROUP_CLOSE     g, dst         its future to slot dst%32 (>= 16:
+ *                                     none); closed before: EALREADY
+ *   36 GROUP_WAIT      g, v           closes, waits; v&1: no error
+ *   37 GROUP_DESTROY   g, v           v&1: closes first (its outcome is
+ *                                     then checked)
  *
  * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
@@ -119,8 +140,13 @@
  * arg_free exactly once; a parallel loop covers its items exactly once,
  * or reports its one failing chunk; a shut-down pool's statistics add up
  * and count every accepted task; timeouts are never
- * early; bad input returns EINVAL. A violation calls __builtin_trap() so
- * libFuzzer reports it; ASan and LSan catch the rest.
+ * early; bad input returns EINVAL. A group hands out indices 0..n-1,
+ * refuses outsiders once closed (members may still add), resolves after
+ * every member, and resolves as API.md's order of precedence says for
+ * what its members did (the policy's cancellation is not a
+ * cancellation; ETIMEDOUT never early); a refused member never runs. A
+ * violation calls __builtin_trap() so libFuzzer reports it; ASan and LSan catch
+ * the rest.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -153,6 +179,9 @@
 #define MAX_DEPTH     2    /* task nesting */
 #define MAX_THENS     32   /* continuations per input */
 #define PF_ITEMS      48   /* items of a parallel loop, at most */
+#define N_GROUPS      3    /* group slots */
+#define MAX_GROUPS    8    /* groups created per input */
+#define GROUP_MEMBERS 24   /* members one group records, added ones too */
 
 #define BOX_MAGIC   0x626f7821u
 #define VALUE_MAGIC 0x76616c75u
@@ -204,6 +233,12 @@ enum op {
     OP_SUBMIT_EACH,
     OP_REDUCE,
     OP_SPAWN,
+    OP_GROUP_CREATE,
+    OP_GROUP_SUBMIT,
+    OP_GROUP_CANCEL,
+    OP_GROUP_CLOSE,
+    OP_GROUP_WAIT,
+    OP_GROUP_DESTROY,
     OP_COUNT
 };
 
@@ -274,7 +309,16 @@ struct task {
     int message;     /* enum message */
 };
 
-enum node_kind { N_TASK, N_PROMISE, N_ALL, N_ANY, N_ALL_EX, N_THEN };
+enum node_kind {
+    N_TASK,
+    N_PROMISE,
+    N_ALL,
+    N_ANY,
+    N_ALL_EX,
+    N_THEN,
+    N_GMEMBER,
+    N_GDONE
+};
 
 /* What a future is: nodes are never reused within an input, and a join's
  * inputs always have lower indices. */
@@ -288,6 +332,8 @@ struct node {
     long lowest;        /* when_any: lowest position resolved before */
     unsigned flags;     /* when_all_ex: its flags */
     int then;           /* N_THEN: index in ctx.thens */
+    int group;          /* N_GMEMBER, N_GDONE: index in ctx.groups */
+    int gmember;        /* N_GMEMBER: its record in the group */
     unsigned weight;    /* inner errors an aggregate from it may hold */
     atomic_int checked; /* the join's checker ran */
 };
@@ -302,6 +348,45 @@ struct callback {
 struct slot {
     crew_future *f; /* a reference, or NULL */
     int node;
+};
+
+/* What a group member does (GROUP_SUBMIT's kind operand). */
+enum gkind { G_SUCCEED, G_FAIL, G_SPIN, G_ADDER, G_COUNT };
+
+struct grp;
+
+/* One submission to a group. The fields above `future` are written
+ * before it is submitted; `future` and `index` before `accepted`. */
+struct gmember {
+    struct grp *grp; /* NULL: a record that must never run */
+    int kind;
+    unsigned param;
+    bool has_free;
+    crew_future *future; /* a reference, once accepted */
+    size_t index;
+    atomic_bool accepted;
+    atomic_int ran;
+    atomic_int returned;
+    atomic_int freed;
+    int ret;         /* what the function returned */
+    bool saw_cancel; /* crew_task_cancelled() before returning */
+};
+
+/* One group created by this input. */
+struct grp {
+    crew_group *g;      /* NULL once destroyed */
+    crew_group *handle; /* as created: what crew_task_group() says */
+    struct instance *inst;
+    crew_pool *pool;
+    crew_group_options o;
+    uint64_t created_ns;
+    bool closed;           /* by the main thread */
+    crew_future *done;     /* a reference, once closed */
+    atomic_bool requested; /* a cancel was asked for, or is about to be */
+    atomic_int used;       /* records of m[] taken */
+    atomic_uint indices;   /* the indices handed out */
+    atomic_int checked;    /* group_checker calls */
+    struct gmember m[GROUP_MEMBERS];
 };
 
 /* A continuation. */
@@ -338,6 +423,11 @@ static struct {
 
     struct then thens[MAX_THENS];
     int nthens;
+
+    int group_slot[N_GROUPS]; /* index in groups, or -1 */
+    struct grp groups[MAX_GROUPS];
+    int ngroups;
+    struct gmember never; /* the argument of submissions bound to fail */
 
     struct slot slots[N_SLOTS];
     crew_error *errors[N_ERRORS];
@@ -408,6 +498,22 @@ code_of(const crew_future *f)
     default:
         violated("code_of: the future has not resolved", __FILE__, __LINE__);
     }
+}
+
+/*
+ * A timed wait on `f`, begun at `start`, returned ETIMEDOUT: whether it
+ * timed out (never early). A future that failed with ETIMEDOUT (a
+ * group's deadline, a promise failed with that code) makes the wait
+ * return it too: once `f` has resolved so, the two cannot be told apart,
+ * and it counts as resolved.
+ */
+static bool
+wait_timed_out(const crew_future *f, uint64_t start, uint64_t timeout)
+{
+    if (is_final(crew_future_state(f)) && code_of(f) == ETIMEDOUT)
+        return false;
+    CHECK(now_ns() - start >= timeout);
+    return true;
 }
 
 /* A wait returned `r` without a timeout: the future has resolved, and
@@ -702,6 +808,10 @@ run_cancel_aware(crew_task *task, struct task *t)
 }
 
 static int task_fn(crew_task *task, void *arg);
+static void check_gmember(const struct gmember *m, const crew_future *f);
+static void check_group(const struct grp *gr, const crew_future *done);
+static int gmember_fn(crew_task *task, void *arg);
+static void gmember_free(void *arg);
 
 static int
 run_nested(crew_task *task, struct task *t)
@@ -789,11 +899,8 @@ run_wait_promise(struct task *t, crew_future *promise)
         return 0;
     start = now_ns();
     r = crew_future_wait_for(promise, timeout);
-    if (r == ETIMEDOUT) {
-        /* Never early. */
-        CHECK(now_ns() - start >= timeout);
+    if (r == ETIMEDOUT && wait_timed_out(promise, start, timeout))
         return 0;
-    }
     check_code(promise, r);
     return r;
 }
@@ -1083,6 +1190,12 @@ check_resolved(const crew_future *f, int node)
     case N_THEN:
         check_then(&ctx.thens[nd->then], crew_future_state(f));
         break;
+    case N_GMEMBER:
+        check_gmember(&ctx.groups[nd->group].m[nd->gmember], f);
+        break;
+    case N_GDONE:
+        check_group(&ctx.groups[nd->group], f);
+        break;
     default:
         break;
     }
@@ -1137,6 +1250,12 @@ compute_resolving(bool *out)
             /* Run or refused, it resolves once its input does. */
             out[i] = nd->in[0] >= 0 && out[nd->in[0]];
             break;
+        case N_GMEMBER:
+        case N_GDONE:
+            /* Members finish on their own; a group's future exists once
+             * it is closed, and resolves after its members. */
+            out[i] = true;
+            break;
         default:
             out[i] = false;
             for (size_t j = 0; j < nd->n; j++)
@@ -1183,7 +1302,9 @@ node_new(int kind)
     nd->task = -1;
     nd->promise = -1;
     nd->lowest = -1;
-    nd->weight = kind == N_TASK || kind == N_PROMISE || kind == N_THEN;
+    nd->group = -1;
+    nd->weight = kind == N_TASK || kind == N_PROMISE || kind == N_THEN ||
+                 kind == N_GMEMBER;
     return ctx.nnodes++;
 }
 
@@ -1553,6 +1674,9 @@ op_cancel(void)
 
     if (s->f == NULL)
         return;
+    /* Cancelling a group's future cancels the group. */
+    if (s->node >= 0 && ctx.nodes[s->node].kind == N_GDONE)
+        atomic_store(&ctx.groups[ctx.nodes[s->node].group].requested, true);
     was_final = is_final(crew_future_state(s->f));
     r = crew_future_cancel(s->f);
     CHECK(r == 0 || r == EALREADY);
@@ -1590,11 +1714,8 @@ op_wait_for(void)
         return;
     start = now_ns();
     r = crew_future_wait_for(f, timeout);
-    if (r == ETIMEDOUT) {
-        /* Never early. */
-        CHECK(now_ns() - start >= timeout);
+    if (r == ETIMEDOUT && wait_timed_out(f, start, timeout))
         return;
-    }
     check_code(f, r);
     check_resolved(f, ctx.slots[s].node);
 }
@@ -2466,6 +2587,542 @@ op_error_release(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Groups                                                             */
+/* ------------------------------------------------------------------ */
+
+static const uint64_t group_timeouts[4] = {0, 2000, 100000, 1000000};
+
+/* Add a member of `kind` to `gr` (the group `g`, as its submitter sees
+ * it), recorded in gr->m[*slot]; returns crew_group_submit's result, or
+ * -1 when the group's records are used up (nothing submitted). Checks
+ * what a refusal leaves. */
+static int
+group_add(struct grp *gr, crew_group *g, int kind, unsigned param,
+          bool has_free, unsigned flags, int *slot_out)
+{
+    int slot = atomic_fetch_add(&gr->used, 1);
+    struct gmember *m;
+    crew_future *f = (crew_future *)gr; /* must be overwritten */
+    size_t index = 4242;
+    int r;
+
+    *slot_out = slot;
+    if (slot >= GROUP_MEMBERS)
+        return -1;
+    m = &gr->m[slot];
+    m->grp = gr;
+    m->kind = kind;
+    m->param = param;
+    m->has_free = has_free;
+    r = crew_group_submit(g, gmember_fn, m, has_free ? gmember_free : NULL,
+                          flags, &index, &f);
+    if (r != 0) {
+        CHECK(f == NULL && index == 4242);
+        return r;
+    }
+    CHECK(f != NULL && index < GROUP_MEMBERS);
+    CHECK((atomic_fetch_or(&gr->indices, 1u << index) & (1u << index)) == 0);
+    m->future = f;
+    m->index = index;
+    /* Release: the fields above, to whoever sees it accepted. */
+    atomic_store_explicit(&m->accepted, true, memory_order_release);
+    return 0;
+}
+
+/* Whether `gr`'s group may have been cancelled without a request, by
+ * its deadline or its policy. */
+static bool
+group_may_cancel_itself(const struct grp *gr)
+{
+    return gr->o.timeout_ns != 0 || gr->o.policy != CREW_GROUP_ALL;
+}
+
+static int
+gmember_fn(crew_task *task, void *arg)
+{
+    struct gmember *m = arg;
+    struct grp *gr;
+    int ret = 0;
+
+    CHECK(task != NULL && m != NULL && m->grp != NULL);
+    gr = m->grp;
+    CHECK(atomic_fetch_add(&m->ran, 1) == 0);
+    CHECK(atomic_load(&m->freed) == 0);
+    CHECK(crew_task_group(task) == gr->handle);
+    CHECK(crew_task_pool(task) == gr->pool);
+    switch (m->kind) {
+    case G_SUCCEED:
+        crew_task_return(task, m, NULL);
+        break;
+    case G_FAIL:
+        ret = crew_task_fail(task, 1 + (int)(m->param % 40), "member %u",
+                             m->param);
+        break;
+    case G_SPIN:
+        for (unsigned i = 0; i < 1 + m->param % 8; i++) {
+            if (crew_task_cancelled(task)) {
+                ret = (m->param & 8) ? ECANCELED : 0;
+                break;
+            }
+            pause_ns(20000);
+        }
+        break;
+    default: {
+        /* Members may add members, closed or not; never wait on their
+         * own group. */
+        crew_group *g = crew_task_group(task);
+        crew_error *e = (crew_error *)m; /* must be overwritten */
+
+        CHECK(crew_group_wait(g, &e) == EDEADLK && e == NULL);
+        for (unsigned i = 0; i < 1 + m->param % 2; i++) {
+            int slot;
+            int r =
+                group_add(gr, g, (int)((m->param >> 2) % 3), m->param * 29u + i,
+                          (m->param & 32) != 0, 0, &slot);
+            if (r == -1)
+                break;
+            /* A worker of its own pool is refused only by a CREW_CANCEL
+             * shutdown. */
+            CHECK(r == 0 ||
+                  (r == ECANCELED && (atomic_load(&gr->requested) ||
+                                      group_may_cancel_itself(gr))) ||
+                  (r == ESHUTDOWN && atomic_load(&gr->inst->cancelled)));
+        }
+        break;
+    }
+    }
+    m->ret = ret;
+    m->saw_cancel = crew_task_cancelled(task);
+    atomic_store(&m->returned, 1);
+    return ret;
+}
+
+static void
+gmember_free(void *arg)
+{
+    struct gmember *m = arg;
+
+    CHECK(m != NULL && m->has_free);
+    CHECK(atomic_fetch_add(&m->freed, 1) == 0);
+    /* After the function returned, or instead of running it. */
+    CHECK(atomic_load(&m->ran) == atomic_load(&m->returned));
+}
+
+/* A member's resolved future agrees with what its function did. */
+static void
+check_gmember(const struct gmember *m, const crew_future *f)
+{
+    const crew_error *e = crew_future_error(f); /* acquire */
+    crew_state state = crew_future_state(f);
+    int ran = atomic_load(&m->ran);
+
+    CHECK(is_final(state));
+    check_outcome_shape(f);
+    CHECK(atomic_load(&m->freed) == (m->has_free ? 1 : 0));
+    CHECK(ran <= 1 && atomic_load(&m->returned) == ran);
+    switch (state) {
+    case CREW_SUCCEEDED:
+        CHECK(ran == 1 && m->ret == 0);
+        CHECK(crew_future_result(f) == (m->kind == G_SUCCEED ? m : NULL));
+        break;
+    case CREW_FAILED:
+        CHECK(ran == 1 && m->ret != 0 && crew_error_code(e) == m->ret);
+        break;
+    default:
+        /* Never run, or it returned ECANCELED once asked. */
+        CHECK(ran == 0 || m->ret == ECANCELED);
+        break;
+    }
+}
+
+/* The accepted member of `gr` at `index`, or NULL. */
+static const struct gmember *
+gmember_at(const struct grp *gr, size_t index)
+{
+    int n = atomic_load(&gr->used);
+
+    for (int i = 0; i < n && i < GROUP_MEMBERS; i++) {
+        const struct gmember *m = &gr->m[i];
+        if (atomic_load_explicit(&m->accepted, memory_order_acquire) &&
+            m->index == index)
+            return m;
+    }
+    return NULL;
+}
+
+/* The group's future resolved: its outcome is the one API.md's order of
+ * precedence gives for what its members did. */
+static void
+check_group(const struct grp *gr, const crew_future *done)
+{
+    const crew_error *e = crew_future_error(done); /* acquire */
+    crew_state state = crew_future_state(done);
+    int n = atomic_load(&gr->used);
+    size_t added = 0, succeeded = 0, failed = 0;
+    uint32_t indices = 0;
+    bool enough;
+
+    CHECK(is_final(state));
+    check_outcome_shape(done);
+    for (int i = 0; i < n && i < GROUP_MEMBERS; i++) {
+        const struct gmember *m = &gr->m[i];
+        crew_state s;
+
+        if (!atomic_load_explicit(&m->accepted, memory_order_acquire))
+            continue;
+        /* Every member resolved before its group. */
+        s = crew_future_state(m->future);
+        check_gmember(m, m->future);
+        CHECK((indices & (1u << m->index)) == 0);
+        indices |= 1u << m->index;
+        added++;
+        succeeded += s == CREW_SUCCEEDED;
+        failed += s == CREW_FAILED;
+    }
+    /* The indices handed out are 0..added-1. */
+    CHECK(indices == (uint32_t)((1ull << added) - 1));
+    switch (gr->o.policy) {
+    case CREW_GROUP_FIRST_SUCCESS:
+        enough = succeeded >= 1;
+        break;
+    case CREW_GROUP_QUORUM:
+        enough = succeeded >= gr->o.quorum;
+        break;
+    default:
+        enough = failed == 0;
+        break;
+    }
+    switch (state) {
+    case CREW_SUCCEEDED:
+        CHECK(enough);
+        if (gr->o.policy == CREW_GROUP_FIRST_SUCCESS) {
+            const crew_future *w = crew_future_result(done);
+            const struct gmember *m;
+
+            CHECK(w != NULL && crew_future_state(w) == CREW_SUCCEEDED);
+            m = crew_future_result(w);
+            CHECK(m == NULL ||
+                  (m >= gr->m && m < gr->m + GROUP_MEMBERS && m->future == w));
+        } else {
+            CHECK(crew_future_result(done) == NULL);
+        }
+        break;
+    case CREW_FAILED:
+        if (failed > 0) {
+            size_t previous = SIZE_MAX;
+
+            /* Every failure, in member order, at its index. */
+            CHECK(crew_error_code(e) == CREW_EAGGREGATE);
+            CHECK(crew_error_count(e) == failed);
+            for (size_t k = 0; k < failed; k++) {
+                size_t pos = SIZE_MAX;
+                const crew_error *inner = crew_error_inner(e, k, &pos);
+                const struct gmember *m = gmember_at(gr, pos);
+
+                CHECK(m != NULL && (previous == SIZE_MAX || pos > previous));
+                CHECK(crew_future_state(m->future) == CREW_FAILED &&
+                      inner == crew_future_error(m->future));
+                previous = pos;
+            }
+        } else if (crew_error_code(e) == ETIMEDOUT) {
+            CHECK(gr->o.timeout_ns != 0);
+            CHECK(now_ns() - gr->created_ns >= gr->o.timeout_ns);
+        } else {
+            CHECK(crew_error_code(e) == ENOENT && !enough);
+        }
+        break;
+    default:
+        CHECK(state == CREW_CANCELLED && failed == 0);
+        CHECK(atomic_load(&gr->requested));
+        break;
+    }
+    /* The policy's own cancellation is not a cancellation. */
+    if (enough && !atomic_load(&gr->requested) && gr->o.timeout_ns == 0)
+        CHECK(state == CREW_SUCCEEDED);
+}
+
+/* Registered on every group's future: runs once, when it resolves. */
+static void
+group_checker(crew_future *f, void *user)
+{
+    struct grp *gr = user;
+
+    CHECK(f == gr->done);
+    check_group(gr, f);
+    CHECK(atomic_fetch_add(&gr->checked, 1) == 0);
+}
+
+static struct grp *
+group_of(unsigned g)
+{
+    int i = ctx.group_slot[g % N_GROUPS];
+
+    return i >= 0 ? &ctx.groups[i] : NULL;
+}
+
+static void
+op_group_create(void)
+{
+    unsigned gs = next() % N_GROUPS;
+    struct instance *in = pool_of(next());
+    unsigned cfg = next(), t = next() % 4;
+    crew_group_options o = {
+        .policy = (crew_group_policy)(cfg % 4),
+        .quorum = 1 + (cfg >> 2) % 4,
+        .limit = (cfg >> 4) % 4,
+        .timeout_ns = group_timeouts[t],
+    };
+    crew_group *g = (crew_group *)&ctx; /* must be overwritten */
+    struct grp *gr;
+    int r;
+
+    if (in == NULL || ctx.group_slot[gs] >= 0 || ctx.ngroups >= MAX_GROUPS)
+        return;
+    if (cfg >> 6 == 3) {
+        o.policy = (crew_group_policy)7;
+        CHECK(crew_group_create(&g, in->pool, &o) == EINVAL && g == NULL);
+        return;
+    }
+    if (cfg >> 6 == 2 && o.policy == CREW_GROUP_QUORUM) {
+        o.quorum = 0;
+        CHECK(crew_group_create(&g, in->pool, &o) == EINVAL && g == NULL);
+        return;
+    }
+    gr = &ctx.groups[ctx.ngroups];
+    gr->created_ns = now_ns();
+    r = crew_group_create(&g, in->pool, &o);
+    if (in->shut) {
+        CHECK(r == ESHUTDOWN && g == NULL);
+        return;
+    }
+    CHECK(r == 0 && g != NULL);
+    gr->handle = g;
+    gr->g = g;
+    gr->inst = in;
+    gr->pool = in->pool;
+    gr->o = o;
+    ctx.group_slot[gs] = ctx.ngroups++;
+}
+
+/* Close `gr` from the main thread, keeping its future and checking it
+ * when it resolves. */
+static void
+group_close(struct grp *gr)
+{
+    crew_future *done = (crew_future *)gr; /* must be overwritten */
+
+    if (gr->closed) {
+        CHECK(crew_group_close(gr->g, &done) == EALREADY && done == NULL);
+        return;
+    }
+    CHECK(crew_group_close(gr->g, &done) == 0 && done != NULL);
+    gr->closed = true;
+    gr->done = done;
+    CHECK(crew_future_on_complete(done, group_checker, gr) == 0);
+}
+
+static void
+op_group_submit(void)
+{
+    struct grp *gr = group_of(next());
+    int kind = (int)(next() % G_COUNT);
+    unsigned param = next(), dst = next() % 32, mode = next() % 4;
+    unsigned flags = mode == 2 ? CREW_NONBLOCKING : mode == 3 ? 0x100 : 0;
+    int r, slot;
+
+    if (gr == NULL)
+        return;
+    if (gr->closed || mode == 3) {
+        /* Refused: a record that must never run. */
+        size_t index = 4242;
+        crew_future *f = (crew_future *)gr;
+
+        r = crew_group_submit(gr->g, gmember_fn, &ctx.never, gmember_free,
+                              flags, &index, &f);
+        CHECK(f == NULL && index == 4242);
+        if (mode == 3)
+            CHECK(r == EINVAL);
+        else
+            CHECK(r == ESHUTDOWN || r == ECANCELED);
+        return;
+    }
+    r = group_add(gr, gr->g, kind, param, mode != 1, flags, &slot);
+    if (r == -1)
+        return;
+    if (r != 0) {
+        CHECK((r == ESHUTDOWN && gr->inst->shut) ||
+              (r == ECANCELED &&
+               (atomic_load(&gr->requested) || group_may_cancel_itself(gr))) ||
+              (r == EAGAIN && flags == CREW_NONBLOCKING &&
+               gr->inst->max_queued != 0));
+        return;
+    }
+    CHECK(!gr->inst->shut);
+    if (dst < N_SLOTS) {
+        int node = node_new(N_GMEMBER);
+        if (node < 0)
+            return;
+        ctx.nodes[node].group = (int)(gr - ctx.groups);
+        ctx.nodes[node].gmember = slot;
+        slot_set(dst, crew_future_retain(gr->m[slot].future), node);
+    }
+}
+
+static void
+op_group_cancel(void)
+{
+    struct grp *gr = group_of(next());
+    unsigned how = next() % 4;
+
+    if (how == 3) {
+        crew_future *done = (crew_future *)&ctx;
+        crew_error *e = (crew_error *)&ctx;
+        crew_group *g = (crew_group *)&ctx;
+
+        CHECK(crew_group_cancel(NULL) == EINVAL);
+        CHECK(crew_group_close(NULL, &done) == EINVAL && done == NULL);
+        CHECK(crew_group_wait(NULL, &e) == EINVAL && e == NULL);
+        crew_group_destroy(NULL);
+        CHECK(crew_task_group(NULL) == NULL);
+        CHECK(crew_group_submit(NULL, gmember_fn, &ctx.never, NULL, 0, NULL,
+                                NULL) == EINVAL);
+        CHECK(crew_group_create(NULL, NULL, NULL) == EINVAL);
+        CHECK(crew_group_create(&g, NULL, NULL) == EINVAL && g == NULL);
+        if (gr != NULL)
+            CHECK(crew_group_submit(gr->g, NULL, &ctx.never, gmember_free, 0,
+                                    NULL, NULL) == EINVAL);
+        return;
+    }
+    if (gr == NULL)
+        return;
+    atomic_store(&gr->requested, true);
+    if (how == 1 && gr->done != NULL) {
+        /* Cancelling its future cancels the group. */
+        int r = crew_future_cancel(gr->done);
+        CHECK(r == 0 ||
+              (r == EALREADY && is_final(crew_future_state(gr->done))));
+        return;
+    }
+    CHECK(crew_group_cancel(gr->g) == 0);
+    if (how == 2)
+        CHECK(crew_group_cancel(gr->g) == 0);
+}
+
+static void
+op_group_close(void)
+{
+    struct grp *gr = group_of(next());
+    unsigned dst = next() % 32;
+    int node;
+
+    if (gr == NULL)
+        return;
+    group_close(gr);
+    if (dst >= N_SLOTS)
+        return;
+    node = node_new(N_GDONE);
+    if (node < 0)
+        return;
+    ctx.nodes[node].group = (int)(gr - ctx.groups);
+    ctx.nodes[node].weight = GROUP_MEMBERS;
+    slot_set(dst, crew_future_retain(gr->done), node);
+}
+
+static void
+op_group_wait(void)
+{
+    struct grp *gr = group_of(next());
+    bool no_error = next() & 1;
+    crew_error *e = (crew_error *)&ctx; /* must be overwritten */
+    int r;
+
+    if (gr == NULL)
+        return;
+    if (!gr->closed)
+        group_close(gr);
+    r = crew_group_wait(gr->g, no_error ? NULL : &e);
+    check_code(gr->done, r);
+    if (no_error)
+        return;
+    CHECK(r == 0 ? e == NULL : e == crew_future_error(gr->done));
+    crew_error_release(e);
+}
+
+static void
+group_destroy(unsigned gs)
+{
+    struct grp *gr = group_of(gs);
+
+    if (gr == NULL)
+        return;
+    /* Destroying an unresolved group cancels it. */
+    atomic_store(&gr->requested, true);
+    crew_group_destroy(gr->g);
+    gr->g = NULL;
+    ctx.group_slot[gs % N_GROUPS] = -1;
+    if (gr->done != NULL)
+        CHECK(is_final(crew_future_state(gr->done)));
+}
+
+static void
+op_group_destroy(void)
+{
+    unsigned gs = next();
+    struct grp *gr = group_of(gs);
+
+    if (gr == NULL)
+        return;
+    if (next() & 1)
+        group_close(gr);
+    group_destroy(gs);
+}
+
+/* Every group has gone: each member ran once or was cancelled, its
+ * arg_free once; a refused one never ran; every group closed here was
+ * checked once. */
+static void
+groups_finished(void)
+{
+    CHECK(atomic_load(&ctx.never.ran) == 0 &&
+          atomic_load(&ctx.never.freed) == 0);
+    for (int i = 0; i < ctx.ngroups; i++) {
+        struct grp *gr = &ctx.groups[i];
+        int n = atomic_load(&gr->used);
+
+        CHECK(gr->g == NULL);
+        for (int j = 0; j < n && j < GROUP_MEMBERS; j++) {
+            struct gmember *m = &gr->m[j];
+            if (!atomic_load(&m->accepted)) {
+                CHECK(atomic_load(&m->ran) == 0 && atomic_load(&m->freed) == 0);
+                continue;
+            }
+            check_gmember(m, m->future);
+        }
+        if (gr->done != NULL) {
+            /* Its callback runs after its resolution, maybe still on a
+             * worker or the timer's thread: give it time. */
+            for (int k = 0; k < 100000 && atomic_load(&gr->checked) == 0; k++)
+                pause_ns(0);
+            CHECK(atomic_load(&gr->checked) == 1);
+        }
+    }
+}
+
+/* Drop the references the groups' records keep. */
+static void
+groups_release(void)
+{
+    for (int i = 0; i < ctx.ngroups; i++) {
+        struct grp *gr = &ctx.groups[i];
+        int n = atomic_load(&gr->used);
+
+        for (int j = 0; j < n && j < GROUP_MEMBERS; j++)
+            crew_future_release(gr->m[j].future);
+        crew_future_release(gr->done);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Bad input                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -2634,6 +3291,8 @@ reset(const uint8_t *data, size_t size)
         ctx.pool_slot[p] = -1;
     for (unsigned s = 0; s < N_SLOTS; s++)
         ctx.slots[s].node = -1;
+    for (unsigned g = 0; g < N_GROUPS; g++)
+        ctx.group_slot[g] = -1;
 }
 
 static void
@@ -2647,6 +3306,10 @@ teardown(void)
         CHECK(r == 0 || r == EALREADY);
         CHECK(is_final(crew_future_state(ctx.promises[i])));
     }
+    /* Each group still here is cancelled, if unresolved, and waited for:
+     * its members finish on their own. */
+    for (unsigned g = 0; g < N_GROUPS; g++)
+        group_destroy(g);
     for (unsigned s = 0; s < N_SLOTS; s++) {
         crew_future *f = ctx.slots[s].f;
         if (f == NULL)
@@ -2659,6 +3322,7 @@ teardown(void)
         pool_destroy(p);
     for (int i = 0; i < ctx.ninst; i++)
         CHECK(ctx.inst[i].pool == NULL);
+    groups_finished();
 
     n = task_count();
     for (int i = 0; i < n; i++) {
@@ -2702,6 +3366,7 @@ teardown(void)
         error_keep(e, NULL);
     for (int i = 0; i < ctx.npromises; i++)
         crew_future_release(ctx.promises[i]);
+    groups_release();
     /* Every future is gone now, and every value with it. */
     CHECK(atomic_load(&ctx.values_made) == atomic_load(&ctx.values_freed));
 }
@@ -2806,6 +3471,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_SPAWN:
             op_spawn();
+            break;
+        case OP_GROUP_CREATE:
+            op_group_create();
+            break;
+        case OP_GROUP_SUBMIT:
+            op_group_submit();
+            break;
+        case OP_GROUP_CANCEL:
+            op_group_cancel();
+            break;
+        case OP_GROUP_CLOSE:
+            op_group_close();
+            break;
+        case OP_GROUP_WAIT:
+            op_group_wait();
+            break;
+        case OP_GROUP_DESTROY:
+            op_group_destroy();
             break;
         default:
             op_pause();

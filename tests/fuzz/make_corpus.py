@@ -19,9 +19,23 @@ import sys
  PARALLEL_FOR, STATS, RESOLVE_COPY, WAIT_ALL_FOR, SUBMIT_EACH,
  REDUCE, SPAWN) = range(32)
 
+# enum op, continued: groups
+(GROUP_CREATE, GROUP_SUBMIT, GROUP_CANCEL, GROUP_CLOSE, GROUP_WAIT,
+ GROUP_DESTROY) = range(32, 38)
+
 # enum kind
 (SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF,
  PFOR) = range(8)
+# enum gkind: what a group member does
+G_SUCCEED, G_FAIL, G_SPIN, G_ADDER = range(4)
+# crew_group_policy
+P_ALL, P_CANCEL_ON_FAILURE, P_FIRST_SUCCESS, P_QUORUM = range(4)
+# group deadlines (operand t%4): none, 2 us, 100 us, 1 ms
+GT_NONE, GT_2US, GT_100US, GT_1MS = range(4)
+# GROUP_SUBMIT modes
+GM_FREE, GM_PLAIN, GM_NONBLOCKING, GM_BAD_FLAGS = range(4)
+# GROUP_CANCEL hows
+GC_CANCEL, GC_FUTURE, GC_TWICE, GC_BAD_ARGS = range(4)
 # when_all_ex flags (operand f%5; 4 is an unknown bit)
 FAIL_FAST, CANCEL_REST, BAD_FLAG = 1, 2, 4
 
@@ -51,6 +65,28 @@ def fail_param(code, mode=0, with_value=False):
 
 def create(pool, c):
     return [POOL_CREATE, pool, c]
+
+
+def gcfg(policy, quorum=1, limit=0, bad=0):
+    """GROUP_CREATE's configuration byte; bad 3: an unknown policy, bad
+    2 with P_QUORUM: quorum 0 (both EINVAL)."""
+    assert 1 <= quorum <= 4 and 0 <= limit <= 3, (quorum, limit)
+    return policy | ((quorum - 1) << 2) | (limit << 4) | (bad << 6)
+
+
+def gcreate(group, pool, c, t=GT_NONE):
+    return [GROUP_CREATE, group, pool, c, t]
+
+
+def gsubmit(group, kind, dst=FORGET, param=0, mode=GM_FREE):
+    """A member; param: G_FAIL's code is 1 + param%40, G_SPIN polls
+    1 + param%8 times (param&8: ECANCELED once cancelled), G_ADDER adds
+    1 + param%2 members of kind (param>>2)%3, with arg_free if param&32."""
+    return [GROUP_SUBMIT, group, kind, param, dst, mode]
+
+
+def adder(children, child_kind, arg_free=True):
+    return (children - 1) | (child_kind << 2) | (32 if arg_free else 0)
 
 
 def submit(pool, kind, dst, param=0, aux=0, mode=M_EX):
@@ -441,6 +477,101 @@ SEEDS = {
         [SPAWN, 1, 5, 2, 31],
         [POOL_SHUTDOWN, 0, CANCEL_HOW],
         [SPAWN, 0, 3, 3, 255 - 64],
+    ),
+    # Groups under every policy: ALL keeps every failure at its index,
+    # FIRST_SUCCESS (limit 1: members held, then cancelled by the
+    # policy) resolves with a member's future, QUORUM 2 with a limit of
+    # 2; members add members; bad options; waits and destroys.
+    "30-groups-policies": program(
+        create(0, cfg(2)),
+        gcreate(0, 0, gcfg(P_ALL)),
+        gsubmit(0, G_SUCCEED, dst=0),
+        gsubmit(0, G_FAIL, dst=1, param=4),
+        gsubmit(0, G_SPIN, param=3, mode=GM_PLAIN),
+        gsubmit(0, G_ADDER, dst=2, param=adder(2, G_FAIL)),
+        gsubmit(0, G_FAIL, param=7),
+        [GROUP_CLOSE, 0, 3, GROUP_WAIT, 0, 0],
+        [ERROR_TAKE, 0, 3, 0, ERROR_INSPECT, 0, 9, ERROR_TAKE, 1, 0, 1],
+        gcreate(1, 0, gcfg(P_FIRST_SUCCESS, limit=1)),
+        gsubmit(1, G_FAIL, param=1),
+        gsubmit(1, G_SPIN, param=5),
+        gsubmit(1, G_SUCCEED, dst=4),
+        gsubmit(1, G_SUCCEED, dst=5, mode=GM_PLAIN),
+        gsubmit(1, G_SPIN, param=7 | 8),
+        [GROUP_CLOSE, 1, 6, WAIT, 6, STATE, 6],
+        gcreate(2, 0, gcfg(P_QUORUM, quorum=2, limit=2)),
+        gsubmit(2, G_FAIL, param=2),
+        gsubmit(2, G_SUCCEED),
+        gsubmit(2, G_ADDER, param=adder(2, G_SUCCEED, arg_free=False)),
+        gsubmit(2, G_SUCCEED),
+        [GROUP_WAIT, 2, 1, GROUP_DESTROY, 2, 0],
+        gcreate(2, 0, gcfg(P_QUORUM, bad=2)),
+        gcreate(2, 0, gcfg(P_ALL, bad=3)),
+        gcreate(2, 0, gcfg(P_QUORUM, quorum=4), GT_1MS),
+        gsubmit(2, G_FAIL),
+        [GROUP_DESTROY, 0, 1, GROUP_DESTROY, 1, 0],
+    ),
+    # Cancelling: by request while members spin (and after, ECANCELED),
+    # through the group's future, by the first failure, by deadlines of
+    # 2 us and 100 us racing the members; cancelling a member alone;
+    # bad input.
+    "31-groups-cancel-and-deadlines": program(
+        create(0, cfg(2)),
+        create(1, cfg(1, max_queued=1)),
+        gcreate(0, 0, gcfg(P_ALL)),
+        gsubmit(0, G_SPIN, dst=0, param=7),
+        gsubmit(0, G_SPIN, param=7 | 8),
+        gsubmit(0, G_SUCCEED, dst=1),
+        [CANCEL, 1, GROUP_CANCEL, 0, GC_TWICE],
+        gsubmit(0, G_SUCCEED),
+        [GROUP_CLOSE, 0, 2, WAIT, 2],
+        gcreate(1, 0, gcfg(P_CANCEL_ON_FAILURE)),
+        gsubmit(1, G_SPIN, param=6),
+        gsubmit(1, G_FAIL, param=9),
+        gsubmit(1, G_SPIN, param=6 | 8),
+        [GROUP_CLOSE, 1, 3, GROUP_WAIT, 1, 0],
+        gcreate(2, 1, gcfg(P_ALL, limit=1), GT_100US),
+        gsubmit(2, G_SPIN, param=7),
+        gsubmit(2, G_SPIN, param=7, mode=GM_NONBLOCKING),
+        gsubmit(2, G_SUCCEED, dst=4),
+        [GROUP_CLOSE, 2, 5, PAUSE, 3, WAIT_FOR, 5, 3, STATE, 5],
+        [GROUP_DESTROY, 0, 0, GROUP_DESTROY, 1, 0, GROUP_DESTROY, 2, 0],
+        gcreate(0, 0, gcfg(P_QUORUM, quorum=3), GT_2US),
+        gsubmit(0, G_SUCCEED),
+        gsubmit(0, G_SPIN, param=2),
+        [GROUP_CLOSE, 0, 6, CANCEL, 6, GROUP_CANCEL, 0, GC_FUTURE],
+        [GROUP_CANCEL, 0, GC_BAD_ARGS],
+        gsubmit(0, G_SUCCEED, mode=GM_BAD_FLAGS),
+    ),
+    # Closing: members add after the close, outsiders cannot; a second
+    # close; joins over members and the group's future; a cancelling
+    # shutdown with members held; a group destroyed open.
+    "32-groups-close-and-shutdown": program(
+        create(0, cfg(2)),
+        gcreate(0, 0, gcfg(P_ALL, limit=1)),
+        gsubmit(0, G_SPIN, dst=0, param=4),
+        gsubmit(0, G_ADDER, dst=1, param=adder(2, G_SPIN)),
+        gsubmit(0, G_ADDER, param=adder(1, G_FAIL)),
+        [GROUP_CLOSE, 0, 2, GROUP_CLOSE, 0, 3],
+        gsubmit(0, G_SUCCEED),
+        join(WHEN_ALL, 4, [0, 1, 2]),
+        join(WHEN_ANY, 5, [2, 0]),
+        [WAIT, 4, STATE, 5, ON_COMPLETE, 2, 1],
+        gcreate(1, 0, gcfg(P_FIRST_SUCCESS, limit=1)),
+        gsubmit(1, G_SPIN, param=7),
+        gsubmit(1, G_SUCCEED, dst=6),
+        gsubmit(1, G_FAIL, dst=7),
+        [GROUP_CLOSE, 1, 8],
+        [POOL_SHUTDOWN, 0, CANCEL_HOW],
+        gsubmit(1, G_SUCCEED),
+        [WAIT, 8, STATE, 6, STATE, 7],
+        create(1, cfg(1)),
+        gcreate(2, 1, gcfg(P_ALL)),
+        gsubmit(2, G_ADDER, param=adder(2, G_SUCCEED)),
+        gsubmit(2, G_SPIN, param=3),
+        [POOL_DESTROY, 1],
+        gsubmit(2, G_SUCCEED),
+        [GROUP_DESTROY, 2, 0],
     ),
 }
 

@@ -88,7 +88,11 @@ struct crew_scenario {
     X(lifetimes_when_any_released_while_inputs_resolve) \
     X(lifetimes_spare_workers_under_load)               \
     X(spawn_thief_finishes_while_owner_syncs)           \
-    X(spawn_leapfrog)
+    X(spawn_leapfrog)                                   \
+    X(group_cancel_race)                                \
+    X(group_quorum_race)                                \
+    X(group_close_race)                                 \
+    X(group_limit_race)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)

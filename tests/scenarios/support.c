@@ -87,6 +87,18 @@ scn_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     return err;
 }
 
+int
+scn_group_submit(crew_group *group, crew_fn fn, void *arg,
+                 crew_free_fn arg_free, unsigned flags, size_t *index,
+                 crew_future **future)
+{
+    int err = crew_group_submit(group, fn, arg, arg_free, flags, index, future);
+
+    if (err == 0)
+        atomic_fetch_add_explicit(&scn_tasks, 1, memory_order_relaxed);
+    return err;
+}
+
 uint64_t
 scn_tasks_submitted(void)
 {

@@ -138,7 +138,16 @@ int scn_submit(crew_pool *pool, crew_fn fn, void *arg, crew_future **future);
 int scn_submit_ex(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
                   unsigned flags, crew_future **future);
 
-/* Tasks accepted through scn_submit() and scn_submit_ex() so far. */
+/*
+ * crew_group_submit(), counted in the same total when the group accepts
+ * the member.
+ */
+int scn_group_submit(crew_group *group, crew_fn fn, void *arg,
+                     crew_free_fn arg_free, unsigned flags, size_t *index,
+                     crew_future **future);
+
+/* Tasks accepted through scn_submit(), scn_submit_ex() and
+ * scn_group_submit() so far. */
 uint64_t scn_tasks_submitted(void);
 
 /* ------------------------------------------------------------------ */
