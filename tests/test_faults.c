@@ -2256,24 +2256,24 @@ CREW_TEST(faults, group_create_returns_enomem_at_every_allocation)
 {
     struct group_create_walk w = {.pool = crew_test_pool(2)};
 
-    /* The group's block. */
+    /* The group's block, its per-thread counts. */
     cr_assert_eq(
         each_allocation("crew_group_create", MAX_ALLOCS, group_create_step, &w),
-        1);
+        2);
     expect_group_works(w.made, false);
 
     /* With a deadline, on a pool without a timer yet: the block, the
-     * timer, its heap. A timer made before the heap failed stays the
-     * pool's, for the next deadline. */
+     * counts, the timer, its heap. A timer made before the heap failed
+     * stays the pool's, for the next deadline. */
     w.options.timeout_ns = 1000000;
     cr_assert_eq(each_allocation("crew_group_create with a deadline",
                                  MAX_ALLOCS, group_create_step, &w),
-                 3);
+                 4);
     expect_group_works(w.made, true);
-    /* The timer exists now, its heap has room: only the block. */
+    /* The timer exists now, its heap has room: the block, the counts. */
     cr_assert_eq(each_allocation("crew_group_create with a deadline, again",
                                  MAX_ALLOCS, group_create_step, &w),
-                 1);
+                 2);
     expect_group_works(w.made, true);
 
     expect_pool_runs(w.pool);
@@ -2376,7 +2376,7 @@ CREW_TEST(faults, a_child_group_refused_for_memory_leaves_its_parent_alone)
 
     cr_assert_eq(each_allocation("crew_group_create from a member", MAX_ALLOCS,
                                  kid_create_step, &w),
-                 1);
+                 2);
     expect_pool_runs(w.pool);
     crew_pool_destroy(w.pool);
 }
