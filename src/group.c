@@ -457,16 +457,10 @@ member_resolved(struct crew__completion *node, crew_future *future)
     account(m->group, m);
 }
 
-/* A member's job: a task's, but a queued member of a cancelled group
- * resolves cancelled without running. */
-static void
-member_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
-{
-    crew_future *f = crew__future_of_job(job);
-
-    crew__task_run(job, cancel || is_cancelled(member_of(f)->group), tally);
-}
-
+/* Asked by a running member (crew_task_cancelled()), and by the worker
+ * that has just claimed a queued one, which then resolves it cancelled
+ * without running it: either way the member is not yet accounted for,
+ * so its group is alive. */
 static bool
 member_stop_requested(const crew_future *future)
 {
@@ -507,7 +501,7 @@ member_free(crew_future *future)
 }
 
 static const struct crew__future_ops member_ops = {
-    .job = {.run = member_run},
+    .job = {.run = crew__task_run},
     .cancel = crew__task_cancel,
     .destroy = member_free,
     .needs_worker = true,

@@ -197,6 +197,19 @@ count_outcome(struct crew__tally *tally, const crew_future *future,
                       1);
 }
 
+/* Whether a task just claimed to run was asked to stop by something
+ * other than its own future (a member's group): then it resolves
+ * cancelled without running. Asked only now that the task is this
+ * thread's: until its resolution, what it asks (its group) is alive. */
+static bool
+stopped_before_start(const crew_future *future)
+{
+    bool (*stop_requested)(const crew_future *) =
+        crew__future_ops(future)->stop_requested;
+
+    return stop_requested != NULL && stop_requested(future);
+}
+
 void
 crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
@@ -209,7 +222,7 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
         crew_future_release(future);
         return;
     }
-    if (cancel) {
+    if (cancel || stopped_before_start(future)) {
         count_outcome(tally, future, CREW_CANCELLED);
         resolve_cancelled(future);
         crew_future_release(future);

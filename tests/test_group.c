@@ -1311,3 +1311,33 @@ CREW_TEST(group, members_failures_are_the_groups_to_report)
     cr_assert_eq(report_code, CREW_EAGGREGATE);
     crew_set_unobserved(NULL, NULL);
 }
+
+CREW_TEST(group, a_cancelled_members_husk_outlives_its_group_safely)
+{
+    crew_pool *pool = crew_test_pool(1);
+    struct scn_hold hold = SCN_HOLD_INIT;
+    crew_future *blocker = NULL;
+    crew_group *g = make_group(pool, NULL);
+    struct script s = {0};
+    crew_future *f = NULL;
+
+    /* The one worker is busy: the member waits in the queue. */
+    cr_assert_eq(scn_hold_worker(pool, &hold, 1, &blocker), 0);
+    add(g, &s, &f);
+    /* Cancelled where it lies: resolved and accounted for at once, its
+     * job left in the queue as a husk... */
+    cr_assert_eq(crew_future_cancel(f), 0);
+    cr_assert_eq(crew_future_state(f), CREW_CANCELLED);
+    /* ...so the group resolves and goes before the worker reaches it. */
+    cr_assert_eq(crew_group_wait(g, NULL), 0);
+    crew_group_destroy(g);
+    scn_hold_open(&hold);
+    cr_assert_eq(crew_future_wait(blocker), 0);
+    cr_assert_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0); /* past the husk */
+    cr_assert_eq(atomic_load(&s.ran), 0);
+    cr_assert_eq(atomic_load(&s.freed), 1);
+    crew_future_release(f);
+    crew_future_release(blocker);
+    crew_pool_destroy(pool);
+    scn_hold_destroy(&hold);
+}

@@ -1665,6 +1665,35 @@ op_promise_fail(void)
     check_outcome_shape(s->f);
 }
 
+/* A cancellation of `node` reaches every group whose future it holds
+ * through joins, which pass a cancellation on to their inputs: say so
+ * before it happens, as for a group's own future. */
+static void
+note_from(int node, bool *seen)
+{
+    const struct node *nd;
+
+    if (node < 0 || seen[node])
+        return; /* joins share inputs: each node once */
+    seen[node] = true;
+    nd = &ctx.nodes[node];
+    if (nd->kind == N_GDONE) {
+        atomic_store(&ctx.groups[nd->group].requested, true);
+    } else if (nd->kind == N_ALL || nd->kind == N_ANY ||
+               nd->kind == N_ALL_EX) {
+        for (size_t i = 0; i < nd->n; i++)
+            note_from(nd->in[i], seen);
+    }
+}
+
+static void
+note_cancel_reaches(int node)
+{
+    bool seen[MAX_NODES] = {false};
+
+    note_from(node, seen);
+}
+
 static void
 op_cancel(void)
 {
@@ -1674,9 +1703,9 @@ op_cancel(void)
 
     if (s->f == NULL)
         return;
-    /* Cancelling a group's future cancels the group. */
-    if (s->node >= 0 && ctx.nodes[s->node].kind == N_GDONE)
-        atomic_store(&ctx.groups[ctx.nodes[s->node].group].requested, true);
+    /* Cancelling a group's future cancels the group; so does cancelling
+     * a join over it. */
+    note_cancel_reaches(s->node);
     was_final = is_final(crew_future_state(s->f));
     r = crew_future_cancel(s->f);
     CHECK(r == 0 || r == EALREADY);
@@ -1860,6 +1889,9 @@ op_join(int kind)
         ctx.nodes[node].inputs[i] = fs[i];
     }
     ctx.nodes[node].lowest = lowest_resolved(fs, n);
+    /* A failed input will cancel the rest, the groups' futures too. */
+    if ((flags & CREW_CANCEL_REST) != 0)
+        note_cancel_reaches(node);
     r = kind == N_ALL_EX ? crew_when_all_ex(fs, n, flags, &out)
                          : join(fs, n, &out);
     CHECK(r == 0 && out != NULL);
