@@ -578,6 +578,50 @@ CREW_TEST(group, the_limit_is_never_exceeded)
     crew_pool_destroy(pool);
 }
 
+/* A member that waits, a while, for company past the limit: with the
+ * limit kept, none comes, and it leaves after its patience. */
+static int
+waits_for_company(crew_task *task, void *arg)
+{
+    struct load *l = arg;
+    int now = atomic_fetch_add(&l->now, 1) + 1;
+    int most = atomic_load(&l->most);
+    uint64_t t0 = scn_now_ns();
+
+    (void)task;
+    while (now > most && !atomic_compare_exchange_weak(&l->most, &most, now))
+        ;
+    while (atomic_load(&l->now) <= 2 && scn_now_ns() - t0 < 20 * MS)
+        sched_yield();
+    most = atomic_load(&l->most);
+    now = atomic_load(&l->now);
+    while (now > most && !atomic_compare_exchange_weak(&l->most, &most, now))
+        ;
+    atomic_fetch_sub(&l->now, 1);
+    atomic_fetch_add(&l->done, 1);
+    return 0;
+}
+
+CREW_TEST(group, the_limit_holds_against_members_that_wait_for_company)
+{
+    crew_pool *pool = crew_test_pool(4);
+    crew_group_options o = {.limit = 2};
+    crew_group *g = make_group(pool, &o);
+    struct load l = {0};
+
+    /* Four workers, idle: one member more than the limit would run at
+     * once, and the waiting members would see it. */
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(crew_group_submit(g, waits_for_company, &l, NULL, 0,
+                                       NULL, NULL),
+                     0);
+    cr_assert_eq(crew_group_wait(g, NULL), 0);
+    cr_assert_eq(atomic_load(&l.done), 8);
+    cr_assert_leq(atomic_load(&l.most), 2);
+    crew_group_destroy(g);
+    crew_pool_destroy(pool);
+}
+
 CREW_TEST(group, held_members_wait_in_order_pending_and_in_no_queue)
 {
     crew_pool *pool = crew_test_pool(2);
