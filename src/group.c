@@ -14,15 +14,10 @@
  * Counting without a shared line. What keeps a group from resolving is
  * its outstanding count: members added and not accounted for, child
  * groups not resolved. A fan-out of a million members would bounce one
- * shared counter between the submitter and every worker, so until the
- * group closes each thread counts on a line of its own (`counts`, one
- * per worker and one for every other thread), as Linux's percpu_ref
- * does. Closing freezes the lines one by one (an exchange leaves FROZEN,
- * far below any live count) and adds their sum to `central`, which held a
- * BIAS meanwhile so that it could not reach zero before the whole sum was
- * in; a thread that finds its line frozen counts on `central` instead.
- * Whoever brings `central` to zero resolves the group, once
- * (`resolving`). A member's decrement is the last thing its accounting
+ * shared counter between the submitter and every worker, so it is a
+ * spread count (base/spread.h, Linux's percpu_ref): each thread counts on
+ * a line of its own until the close freezes the lines into one, and
+ * whoever brings that to zero resolves the group, once (`resolving`). A member's decrement is the last thing its accounting
  * does to the group, which may be gone right after. The group holds a
  * reference to its own future until it has resolved.
  *
@@ -55,7 +50,9 @@
  */
 #include "base/alloc.h"
 #include "base/platform.h"
+#include "base/spread.h"
 #include "core/error.h"
+#include "core/failures.h"
 #include "core/future.h"
 #include "pool.h"
 #include "task.h"
@@ -63,27 +60,9 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdarg.h>
-#include <stdlib.h>
 
 /* Why a group was cancelled: the first cause wins. */
 enum cause { NOT_CANCELLED, BY_REQUEST, BY_DEADLINE, BY_POLICY };
-
-/* A line's count once frozen: FROZEN, moved by the threads that still
- * add to it before they see it frozen, so anything below FROZEN_BELOW.
- * Live counts stay far above, frozen ones far from overflowing. */
-#define FROZEN       (-(INT64_C(1) << 62))
-#define FROZEN_BELOW (-(INT64_C(1) << 61))
-/* What `central` holds until the frozen lines' sum is in. */
-#define BIAS (INT64_C(1) << 62)
-
-struct counter {
-    alignas(64) _Atomic int64_t net; /* added minus accounted for */
-};
-
-struct failure {
-    size_t index;
-    crew_error *error; /* a reference */
-};
 
 struct member;
 
@@ -102,9 +81,9 @@ struct crew_group {
     uint64_t deadline; /* absolute; UINT64_MAX: none */
     struct crew__timer_entry timer;
     bool armed; /* constant once made: an entry of its own is armed */
-    unsigned lines;
-    struct counter *counts; /* one a worker, then one for other threads */
-    _Atomic int64_t central;
+    /* Members not accounted for and children not resolved, on a line a
+     * worker and one for every other thread until the close. */
+    struct crew__spread outstanding;
     atomic_size_t next_index; /* members added */
     atomic_int cause;         /* enum cause */
     atomic_bool closed;
@@ -115,9 +94,7 @@ struct crew_group {
     struct crew__lock lock; /* guards the rest */
     size_t running;         /* limited: members queued or running */
     struct held held;       /* members past the limit, oldest first */
-    struct failure *failures; /* in the order they came */
-    size_t failed, failures_capacity;
-    bool failures_lost; /* one could not be recorded: memory ran out */
+    struct crew__failures failures; /* at their members' indices */
     struct crew__list kids_live; /* children, cancellation not yet asked */
     struct crew__list kids_asked;
     struct crew__node sibling; /* on the parent's kids_live or kids_asked */
@@ -196,46 +173,12 @@ is_cancelled(const crew_group *g)
            NOT_CANCELLED;
 }
 
-/*
- * Add d to the outstanding count, on the calling thread's line while it
- * is not frozen, else on `central`. True if this brought the count to
- * zero, which only `central` can.
- */
+/* Add d to the outstanding count from the calling thread; true if this
+ * brought the closed group's count to zero. */
 static bool
 count(crew_group *g, int64_t d)
 {
-    struct counter *line = &g->counts[crew__pool_slot(g->pool)];
-
-    /* Release: what the thread did for the group before (a failure
-     * recorded, a success counted) is visible to the freezer that
-     * exchanges the line, and through `central` to the resolver.
-     * Acquire: a thread that finds its line frozen then sees the close
-     * that came before the freeze (enter()). */
-    if (atomic_fetch_add_explicit(&line->net, d, memory_order_acq_rel) >=
-        FROZEN_BELOW)
-        return false;
-    /* Frozen: the line's sum went to `central`, and this goes there too.
-     * Acquire-release: the thread that reaches zero sees every other's
-     * work. */
-    return atomic_fetch_add_explicit(&g->central, d, memory_order_acq_rel) +
-               d ==
-           0;
-}
-
-/* Freeze every line into `central`; true if the count is zero then. */
-static bool
-freeze(crew_group *g)
-{
-    int64_t sum = 0;
-
-    /* Acquire-release: collects the lines' work for the resolver. */
-    for (unsigned i = 0; i < g->lines; i++)
-        sum += atomic_exchange_explicit(&g->counts[i].net, FROZEN,
-                                        memory_order_acq_rel);
-    return atomic_fetch_add_explicit(&g->central, sum - BIAS,
-                                     memory_order_acq_rel) +
-               (sum - BIAS) ==
-           0;
+    return crew__spread_add(&g->outstanding, crew__pool_slot(g->pool), d);
 }
 
 static void resolve(crew_group *g);
@@ -351,29 +294,13 @@ queue_held(crew_group *g, struct member *m)
     }
 }
 
-/* Record a failure at its index; out of memory, note it was lost. */
+/* Keep a member's failure at its index; out of memory, the aggregate
+ * will say so. */
 static void
 record_failure(crew_group *g, size_t index, const crew_error *error)
 {
     crew__lock_acquire(&g->lock);
-    if (g->failed == g->failures_capacity) {
-        size_t capacity =
-            g->failures_capacity != 0 ? 2 * g->failures_capacity : 4;
-        struct failure *grown =
-            capacity <= SIZE_MAX / sizeof(*grown)
-                ? crew__realloc(g->failures, capacity * sizeof(*grown))
-                : NULL;
-        if (grown == NULL) {
-            g->failures_lost = true;
-            crew__lock_release(&g->lock);
-            return;
-        }
-        g->failures = grown;
-        g->failures_capacity = capacity;
-    }
-    g->failures[g->failed].index = index;
-    g->failures[g->failed].error = crew_error_retain(error);
-    g->failed++;
+    crew__failures_add(&g->failures, index, crew_error_retain(error));
     crew__lock_release(&g->lock);
 }
 
@@ -726,40 +653,6 @@ deadline_passed(struct crew__timer_entry *entry)
     crew_future_release(&g->base); /* the entry's */
 }
 
-static int
-by_index(const void *a, const void *b)
-{
-    const struct failure *x = a;
-    const struct failure *y = b;
-
-    return (x->index > y->index) - (x->index < y->index);
-}
-
-/* The failures, every one in member order, as an aggregate; NULL if
- * memory ran out (the future then fails with the fallback error). */
-static crew_error *
-aggregate(crew_group *g)
-{
-    struct crew__entry *entries;
-    crew_error *error;
-
-    if (g->failures_lost)
-        return NULL;
-    error = crew__error_aggregate(
-        g->failed,
-        atomic_load_explicit(&g->next_index, memory_order_relaxed),
-        "members failed", &entries);
-    if (error == NULL)
-        return NULL;
-    qsort(g->failures, g->failed, sizeof(g->failures[0]), by_index);
-    for (size_t i = 0; i < g->failed; i++) {
-        entries[i].inner = g->failures[i].error;
-        entries[i].input = g->failures[i].index;
-        g->failures[i].error = NULL; /* the aggregate's now */
-    }
-    return error;
-}
-
 /* A new error with `code` and a printf message; NULL on ENOMEM. */
 static crew_error *
 error_new(int code, const char *format, ...)
@@ -798,7 +691,7 @@ outcome_of(crew_group *g)
                  g->quorum;
         break;
     default:
-        enough = g->failed == 0 && !g->failures_lost;
+        enough = !crew__failures_any(&g->failures);
         break;
     }
     if (cause != BY_REQUEST && cause != BY_DEADLINE && enough) {
@@ -808,9 +701,14 @@ outcome_of(crew_group *g)
             outcome.result.as.ptr.value_free = release_future;
             winner = NULL; /* the outcome's reference now */
         }
-    } else if (g->failed != 0 || g->failures_lost) {
+    } else if (crew__failures_any(&g->failures)) {
+        /* Every failure, in member order; NULL when memory ran out (the
+         * future then fails with the fallback error). */
         outcome.code = CREW_EAGGREGATE;
-        outcome.error = aggregate(g);
+        outcome.error = crew__failures_take(
+            &g->failures,
+            atomic_load_explicit(&g->next_index, memory_order_relaxed),
+            "members failed");
     } else if (cause == BY_DEADLINE) {
         outcome.code = ETIMEDOUT;
         outcome.error = error_new(ETIMEDOUT, "the group's deadline passed");
@@ -852,11 +750,7 @@ resolve(crew_group *g)
         crew_future_release(&g->base); /* the entry's */
     crew__lock_acquire(&g->lock);
     outcome = outcome_of(g);
-    for (size_t i = 0; i < g->failed; i++)
-        crew_error_release(g->failures[i].error);
-    crew__free(g->failures);
-    g->failures = NULL;
-    g->failed = 0;
+    crew__failures_clear(&g->failures); /* those a success leaves */
     crew__lock_release(&g->lock);
     /* The group's reference to itself outlives the call. */
     crew__future_settle(&g->base, &outcome);
@@ -871,7 +765,7 @@ group_destroy(crew_future *future)
     crew_group *g = group_of(future);
     crew_pool *pool = g->pool;
 
-    crew__free(g->counts);
+    crew__spread_destroy(&g->outstanding);
     crew__free(g);
     crew__pool_unhold(pool);
 }
@@ -930,16 +824,14 @@ crew_group_create(crew_group **out, crew_pool *pool,
     g = crew__calloc(1, sizeof(*g));
     if (g == NULL)
         return ENOMEM;
-    g->lines = crew_pool_threads(pool) + 1;
-    g->counts = crew__calloc_aligned(g->lines, sizeof(g->counts[0]));
-    if (g->counts == NULL) {
+    if (crew__spread_init(&g->outstanding, crew_pool_threads(pool) + 1) !=
+        0) {
         crew__free(g);
         return ENOMEM;
     }
     /* The handle's reference, and its own until it resolves. */
     crew__future_init(&g->base, &group_ops, 2);
     atomic_init(&g->lock.word, 0);
-    atomic_init(&g->central, BIAS);
     g->pool = pool;
     g->policy = options->policy;
     g->quorum = options->quorum;
@@ -954,7 +846,7 @@ crew_group_create(crew_group **out, crew_pool *pool,
         g->timer.fire = deadline_passed;
         crew_future_retain(&g->base); /* the entry's */
         if (crew__pool_arm(pool, &g->timer) != 0) {
-            crew__free(g->counts);
+            crew__spread_destroy(&g->outstanding);
             crew__free(g);
             return ENOMEM;
         }
@@ -980,7 +872,7 @@ crew_group_close(crew_group *g, crew_future **done)
         return EALREADY;
     if (done != NULL)
         *done = crew_future_retain(&g->base);
-    if (freeze(g))
+    if (crew__spread_freeze(&g->outstanding))
         resolve_once(g);
     return 0;
 }

@@ -27,6 +27,7 @@
  */
 #include "base/alloc.h"
 #include "core/error.h"
+#include "core/failures.h"
 #include "core/future.h"
 #include "base/platform.h"
 #include "pool.h"
@@ -37,12 +38,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-struct failure {
-    struct failure *next;
-    size_t position; /* the chunk's first item */
-    crew_error *error;
-};
 
 struct loop {
     crew_pool *pool;
@@ -57,9 +52,8 @@ struct loop {
     atomic_size_t chunks;   /* chunks run, for the aggregate's message */
     atomic_size_t cursor;   /* the first item not yet claimed */
     atomic_bool stop;       /* a chunk failed: claim no more */
-    struct crew__lock lock; /* guards the two below */
-    struct failure *failures;
-    bool lost; /* a failure could not be recorded: memory ran out */
+    struct crew__lock lock; /* guards the failures */
+    struct crew__failures failures; /* at each chunk's first item */
 };
 
 /* Claim the next chunk into [*lo, *hi); false once none is left or the
@@ -96,18 +90,9 @@ claim(struct loop *l, size_t *lo, size_t *hi)
 static void
 record_failure(struct loop *l, size_t position, crew_error *error)
 {
-    struct failure *f = error != NULL ? crew__malloc(sizeof(*f)) : NULL;
-
     crew__lock_acquire(&l->lock);
-    if (f != NULL) {
-        *f = (struct failure){l->failures, position, error};
-        l->failures = f;
-    } else {
-        l->lost = true;
-    }
+    crew__failures_add(&l->failures, position, error);
     crew__lock_release(&l->lock);
-    if (f == NULL)
-        crew_error_release(error);
 }
 
 /* Claim and run chunks until none is left; count them as tasks. */
@@ -168,38 +153,14 @@ submit_runner(struct loop *l, crew_future **out)
 }
 
 /* The failures, sorted by position, into an aggregate; ENOMEM if one was
- * lost or the aggregate cannot be made. Frees the list. */
+ * lost or the aggregate cannot be made. Empties the list. */
 static int
 report(struct loop *l, crew_error **error)
 {
-    struct crew__entry *entries;
-    crew_error *all = NULL;
-    size_t n = 0;
+    crew_error *all = crew__failures_take(
+        &l->failures, atomic_load_explicit(&l->chunks, memory_order_relaxed),
+        "chunks failed");
 
-    for (struct failure *f = l->failures; f != NULL; f = f->next)
-        n++;
-    if (!l->lost)
-        all = crew__error_aggregate(
-            n, atomic_load_explicit(&l->chunks, memory_order_relaxed),
-            "chunks failed", &entries);
-    if (all != NULL) {
-        /* Insertion by position: failures are few, and most come in
-         * nearly reversed order (the list is newest first). */
-        size_t k = 0;
-        for (struct failure *f = l->failures; f != NULL; f = f->next, k++) {
-            size_t j = k;
-            for (; j > 0 && entries[j - 1].input > f->position; j--)
-                entries[j] = entries[j - 1];
-            entries[j] = (struct crew__entry){f->error, f->position};
-        }
-    }
-    while (l->failures != NULL) {
-        struct failure *f = l->failures;
-        l->failures = f->next;
-        if (all == NULL)
-            crew_error_release(f->error);
-        crew__free(f);
-    }
     if (all == NULL)
         return ENOMEM;
     if (error != NULL)
@@ -240,7 +201,7 @@ run_loop(struct loop *l, size_t wanted, crew_error **error)
         crew_future_release(runners[i]);
     }
     crew__free(runners);
-    if (l->failures == NULL && !l->lost)
+    if (!crew__failures_any(&l->failures))
         return 0;
     return report(l, error);
 }
