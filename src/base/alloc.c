@@ -276,7 +276,9 @@ refill(struct cache *c, unsigned k)
 {
     struct cached *block;
 
-    if (!depot_take(&depots[k], c))
+    /* A thread that keeps blocks must have its cache drained when it
+     * exits: one that only ever allocates has not registered it yet. */
+    if (!cache_register() || !depot_take(&depots[k], c))
         return malloc(class_size[k]);
     block = c->head;
     c->head = block->next;
