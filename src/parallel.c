@@ -30,6 +30,7 @@
 #include "core/failures.h"
 #include "core/future.h"
 #include "base/platform.h"
+#include "observe.h"
 #include "pool.h"
 #include "task.h"
 
@@ -46,6 +47,10 @@ struct loop {
     void (*participate)(struct loop *l);
     crew_range_fn fn;
     void *arg;
+    /* The user's function and when the loop began, for traces: its
+     * chunks count as queued then (0: no trace recorded). */
+    void (*traced)(void);
+    uint64_t began;
     size_t end;
     size_t grain;           /* 0: guided */
     size_t participants;    /* the caller and the runners at most */
@@ -87,6 +92,21 @@ claim(struct loop *l, size_t *lo, size_t *hi)
     return true;
 }
 
+/* Run one chunk, [lo, hi), with fn and arg, observed as a run of the
+ * user's function. Returns what crew__task_call_range() does. */
+static int
+run_chunk(struct loop *l, crew_range_fn fn, size_t lo, size_t hi, void *arg,
+          crew_error **error)
+{
+    struct crew__run run;
+    int rc;
+
+    crew__run_begin(l->pool, &run, l->traced, l->began, CREW__RUN_CHUNK);
+    rc = crew__task_call_range(l->pool, fn, lo, hi, arg, error);
+    crew__run_end(l->pool, &run, rc == 0 ? CREW_SUCCEEDED : CREW_FAILED, rc);
+    return rc;
+}
+
 static void
 record_failure(struct loop *l, size_t position, crew_error *error)
 {
@@ -105,8 +125,7 @@ participate(struct loop *l)
     while (claim(l, &lo, &hi)) {
         crew_error *error;
 
-        if (crew__task_call_range(l->pool, l->fn, lo, hi, l->arg, &error) ==
-            0) {
+        if (run_chunk(l, l->fn, lo, hi, l->arg, &error) == 0) {
             ok++;
             continue;
         }
@@ -181,6 +200,7 @@ run_loop(struct loop *l, size_t wanted, crew_error **error)
     crew_future **runners = NULL;
     size_t started = 0;
 
+    l->began = crew__pool_trace_now(l->pool);
     atomic_init(&l->stop, false);
     atomic_init(&l->chunks, 0);
     atomic_init(&l->lock.word, 0);
@@ -214,6 +234,7 @@ crew_parallel_for(crew_pool *pool, size_t begin, size_t end, size_t grain,
                      .participate = participate,
                      .fn = fn,
                      .arg = arg,
+                     .traced = (void (*)(void))fn,
                      .end = end,
                      .grain = grain};
     size_t wanted;
@@ -356,8 +377,7 @@ fold_block(struct reduction *r, size_t b, unsigned char *bufs,
         if (atomic_load_explicit(&r->loop.stop, memory_order_relaxed))
             return false;
         memcpy(buf, r->identity, r->size);
-        if (crew__task_call_range(r->loop.pool, call_chunk, lo, hi, &call,
-                                  &error) != 0) {
+        if (run_chunk(&r->loop, call_chunk, lo, hi, &call, &error) != 0) {
             (*failed)++;
             /* Relaxed: see participate(). */
             atomic_store_explicit(&r->loop.stop, true, memory_order_relaxed);
@@ -464,6 +484,7 @@ crew_parallel_reduce(crew_pool *pool, size_t begin, size_t end, size_t grain,
         .loop = {.pool = pool,
                  .participate = participate_reduce,
                  .arg = arg,
+                 .traced = (void (*)(void))fn,
                  .end = end},
         .fn = fn,
         .combine = combine,

@@ -53,6 +53,11 @@ register_atfork(void)
 static void
 pool_free(crew_pool *pool)
 {
+    struct crew__observer_seams *observer =
+        atomic_load_explicit(&pool->observer, memory_order_acquire);
+
+    if (observer != NULL)
+        observer->free(observer, crew__pool_is_orphan(pool));
     if (crew__pool_is_orphan(pool)) {
         /* Its locks may have been held in the parent at the fork. */
         crew__sched_abandon(pool->sched);
@@ -179,8 +184,14 @@ crew_pool_shutdown(crew_pool *pool, crew_shutdown how)
 void
 crew_pool_destroy(crew_pool *pool)
 {
+    struct crew__observer_seams *observer;
+
     if (pool == NULL)
         return;
+    /* Acquire: pairs with the release that published it. */
+    observer = atomic_load_explicit(&pool->observer, memory_order_acquire);
+    if (observer != NULL)
+        observer->retire(observer, crew__pool_is_orphan(pool));
     if (crew__pool_is_orphan(pool)) {
         crew__pool_unhold(pool);
         return;

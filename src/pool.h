@@ -9,19 +9,45 @@
 
 #include "crew.h"
 
+#include "base/clock.h"
 #include "base/fork.h"
+#include "core/future.h"
 #include "sched/job.h"
 #include "sched/sched.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* What observes the pool's tasks (traces, latency, the watchdog:
+ * src/observe.h), reached by pool.c through these two seams alone. */
+struct crew__observer_seams {
+    /* crew_pool_destroy() begins: stop what runs beside the pool (the
+     * watchdog's thread). `orphan`: in a child after fork(), where that
+     * thread is not, and no lock may be taken. */
+    void (*retire)(struct crew__observer_seams *observer, bool orphan);
+    /* The pool's memory goes: free the observer. */
+    void (*free)(struct crew__observer_seams *observer, bool orphan);
+};
+
+/* Bits of crew_pool's `observing`: what watches each task run. */
+enum {
+    CREW__OBSERVE_TRACE = 1u, /* a trace records, and times every task */
+    CREW__OBSERVE_WATCH = 2u, /* a watchdog is set */
+};
 
 struct crew_pool {
     struct crew__sched *sched;
     unsigned long generation; /* fork generation when created */
     bool slotted;             /* max_queued: queued tasks hold a slot */
+    /* CREW__OBSERVE_* bits, set and cleared by trace.c and watchdog.c
+     * under the observer's lock; read, relaxed, by every submission and
+     * every run. On the line that every submission reads already. */
+    _Atomic unsigned observing;
+    /* Made by the first trace or watchdog, freed with the pool. */
+    _Atomic(struct crew__observer_seams *) observer;
     pthread_mutex_t life_lock; /* guards `life` */
     pthread_cond_t life_cond;  /* signalled when `life` becomes JOINED */
     int life;                  /* enum life, in pool.c */
@@ -33,6 +59,31 @@ static inline bool
 crew__pool_is_orphan(const crew_pool *pool)
 {
     return pool->generation != crew__fork_generation();
+}
+
+/* Note when a task enters a queue, if a trace records: its closure's
+ * `queued`, read when it runs (crew__run_begin()). Left alone otherwise:
+ * whoever made the closure wrote 0 there. Every job submitted through
+ * the pool is a task's (a task, member, continuation or loop runner). */
+static inline void
+crew__pool_stamp(const crew_pool *pool, crew_future *task)
+{
+    /* Relaxed: see crew__run_begin(). */
+    if ((atomic_load_explicit(&pool->observing, memory_order_relaxed) &
+         CREW__OBSERVE_TRACE) != 0)
+        task->u.task.queued = crew__ticks();
+}
+
+/* Now on the task clock if a trace records, else 0: when work that
+ * enters no queue (a parallel loop's chunks) counts as queued. */
+static inline uint64_t
+crew__pool_trace_now(const crew_pool *pool)
+{
+    /* Relaxed: see crew__run_begin(). */
+    return (atomic_load_explicit(&pool->observing, memory_order_relaxed) &
+            CREW__OBSERVE_TRACE) != 0
+               ? crew__ticks()
+               : 0;
 }
 
 /*
@@ -59,6 +110,7 @@ crew__pool_submit(crew_pool *pool, struct crew__job *job, unsigned flags)
 {
     if (crew__pool_is_orphan(pool))
         return ESHUTDOWN;
+    crew__pool_stamp(pool, crew__future_of_job(job));
     return crew__sched_submit(pool->sched, job, flags);
 }
 
@@ -70,6 +122,10 @@ crew__pool_submit_many(crew_pool *pool, const struct crew__jobs *jobs,
 {
     if (crew__pool_is_orphan(pool))
         return ESHUTDOWN;
+    uint64_t now = crew__pool_trace_now(pool);
+
+    for (size_t i = 0; now != 0 && i < jobs->n; i++)
+        crew__future_of_job(crew__jobs_at(jobs, i))->u.task.queued = now;
     return crew__sched_submit_many(pool->sched, jobs, flags);
 }
 
@@ -112,6 +168,13 @@ static inline unsigned
 crew__pool_slot(const crew_pool *pool)
 {
     return crew__sched_slot(pool->sched);
+}
+
+/* The pool's name, its threads' prefix. */
+static inline const char *
+crew__pool_name(const crew_pool *pool)
+{
+    return crew__sched_name(pool->sched);
 }
 
 /* Run a job on the calling thread, one of the pool's workers, as if it

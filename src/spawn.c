@@ -40,6 +40,7 @@
 
 #include "base/platform.h"
 #include "core/error.h"
+#include "observe.h"
 #include "pool.h"
 #include "sched/job.h"
 #include "sched/sched.h"
@@ -101,8 +102,20 @@ run_frame(struct crew__job *job, bool cancel, struct crew__tally *tally)
     /* Release: the spawner that sees TAKEN reads `thief`, and may drop
      * the frame's place in its deque, where this thread read the job. */
     atomic_store_explicit(&f->state, TAKEN, memory_order_release);
-    code = crew__task_call_as(f->spawner, crew__spawns_here, f->fn, f->arg,
-                              &f->message);
+    if (stolen) {
+        struct crew__run run;
+
+        /* A stolen call counts as queued when it was stolen: now. */
+        crew__run_begin(pool, &run, (void (*)(void))f->fn,
+                        crew__pool_trace_now(pool), CREW__RUN_SPAWNED);
+        code = crew__task_call_as(f->spawner, crew__spawns_here, f->fn,
+                                  f->arg, &f->message);
+        crew__run_end(pool, &run, code == 0 ? CREW_SUCCEEDED : CREW_FAILED,
+                      code);
+    } else {
+        code = crew__task_call_as(f->spawner, crew__spawns_here, f->fn,
+                                  f->arg, &f->message);
+    }
     f->code = code;
     if (stolen)
         crew__pool_count_chunks(pool, code == 0, code != 0);

@@ -24,6 +24,7 @@
 #include "base/alloc.h"
 #include "core/error.h"
 #include "core/future.h"
+#include "observe.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -67,6 +68,7 @@ crew__task_new(crew_pool *pool, crew_fn fn, void *arg, crew_free_fn arg_free,
     future->u.task.arg = arg;
     future->u.task.arg_free = arg_free;
     future->u.task.pool = pool;
+    future->u.task.queued = 0;
     return future;
 }
 
@@ -235,7 +237,14 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
         .pool = closure.pool,
         .spawns = crew__sched_spawns(closure.pool->sched)};
     struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
-    int rc = call_as_running(&task, closure.fn, closure.arg);
+    struct crew__run run = {.observing = 0};
+    int rc;
+
+    /* A loop's runner is no task of the user's: its chunks are. */
+    if (!future->internal)
+        crew__run_begin(closure.pool, &run, (void (*)(void))closure.fn,
+                        closure.queued, CREW__RUN_TASK);
+    rc = call_as_running(&task, closure.fn, closure.arg);
 
     if (closure.arg_free != NULL)
         closure.arg_free(closure.arg);
@@ -260,6 +269,8 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
     if (outcome.state != CREW_SUCCEEDED)
         crew__result_drop(&task.result);
     count_outcome(tally, future, outcome.state);
+    crew__run_end(closure.pool, &run, outcome.state,
+                  outcome.state == CREW_SUCCEEDED ? 0 : rc);
     /* The queue's reference, dropped below, holds the future. */
     crew__future_settle(future, &outcome);
     crew_future_release(future);

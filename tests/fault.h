@@ -19,5 +19,8 @@ bool crew_test_fault_fired(void);
 /* How many times a submitter, on any thread, started waiting for room
  * under max_queued. */
 unsigned long crew_test_room_waits(void);
+/* How many times any thread read a clock through the library (the
+ * monotonic clock, or the task clock's counter). */
+unsigned long crew_test_clock_reads(void);
 
 #endif

@@ -24,8 +24,8 @@ void crew__free(void *p);
 /* A future's block, of one of two sizes: CREW__BLOCK_SMALL bytes (a
  * task's future) or CREW__BLOCK_LARGE (a group's member); `size`, at most
  * that, picks the class, and the same size is passed to the free. */
-#define CREW__BLOCK_SMALL 96
-#define CREW__BLOCK_LARGE 136
+#define CREW__BLOCK_SMALL 104
+#define CREW__BLOCK_LARGE 144
 void *crew__block_alloc_small(void);
 void *crew__block_alloc_large(void);
 void crew__block_free_small(void *p);

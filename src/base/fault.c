@@ -15,6 +15,7 @@ static _Thread_local long alloc_countdown = -1;
 static _Thread_local long thread_countdown = -1;
 static _Thread_local bool fired;
 static atomic_ulong room_waits; /* process-wide: the waiter is elsewhere */
+static atomic_ulong clock_reads; /* process-wide: workers read them */
 
 static bool
 fire(long *countdown)
@@ -43,6 +44,20 @@ void
 crew__fault_room_wait(void)
 {
     atomic_fetch_add(&room_waits, 1);
+}
+
+void
+crew__fault_clock(void)
+{
+    /* Relaxed: a count, read once the work it counts is over. */
+    atomic_fetch_add_explicit(&clock_reads, 1, memory_order_relaxed);
+}
+
+/* How many times any thread read a clock through the library. */
+CREW_API unsigned long
+crew_test_clock_reads(void)
+{
+    return atomic_load(&clock_reads);
 }
 
 /* How many times a submitter, on any thread, started waiting for room

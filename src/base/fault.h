@@ -16,11 +16,13 @@
 
 /* A submitter starts waiting for room under max_queued: counted, so
  * that a test can tell a submitter is blocked there
- * (crew_test_room_waits()). */
+ * (crew_test_room_waits()). A clock is read (crew__fault_clock()):
+ * counted, so that a test can tell how often (crew_test_clock_reads()). */
 #ifdef CREW_TEST_HOOKS
 bool crew__fault_alloc(void);
 bool crew__fault_thread(void);
 void crew__fault_room_wait(void);
+void crew__fault_clock(void);
 #else
 static inline bool
 crew__fault_alloc(void)
@@ -36,6 +38,11 @@ crew__fault_thread(void)
 
 static inline void
 crew__fault_room_wait(void)
+{
+}
+
+static inline void
+crew__fault_clock(void)
 {
 }
 #endif

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fault.h"
+
 /* The portable build (CREW_PARK_PORTABLE) uses the fallbacks even on
  * Linux, so that CI runs them: condition variables instead of futexes,
  * a pipe instead of an eventfd. */
@@ -137,6 +139,7 @@ static inline uint64_t
 crew__now_ns(void)
 {
     struct timespec ts;
+    crew__fault_clock();
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
@@ -174,11 +177,26 @@ crew__thread_set_name(const char *name)
 {
     (void)pthread_setname_np(pthread_self(), name);
 }
+
+/* The calling thread's name into name[size], "" if unknown. */
+static inline void
+crew__thread_get_name(char *name, size_t size)
+{
+    if (pthread_getname_np(pthread_self(), name, size) != 0)
+        name[0] = '\0';
+}
 #else
 static inline void
 crew__thread_set_name(const char *name)
 {
     (void)name;
+}
+
+static inline void
+crew__thread_get_name(char *name, size_t size)
+{
+    if (size > 0)
+        name[0] = '\0';
 }
 #endif
 

@@ -128,6 +128,9 @@ struct crew__closure {
     void *arg;
     crew_free_fn arg_free;
     crew_pool *pool;
+    /* When it entered a queue, on the task clock, if a trace recorded
+     * then (crew__pool_stamp()); else 0. */
+    uint64_t queued;
 };
 
 struct crew_future {

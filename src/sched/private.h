@@ -183,11 +183,6 @@ void crew__worker_begin(struct crew__worker *w);
 void crew__worker_end(struct crew__worker *w);
 /* Start w's thread running main, with the scheduler's stack size and
  * every asynchronous signal blocked. */
-/* Start a thread of the library's: `stack_size` 0 for the system's
- * default, every signal blocked but those the kernel sends to the thread
- * that caused them. Returns 0, or pthread_create()'s error (EAGAIN). */
-int crew__thread_create(pthread_t *thread, void *(*main)(void *), void *arg,
-                        size_t stack_size, bool detached);
 int crew__worker_start(struct crew__worker *w, void *(*main)(void *),
                        bool detached);
 

@@ -249,6 +249,12 @@ crew__sched_threads(const struct crew__sched *sched)
     return sched->threads;
 }
 
+const char *
+crew__sched_name(const struct crew__sched *sched)
+{
+    return sched->options.name;
+}
+
 bool
 crew__sched_is_mine(const struct crew__sched *sched)
 {

@@ -16,6 +16,7 @@
 #include "sched/split.h"
 #include "sched/timer.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,8 @@ void crew__sched_hold(struct crew__sched *sched);
 void crew__sched_unhold(struct crew__sched *sched);
 
 unsigned crew__sched_threads(const struct crew__sched *sched);
+/* The name its threads are named after (options.name). */
+const char *crew__sched_name(const struct crew__sched *sched);
 /* Whether the calling thread is one of this scheduler's workers (in its
  * thread hooks too). */
 bool crew__sched_is_mine(const struct crew__sched *sched);
@@ -158,6 +161,13 @@ void crew__sched_count_chunks(struct crew__sched *sched, uint64_t succeeded,
 /* Sum every counter into a snapshot (see crew_pool_stats_get()). */
 void crew__sched_stats(const struct crew__sched *sched,
                        crew_pool_stats *stats);
+
+/* Start a thread of the library's (sched/thread.c), a worker or not:
+ * `stack_size` 0 for the system's default, every signal blocked but
+ * those the kernel sends to the thread that caused them. Returns 0, or
+ * pthread_create()'s error (EAGAIN). */
+int crew__thread_create(pthread_t *thread, void *(*main)(void *), void *arg,
+                        size_t stack_size, bool detached);
 
 /* The calling thread's worker, or NULL outside every scheduler. */
 struct crew__worker *crew__worker_self(void);

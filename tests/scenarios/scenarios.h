@@ -92,7 +92,9 @@ struct crew_scenario {
     X(group_cancel_race)                                \
     X(group_quorum_race)                                \
     X(group_close_race)                                 \
-    X(group_limit_race)
+    X(group_limit_race)                                \
+    X(trace_toggle_under_load)                         \
+    X(watchdog_toggle_under_load)
 
 #define CREW_SCENARIO_DECLARE(name) const char *crew_scenario_##name(void);
 CREW_SCENARIO_LIST(CREW_SCENARIO_DECLARE)
