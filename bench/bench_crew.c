@@ -631,6 +631,7 @@ main(int argc, char **argv)
     double metric;
 
     if (!bench_is(&a, "fanout") && !bench_is(&a, "fanout-each") &&
+        !bench_is(&a, "fanout-traced") &&
         !bench_is(&a, "group-all") && !bench_is(&a, "sem-limit4") &&
         !bench_is(&a, "group-limit4") &&
         !bench_is(&a, "fib") && !bench_is(&a, "fj-fib") &&
@@ -645,6 +646,13 @@ main(int argc, char **argv)
     pool = make_pool(a.threads);
     if (bench_is(&a, "fanout")) {
         metric = fan_out(pool, tiny_task, a.size, NULL);
+        checksum = bench_sum(results, a.size);
+    } else if (bench_is(&a, "fanout-traced")) {
+        /* The fan-out while a trace records, each worker keeping its
+         * newest 65,536 records (2.5 MiB): the cost of recording. */
+        check(crew_trace_start(pool, 65536), "crew_trace_start");
+        metric = fan_out(pool, tiny_task, a.size, NULL);
+        check(crew_trace_stop(pool, NULL), "crew_trace_stop");
         checksum = bench_sum(results, a.size);
     } else if (bench_is(&a, "fanout-each")) {
         metric = fan_out_each(pool, a.size);

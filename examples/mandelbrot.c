@@ -2,6 +2,7 @@
  * mandelbrot: a parallel loop over the rows of a picture.
  *
  *     mandelbrot [-w WIDTH] [-h HEIGHT] [-g GRAIN] [-t THREADS] [-o FILE]
+ *                [-T TRACE]
  *
  * Renders the Mandelbrot set, 800 x 600 pixels by default, with
  * crew_parallel_for() over the rows: chunks of at most GRAIN rows, or with
@@ -9,6 +10,13 @@
  * THREADS workers (default: one per CPU) and on the calling thread. Writes
  * the picture as a binary PGM (P5) to FILE (default mandelbrot.pgm) and
  * prints the number of chunks, then the FNV-1a hash of the pixels.
+ *
+ * With -T, the loop is traced (crew_trace_start()) and the trace written to
+ * TRACE in the Chrome Trace Event Format, one event a chunk on the track of
+ * the thread that drew it: open it in https://ui.perfetto.dev, or draw it
+ * with tools/trace-plot. The program is linked with -rdynamic, so the
+ * chunks are named after render_rows(), which has external linkage for
+ * that; the latency of the chunks goes to standard error.
  *
  * The picture does not depend on the scheduling: each pixel is computed
  * from its own coordinates, in fixed point, so any grain and any number of
@@ -80,8 +88,10 @@ shade(const struct image *img, size_t x, size_t y)
 }
 
 /* The loop's body: rows [begin, end). Chunks never share a row, so they
- * write disjoint bytes. */
-static int
+ * write disjoint bytes. Exported, for the trace to name it. */
+int render_rows(crew_task *task, size_t begin, size_t end, void *arg);
+
+int
 render_rows(crew_task *task, size_t begin, size_t end, void *arg)
 {
     const struct image *img = arg;
@@ -130,10 +140,45 @@ write_pgm(const char *path, const struct image *img)
     return 0;
 }
 
+/* Stop the pool's trace into the file at `path`, and say how long the
+ * chunks waited and ran. Returns 0 or an errno value, said. */
+static int
+write_trace(crew_pool *pool, const char *path)
+{
+    crew_latency latency;
+    FILE *out = fopen(path, "w");
+    int err = out == NULL ? errno : 0;
+    /* Stopped even when the file could not be opened (NULL discards). */
+    int stopped = crew_trace_stop(pool, out);
+
+    if (err == 0)
+        err = stopped;
+    if (err != 0) {
+        fprintf(stderr, "mandelbrot: %s: %s\n", path, crew_strerror(err));
+        if (out != NULL)
+            fclose(out);
+        return err;
+    }
+    if (fclose(out) != 0) {
+        err = errno;
+        fprintf(stderr, "mandelbrot: %s: %s\n", path, crew_strerror(err));
+        return err;
+    }
+    crew_pool_latency_get(pool, &latency);
+    fprintf(stderr,
+            "trace: %s, %" PRIu64 " chunks; waited p50 %.3f ms, max %.3f ms; "
+            "ran p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+            path, latency.tasks, latency.wait_p50_ns / 1e6,
+            latency.wait_max_ns / 1e6, latency.run_p50_ns / 1e6,
+            latency.run_p99_ns / 1e6, latency.run_max_ns / 1e6);
+    return 0;
+}
+
 struct options {
     size_t width, height, grain;
     unsigned threads; /* 0: one per CPU */
     const char *path;
+    const char *trace; /* NULL: no trace */
 };
 
 /* A whole decimal number in [min, max]. */
@@ -158,7 +203,7 @@ parse(int argc, char **argv, struct options *o)
 
     *o =
         (struct options){.width = 800, .height = 600, .path = "mandelbrot.pgm"};
-    while ((c = getopt(argc, argv, "w:h:g:t:o:")) != -1) {
+    while ((c = getopt(argc, argv, "w:h:g:t:o:T:")) != -1) {
         switch (c) {
         case 'w':
             if (!parse_number(optarg, 1, MAX_SIDE, &v))
@@ -183,6 +228,9 @@ parse(int argc, char **argv, struct options *o)
         case 'o':
             o->path = optarg;
             break;
+        case 'T':
+            o->trace = optarg;
+            break;
         default:
             return false;
         }
@@ -204,7 +252,7 @@ main(int argc, char **argv)
     if (!parse(argc, argv, &o)) {
         fprintf(stderr,
                 "usage: mandelbrot [-w WIDTH] [-h HEIGHT] [-g GRAIN] "
-                "[-t THREADS] [-o FILE]\n"
+                "[-t THREADS] [-o FILE] [-T TRACE]\n"
                 "  WIDTH, HEIGHT: 1 to %d; THREADS: 1 to 1024\n",
                 MAX_SIDE);
         return 2;
@@ -222,8 +270,19 @@ main(int argc, char **argv)
         goto out_free;
     }
 
+    if (o.trace != NULL) {
+        /* A record a chunk, at most 100,000 kept a thread. */
+        err = crew_trace_start(pool, 100000);
+        if (err != 0) {
+            fprintf(stderr, "mandelbrot: crew_trace_start: %s\n",
+                    crew_strerror(err));
+            goto out_destroy;
+        }
+    }
     err = crew_parallel_for(pool, 0, img.height, o.grain, render_rows, &img,
                             &error);
+    if (o.trace != NULL && write_trace(pool, o.trace) != 0)
+        goto out_destroy;
     if (err != 0) {
         /* render_rows() never fails: only the loop itself can. */
         fprintf(stderr, "mandelbrot: crew_parallel_for: %s\n",
