@@ -113,6 +113,18 @@
  *   36 GROUP_WAIT      g, v           closes, waits; v&1: no error
  *   37 GROUP_DESTROY   g, v           v&1: closes first (its outcome is
  *                                     then checked)
+ *   38 TRACE           pool, v        v%4: crew_trace_start with a ring of
+ *                                     1 + (v>>2)%16 records (EALREADY when
+ *                                     recording), stop into memory (the
+ *                                     JSON ends whole), stop discarding
+ *                                     (EALREADY when not recording), read
+ *                                     the latency (the count never goes
+ *                                     back, p50 <= p99 <= max); v >= 250:
+ *                                     bad input (EINVAL)
+ *   39 WATCHDOG        pool, v        v%3: set (1 ms, or 2 when v&4), set
+ *                                     again, remove; every report is of
+ *                                     one of the pool's workers, past its
+ *                                     limit; v >= 250: bad input (EINVAL)
  *
  * SUBMIT's kind 7 runs a parallel loop inside the task (on a worker).
  *
@@ -148,7 +160,7 @@
  * violation calls __builtin_trap() so libFuzzer reports it; ASan and LSan catch
  * the rest.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _POSIX_C_SOURCE 200809L /* open_memstream() */
 
 #include <crew.h>
 
@@ -239,6 +251,8 @@ enum op {
     OP_GROUP_CLOSE,
     OP_GROUP_WAIT,
     OP_GROUP_DESTROY,
+    OP_TRACE,
+    OP_WATCHDOG,
     OP_COUNT
 };
 
@@ -268,6 +282,11 @@ struct instance {
     atomic_bool cancelled; /* the first shutdown was CREW_CANCEL */
     atomic_uint starts;    /* on_thread_start calls */
     atomic_uint stops;     /* on_thread_stop calls */
+    bool tracing;          /* a trace records (main only) */
+    uint64_t timed;        /* crew_pool_latency_get()'s last count */
+    uint64_t watch_ns;     /* the watchdog's limit; 0: none */
+    atomic_uint stuck;     /* the watchdog's reports */
+    atomic_uint bad_stuck; /* reports of no worker, or of a short run */
 };
 
 struct task;
@@ -1444,10 +1463,11 @@ pool_destroy(unsigned p)
     if (in == NULL)
         return;
     in->shut = true;
-    crew_pool_destroy(in->pool);
+    crew_pool_destroy(in->pool); /* removes the watchdog */
     in->pool = NULL;
     ctx.pool_slot[p] = -1;
     check_pool_finished(in);
+    CHECK(atomic_load(&in->bad_stuck) == 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3301,6 +3321,98 @@ op_state(void)
         check_resolved(f, ctx.slots[s].node);
 }
 
+/* ------------------------------------------------------------------ */
+/* Traces and the watchdog                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+op_trace(void)
+{
+    struct instance *in = pool_of(next());
+    unsigned v = next();
+    crew_latency latency;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *json;
+    int r;
+
+    if (in == NULL)
+        return;
+    if (v >= 250) {
+        CHECK(crew_trace_start(NULL, 1) == EINVAL);
+        CHECK(crew_trace_start(in->pool, 0) == EINVAL);
+        CHECK(crew_trace_stop(NULL, NULL) == EINVAL);
+        CHECK(crew_pool_latency_get(in->pool, NULL) == EINVAL);
+        return;
+    }
+    switch (v % 4) {
+    case 0:
+        r = crew_trace_start(in->pool, 1 + (v >> 2) % 16);
+        CHECK(r == (in->tracing ? EALREADY : 0));
+        in->tracing = true;
+        break;
+    case 1:
+        json = open_memstream(&text, &size);
+        if (json == NULL)
+            return;
+        r = crew_trace_stop(in->pool, json);
+        fclose(json);
+        CHECK(r == (in->tracing ? 0 : EALREADY));
+        CHECK(!in->tracing || (size > 2 && text[0] == '{' &&
+                               strcmp(text + size - 3, "}}\n") == 0));
+        free(text);
+        in->tracing = false;
+        break;
+    case 2:
+        CHECK(crew_trace_stop(in->pool, NULL) ==
+              (in->tracing ? 0 : EALREADY));
+        in->tracing = false;
+        break;
+    default:
+        CHECK(crew_pool_latency_get(in->pool, &latency) == 0);
+        CHECK(latency.tasks >= in->timed);
+        CHECK(latency.run_p50_ns <= latency.run_p99_ns &&
+              latency.run_p99_ns <= latency.run_max_ns);
+        CHECK(latency.wait_p50_ns <= latency.wait_p99_ns &&
+              latency.wait_p99_ns <= latency.wait_max_ns);
+        in->timed = latency.tasks;
+        break;
+    }
+}
+
+/* The watchdog's function: runs on the pool's monitor thread. */
+static void
+on_stuck(const crew_stuck *stuck, void *user)
+{
+    struct instance *in = user;
+
+    if (stuck->worker >= in->threads || stuck->running_ns <= 1000000)
+        atomic_fetch_add(&in->bad_stuck, 1);
+    atomic_fetch_add(&in->stuck, 1);
+}
+
+static void
+op_watchdog(void)
+{
+    struct instance *in = pool_of(next());
+    unsigned v = next();
+
+    if (in == NULL)
+        return;
+    if (v >= 250) {
+        CHECK(crew_pool_watchdog(NULL, 1000000, on_stuck, in) == EINVAL);
+        CHECK(crew_pool_watchdog(in->pool, 1000000, NULL, in) == EINVAL);
+        return;
+    }
+    if (v % 3 == 2) {
+        CHECK(crew_pool_watchdog(in->pool, 0, NULL, NULL) == 0);
+        in->watch_ns = 0;
+        return;
+    }
+    in->watch_ns = (v & 4) != 0 ? 2000000 : 1000000;
+    CHECK(crew_pool_watchdog(in->pool, in->watch_ns, on_stuck, in) == 0);
+}
+
 static void
 op_pause(void)
 {
@@ -3521,6 +3633,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_GROUP_DESTROY:
             op_group_destroy();
+            break;
+        case OP_TRACE:
+            op_trace();
+            break;
+        case OP_WATCHDOG:
+            op_watchdog();
             break;
         default:
             op_pause();

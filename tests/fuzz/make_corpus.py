@@ -23,6 +23,13 @@ import sys
 (GROUP_CREATE, GROUP_SUBMIT, GROUP_CANCEL, GROUP_CLOSE, GROUP_WAIT,
  GROUP_DESTROY) = range(32, 38)
 
+# enum op, continued: traces and the watchdog
+TRACE, WATCHDOG = range(38, 40)
+# TRACE's v%4
+TR_START, TR_STOP_JSON, TR_STOP_NULL, TR_LATENCY = range(4)
+# WATCHDOG's v%3
+WD_SET, WD_SET_AGAIN, WD_REMOVE = range(3)
+
 # enum kind
 (SUCCEED, FAIL, CANCEL_AWARE, NESTED, WAIT_PROMISE, RESOLVE_PROMISE, SELF,
  PFOR) = range(8)
@@ -572,6 +579,35 @@ SEEDS = {
         [POOL_DESTROY, 1],
         gsubmit(2, G_SUCCEED),
         [GROUP_DESTROY, 2, 0],
+    ),
+    "36-traces": program(
+        create(0, cfg(2)),
+        [TRACE, 0, TR_START + 4 * 3],
+        submit(0, SUCCEED, 0),
+        submit(0, FAIL, 1, param=fail_param(5)),
+        parallel_for(0, 20, 2),
+        wait_all([0, 1]),
+        [TRACE, 0, TR_LATENCY, TRACE, 0, TR_START],
+        [TRACE, 0, TR_STOP_JSON, TRACE, 0, TR_STOP_NULL],
+        [TRACE, 0, TR_START + 4 * 15],
+        submit(0, NESTED, 2, param=1),
+        submit(0, SUCCEED, 3),
+        [WAIT, 2, TRACE, 0, TR_STOP_NULL, TRACE, 0, TR_LATENCY],
+        [TRACE, 0, 250, TRACE, 0, TR_START],
+        submit(0, SUCCEED, FORGET),
+        [POOL_DESTROY, 0],
+    ),
+    "37-watchdog": program(
+        create(0, cfg(2)),
+        [WATCHDOG, 0, WD_SET],
+        submit(0, SUCCEED, 0),
+        parallel_for(0, 30, 1),
+        [PAUSE, 3, WATCHDOG, 0, WD_SET_AGAIN + 4, PAUSE, 3],
+        [WATCHDOG, 0, WD_REMOVE, WATCHDOG, 0, WD_REMOVE],
+        [WATCHDOG, 0, 250, WATCHDOG, 0, WD_SET],
+        [TRACE, 0, TR_START],
+        submit(0, SUCCEED, FORGET),
+        [POOL_DESTROY, 0],
     ),
 }
 
