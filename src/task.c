@@ -169,11 +169,20 @@ resolve_cancelled(crew_future *future)
     crew__future_complete(future, &cancelled);
 }
 
+/* Whether something other than the task's own future (a member's
+ * group) asks it to stop: its kind's stop_requested op. */
+static bool
+asked_elsewhere(const crew_future *future)
+{
+    bool (*stop_requested)(const crew_future *) =
+        crew__future_ops(future)->stop_requested;
+
+    return stop_requested != NULL && stop_requested(future);
+}
+
 static bool
 cancel_requested(const crew_future *future, const crew_pool *pool)
 {
-    bool (*stop_requested)(const crew_future *);
-
     if (crew__pool_is_cancelling(pool))
         return true;
     /* A loop's chunk has no future of its own. */
@@ -182,8 +191,7 @@ cancel_requested(const crew_future *future, const crew_pool *pool)
     /* Relaxed: a hint the task polls; no data travels with it. */
     if (atomic_load_explicit(&future->cancel_requested, memory_order_relaxed))
         return true;
-    stop_requested = crew__future_ops(future)->stop_requested;
-    return stop_requested != NULL && stop_requested(future);
+    return asked_elsewhere(future);
 }
 
 /* Count how a task taken out of a queue ended on `tally`: a loop's
@@ -199,19 +207,6 @@ count_outcome(struct crew__tally *tally, const crew_future *future,
                       1);
 }
 
-/* Whether a task just claimed to run was asked to stop by something
- * other than its own future (a member's group): then it resolves
- * cancelled without running. Asked only now that the task is this
- * thread's: until its resolution, what it asks (its group) is alive. */
-static bool
-stopped_before_start(const crew_future *future)
-{
-    bool (*stop_requested)(const crew_future *) =
-        crew__future_ops(future)->stop_requested;
-
-    return stop_requested != NULL && stop_requested(future);
-}
-
 void
 crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
@@ -224,7 +219,10 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
         crew_future_release(future);
         return;
     }
-    if (cancel || stopped_before_start(future)) {
+    /* Asked to stop by its group before it started: resolves cancelled
+     * without running. Asked only now that the task is this thread's:
+     * until its resolution, what it asks (its group) is alive. */
+    if (cancel || asked_elsewhere(future)) {
         count_outcome(tally, future, CREW_CANCELLED);
         resolve_cancelled(future);
         crew_future_release(future);

@@ -19,6 +19,7 @@
 #include "base/alloc.h"
 #include "base/platform.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -457,7 +458,8 @@ crew__sched_disarm(struct crew__sched *sched, struct crew__timer_entry *entry)
 void
 crew__sched_run_here(struct crew__sched *sched, struct crew__job *job)
 {
-    (void)sched; /* the caller's worker is the scheduler's */
+    (void)sched; /* NDEBUG */
+    assert(crew__sched_is_mine(sched));
     crew__run_job(crew__self, job);
 }
 

@@ -3364,8 +3364,7 @@ op_trace(void)
         in->tracing = false;
         break;
     case 2:
-        CHECK(crew_trace_stop(in->pool, NULL) ==
-              (in->tracing ? 0 : EALREADY));
+        CHECK(crew_trace_stop(in->pool, NULL) == (in->tracing ? 0 : EALREADY));
         in->tracing = false;
         break;
     default:
