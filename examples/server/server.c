@@ -14,14 +14,27 @@
  *                           to the loop, which answers 200 with the digest,
  *                           or 500 with the task's error message (N out of
  *                           range is the task's failure, not the loop's);
+ *   GET /slow?ms=MS         a task that sleeps MS milliseconds (0 to
+ *                           SLOW_MAX_MS), as one blocked on a disk or a
+ *                           lock would, then answers 200: what the
+ *                           watchdog is for;
  *   GET /stats              a JSON object, on the loop, at once: the
  *                           server's counters, the pool's
  *                           (crew_pool_stats_get()) and the tasks' queue
  *                           wait and run time (crew_pool_latency_get()).
  *
  * With -i the loop computes /work itself: the baseline of bench/server.sh,
- * in which every /ping waits behind the heavy requests read before it;
- * /stats then has no pool to report ("pool" and "latency" are null).
+ * in which every /ping waits behind the heavy requests read before it
+ * (/slow sleeps on the loop too); /stats then has no pool to report
+ * ("pool" and "latency" are null).
+ *
+ * A watchdog (crew_pool_watchdog()) logs each task still running STUCK_MS
+ * after it started, once, on standard error:
+ *
+ *     server: task slow_run stuck on worker 1 for 1.27 s
+ *
+ * naming the task's function when the program exports it (it is linked
+ * with -rdynamic), else giving its address.
  *
  * Tasks are timed only while a trace records: -l starts one that keeps a
  * single record a thread (only its latency figures are read), and -T FILE
@@ -74,6 +87,9 @@
 #define DELIVERIES_MAX 64    /* inbox deliveries taken per call */
 #define DRAIN_MS       5000  /* how long a drain waits for slow readers */
 #define TRACE_EVENTS   65536 /* records a thread keeps for -T (2.5 MiB) */
+#define STUCK_MS       1000  /* a task running longer is logged */
+#define SLOW_MAX_MS    10000 /* the longest sleep /slow asks for */
+#define SLICE_MS       10    /* /slow's task looks for a cancel this often */
 
 /* The most bytes of an answer's body: its headers take fewer than 256. */
 #define BODY_MAX (RESPONSE_MAX - 256)
@@ -93,8 +109,10 @@ struct endpoint {
     int fd;
 };
 
-/* A /work request: the task's argument, inside its connection. */
+/* A /work or /slow request: the task's argument, inside its connection. */
 struct job {
+    bool slow;   /* /slow: sleep `ms`; else /work: hash */
+    uint64_t ms; /* /slow's */
     uint64_t seed;
     uint64_t rounds;
     uint64_t digest; /* written by the task, read once delivered */
@@ -545,7 +563,7 @@ query_number(const char *query, size_t len, const char *name, uint64_t *value)
 
 /*
  * A /work request's task. Not static: the server exports its symbols
- * (-rdynamic), so that a trace names the task's function.
+ * (-rdynamic), so that a trace and the watchdog name the task's function.
  */
 int
 job_run(crew_task *task, void *arg)
@@ -558,6 +576,57 @@ job_run(crew_task *task, void *arg)
     return err != 0 ? crew_task_fail(task, err, "%s", why) : 0;
 }
 
+static void
+sleep_ms(uint64_t ms)
+{
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000),
+                            .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        continue;
+}
+
+/*
+ * A /slow request's task: sleeps in slices, so that a client's hang-up,
+ * which cancels it, ends it within one. Not static, as job_run().
+ */
+int
+slow_run(crew_task *task, void *arg)
+{
+    const struct job *job = arg;
+
+    for (uint64_t slept = 0; slept < job->ms; slept += SLICE_MS) {
+        if (crew_task_cancelled(task))
+            return ECANCELED;
+        sleep_ms(job->ms - slept < SLICE_MS ? job->ms - slept : SLICE_MS);
+    }
+    return 0;
+}
+
+/*
+ * The watchdog's report, on the pool's monitor thread, of a task running
+ * past STUCK_MS: one line on standard error, which its stdio lock keeps
+ * whole among the loop's own.
+ */
+static void
+stuck_log(const crew_stuck *stuck, void *user)
+{
+    double seconds = (double)stuck->running_ns / 1e9;
+    void *address;
+
+    (void)user;
+    if (stuck->name != NULL) {
+        fprintf(stderr, "server: task %s stuck on worker %u for %.2f s\n",
+                stuck->name, stuck->worker, seconds);
+        return;
+    }
+    /* ISO C has no conversion from a function pointer to void *; POSIX
+     * requires them to be alike (dlsym() returns functions as void *). */
+    memcpy(&address, &stuck->fn, sizeof(address));
+    fprintf(stderr, "server: task %p stuck on worker %u for %.2f s\n", address,
+            stuck->worker, seconds);
+}
+
 /*
  * Starts the job of c on the pool, to be answered when the inbox delivers
  * it; or, on failure, answers 503 now.
@@ -565,7 +634,8 @@ job_run(crew_task *task, void *arg)
 static void
 job_submit(struct server *s, struct conn *c)
 {
-    int err = crew_submit(s->pool, job_run, &c->job, &c->future);
+    int err = crew_submit(s->pool, c->job.slow ? slow_run : job_run, &c->job,
+                          &c->future);
 
     if (err == 0) {
         err = crew_inbox_watch(s->inbox, c->future, c);
@@ -600,7 +670,10 @@ job_done(struct server *s, struct conn *c, crew_future *done)
     }
     switch (crew_future_state(done)) {
     case CREW_SUCCEEDED:
-        respond(s, c, 200, "%016" PRIx64 "\n", c->job.digest);
+        if (c->job.slow)
+            respond(s, c, 200, "slept %" PRIu64 " ms\n", c->job.ms);
+        else
+            respond(s, c, 200, "%016" PRIx64 "\n", c->job.digest);
         break;
     case CREW_FAILED:
         respond(s, c, 500, "%s\n", crew_error_message(crew_future_error(done)));
@@ -717,14 +790,31 @@ stats_answer(struct server *s, struct conn *c)
 /* Serving                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Whether the target [target, target + len) is `path`, alone or with a
+ * query, which *query then points at (after the '?').
+ */
+static bool
+target_is(const char *target, size_t len, const char *path, const char **query,
+          size_t *query_len)
+{
+    size_t n = strlen(path);
+
+    if (len < n || memcmp(target, path, n) != 0 ||
+        (len > n && target[n] != '?'))
+        return false;
+    *query = target + n + (len > n);
+    *query_len = len > n ? len - n - 1 : 0;
+    return true;
+}
+
 /* Answers, or starts answering, one request of c's. */
 static void
 client_serve(struct server *s, struct conn *c, const struct request *req)
 {
-    const char *target = req->target;
-    size_t len = req->target_len;
-    uint64_t n = 0, seed = 0;
-    int have_n;
+    const char *target = req->target, *query;
+    size_t len = req->target_len, query_len;
+    uint64_t n = 0, seed = 0, ms = 0;
 
     c->close_after = !req->keep_alive;
     if (s->verbose)
@@ -736,13 +826,9 @@ client_serve(struct server *s, struct conn *c, const struct request *req)
         respond(s, c, 200, "pong\n");
     } else if (len == 6 && memcmp(target, "/stats", 6) == 0) {
         stats_answer(s, c);
-    } else if (len >= 5 && memcmp(target, "/work", 5) == 0 &&
-               (len == 5 || target[5] == '?')) {
-        const char *query = target + 6;
-        size_t query_len = len > 6 ? len - 6 : 0;
-
-        have_n = query_number(query, query_len, "n", &n);
-        if (have_n != 1 || query_number(query, query_len, "seed", &seed) < 0) {
+    } else if (target_is(target, len, "/work", &query, &query_len)) {
+        if (query_number(query, query_len, "n", &n) != 1 ||
+            query_number(query, query_len, "seed", &seed) < 0) {
             respond(s, c, 400, "usage: /work?n=ROUNDS[&seed=SEED]\n");
         } else if (s->pool != NULL) {
             c->job = (struct job){.seed = seed, .rounds = n};
@@ -755,6 +841,17 @@ client_serve(struct server *s, struct conn *c, const struct request *req)
                 respond(s, c, 200, "%016" PRIx64 "\n", digest);
             else
                 respond(s, c, 500, "%s\n", why);
+        }
+    } else if (target_is(target, len, "/slow", &query, &query_len)) {
+        if (query_number(query, query_len, "ms", &ms) != 1 ||
+            ms > SLOW_MAX_MS) {
+            respond(s, c, 400, "usage: /slow?ms=0..%d\n", SLOW_MAX_MS);
+        } else if (s->pool != NULL) {
+            c->job = (struct job){.slow = true, .ms = ms};
+            job_submit(s, c);
+        } else {
+            sleep_ms(ms);
+            respond(s, c, 200, "slept %" PRIu64 " ms\n", ms);
         }
     } else {
         respond(s, c, 404, "no such page\n");
@@ -1085,6 +1182,9 @@ main(int argc, char **argv)
         err = crew_pool_create(&s.pool, &options);
         if (err == 0)
             err = crew_inbox_create(&s.inbox);
+        if (err == 0)
+            err = crew_pool_watchdog(s.pool, (uint64_t)STUCK_MS * 1000000,
+                                     stuck_log, NULL);
         /* -l reads only the latency figures: one record a thread will do. */
         if (err == 0 && time_tasks)
             err = crew_trace_start(s.pool, trace != NULL ? TRACE_EVENTS : 1);
@@ -1121,9 +1221,11 @@ out:
         status = 1;
     }
     /*
-     * After an error, jobs may still run: the drain of crew_pool_destroy
-     * waits for them, and crew_inbox_destroy then frees their deliveries;
-     * their connections, kept for the task to write into, go with them.
+     * crew_pool_destroy removes the watchdog first, joining its thread:
+     * nothing is logged after it starts. After an error, jobs may still
+     * run: its drain waits for them, and crew_inbox_destroy then frees
+     * their deliveries; their connections, kept for the task to write
+     * into, go with them.
      */
     crew_pool_destroy(s.pool);
     if (s.jobs > 0)

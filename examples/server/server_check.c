@@ -20,9 +20,13 @@
  *     connections closed, an idle connection is closed, and the server
  *     exits 0 (under AddressSanitizer, also without a leak); the trace
  *     it wrote to FILE is JSON with an event for each task's run, named;
- *   - a second server, idle and not timing tasks, reports no task timed
- *     in /stats, and exits 0 when stopped by SIGINT;
- *   - a third, with -i, computes /work on its loop and reports no pool.
+ *   - a second server, with -l: a task sleeping 2.5 s (/slow) is logged
+ *     by the watchdog, once, by its name, and /stats timed it;
+ *   - a third, idle and not timing tasks, reports no task timed in
+ *     /stats, cancels a /slow task whose client resets, and exits 0 when
+ *     stopped by SIGINT;
+ *   - a fourth, with -i, computes /work on its loop and reports no pool.
+ * The servers' standard error is copied to this program's.
  * Prints each failed check; exits 0 when every check passed, 1 otherwise.
  * A watchdog turns a hang into a failure after WATCHDOG_S seconds.
  */
@@ -79,16 +83,24 @@ check_failed(int line, const char *cond, const char *format, ...)
 /* The server process and its log                                     */
 /* ------------------------------------------------------------------ */
 
+/* What a server printed on one of its streams. */
+struct log {
+    FILE *in;
+    bool echo; /* also copied, line by line, to our standard error */
+    pthread_t reader;
+    struct server *server; /* whose lock guards the fields below */
+    char *text;            /* every line read */
+    size_t len;
+    bool done; /* the end of the stream was read */
+};
+
 struct server {
     pid_t pid;
     unsigned port;
-    FILE *out; /* its standard output */
-    pthread_t reader;
     pthread_mutex_t lock;
-    pthread_cond_t grew;
-    char *log; /* every line it printed after "listening on" */
-    size_t log_len;
-    bool log_done;
+    pthread_cond_t grew; /* a log grew, or ended */
+    struct log out;      /* standard output, after "listening on" */
+    struct log err;      /* standard error, echoed (sanitizers report there) */
 };
 
 /* The server being tested, for the watchdog to kill. */
@@ -109,23 +121,26 @@ watchdog(int sig)
 static void *
 log_read(void *arg)
 {
-    struct server *s = arg;
+    struct log *log = arg;
+    struct server *s = log->server;
     char line[1024];
 
-    while (fgets(line, sizeof(line), s->out) != NULL) {
+    while (fgets(line, sizeof(line), log->in) != NULL) {
         size_t n = strlen(line);
+        if (log->echo)
+            fputs(line, stderr);
         pthread_mutex_lock(&s->lock);
-        char *grown = realloc(s->log, s->log_len + n + 1);
+        char *grown = realloc(log->text, log->len + n + 1);
         if (grown != NULL) {
-            memcpy(grown + s->log_len, line, n + 1);
-            s->log = grown;
-            s->log_len += n;
+            memcpy(grown + log->len, line, n + 1);
+            log->text = grown;
+            log->len += n;
         }
         pthread_cond_broadcast(&s->grew);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_lock(&s->lock);
-    s->log_done = true;
+    log->done = true;
     pthread_cond_broadcast(&s->grew);
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -142,13 +157,24 @@ log_wait(struct server *s, const char *text)
     deadline.tv_sec += 30;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        found = s->log != NULL && strstr(s->log, text) != NULL;
-        if (found || s->log_done ||
+        found = s->out.text != NULL && strstr(s->out.text, text) != NULL;
+        if (found || s->out.done ||
             pthread_cond_timedwait(&s->grew, &s->lock, &deadline) != 0)
             break;
     }
     pthread_mutex_unlock(&s->lock);
     return found;
+}
+
+/* Kills a server that did not start; false. */
+static bool
+server_abandon(struct server *s)
+{
+    fprintf(stderr, "server_check: the server did not start\n");
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    watched_pid = 0;
+    return false;
 }
 
 /*
@@ -164,7 +190,7 @@ server_start(struct server *s, const char *path, ...)
     const char *args[16] = {path, "-p", "0", "-t", "2", "-v"};
     size_t n = 6;
     va_list ap;
-    int out[2];
+    int out[2], err[2];
     char line[128];
 
     va_start(ap, path);
@@ -174,42 +200,53 @@ server_start(struct server *s, const char *path, ...)
     va_end(ap);
     args[n] = NULL;
     memset(s, 0, sizeof(*s));
-    if (pipe(out) != 0)
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->grew, NULL);
+    s->out.server = s->err.server = s;
+    s->err.echo = true;
+    if (pipe(out) != 0 || pipe(err) != 0)
         return false;
     s->pid = fork();
     if (s->pid == 0) {
         dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
         close(out[0]);
         close(out[1]);
+        close(err[0]);
+        close(err[1]);
         execv(path, (char *const *)args);
         perror(path);
         _exit(127);
     }
     close(out[1]);
+    close(err[1]);
     if (s->pid < 0) {
         close(out[0]);
+        close(err[0]);
         return false;
     }
     watched_pid = s->pid;
-    s->out = fdopen(out[0], "r");
-    if (s->out == NULL || fgets(line, sizeof(line), s->out) == NULL ||
+    s->out.in = fdopen(out[0], "r");
+    s->err.in = fdopen(err[0], "r");
+    /* Standard error first: what a server that fails to start says. */
+    if (s->out.in == NULL || s->err.in == NULL ||
+        pthread_create(&s->err.reader, NULL, log_read, &s->err) != 0)
+        return server_abandon(s);
+    if (fgets(line, sizeof(line), s->out.in) == NULL ||
         sscanf(line, "listening on 127.0.0.1:%u", &s->port) != 1) {
-        fprintf(stderr, "server_check: the server did not start\n");
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        server_abandon(s);
+        pthread_join(s->err.reader, NULL);
         return false;
     }
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->grew, NULL);
-    if (pthread_create(&s->reader, NULL, log_read, s) != 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        return false;
-    }
+    if (pthread_create(&s->out.reader, NULL, log_read, &s->out) != 0)
+        return server_abandon(s);
     return true;
 }
 
-/* Signals the server, then returns its exit status, or -1 if it crashed. */
+/*
+ * Signals the server, then returns its exit status, or -1 if it crashed.
+ * Its logs are whole then, until server_free().
+ */
 static int
 server_stop(struct server *s, int sig)
 {
@@ -219,15 +256,23 @@ server_stop(struct server *s, int sig)
     while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
         continue;
     watched_pid = 0;
-    pthread_join(s->reader, NULL);
-    fclose(s->out);
-    free(s->log);
-    pthread_cond_destroy(&s->grew);
-    pthread_mutex_destroy(&s->lock);
+    pthread_join(s->out.reader, NULL);
+    pthread_join(s->err.reader, NULL);
+    fclose(s->out.in);
+    fclose(s->err.in);
     if (WIFSIGNALED(status))
         fprintf(stderr, "server_check: the server died of signal %d\n",
                 WTERMSIG(status));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+server_free(struct server *s)
+{
+    free(s->out.text);
+    free(s->err.text);
+    pthread_cond_destroy(&s->grew);
+    pthread_mutex_destroy(&s->lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,6 +483,9 @@ check_routes(unsigned port)
           "n over 2^64: %d", r.status);
     CHECK(get(port, "/work?n=2&seed=", &r) && r.status == 400, "empty seed: %d",
           r.status);
+    CHECK(get(port, "/slow", &r) && r.status == 400, "/slow: %d", r.status);
+    CHECK(get(port, "/slow?ms=10001", &r) && r.status == 400,
+          "/slow?ms=10001: %d", r.status);
     CHECK(get(port, "/workshop", &r) && r.status == 404, "/workshop: %d",
           r.status);
     CHECK(get(port, "/", &r) && r.status == 404, "/: %d", r.status);
@@ -764,7 +812,7 @@ check_stats(unsigned port)
           "/stats: %" PRIu64 " connections accepted, %" PRIu64 " open",
           st.accepted, st.connections);
     /* The refusals of check_routes(), exactly; 200 for all the load. */
-    CHECK(answered(&st, "400") == 6 && answered(&st, "404") == 2 &&
+    CHECK(answered(&st, "400") == 8 && answered(&st, "404") == 2 &&
               answered(&st, "405") == 1 && answered(&st, "431") == 1 &&
               answered(&st, "500") == 2 && answered(&st, "503") == 0,
           "/stats: refusals 400 %" PRIu64 ", 404 %" PRIu64 ", 405 %" PRIu64
@@ -864,6 +912,128 @@ check_trace(const char *path)
     free(text);
 }
 
+/*
+ * Checks the form of each line the watchdog logged on the server's
+ * standard error (whole: the server has stopped) and returns how many
+ * there are; *named, how many name the function `fn`.
+ */
+static int
+stuck_lines(const struct server *s, const char *fn, int *named)
+{
+    const char *text = s->err.text != NULL ? s->err.text : "";
+    int lines = 0;
+
+    *named = 0;
+    for (const char *line = strstr(text, " stuck on worker "); line != NULL;
+         line = strstr(line + 1, " stuck on worker ")) {
+        const char *start = line;
+        char name[64];
+        unsigned worker;
+        double seconds;
+
+        while (start > text && start[-1] != '\n')
+            start--;
+        lines++;
+        CHECK(sscanf(start, "server: task %63s stuck on worker %u for %lf s",
+                     name, &worker, &seconds) == 3 &&
+                  worker < 2 && seconds >= 1.0,
+              "a watchdog line: %.*s", (int)strcspn(start, "\n"), start);
+        *named += strcmp(name, fn) == 0;
+    }
+    return lines;
+}
+
+/*
+ * The watchdog, on a server timing its tasks: a task sleeping 2.5 s is
+ * logged once, by name, as stuck past 1 s; /stats timed it.
+ */
+static void
+check_watchdog(struct server *s)
+{
+    struct response r;
+    struct stats st;
+    int lines, named;
+
+    CHECK(get(s->port, "/slow?ms=2500", &r) && r.status == 200 &&
+              strcmp(r.body, "slept 2500 ms\n") == 0,
+          "/slow?ms=2500: %d %s", r.status, r.body);
+    /* The maximum is exact, but a tick's rate is an estimate. */
+    if (stats_get(s->port, &st))
+        CHECK(st.timed && st.tasks == 1 && st.succeeded == 1 &&
+                  st.run[2] >= 2400000000u,
+              "/stats after /slow: %" PRIu64 " tasks timed, %" PRIu64
+              " succeeded, run max %" PRIu64 " ns",
+              st.tasks, st.succeeded, st.run[2]);
+    CHECK(server_stop(s, SIGINT) == 0, "exit status after SIGINT");
+    lines = stuck_lines(s, "slow_run", &named);
+    CHECK(lines == 1 && named == 1,
+          "%d watchdog lines, %d of slow_run; expected one:\n%s", lines, named,
+          s->err.text != NULL ? s->err.text : "");
+    server_free(s);
+}
+
+static bool
+is_running(const struct stats *st)
+{
+    return st->busy == 1;
+}
+
+/*
+ * Done with the job, and its outcome counted: a task cancelled in its
+ * queue resolves at once, but is counted once a worker takes it out.
+ */
+static bool
+is_done(const struct stats *st)
+{
+    return st->jobs == 0 && st->cancelled + st->succeeded == st->submitted;
+}
+
+/*
+ * Asks /stats until `done` holds of what it answers, for 30 s at most;
+ * false if it never did.
+ */
+static bool
+stats_poll(unsigned port, struct stats *st, bool (*done)(const struct stats *))
+{
+    const struct timespec pause = {.tv_nsec = 20000000};
+    struct timespec deadline, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 30;
+    while (stats_get(port, st)) {
+        if (done(st))
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
+
+/*
+ * A /slow request whose client resets once its task runs is cancelled:
+ * the task stops within a slice of its sleep, long before the 10 s it
+ * asked for.
+ */
+static void
+check_slow_hang_up(struct server *s)
+{
+    struct client c;
+    struct stats st;
+
+    CHECK(client_open(&c, s->port) &&
+              client_send(&c, "GET /slow?ms=10000 HTTP/1.1\r\n\r\n"),
+          "the /slow client");
+    CHECK(stats_poll(s->port, &st, is_running), "/slow never ran");
+    client_reset(&c);
+    CHECK(stats_poll(s->port, &st, is_done) && st.cancelled == 1 &&
+              st.succeeded == 0,
+          "/slow hung up: %" PRIu64 " jobs, %" PRIu64 " submitted, %" PRIu64
+          " cancelled, %" PRIu64 " succeeded",
+          st.jobs, st.submitted, st.cancelled, st.succeeded);
+}
+
 /* SIGTERM with work in flight: answered, then a clean exit. */
 static void
 check_drain(struct server *s)
@@ -938,8 +1108,13 @@ main(int argc, char **argv)
     check_load(s.port);
     check_stats(s.port);
     check_drain(&s);
+    server_free(&s);
     check_trace(trace);
     unlink(trace);
+
+    if (!server_start(&s, argv[1], "-l", (char *)NULL))
+        return 1;
+    check_watchdog(&s);
 
     /* Idle, not timing tasks. */
     if (!server_start(&s, argv[1], (char *)NULL))
@@ -956,7 +1131,9 @@ main(int argc, char **argv)
               " tasks timed",
               st.submitted, st.timed, st.tasks);
     }
+    check_slow_hang_up(&s);
     CHECK(server_stop(&s, SIGINT) == 0, "exit status after SIGINT");
+    server_free(&s);
 
     /* Inline: no pool to report. */
     if (!server_start(&s, argv[1], "-i", (char *)NULL))
@@ -969,6 +1146,7 @@ main(int argc, char **argv)
               "inline /stats: pool %d, %" PRIu64 " answers 200", st.pool,
               answered(&st, "200"));
     CHECK(server_stop(&s, SIGTERM) == 0, "inline: exit status after SIGTERM");
+    server_free(&s);
 
     if (atomic_load(&failures) != 0) {
         fprintf(stderr, "server_check: %d checks failed\n",
