@@ -18,7 +18,11 @@
 # It reports each load's requests per second and the p50 and p99 latency
 # of /ping while the heavy requests run (wrk --latency), the medians of
 # REPS runs, the modes interleaved; and, once, /ping alone on an idle pool
-# server for reference.
+# server for reference. After each run it reads the server's /stats (with
+# bash's /dev/tcp: no curl needed) and reports, as medians too, the
+# requests the server read and, for the pool modes, the tasks submitted,
+# cancelled and stolen and their queue wait and run time (p50, p99, max):
+# the pool server runs with -l, which times its tasks.
 #
 # Options, as environment variables:
 #   DURATION=10  REPS=3  ROUNDS=200
@@ -31,9 +35,9 @@
 #   BENCH_BUILD_DIR=build-bench-server
 # wrk, the loop and the workers share the machine's cores: on a small
 # machine the figures are the whole system's, read them as ratios.
-# Writes results.md and the wrk outputs into the build directory.
-# Exit status: 0; 1 if a server failed, a response was not 2xx, or wrk saw
-# socket errors; 2 if a tool is missing.
+# Writes results.md, the wrk outputs and the /stats answers into the build
+# directory. Exit status: 0; 1 if a server failed, a response was not 2xx,
+# wrk saw socket errors, or /stats did not answer; 2 if a tool is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -133,19 +137,78 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 url() { echo "http://127.0.0.1:$port$1"; }
 
+# Saves the server's /stats into the file $1: a GET over bash's /dev/tcp,
+# with "Connection: close", read to the end.
+stats_fetch() {
+    local response
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+    response=$(timeout 10 cat <&3) || true
+    exec 3<&-
+    if [[ $response != "HTTP/1.1 200 "* ]]; then
+        echo "server.sh: /stats did not answer: $response" >&2
+        exit 1
+    fi
+    printf '%s\n' "${response#*$'\r\n\r\n'}" >"$1"
+}
+
+# Prints the JSON of /stats as "path value" lines ("latency.run_ns.p99
+# 1234"). Its values are numbers, true, false and null, in objects, and
+# its only strings are keys: a scan of tokens is a parser for it.
+flatten() {
+    awk '{ text = text $0 "\n" }
+    END {
+        depth = 0; key = ""
+        while (match(text, /[{}]|"[^"]*"|-?[0-9][0-9.eE+-]*|true|false|null/)) {
+            token = substr(text, RSTART, RLENGTH)
+            text = substr(text, RSTART + RLENGTH)
+            if (token == "{") {
+                path[++depth] = key; key = ""
+            } else if (token == "}") {
+                depth--
+            } else if (token ~ /^"/) {
+                key = substr(token, 2, length(token) - 2)
+            } else {
+                prefix = ""
+                for (i = 2; i <= depth; i++) prefix = prefix path[i] "."
+                print prefix key, token
+            }
+        }
+    }' "$1"
+}
+
+# The value at a path of the /stats saved in file $1, in nanoseconds or a
+# count; "-" if it is not there (no pool: -i).
+stat_of() { flatten "$1" | awk -v p="$2" '$1 == p { v = $2 } END { print (v == "" ? "-" : v) }'; }
+
 # One run of a mode (inline, or poolN: a pool of N): both loads at once.
 run_mode() {
     local mode=$1 rep=$2
-    if [[ $mode == inline ]]; then start -i; else start -t "${mode#pool}"; fi
+    if [[ $mode == inline ]]; then start -i; else start -t "${mode#pool}" -l; fi
     wrk -t1 -c "$HEAVY_CONNS" -d "${DURATION}s" --latency \
         "$(url "/work?n=$ROUNDS")" >"$out/$mode-heavy-$rep.txt" &
     local heavy=$!
     wrk -t1 -c "$PING_CONNS" -d "${DURATION}s" --latency -s "$probe" \
         "$(url /ping)" >"$out/$mode-ping-$rep.txt"
     wait "$heavy"
+    local stats=$out/$mode-stats-$rep.json
+    stats_fetch "$stats"
     stop
     clean_run "$out/$mode-heavy-$rep.txt"
     clean_run "$out/$mode-ping-$rep.txt"
+    local field fields=()
+    for field in server.requests pool.submitted pool.cancelled pool.stolen \
+        latency.wait_ns.p50 latency.wait_ns.p99 latency.run_ns.p50 \
+        latency.run_ns.p99 latency.run_ns.max; do
+        fields+=("$(stat_of "$stats" "$field")")
+    done
+    if [[ ${fields[0]} == - ||
+        ($mode != inline && $(stat_of "$stats" latency.timed) != true) ]]; then
+        echo "server.sh: $stats is not what /stats answers" >&2
+        exit 1
+    fi
+    { printf '%s' "$mode"; printf '\t%s' "${fields[@]}"; echo; } \
+        >>"$out/stats.tsv"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" \
         "$(rps "$out/$mode-heavy-$rep.txt")" \
         "$(latency_ms "$out/$mode-heavy-$rep.txt" 50)" \
@@ -166,6 +229,7 @@ wrk -t1 -c "$PING_CONNS" -d "${DURATION}s" --latency -s "$probe" \
 stop
 clean_run "$out/idle-ping.txt"
 : >"$out/samples.tsv"
+: >"$out/stats.tsv"
 for ((rep = 1; rep <= REPS; rep++)); do
     # Interleaved, the order reversed every other rep: drift hits all alike.
     order=$modes
@@ -179,6 +243,17 @@ done
 med() { awk -F'\t' -v m="$1" -v c="$2" '$1 == m { print $c }' \
     "$out/samples.tsv" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3g", a / b }'; }
+# /stats, column: 2 requests, 3 submitted, 4 cancelled, 5 stolen, 6 wait
+# p50, 7 wait p99, 8 run p50, 9 run p99, 10 run max (ns); "-" without a
+# pool.
+stat_med() {
+    local v
+    v=$(awk -F'\t' -v m="$1" -v c="$2" '$1 == m { print $c }' \
+        "$out/stats.tsv" | median)
+    if [[ $v == - ]]; then echo -; elif (($# > 2)); then
+        awk -v v="$v" 'BEGIN { printf "%.3f", v / 1e6 }'
+    else echo "$v"; fi
+}
 
 {
     echo "| server | /work req/s | /work p50 (ms) | /ping req/s | /ping p50 (ms) | /ping p99 (ms) |"
@@ -202,6 +277,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3g", a / b }'; }
             "/ping throughput $(ratio "$(med "pool$t" 4)" "$(med inline 4)")x"
     done
     echo "(medians of $REPS runs of ${DURATION}s each)"
+    echo
+    echo "From /stats after each run (medians; wait: queued to started, run: started to resolved):"
+    echo
+    echo "| server | requests | tasks | cancelled | stolen | wait p50 (ms) | wait p99 (ms) | run p50 (ms) | run p99 (ms) | run max (ms) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for mode in $modes; do
+        name=$([[ $mode == inline ]] && echo "work inline on the loop" ||
+            echo "work on a crew pool of ${mode#pool}")
+        echo "| $name | $(stat_med "$mode" 2) | $(stat_med "$mode" 3) |" \
+            "$(stat_med "$mode" 4) | $(stat_med "$mode" 5) |" \
+            "$(stat_med "$mode" 6 ms) | $(stat_med "$mode" 7 ms) |" \
+            "$(stat_med "$mode" 8 ms) | $(stat_med "$mode" 9 ms) |" \
+            "$(stat_med "$mode" 10 ms) |"
+    done
     echo "Reproduce: DURATION=$DURATION REPS=$REPS THREADS=\"$THREADS\" ROUNDS=$ROUNDS" \
         "HEAVY_CONNS=$HEAVY_CONNS PING_CONNS=$PING_CONNS PING_DELAY_MS=$PING_DELAY_MS" \
         "bash bench/server.sh"

@@ -2,7 +2,7 @@
  * server: an HTTP/1.1 server whose event loop stays responsive while
  * CPU-heavy requests run on a crew pool.
  *
- *     server [-p PORT] [-t THREADS] [-i] [-v]
+ *     server [-p PORT] [-t THREADS] [-i] [-l] [-T FILE] [-v]
  *
  * One thread runs an epoll loop over the listening socket, the clients'
  * sockets, a signalfd for SIGINT and SIGTERM, and the descriptor of a crew
@@ -13,10 +13,35 @@
  *                           pool; the inbox hands the resolved future back
  *                           to the loop, which answers 200 with the digest,
  *                           or 500 with the task's error message (N out of
- *                           range is the task's failure, not the loop's).
+ *                           range is the task's failure, not the loop's);
+ *   GET /slow?ms=MS         a task that sleeps MS milliseconds (0 to
+ *                           SLOW_MAX_MS), as one blocked on a disk or a
+ *                           lock would, then answers 200: what the
+ *                           watchdog is for;
+ *   GET /stats              a JSON object, on the loop, at once: the
+ *                           server's counters, the pool's
+ *                           (crew_pool_stats_get()) and the tasks' queue
+ *                           wait and run time (crew_pool_latency_get()).
  *
  * With -i the loop computes /work itself: the baseline of bench/server.sh,
- * in which every /ping waits behind the heavy requests read before it.
+ * in which every /ping waits behind the heavy requests read before it
+ * (/slow sleeps on the loop too); /stats then has no pool to report
+ * ("pool" and "latency" are null).
+ *
+ * A watchdog (crew_pool_watchdog()) logs each task still running STUCK_MS
+ * after it started, once, on standard error:
+ *
+ *     server: task slow_run stuck on worker 1 for 1.27 s
+ *
+ * naming the task's function when the program exports it (it is linked
+ * with -rdynamic), else giving its address.
+ *
+ * Tasks are timed only while a trace records: -l starts one that keeps a
+ * single record a thread (only its latency figures are read), and -T FILE
+ * one that keeps each thread's newest TRACE_EVENTS records and writes them
+ * to FILE at exit, a timeline that Perfetto (ui.perfetto.dev) opens.
+ * Either costs each task three reads of the task clock and a 40-byte
+ * record (crew_trace_start()); without them /stats reports no task timed.
  *
  * It listens on 127.0.0.1 only, port 8080 unless -p says otherwise (0: any
  * free port), and prints "listening on 127.0.0.1:PORT" once ready. -t sets
@@ -56,11 +81,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQUEST_MAX    8192 /* bytes of request line and headers */
-#define RESPONSE_MAX   2048 /* bytes of an answer, headers included */
-#define EVENTS_MAX     64   /* epoll events taken per wait */
-#define DELIVERIES_MAX 64   /* inbox deliveries taken per call */
-#define DRAIN_MS       5000 /* how long a drain waits for slow readers */
+#define REQUEST_MAX    8192  /* bytes of request line and headers */
+#define RESPONSE_MAX   2048  /* bytes of an answer, headers included */
+#define EVENTS_MAX     64    /* epoll events taken per wait */
+#define DELIVERIES_MAX 64    /* inbox deliveries taken per call */
+#define DRAIN_MS       5000  /* how long a drain waits for slow readers */
+#define TRACE_EVENTS   65536 /* records a thread keeps for -T (2.5 MiB) */
+#define STUCK_MS       1000  /* a task running longer is logged */
+#define SLOW_MAX_MS    10000 /* the longest sleep /slow asks for */
+#define SLICE_MS       10    /* /slow's task looks for a cancel this often */
+
+/* The most bytes of an answer's body: its headers take fewer than 256. */
+#define BODY_MAX (RESPONSE_MAX - 256)
+
+/* The statuses the server answers with, in the order /stats lists them. */
+static const int statuses[] = {200, 400, 404, 405, 431, 500, 503};
+#define STATUSES (sizeof(statuses) / sizeof(statuses[0]))
 
 /*
  * What an epoll event points at: every watched object starts with its
@@ -73,8 +109,10 @@ struct endpoint {
     int fd;
 };
 
-/* A /work request: the task's argument, inside its connection. */
+/* A /work or /slow request: the task's argument, inside its connection. */
 struct job {
+    bool slow;   /* /slow: sleep `ms`; else /work: hash */
+    uint64_t ms; /* /slow's */
     uint64_t seed;
     uint64_t rounds;
     uint64_t digest; /* written by the task, read once delivered */
@@ -103,9 +141,15 @@ struct server {
     struct conn *closed; /* closed in this batch of events, freed after it */
     int reserve;         /* a spare descriptor, for accept to shed with */
     size_t jobs;         /* submitted and not delivered yet */
+    size_t open;         /* connections on the list */
+    bool timed;          /* a trace records: tasks are timed */
     bool verbose;
     bool draining;
     struct timespec drain_deadline;
+    /* Counted for /stats, by the loop: */
+    uint64_t accepted;          /* connections */
+    uint64_t requests;          /* read whole, refused ones included */
+    uint64_t answers[STATUSES]; /* put in an output, by status */
 };
 
 struct request {
@@ -172,6 +216,7 @@ conn_close(struct server *s, struct conn *c)
         s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    s->open--;
     close(c->fd); /* also takes it out of the epoll set */
     c->fd = -1;
     if (c->future != NULL) {
@@ -247,6 +292,8 @@ listener_accept(struct server *s)
         if (s->conns != NULL)
             s->conns->prev = c;
         s->conns = c;
+        s->open++;
+        s->accepted++;
     }
 }
 
@@ -316,14 +363,51 @@ status_reason(int status)
     }
 }
 
+/* The index of `status` in statuses[]. */
+static size_t
+status_index(int status)
+{
+    size_t i = 0;
+
+    while (i < STATUSES - 1 && statuses[i] != status)
+        i++;
+    return i;
+}
+
 /*
- * Puts an answer with a printf-formatted body in c's output; it goes out
- * on the next client_run(). A body too long for the buffer is cut short.
+ * Puts an answer in c's output, with the `len` bytes at body (at most
+ * BODY_MAX) as its content; it goes out on the next client_run().
  */
+static void
+answer(struct server *s, struct conn *c, int status, const char *type,
+       const char *body, size_t len)
+{
+    int n;
+
+    if (s->draining)
+        c->close_after = true;
+    n = snprintf(c->out, sizeof(c->out),
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: %s\r\n"
+                 "Content-Length: %zu\r\n"
+                 "%s"
+                 "Connection: %s\r\n"
+                 "\r\n"
+                 "%.*s",
+                 status, status_reason(status), type, len,
+                 status == 405 ? "Allow: GET\r\n" : "",
+                 c->close_after ? "close" : "keep-alive", (int)len, body);
+    /* Headers are under 256 bytes and the body at most BODY_MAX. */
+    c->out_len = (size_t)n;
+    c->out_sent = 0;
+    s->answers[status_index(status)]++;
+}
+
+/* Answers with a printf-formatted text, cut short if it is too long. */
 static void
 respond(struct server *s, struct conn *c, int status, const char *format, ...)
 {
-    char body[RESPONSE_MAX / 2];
+    char body[BODY_MAX];
     va_list ap;
     int len;
 
@@ -334,22 +418,7 @@ respond(struct server *s, struct conn *c, int status, const char *format, ...)
         len = 0;
     else if ((size_t)len >= sizeof(body))
         len = (int)sizeof(body) - 1;
-    if (s->draining)
-        c->close_after = true;
-    len = snprintf(c->out, sizeof(c->out),
-                   "HTTP/1.1 %d %s\r\n"
-                   "Content-Type: text/plain\r\n"
-                   "Content-Length: %d\r\n"
-                   "%s"
-                   "Connection: %s\r\n"
-                   "\r\n"
-                   "%.*s",
-                   status, status_reason(status), len,
-                   status == 405 ? "Allow: GET\r\n" : "",
-                   c->close_after ? "close" : "keep-alive", len, body);
-    /* Headers are under 200 bytes and the body under half the buffer. */
-    c->out_len = (size_t)len;
-    c->out_sent = 0;
+    answer(s, c, status, "text/plain", body, (size_t)len);
 }
 
 /* The length of the request at the head of buf, or 0 if it is not whole. */
@@ -492,7 +561,11 @@ query_number(const char *query, size_t len, const char *name, uint64_t *value)
 /* The work                                                           */
 /* ------------------------------------------------------------------ */
 
-static int
+/*
+ * A /work request's task. Not static: the server exports its symbols
+ * (-rdynamic), so that a trace and the watchdog name the task's function.
+ */
+int
 job_run(crew_task *task, void *arg)
 {
     struct job *job = arg;
@@ -503,6 +576,57 @@ job_run(crew_task *task, void *arg)
     return err != 0 ? crew_task_fail(task, err, "%s", why) : 0;
 }
 
+static void
+sleep_ms(uint64_t ms)
+{
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000),
+                            .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        continue;
+}
+
+/*
+ * A /slow request's task: sleeps in slices, so that a client's hang-up,
+ * which cancels it, ends it within one. Not static, as job_run().
+ */
+int
+slow_run(crew_task *task, void *arg)
+{
+    const struct job *job = arg;
+
+    for (uint64_t slept = 0; slept < job->ms; slept += SLICE_MS) {
+        if (crew_task_cancelled(task))
+            return ECANCELED;
+        sleep_ms(job->ms - slept < SLICE_MS ? job->ms - slept : SLICE_MS);
+    }
+    return 0;
+}
+
+/*
+ * The watchdog's report, on the pool's monitor thread, of a task running
+ * past STUCK_MS: one line on standard error, which its stdio lock keeps
+ * whole among the loop's own.
+ */
+static void
+stuck_log(const crew_stuck *stuck, void *user)
+{
+    double seconds = (double)stuck->running_ns / 1e9;
+    void *address;
+
+    (void)user;
+    if (stuck->name != NULL) {
+        fprintf(stderr, "server: task %s stuck on worker %u for %.2f s\n",
+                stuck->name, stuck->worker, seconds);
+        return;
+    }
+    /* ISO C has no conversion from a function pointer to void *; POSIX
+     * requires them to be alike (dlsym() returns functions as void *). */
+    memcpy(&address, &stuck->fn, sizeof(address));
+    fprintf(stderr, "server: task %p stuck on worker %u for %.2f s\n", address,
+            stuck->worker, seconds);
+}
+
 /*
  * Starts the job of c on the pool, to be answered when the inbox delivers
  * it; or, on failure, answers 503 now.
@@ -510,7 +634,8 @@ job_run(crew_task *task, void *arg)
 static void
 job_submit(struct server *s, struct conn *c)
 {
-    int err = crew_submit(s->pool, job_run, &c->job, &c->future);
+    int err = crew_submit(s->pool, c->job.slow ? slow_run : job_run, &c->job,
+                          &c->future);
 
     if (err == 0) {
         err = crew_inbox_watch(s->inbox, c->future, c);
@@ -545,7 +670,10 @@ job_done(struct server *s, struct conn *c, crew_future *done)
     }
     switch (crew_future_state(done)) {
     case CREW_SUCCEEDED:
-        respond(s, c, 200, "%016" PRIx64 "\n", c->job.digest);
+        if (c->job.slow)
+            respond(s, c, 200, "slept %" PRIu64 " ms\n", c->job.ms);
+        else
+            respond(s, c, 200, "%016" PRIx64 "\n", c->job.digest);
         break;
     case CREW_FAILED:
         respond(s, c, 500, "%s\n", crew_error_message(crew_future_error(done)));
@@ -573,17 +701,120 @@ deliveries_take(struct server *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* Statistics                                                         */
+/* ------------------------------------------------------------------ */
+
+static void add(char *body, size_t size, size_t *len, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Appends to the text of *len bytes at body; once it no longer fits in
+ * `size`, *len still grows, and nothing is written.
+ */
+static void
+add(char *body, size_t size, size_t *len, const char *format, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, format);
+    n = vsnprintf(*len < size ? body + *len : NULL,
+                  *len < size ? size - *len : 0, format, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
+/*
+ * Writes what /stats answers into body, its length into *len. Returns 0,
+ * ENOBUFS if it did not fit (26 numbers of up to 20 digits and their
+ * names take under 1200 bytes: it does), or the error of a crew call.
+ */
+static int
+stats_write(const struct server *s, char *body, size_t size, size_t *len)
+{
+    crew_pool_stats pool;
+    crew_latency latency;
+    int err;
+
+    *len = 0;
+    add(body, size, len,
+        "{\n  \"server\": {\"accepted\": %" PRIu64 ", \"connections\": %zu, "
+        "\"requests\": %" PRIu64 ", \"jobs\": %zu, \"answers\": {",
+        s->accepted, s->open, s->requests, s->jobs);
+    for (size_t i = 0; i < STATUSES; i++)
+        add(body, size, len, "%s\"%d\": %" PRIu64, i > 0 ? ", " : "",
+            statuses[i], s->answers[i]);
+    add(body, size, len, "}},\n");
+    if (s->pool == NULL) {
+        add(body, size, len, "  \"pool\": null,\n  \"latency\": null\n}\n");
+        return *len < size ? 0 : ENOBUFS;
+    }
+    if ((err = crew_pool_stats_get(s->pool, &pool)) != 0 ||
+        (err = crew_pool_latency_get(s->pool, &latency)) != 0)
+        return err;
+    add(body, size, len,
+        "  \"pool\": {\"threads\": %u, \"busy\": %u, \"queued\": %zu, "
+        "\"submitted\": %" PRIu64 ", \"succeeded\": %" PRIu64
+        ", \"failed\": %" PRIu64 ", \"cancelled\": %" PRIu64
+        ", \"stolen\": %" PRIu64 "},\n",
+        pool.threads, pool.busy, pool.queued, pool.submitted, pool.succeeded,
+        pool.failed, pool.cancelled, pool.stolen);
+    add(body, size, len,
+        "  \"latency\": {\"timed\": %s, \"tasks\": %" PRIu64 ", "
+        "\"wait_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+        ", \"max\": %" PRIu64 "}, "
+        "\"run_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+        ", \"max\": %" PRIu64 "}}\n}\n",
+        s->timed ? "true" : "false", latency.tasks, latency.wait_p50_ns,
+        latency.wait_p99_ns, latency.wait_max_ns, latency.run_p50_ns,
+        latency.run_p99_ns, latency.run_max_ns);
+    return *len < size ? 0 : ENOBUFS;
+}
+
+/* Answers /stats, on the loop: reading the counters costs the pool nothing. */
+static void
+stats_answer(struct server *s, struct conn *c)
+{
+    char body[BODY_MAX];
+    size_t len;
+    int err = stats_write(s, body, sizeof(body), &len);
+
+    if (err != 0)
+        respond(s, c, 500, "stats: %s\n", crew_strerror(err));
+    else
+        answer(s, c, 200, "application/json", body, len);
+}
+
+/* ------------------------------------------------------------------ */
 /* Serving                                                            */
 /* ------------------------------------------------------------------ */
+
+/*
+ * Whether the target [target, target + len) is `path`, alone or with a
+ * query, which *query then points at (after the '?').
+ */
+static bool
+target_is(const char *target, size_t len, const char *path, const char **query,
+          size_t *query_len)
+{
+    size_t n = strlen(path);
+
+    if (len < n || memcmp(target, path, n) != 0 ||
+        (len > n && target[n] != '?'))
+        return false;
+    *query = target + n + (len > n);
+    *query_len = len > n ? len - n - 1 : 0;
+    return true;
+}
 
 /* Answers, or starts answering, one request of c's. */
 static void
 client_serve(struct server *s, struct conn *c, const struct request *req)
 {
-    const char *target = req->target;
-    size_t len = req->target_len;
-    uint64_t n = 0, seed = 0;
-    int have_n;
+    const char *target = req->target, *query;
+    size_t len = req->target_len, query_len;
+    uint64_t n = 0, seed = 0, ms = 0;
 
     c->close_after = !req->keep_alive;
     if (s->verbose)
@@ -593,13 +824,11 @@ client_serve(struct server *s, struct conn *c, const struct request *req)
         respond(s, c, 405, "only GET is served\n");
     } else if (len == 5 && memcmp(target, "/ping", 5) == 0) {
         respond(s, c, 200, "pong\n");
-    } else if (len >= 5 && memcmp(target, "/work", 5) == 0 &&
-               (len == 5 || target[5] == '?')) {
-        const char *query = target + 6;
-        size_t query_len = len > 6 ? len - 6 : 0;
-
-        have_n = query_number(query, query_len, "n", &n);
-        if (have_n != 1 || query_number(query, query_len, "seed", &seed) < 0) {
+    } else if (len == 6 && memcmp(target, "/stats", 6) == 0) {
+        stats_answer(s, c);
+    } else if (target_is(target, len, "/work", &query, &query_len)) {
+        if (query_number(query, query_len, "n", &n) != 1 ||
+            query_number(query, query_len, "seed", &seed) < 0) {
             respond(s, c, 400, "usage: /work?n=ROUNDS[&seed=SEED]\n");
         } else if (s->pool != NULL) {
             c->job = (struct job){.seed = seed, .rounds = n};
@@ -612,6 +841,17 @@ client_serve(struct server *s, struct conn *c, const struct request *req)
                 respond(s, c, 200, "%016" PRIx64 "\n", digest);
             else
                 respond(s, c, 500, "%s\n", why);
+        }
+    } else if (target_is(target, len, "/slow", &query, &query_len)) {
+        if (query_number(query, query_len, "ms", &ms) != 1 ||
+            ms > SLOW_MAX_MS) {
+            respond(s, c, 400, "usage: /slow?ms=0..%d\n", SLOW_MAX_MS);
+        } else if (s->pool != NULL) {
+            c->job = (struct job){.slow = true, .ms = ms};
+            job_submit(s, c);
+        } else {
+            sleep_ms(ms);
+            respond(s, c, 200, "slept %" PRIu64 " ms\n", ms);
         }
     } else {
         respond(s, c, 404, "no such page\n");
@@ -635,10 +875,12 @@ client_next(struct server *s, struct conn *c)
         if (c->in_len < sizeof(c->in))
             return false;
         c->close_after = true;
+        s->requests++;
         respond(s, c, 431, "request over %d bytes\n", REQUEST_MAX);
         c->in_len = 0;
         return true;
     }
+    s->requests++;
     status = request_parse(c->in, len, &req);
     if (status != 0) {
         /* What follows a request we could not read cannot be trusted. */
@@ -824,7 +1066,8 @@ option_number(const char *text, long min, long max)
 static int
 usage(void)
 {
-    fputs("usage: server [-p PORT] [-t THREADS] [-i] [-v]\n", stderr);
+    fputs("usage: server [-p PORT] [-t THREADS] [-i] [-l] [-T FILE] [-v]\n",
+          stderr);
     return 2;
 }
 
@@ -887,11 +1130,13 @@ main(int argc, char **argv)
                        .deliveries = {SOURCE_INBOX, -1},
                        .reserve = -1};
     crew_pool_options options = {.name = "server"};
-    bool inline_work = false;
+    bool inline_work = false, time_tasks = false;
+    const char *trace_path = NULL;
+    FILE *trace = NULL;
     long port = 8080, threads = 0;
     int opt, err, status = 1;
 
-    while ((opt = getopt(argc, argv, "p:t:iv")) != -1) {
+    while ((opt = getopt(argc, argv, "p:t:ilT:v")) != -1) {
         switch (opt) {
         case 'p':
             if ((port = option_number(optarg, 0, 65535)) < 0)
@@ -904,6 +1149,13 @@ main(int argc, char **argv)
         case 'i':
             inline_work = true;
             break;
+        case 'l':
+            time_tasks = true;
+            break;
+        case 'T':
+            trace_path = optarg;
+            time_tasks = true;
+            break;
         case 'v':
             s.verbose = true;
             break;
@@ -911,7 +1163,8 @@ main(int argc, char **argv)
             return usage();
         }
     }
-    if (optind != argc)
+    /* Inline, no task runs: there is nothing to time. */
+    if (optind != argc || (inline_work && time_tasks))
         return usage();
 
     s.epoll = epoll_create1(EPOLL_CLOEXEC);
@@ -920,15 +1173,26 @@ main(int argc, char **argv)
         fprintf(stderr, "server: setting up: %s\n", strerror(errno));
         goto out;
     }
+    if (trace_path != NULL && (trace = fopen(trace_path, "w")) == NULL) {
+        fprintf(stderr, "server: %s: %s\n", trace_path, strerror(errno));
+        goto out;
+    }
     options.threads = (unsigned)threads;
     if (!inline_work) {
         err = crew_pool_create(&s.pool, &options);
         if (err == 0)
             err = crew_inbox_create(&s.inbox);
+        if (err == 0)
+            err = crew_pool_watchdog(s.pool, (uint64_t)STUCK_MS * 1000000,
+                                     stuck_log, NULL);
+        /* -l reads only the latency figures: one record a thread will do. */
+        if (err == 0 && time_tasks)
+            err = crew_trace_start(s.pool, trace != NULL ? TRACE_EVENTS : 1);
         if (err != 0) {
             fprintf(stderr, "server: %s\n", crew_strerror(err));
             goto out;
         }
+        s.timed = time_tasks;
         s.deliveries.fd = crew_inbox_fd(s.inbox);
         if (endpoint_add(&s, &s.deliveries) != 0) {
             fprintf(stderr, "server: epoll: %s\n", strerror(errno));
@@ -945,9 +1209,23 @@ out:
     while (s.conns != NULL)
         conn_close(&s, s.conns);
     /*
-     * After an error, jobs may still run: the drain of crew_pool_destroy
-     * waits for them, and crew_inbox_destroy then frees their deliveries;
-     * their connections, kept for the task to write into, go with them.
+     * After a drain every task has ended: the trace holds them all. After
+     * an error, tasks still running are left out of it.
+     */
+    if (s.timed && (err = crew_trace_stop(s.pool, trace)) != 0) {
+        fprintf(stderr, "server: trace: %s\n", crew_strerror(err));
+        status = 1;
+    }
+    if (trace != NULL && fclose(trace) != 0) {
+        fprintf(stderr, "server: %s: %s\n", trace_path, strerror(errno));
+        status = 1;
+    }
+    /*
+     * crew_pool_destroy removes the watchdog first, joining its thread:
+     * nothing is logged after it starts. After an error, jobs may still
+     * run: its drain waits for them, and crew_inbox_destroy then frees
+     * their deliveries; their connections, kept for the task to write
+     * into, go with them.
      */
     crew_pool_destroy(s.pool);
     if (s.jobs > 0)
