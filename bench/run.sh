@@ -16,8 +16,8 @@
 #                                        log_phi N; fj-uts-t1: depth less
 #                                        log_4 N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3
-#                    pfor reduce pingpong errors idle memory"
+#   BENCH_WORKLOADS="fanout group trace fib fj-fib fj-nqueens fj-uts-t1
+#                    fj-uts-t3 pfor reduce pingpong errors idle memory"
 #                        (fj-fib brings fj-fib35, fib(35), and fj-nqueens
 #                        fj-nqueens14, the board of 14, in a full run
 #                        only; fj-uts-t1 and fj-uts-t3 are UTS's trees T1
@@ -37,7 +37,10 @@
 #                        brings when fanout is not selected), and
 #                        group-limit4, 10^5 short tasks in a group of
 #                        limit 4, held to sem-limit4, the same limit by a
-#                        hand-written semaphore, as Go's errgroup does)
+#                        hand-written semaphore, as Go's errgroup does;
+#                        trace is crew's fanout-traced, crew only: the
+#                        fanout tasks while a trace records, held to
+#                        crew's fanout in the same run as group-all is)
 #   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
 #                                        1..nproc (fj-fib@1 runs even
 #                                        without: over inline's fj-fib, it
@@ -73,7 +76,7 @@ set -euo pipefail
 
 ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
 PEERS="omp tbb glib uv thpool lace"
-ALL_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
+ALL_WORKLOADS="fanout group trace fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
 ALL_WORKLOADS+=" pfor reduce pingpong errors idle memory"
 PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
 # One colour a system, the same in every plot.
@@ -350,12 +353,13 @@ make_jobs() {
     S_UTS_T1=$(awk -v s="$SCALE" 'BEGIN { d = 10 - int(log(s) / log(4) + 0.5)
                                        print (d < 1 ? 1 : d) }')
     S_UTS_T3=$(scaled 2000)
-    if want fanout || want group; then
-        # group-all's baseline: crew's fanout of the same size, run just
-        # before it in every rep
+    if want fanout || want group || want trace; then
+        # group-all's and fanout-traced's baseline: crew's fanout of the
+        # same size, run just before them in every rep
         JOBS+=("fanout fanout $THREADS $S_FANOUT")
     fi
     if want group; then JOBS+=("group-all group-all $THREADS $S_FANOUT"); fi
+    if want trace; then JOBS+=("fanout-traced fanout-traced $THREADS $S_FANOUT"); fi
     if want fanout; then JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT"); fi
     if want group; then
         # DESIGN sets no target here; the ratio is reported
@@ -446,7 +450,7 @@ run_all() {
     for ((rep = 1; rep <= REPS; rep++)); do
         for job in "${JOBS[@]}"; do
             read -r label wl thr size <<<"$job"
-            printf 'rep %d/%d %-12s' "$rep" "$REPS" "$label"
+            printf 'rep %d/%d %-13s' "$rep" "$REPS" "$label"
             for ((k = 0; k < n; k++)); do
                 sys=${RUN_SYSTEMS[(k + rep - 1) % n]}
                 if [[ -n ${SKIP["$sys|$wl"]:-} || -n ${SKIP["$sys|$label"]:-} ]]; then
@@ -531,8 +535,9 @@ medians() {
             key = order[k]; L = lab[key]; s = size[key]
             # crew_parallel_for runs the pfor loop, crew_submit_each the
             # fanout tasks, reduce-grain the reduce sum: the same checksum
-            # group-all runs the fanout tasks, group-limit4 the tasks of sem-limit4
-            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" || L == "group-all" ? "fanout" : L == "reduce-grain" ? "reduce" : L
+            # group-all and fanout-traced run the fanout tasks,
+            # group-limit4 the tasks of sem-limit4
+            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" || L == "group-all" || L == "fanout-traced" ? "fanout" : L == "reduce-grain" ? "reduce" : L
             if (L == "group-limit4") B = "sem-limit4"
             if ((B, s) in refi) { ref = refi[B, s]; rs = "inline" }
             else if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
@@ -580,7 +585,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout group-all fanout-each sem-limit4 group-limit4 fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout group-all fanout-traced fanout-each sem-limit4 group-limit4 fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -752,6 +757,13 @@ report() {
                 if (hasc && (("fanout", "crew") in med) && med["fanout", "crew"] > 0) {
                     have = 1; tv = cv / med["fanout", "crew"]
                 }
+            } else if (L == "fanout-traced") {
+                # The issue: recording a trace costs <= 10 % on the
+                # fan-out (crew fanout, same run)
+                T = "crew fanout-traced/crew fanout <= 1.10"; lim = 1.1
+                if (hasc && (("fanout", "crew") in med) && med["fanout", "crew"] > 0) {
+                    have = 1; tv = cv / med["fanout", "crew"]
+                }
             } else if (L == "group-limit4") {
                 T = "crew group-limit4/sem-limit4 (no target)"
                 if (hasc && (("sem-limit4", "crew") in med) && med["sem-limit4", "crew"] > 0) {
@@ -832,7 +844,7 @@ report() {
             "Best peer: lowest median of " peers " (pingpong leaves out omp, whose fork/join is not a submit from outside the pool; " \
             "the fanout rows leave it out too: past 64 queued tasks a thread, libgomp runs each new task at once on the creating thread, so nothing queues; " \
             "but fanout-each, crew only, is held to every peer\47s fanout, omp\47s included, and reduce-grain is set beside the peers\47 reduce). " \
-            "group-all, sem-limit4 and group-limit4 are crew only: group-all is held to crew\47s fanout of the same run, group-limit4 to sem-limit4. " \
+            "group-all, fanout-traced, sem-limit4 and group-limit4 are crew only: group-all, and fanout-traced (the fanout tasks while a trace records), are held to crew\47s fanout of the same run, group-limit4 to sem-limit4. " \
             "Lower is better everywhere but Mtasks/s. Targets met: " nmet + 0 " of " ntarget + 0 "."
         print "" > txt
         print legend > txt
