@@ -40,7 +40,10 @@
 #                        hand-written semaphore, as Go's errgroup does;
 #                        trace is crew's fanout-traced, crew only: the
 #                        fanout tasks while a trace records, held to
-#                        crew's fanout in the same run as group-all is)
+#                        crew's fanout in the same run as group-all is;
+#                        then, with jq and gnuplot, examples/mandelbrot
+#                        (800 x 600, grain 8, a pool of 2) traced by -T
+#                        and drawn by tools/trace-plot into trace.png)
 #   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
 #                                        1..nproc (fj-fib@1 runs even
 #                                        without: over inline's fj-fib, it
@@ -56,7 +59,8 @@
 #                        repository root) Lace's source, unpacked and built
 #                        in the build directory; without it lace is skipped
 #   BENCH_BUILD_DIR=build-bench          build and results directory
-#   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png go
+#   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png
+#                                        and trace.png go
 #
 # Every program is "bench_<system> WORKLOAD THREADS SIZE" (bench/bench.h);
 # a system whose program is not in the build is skipped, and so is Lace
@@ -66,11 +70,16 @@
 #
 # Writes, in the build directory: results.csv (every sample), medians.csv,
 # failures.csv, results.txt and results.md (the table), run.log (the
-# programs' stderr), build.log; and docs/bench.png, docs/bench-scaling.png.
+# programs' stderr), build.log, and with trace mandelbrot-trace.json (the
+# trace drawn) and trace.log; and docs/bench.png, docs/bench-scaling.png,
+# and with trace docs/trace.png. --plot-only draws trace.png again from
+# the build directory's mandelbrot-trace.json.
 #
 # Exit status: 0; 1 when any checksum differs from the reference (inline's,
-# or crew's for a workload inline lacks), a run failed or timed out, or a
-# peer that CMake configured failed to build; 2 for a bad option.
+# or crew's for a workload inline lacks), a run failed or timed out, a
+# peer that CMake configured failed to build, or with trace, jq and
+# gnuplot there, mandelbrot failed to build or run or its trace to be
+# drawn; 2 for a bad option.
 
 set -euo pipefail
 
@@ -78,7 +87,7 @@ ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
 PEERS="omp tbb glib uv thpool lace"
 ALL_WORKLOADS="fanout group trace fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
 ALL_WORKLOADS+=" pfor reduce pingpong errors idle memory"
-PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
+PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox jq"
 # One colour a system, the same in every plot.
 COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2"
 
@@ -254,10 +263,13 @@ build_lace() {
 }
 
 build() {
-    local sys log
+    local sys log examples=OFF
     mkdir -p "$BUILD"
     : >"$BUILDLOG"
     build_lace
+    # trace's picture is drawn from examples/mandelbrot, linked with the
+    # same libcrew; of the examples, only it is built (trace_picture).
+    if want trace; then examples=ON; fi
     echo "configure: $BUILD (Release, -O2 -DNDEBUG)"
     # lace_DIR-NOTFOUND: find_package(lace) finds nothing, and bench_lace
     # is not configured.
@@ -266,7 +278,7 @@ build() {
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCREW_BUILD_BENCH=ON -DCREW_BUILD_TESTS=OFF \
         -Dlace_DIR="${LACE_CMAKE_DIR:-lace_DIR-NOTFOUND}" \
-        -DCREW_BUILD_EXAMPLES=OFF >>"$BUILDLOG" 2>&1; then
+        -DCREW_BUILD_EXAMPLES="$examples" >>"$BUILDLOG" 2>&1; then
         tail -n 30 "$BUILDLOG" >&2
         echo "run.sh: cmake configure failed (all of it in $BUILDLOG)" >&2
         exit 1
@@ -1041,6 +1053,61 @@ EOF
     fi
 }
 
+# --- 7. a trace, drawn ----------------------------------------------------
+
+# With trace: examples/mandelbrot's loop traced (-T), drawn by
+# tools/trace-plot into $PLOTS/trace.png, the JSON kept in the build
+# directory. Without jq or gnuplot, a warning; with them, a mandelbrot
+# that does not build or run, or a trace that cannot be drawn, is a
+# failure: CI proves here that the picture can be made. "redraw" (for
+# --plot-only) draws the JSON of the last run again. The title says the
+# size, grain and threads of the command: keep them together.
+TRACE_JSON=$BUILD/mandelbrot-trace.json
+TRACE_LOG=$BUILD/trace.log
+# crew_parallel_for runs the loop on the calling thread and up to
+# threads - 1 workers: on a pool of 2, one worker's lane stays empty.
+TRACE_TITLE="mandelbrot 800 x 600: crew_parallel_for, grain 8, a pool of 2 threads (the caller and one worker draw)"
+trace_failure=''
+trace_picture() {
+    local mode=${1:-run} need missing=() out
+    want trace || return 0
+    for need in jq gnuplot; do
+        command -v "$need" >/dev/null 2>&1 || missing+=("$need")
+    done
+    if ((${#missing[@]})); then
+        warn "no ${missing[*]}: no $PLOTS/trace.png (apt-get install jq gnuplot-nox)"
+        return 0
+    fi
+    if [[ $mode == redraw ]]; then
+        [[ -f $TRACE_JSON ]] || return 0
+    else
+        : >"$TRACE_LOG"
+        echo "trace: build example_mandelbrot"
+        if ! cmake --build "$BUILD" -j "$NPROC" --target example_mandelbrot \
+            >>"$TRACE_LOG" 2>&1; then
+            tail -n 20 "$TRACE_LOG" >&2
+            trace_failure="examples/mandelbrot failed to build (log: $TRACE_LOG)"
+            return 0
+        fi
+        rm -f "$TRACE_JSON"
+        echo "trace: $BUILD/examples/mandelbrot -w 800 -h 600 -g 8 -t 2 -o $BUILD/mandelbrot.pgm -T $TRACE_JSON"
+        if ! out=$(timeout -k 5 "$TIMEOUT" "$BUILD/examples/mandelbrot" -w 800 -h 600 \
+            -g 8 -t 2 -o "$BUILD/mandelbrot.pgm" -T "$TRACE_JSON" 2>&1); then
+            printf '%s\n' "$out" | tee -a "$TRACE_LOG" >&2
+            trace_failure="examples/mandelbrot -T failed (log: $TRACE_LOG)"
+            return 0
+        fi
+        printf '%s\n' "$out" | tee -a "$TRACE_LOG" | sed 's/^/  /'
+    fi
+    mkdir -p "$PLOTS"
+    if out=$(tools/trace-plot -t "$TRACE_TITLE" "$TRACE_JSON" "$PLOTS/trace.png" 2>&1); then
+        echo "plot: $PLOTS/trace.png (from $TRACE_JSON; open that in https://ui.perfetto.dev)"
+    else
+        printf '%s\n' "$out" | tee -a "$TRACE_LOG" >&2
+        trace_failure="tools/trace-plot failed on $TRACE_JSON (log: $TRACE_LOG)"
+    fi
+}
+
 reproduce_command() {
     local cmd="BENCH_REPS=$REPS BENCH_THREADS=$THREADS BENCH_SCALE=$SCALE" sha dirty=''
     [[ $SYSTEMS == "$ALL_SYSTEMS" ]] || cmd+=" BENCH_SYSTEMS='$SYSTEMS'"
@@ -1062,6 +1129,8 @@ if ((plot_only)); then
     [[ -f $MEDIANS ]] || die "no $MEDIANS: run bash bench/run.sh first"
     report
     plot
+    trace_picture redraw
+    [[ -z $trace_failure ]] || { echo "TRACE PICTURE FAILED: $trace_failure"; exit 1; }
     exit 0
 fi
 
@@ -1096,6 +1165,7 @@ fi
 report
 echo
 plot
+trace_picture
 echo
 if ((run_failures)); then
     status=1
@@ -1105,6 +1175,10 @@ fi
 if ((build_failures)); then
     status=1
     echo "BUILD FAILURES: $build_failures peer(s) configured but failed to build (see $BUILDLOG)"
+fi
+if [[ -n $trace_failure ]]; then
+    status=1
+    echo "TRACE PICTURE FAILED: $trace_failure"
 fi
 [[ -s $MISMATCHES ]] && echo "CHECKSUM MISMATCHES: $(wc -l <"$MISMATCHES") (listed above and in $MISMATCHES)"
 echo "results: $RESULTS, $MEDIANS, $TABLE, $MARKDOWN"
