@@ -16,8 +16,8 @@
 #                                        log_phi N; fj-uts-t1: depth less
 #                                        log_4 N; idle at least 100 ms)
 #   BENCH_SYSTEMS="inline crew omp tbb glib uv thpool lace"   [--systems LIST]
-#   BENCH_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3
-#                    pfor reduce pingpong errors idle memory"
+#   BENCH_WORKLOADS="fanout group trace fib fj-fib fj-nqueens fj-uts-t1
+#                    fj-uts-t3 pfor reduce pingpong errors idle memory"
 #                        (fj-fib brings fj-fib35, fib(35), and fj-nqueens
 #                        fj-nqueens14, the board of 14, in a full run
 #                        only; fj-uts-t1 and fj-uts-t3 are UTS's trees T1
@@ -37,7 +37,13 @@
 #                        brings when fanout is not selected), and
 #                        group-limit4, 10^5 short tasks in a group of
 #                        limit 4, held to sem-limit4, the same limit by a
-#                        hand-written semaphore, as Go's errgroup does)
+#                        hand-written semaphore, as Go's errgroup does;
+#                        trace is crew's fanout-traced, crew only: the
+#                        fanout tasks while a trace records, held to
+#                        crew's fanout in the same run as group-all is;
+#                        then, with jq and gnuplot, examples/mandelbrot
+#                        (800 x 600, grain 8, a pool of 2) traced by -T
+#                        and drawn by tools/trace-plot into trace.png)
 #   BENCH_SCALING=1      [--no-scaling]  fanout, fib and fj-fib at threads
 #                                        1..nproc (fj-fib@1 runs even
 #                                        without: over inline's fj-fib, it
@@ -53,7 +59,8 @@
 #                        repository root) Lace's source, unpacked and built
 #                        in the build directory; without it lace is skipped
 #   BENCH_BUILD_DIR=build-bench          build and results directory
-#   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png go
+#   BENCH_PLOT_DIR=docs                  where bench.png, bench-scaling.png
+#                                        and trace.png go
 #
 # Every program is "bench_<system> WORKLOAD THREADS SIZE" (bench/bench.h);
 # a system whose program is not in the build is skipped, and so is Lace
@@ -63,19 +70,24 @@
 #
 # Writes, in the build directory: results.csv (every sample), medians.csv,
 # failures.csv, results.txt and results.md (the table), run.log (the
-# programs' stderr), build.log; and docs/bench.png, docs/bench-scaling.png.
+# programs' stderr), build.log, and with trace mandelbrot-trace.json (the
+# trace drawn) and trace.log; and docs/bench.png, docs/bench-scaling.png,
+# and with trace docs/trace.png. --plot-only draws trace.png again from
+# the build directory's mandelbrot-trace.json.
 #
 # Exit status: 0; 1 when any checksum differs from the reference (inline's,
-# or crew's for a workload inline lacks), a run failed or timed out, or a
-# peer that CMake configured failed to build; 2 for a bad option.
+# or crew's for a workload inline lacks), a run failed or timed out, a
+# peer that CMake configured failed to build, or with trace, jq and
+# gnuplot there, mandelbrot failed to build or run or its trace to be
+# drawn; 2 for a bad option.
 
 set -euo pipefail
 
 ALL_SYSTEMS="inline crew omp tbb glib uv thpool lace"
 PEERS="omp tbb glib uv thpool lace"
-ALL_WORKLOADS="fanout group fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
+ALL_WORKLOADS="fanout group trace fib fj-fib fj-nqueens fj-uts-t1 fj-uts-t3"
 ALL_WORKLOADS+=" pfor reduce pingpong errors idle memory"
-PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox"
+PACKAGES="cmake gcc g++ pkg-config libtbb-dev libomp-dev libglib2.0-dev libuv1-dev cthreadpool-dev gnuplot-nox jq"
 # One colour a system, the same in every plot.
 COLOURS="#999999 #d62728 #1f77b4 #2ca02c #9467bd #ff7f0e #8c564b #e377c2"
 
@@ -251,10 +263,13 @@ build_lace() {
 }
 
 build() {
-    local sys log
+    local sys log examples=OFF
     mkdir -p "$BUILD"
     : >"$BUILDLOG"
     build_lace
+    # trace's picture is drawn from examples/mandelbrot, linked with the
+    # same libcrew; of the examples, only it is built (trace_picture).
+    if want trace; then examples=ON; fi
     echo "configure: $BUILD (Release, -O2 -DNDEBUG)"
     # lace_DIR-NOTFOUND: find_package(lace) finds nothing, and bench_lace
     # is not configured.
@@ -263,7 +278,7 @@ build() {
         -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
         -DCREW_BUILD_BENCH=ON -DCREW_BUILD_TESTS=OFF \
         -Dlace_DIR="${LACE_CMAKE_DIR:-lace_DIR-NOTFOUND}" \
-        -DCREW_BUILD_EXAMPLES=OFF >>"$BUILDLOG" 2>&1; then
+        -DCREW_BUILD_EXAMPLES="$examples" >>"$BUILDLOG" 2>&1; then
         tail -n 30 "$BUILDLOG" >&2
         echo "run.sh: cmake configure failed (all of it in $BUILDLOG)" >&2
         exit 1
@@ -350,12 +365,13 @@ make_jobs() {
     S_UTS_T1=$(awk -v s="$SCALE" 'BEGIN { d = 10 - int(log(s) / log(4) + 0.5)
                                        print (d < 1 ? 1 : d) }')
     S_UTS_T3=$(scaled 2000)
-    if want fanout || want group; then
-        # group-all's baseline: crew's fanout of the same size, run just
-        # before it in every rep
+    if want fanout || want group || want trace; then
+        # group-all's and fanout-traced's baseline: crew's fanout of the
+        # same size, run just before them in every rep
         JOBS+=("fanout fanout $THREADS $S_FANOUT")
     fi
     if want group; then JOBS+=("group-all group-all $THREADS $S_FANOUT"); fi
+    if want trace; then JOBS+=("fanout-traced fanout-traced $THREADS $S_FANOUT"); fi
     if want fanout; then JOBS+=("fanout-each fanout-each $THREADS $S_FANOUT"); fi
     if want group; then
         # DESIGN sets no target here; the ratio is reported
@@ -446,7 +462,7 @@ run_all() {
     for ((rep = 1; rep <= REPS; rep++)); do
         for job in "${JOBS[@]}"; do
             read -r label wl thr size <<<"$job"
-            printf 'rep %d/%d %-12s' "$rep" "$REPS" "$label"
+            printf 'rep %d/%d %-13s' "$rep" "$REPS" "$label"
             for ((k = 0; k < n; k++)); do
                 sys=${RUN_SYSTEMS[(k + rep - 1) % n]}
                 if [[ -n ${SKIP["$sys|$wl"]:-} || -n ${SKIP["$sys|$label"]:-} ]]; then
@@ -531,8 +547,9 @@ medians() {
             key = order[k]; L = lab[key]; s = size[key]
             # crew_parallel_for runs the pfor loop, crew_submit_each the
             # fanout tasks, reduce-grain the reduce sum: the same checksum
-            # group-all runs the fanout tasks, group-limit4 the tasks of sem-limit4
-            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" || L == "group-all" ? "fanout" : L == "reduce-grain" ? "reduce" : L
+            # group-all and fanout-traced run the fanout tasks,
+            # group-limit4 the tasks of sem-limit4
+            B = L ~ /^pfor-/ ? "pfor" : L == "fanout-each" || L == "group-all" || L == "fanout-traced" ? "fanout" : L == "reduce-grain" ? "reduce" : L
             if (L == "group-limit4") B = "sem-limit4"
             if ((B, s) in refi) { ref = refi[B, s]; rs = "inline" }
             else if ((L, s) in refi) { ref = refi[L, s]; rs = "inline" }
@@ -580,7 +597,7 @@ report() {
             t = L; sub(/.*@/, "", t)
             return (L ~ /^fanout/ ? 1000 : L ~ /^fj-fib/ ? 3000 : 2000) + t
         }
-        r = index(" fanout group-all fanout-each sem-limit4 group-limit4 fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
+        r = index(" fanout group-all fanout-traced fanout-each sem-limit4 group-limit4 fib fj-fib fj-fib35 fj-nqueens fj-nqueens14 fj-uts-t1 fj-uts-t3 pfor pfor-auto pfor-grain pfor-reduce reduce reduce-grain pingpong errors fanout-100k idle memory ", " " L " ")
         return r ? r : 999
     }
     function ulabel(L, u) {
@@ -752,6 +769,13 @@ report() {
                 if (hasc && (("fanout", "crew") in med) && med["fanout", "crew"] > 0) {
                     have = 1; tv = cv / med["fanout", "crew"]
                 }
+            } else if (L == "fanout-traced") {
+                # The issue: recording a trace costs <= 10 % on the
+                # fan-out (crew fanout, same run)
+                T = "crew fanout-traced/crew fanout <= 1.10"; lim = 1.1
+                if (hasc && (("fanout", "crew") in med) && med["fanout", "crew"] > 0) {
+                    have = 1; tv = cv / med["fanout", "crew"]
+                }
             } else if (L == "group-limit4") {
                 T = "crew group-limit4/sem-limit4 (no target)"
                 if (hasc && (("sem-limit4", "crew") in med) && med["sem-limit4", "crew"] > 0) {
@@ -832,7 +856,7 @@ report() {
             "Best peer: lowest median of " peers " (pingpong leaves out omp, whose fork/join is not a submit from outside the pool; " \
             "the fanout rows leave it out too: past 64 queued tasks a thread, libgomp runs each new task at once on the creating thread, so nothing queues; " \
             "but fanout-each, crew only, is held to every peer\47s fanout, omp\47s included, and reduce-grain is set beside the peers\47 reduce). " \
-            "group-all, sem-limit4 and group-limit4 are crew only: group-all is held to crew\47s fanout of the same run, group-limit4 to sem-limit4. " \
+            "group-all, fanout-traced, sem-limit4 and group-limit4 are crew only: group-all, and fanout-traced (the fanout tasks while a trace records), are held to crew\47s fanout of the same run, group-limit4 to sem-limit4. " \
             "Lower is better everywhere but Mtasks/s. Targets met: " nmet + 0 " of " ntarget + 0 "."
         print "" > txt
         print legend > txt
@@ -1029,6 +1053,61 @@ EOF
     fi
 }
 
+# --- 7. a trace, drawn ----------------------------------------------------
+
+# With trace: examples/mandelbrot's loop traced (-T), drawn by
+# tools/trace-plot into $PLOTS/trace.png, the JSON kept in the build
+# directory. Without jq or gnuplot, a warning; with them, a mandelbrot
+# that does not build or run, or a trace that cannot be drawn, is a
+# failure: CI proves here that the picture can be made. "redraw" (for
+# --plot-only) draws the JSON of the last run again. The title says the
+# size, grain and threads of the command: keep them together.
+TRACE_JSON=$BUILD/mandelbrot-trace.json
+TRACE_LOG=$BUILD/trace.log
+# crew_parallel_for runs the loop on the calling thread and up to
+# threads - 1 workers: on a pool of 2, one worker's lane stays empty.
+TRACE_TITLE="mandelbrot 800 x 600: crew_parallel_for, grain 8, a pool of 2 threads (the caller and one worker draw)"
+trace_failure=''
+trace_picture() {
+    local mode=${1:-run} need missing=() out
+    want trace || return 0
+    for need in jq gnuplot; do
+        command -v "$need" >/dev/null 2>&1 || missing+=("$need")
+    done
+    if ((${#missing[@]})); then
+        warn "no ${missing[*]}: no $PLOTS/trace.png (apt-get install jq gnuplot-nox)"
+        return 0
+    fi
+    if [[ $mode == redraw ]]; then
+        [[ -f $TRACE_JSON ]] || return 0
+    else
+        : >"$TRACE_LOG"
+        echo "trace: build example_mandelbrot"
+        if ! cmake --build "$BUILD" -j "$NPROC" --target example_mandelbrot \
+            >>"$TRACE_LOG" 2>&1; then
+            tail -n 20 "$TRACE_LOG" >&2
+            trace_failure="examples/mandelbrot failed to build (log: $TRACE_LOG)"
+            return 0
+        fi
+        rm -f "$TRACE_JSON"
+        echo "trace: $BUILD/examples/mandelbrot -w 800 -h 600 -g 8 -t 2 -o $BUILD/mandelbrot.pgm -T $TRACE_JSON"
+        if ! out=$(timeout -k 5 "$TIMEOUT" "$BUILD/examples/mandelbrot" -w 800 -h 600 \
+            -g 8 -t 2 -o "$BUILD/mandelbrot.pgm" -T "$TRACE_JSON" 2>&1); then
+            printf '%s\n' "$out" | tee -a "$TRACE_LOG" >&2
+            trace_failure="examples/mandelbrot -T failed (log: $TRACE_LOG)"
+            return 0
+        fi
+        printf '%s\n' "$out" | tee -a "$TRACE_LOG" | sed 's/^/  /'
+    fi
+    mkdir -p "$PLOTS"
+    if out=$(tools/trace-plot -t "$TRACE_TITLE" "$TRACE_JSON" "$PLOTS/trace.png" 2>&1); then
+        echo "plot: $PLOTS/trace.png (from $TRACE_JSON; open that in https://ui.perfetto.dev)"
+    else
+        printf '%s\n' "$out" | tee -a "$TRACE_LOG" >&2
+        trace_failure="tools/trace-plot failed on $TRACE_JSON (log: $TRACE_LOG)"
+    fi
+}
+
 reproduce_command() {
     local cmd="BENCH_REPS=$REPS BENCH_THREADS=$THREADS BENCH_SCALE=$SCALE" sha dirty=''
     [[ $SYSTEMS == "$ALL_SYSTEMS" ]] || cmd+=" BENCH_SYSTEMS='$SYSTEMS'"
@@ -1050,6 +1129,8 @@ if ((plot_only)); then
     [[ -f $MEDIANS ]] || die "no $MEDIANS: run bash bench/run.sh first"
     report
     plot
+    trace_picture redraw
+    [[ -z $trace_failure ]] || { echo "TRACE PICTURE FAILED: $trace_failure"; exit 1; }
     exit 0
 fi
 
@@ -1084,6 +1165,7 @@ fi
 report
 echo
 plot
+trace_picture
 echo
 if ((run_failures)); then
     status=1
@@ -1093,6 +1175,10 @@ fi
 if ((build_failures)); then
     status=1
     echo "BUILD FAILURES: $build_failures peer(s) configured but failed to build (see $BUILDLOG)"
+fi
+if [[ -n $trace_failure ]]; then
+    status=1
+    echo "TRACE PICTURE FAILED: $trace_failure"
 fi
 [[ -s $MISMATCHES ]] && echo "CHECKSUM MISMATCHES: $(wc -l <"$MISMATCHES") (listed above and in $MISMATCHES)"
 echo "results: $RESULTS, $MEDIANS, $TABLE, $MARKDOWN"
