@@ -147,6 +147,7 @@ crew__ring_new(size_t capacity)
     if (ring == NULL)
         return NULL;
     ring->written = 0;
+    ring->next = 0;
     ring->capacity = capacity;
     return ring;
 }
@@ -245,6 +246,10 @@ crew__run_begin_slow(crew_pool *pool, struct crew__run *run)
     run->session = 0;
     run->slot = NULL;
     run->watched = false;
+    if (run->kind == CREW__RUN_RUNNER) {
+        run->observing = 0; /* nor does its end */
+        return;
+    }
     if ((run->observing & CREW__OBSERVE_TRACE) != 0) {
         /* Relaxed: checked again before the record is written. */
         run->session = atomic_load_explicit(&o->session, memory_order_relaxed);
@@ -291,7 +296,10 @@ record(struct crew__observer *o, const struct crew__run *run, uint64_t end,
         struct crew__ring *ring = s->ring;
 
         if (ring != NULL) {
-            ring->records[ring->written++ % ring->capacity] =
+            ring->written++;
+            if (ring->next == ring->capacity)
+                ring->next = 0;
+            ring->records[ring->next++] =
                 (struct crew__record){.fn = run->fn,
                                       .queued = run->queued,
                                       .start = run->start,

@@ -38,6 +38,7 @@ enum crew__run_kind {
     CREW__RUN_TASK,    /* a task, continuation or group member */
     CREW__RUN_CHUNK,   /* a parallel loop's chunk */
     CREW__RUN_SPAWNED, /* a spawned call another worker stole */
+    CREW__RUN_RUNNER,  /* a loop's runner: not observed, its chunks are */
 };
 
 /* Histograms of 32 buckets an octave: a bucket's width is at most 1/32
@@ -71,9 +72,11 @@ struct crew__record {
 };
 
 /* The newest records of one thread, in a session: `written` of them in
- * all, the last `capacity` kept, record i at i % capacity. */
+ * all, the last `capacity` kept; the next goes to `next`, which wraps to
+ * 0 (a compare, where `written % capacity` would be a division a task). */
 struct crew__ring {
     uint64_t written;
+    size_t next;
     size_t capacity;
     struct crew__record records[];
 };

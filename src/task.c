@@ -235,13 +235,13 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
         .pool = closure.pool,
         .spawns = crew__sched_spawns(closure.pool->sched)};
     struct crew__outcome outcome = {.state = CREW_SUCCEEDED};
-    struct crew__run run = {.observing = 0};
+    struct crew__run run;
     int rc;
 
     /* A loop's runner is no task of the user's: its chunks are. */
-    if (!future->internal)
-        crew__run_begin(closure.pool, &run, (void (*)(void))closure.fn,
-                        closure.queued, CREW__RUN_TASK);
+    crew__run_begin(closure.pool, &run, (void (*)(void))closure.fn,
+                    closure.queued,
+                    future->internal ? CREW__RUN_RUNNER : CREW__RUN_TASK);
     rc = call_as_running(&task, closure.fn, closure.arg);
 
     if (closure.arg_free != NULL)
