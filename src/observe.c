@@ -60,11 +60,20 @@ retire(struct crew__observer_seams *seams, bool orphan)
         watchdog_retire(o, orphan);
 }
 
-static void
-slot_free_ring(struct crew__slot *s)
+void
+crew__observer_free_rings(struct crew__observer *o)
 {
-    crew__free(s->ring);
-    s->ring = NULL;
+    for (unsigned i = 0; i < o->threads; i++) {
+        crew__free(o->slots[i].ring);
+        o->slots[i].ring = NULL;
+    }
+    /* Acquire: see crew_pool_latency_get()'s reading of the list. */
+    for (struct crew__slot *s =
+             atomic_load_explicit(&o->others, memory_order_acquire);
+         s != NULL; s = s->next) {
+        crew__free(s->ring);
+        s->ring = NULL;
+    }
 }
 
 static void
@@ -75,14 +84,12 @@ observer_free(struct crew__observer_seams *seams, bool orphan)
 
     if (o->watchdog_free != NULL)
         o->watchdog_free(o);
-    for (unsigned i = 0; i < o->threads; i++)
-        slot_free_ring(&o->slots[i]);
+    crew__observer_free_rings(o);
     crew__free(o->slots);
     for (struct crew__slot *s =
              atomic_load_explicit(&o->others, memory_order_relaxed);
          s != NULL; s = next) {
         next = s->next;
-        slot_free_ring(s);
         crew__free(s);
     }
     if (!orphan)

@@ -160,6 +160,10 @@ crew__observer_of(const crew_pool *pool)
                                                          memory_order_acquire);
 }
 
+/* Free every slot's ring, the workers' and the others': no thread
+ * records into them (no session, or a stop that waited for the writers). */
+void crew__observer_free_rings(struct crew__observer *o);
+
 /* A new ring of `capacity` records; NULL on ENOMEM (or an overflowing
  * size). */
 struct crew__ring *crew__ring_new(size_t capacity);

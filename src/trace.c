@@ -29,21 +29,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NAMES 64 /* symbol names a stop keeps at hand: a direct-mapped cache \
-                  */
+#define NAMES                                                      \
+    64 /* symbol names a stop keeps at hand: a direct-mapped cache \
+        */
 
 /* Numbers of sessions, unique in the process: 0 is "none". */
 static _Atomic uint64_t sessions;
-
-/* Free the rings of the workers' slots, from the first `n`. */
-static void
-free_rings(struct crew__observer *o, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        crew__free(o->slots[i].ring);
-        o->slots[i].ring = NULL;
-    }
-}
 
 int
 crew_trace_start(crew_pool *pool, size_t events)
@@ -69,7 +60,7 @@ crew_trace_start(crew_pool *pool, size_t events)
     for (i = 0; i < o->threads; i++) {
         o->slots[i].ring = crew__ring_new(events);
         if (o->slots[i].ring == NULL) {
-            free_rings(o, i);
+            crew__observer_free_rings(o);
             err = ENOMEM;
             goto out_unlock;
         }
@@ -350,11 +341,7 @@ crew_trace_stop(crew_pool *pool, FILE *json)
             w.err = errno != 0 ? errno : EIO;
         err = w.err;
     }
-    free_rings(o, o->threads);
-    for (struct crew__slot *s = others_of(o); s != NULL; s = s->next) {
-        crew__free(s->ring);
-        s->ring = NULL;
-    }
+    crew__observer_free_rings(o);
     atomic_store_explicit(&o->dropped, 0, memory_order_relaxed);
 out_unlock:
     if (!orphan)
