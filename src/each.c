@@ -64,11 +64,21 @@ static void run_each(struct crew__job *job, bool cancel,
                      struct crew__tally *tally);
 static void destroy_each(crew_future *future);
 
+/* A batch's task calls call_each(), which calls the user's fn. */
+static crew__function
+each_traced(const crew_future *future)
+{
+    const struct batch *batch = future->u.task.arg;
+
+    return (crew__function)batch->fn;
+}
+
 static const struct crew__future_ops each_ops = {
     .job = {.run = run_each},
     .cancel = crew__task_cancel,
     .destroy = destroy_each,
     .needs_worker = true,
+    .traced = each_traced,
 };
 
 static void

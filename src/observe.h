@@ -202,17 +202,27 @@ void crew__run_begin_slow(crew_pool *pool, struct crew__run *run);
 void crew__run_end_slow(crew_pool *pool, struct crew__run *run,
                         crew_state state, int code);
 
-/* A run of fn begins on the calling thread: `queued` is its stamp
- * (crew__pool_submit(); 0 if none). Inline: it is on every task's path. */
-static CREW__ALWAYS_INLINE void
-crew__run_begin(crew_pool *pool, struct crew__run *run, void (*fn)(void),
-                uint64_t queued, enum crew__run_kind kind)
+/* Whether a run beginning on the calling thread is observed: a trace
+ * records or a watchdog is set. If so, the caller fills in the run's
+ * fn, queued and kind, and calls crew__run_begin_slow(). Inline: it is
+ * on every task's path, and costs a load and a branch. */
+static CREW__ALWAYS_INLINE bool
+crew__run_observed(crew_pool *pool, struct crew__run *run)
 {
     /* Relaxed: a switch. A run that misses a start goes unrecorded; one
      * that sees it reads the session afresh (crew__run_begin_slow()). */
     run->observing =
         atomic_load_explicit(&pool->observing, memory_order_relaxed);
-    if (run->observing != 0) {
+    return run->observing != 0;
+}
+
+/* A run of fn begins on the calling thread: `queued` is its stamp
+ * (crew__pool_submit(); 0 if none). */
+static CREW__ALWAYS_INLINE void
+crew__run_begin(crew_pool *pool, struct crew__run *run, void (*fn)(void),
+                uint64_t queued, enum crew__run_kind kind)
+{
+    if (crew__run_observed(pool, run)) {
         run->fn = fn;
         run->queued = queued;
         run->kind = (unsigned char)kind;

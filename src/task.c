@@ -207,6 +207,22 @@ count_outcome(struct crew__tally *tally, const crew_future *future,
                       1);
 }
 
+/* A trace records or a watchdog is set: the task's run begins,
+ * observed as a run of the user's function. */
+static CREW__COLD void
+observe_begin(struct crew__run *run, const crew_future *future,
+              const struct crew__closure *closure)
+{
+    crew__function (*traced)(const crew_future *) =
+        crew__future_ops(future)->traced;
+
+    run->fn = traced != NULL ? traced(future) : (crew__function)closure->fn;
+    run->queued = closure->queued;
+    /* A loop's runner is no task of the user's: its chunks are. */
+    run->kind = future->internal ? CREW__RUN_RUNNER : CREW__RUN_TASK;
+    crew__run_begin_slow(closure->pool, run);
+}
+
 void
 crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
 {
@@ -238,10 +254,8 @@ crew__task_run(struct crew__job *job, bool cancel, struct crew__tally *tally)
     struct crew__run run;
     int rc;
 
-    /* A loop's runner is no task of the user's: its chunks are. */
-    crew__run_begin(closure.pool, &run, (void (*)(void))closure.fn,
-                    closure.queued,
-                    future->internal ? CREW__RUN_RUNNER : CREW__RUN_TASK);
+    if (crew__run_observed(closure.pool, &run))
+        observe_begin(&run, future, &closure);
     rc = call_as_running(&task, closure.fn, closure.arg);
 
     if (closure.arg_free != NULL)

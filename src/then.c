@@ -107,11 +107,19 @@ input_resolved(struct crew__completion *node, crew_future *input)
 
 static int then_cancel(crew_future *future);
 
+/* A continuation's run calls then_run(), which calls the user's fn. */
+static crew__function
+then_traced(const crew_future *future)
+{
+    return (crew__function)crew__container_of(future, struct then, base)->fn;
+}
+
 static const struct crew__future_ops then_ops = {
     .job = {.run = crew__task_run},
     .cancel = then_cancel,
     .destroy = crew__future_free, /* done with its input before it resolved */
     .needs_worker = true,
+    .traced = then_traced,
 };
 
 int

@@ -2686,3 +2686,82 @@ CREW_TEST(faults, a_group_without_memory_for_its_aggregate_says_so)
     expect_pool_runs(pool);
     crew_pool_destroy(pool);
 }
+
+/*
+ * Traces and the watchdog: ENOMEM at every allocation (the observer, its
+ * slots, each worker's ring; the watchdog's state), EAGAIN when the
+ * monitor thread cannot start; each changes nothing, and the call then
+ * succeeds.
+ */
+static bool
+trace_start_step(long k, void *ctx)
+{
+    crew_pool *pool = ctx;
+    bool fired = CALL_ARMED(k, crew_trace_start(pool, 1000));
+
+    /* Nothing records after a failure; a stop says so. */
+    cr_assert_eq(crew_trace_stop(pool, NULL), fired ? EALREADY : 0,
+                 "allocation %ld", k);
+    return fired;
+}
+
+CREW_TEST(faults, trace_start_returns_enomem_at_every_allocation)
+{
+    crew_pool *pool = crew_test_pool(2);
+    crew_latency latency;
+
+    each_allocation("crew_trace_start", MAX_ALLOCS, trace_start_step, pool);
+    /* Tasks run, and are timed by a start that goes through. */
+    expect_pool_runs(pool);
+    cr_assert_eq(crew_trace_start(pool, 10), 0);
+    expect_pool_runs(pool);
+    cr_assert_eq(crew_trace_stop(pool, NULL), 0);
+    cr_assert_eq(crew_pool_latency_get(pool, &latency), 0);
+    cr_assert_eq(latency.tasks, 1);
+    crew_pool_destroy(pool);
+}
+
+static void
+never_stuck(const crew_stuck *stuck, void *user)
+{
+    (void)stuck;
+    (void)user;
+}
+
+static bool
+watchdog_step(long k, void *ctx)
+{
+    crew_pool *pool = ctx;
+
+    return CALL_ARMED(k, crew_pool_watchdog(pool, 1000000000, never_stuck,
+                                            NULL));
+}
+
+CREW_TEST(faults, watchdog_returns_enomem_at_every_allocation)
+{
+    crew_pool *pool = crew_test_pool(1);
+
+    each_allocation("crew_pool_watchdog", MAX_ALLOCS, watchdog_step, pool);
+    expect_pool_runs(pool);
+    cr_assert_eq(crew_pool_watchdog(pool, 0, NULL, NULL), 0);
+    crew_pool_destroy(pool);
+}
+
+CREW_TEST(faults, watchdog_without_a_thread_is_eagain_and_sets_nothing)
+{
+    crew_pool *pool = crew_test_pool(1);
+    int err;
+    bool fired;
+
+    crew_test_fail_thread(0);
+    err = crew_pool_watchdog(pool, 1000000000, never_stuck, NULL);
+    fired = crew_test_fault_fired();
+    crew_test_fail_thread(-1);
+    cr_assert(fired, "no thread was started for the watchdog");
+    cr_assert_eq(err, EAGAIN, "%d, not EAGAIN", err);
+    expect_pool_runs(pool);
+    /* Nothing was set: a removal has nothing to join; a new one starts. */
+    cr_assert_eq(crew_pool_watchdog(pool, 0, NULL, NULL), 0);
+    cr_assert_eq(crew_pool_watchdog(pool, 1000000000, never_stuck, NULL), 0);
+    crew_pool_destroy(pool);
+}

@@ -29,6 +29,11 @@ TestSuite(latency, CREW_SUITE);
 /* Exported (external linkage, -rdynamic): named in the trace. */
 int trace_coded_task(crew_task *task, void *arg);
 int trace_range(crew_task *task, size_t lo, size_t hi, void *arg);
+int trace_then(crew_task *task, crew_future *input, void *arg);
+int trace_each(crew_task *task, size_t index, void *arg);
+int trace_member(crew_task *task, void *arg);
+int trace_reduce(crew_task *task, size_t lo, size_t hi, void *partial,
+                 void *arg);
 
 static uint64_t
 now_ns(void)
@@ -432,6 +437,99 @@ spawner(crew_task *task, void *arg)
     while (!atomic_load(&ran))
         sched_yield();
     return crew_sync(task, &frame);
+}
+
+int
+trace_then(crew_task *task, crew_future *input, void *arg)
+{
+    (void)task;
+    (void)input;
+    (void)arg;
+    return 0;
+}
+
+int
+trace_each(crew_task *task, size_t index, void *arg)
+{
+    (void)task;
+    (void)index;
+    (void)arg;
+    return 0;
+}
+
+int
+trace_member(crew_task *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 0;
+}
+
+int
+trace_reduce(crew_task *task, size_t lo, size_t hi, void *partial, void *arg)
+{
+    (void)task;
+    (void)arg;
+    *(size_t *)partial += hi - lo;
+    return 0;
+}
+
+static void
+add_sizes(void *into, const void *from, void *arg)
+{
+    (void)arg;
+    *(size_t *)into += *(const size_t *)from;
+}
+
+/* How many complete events are named `name`. */
+static size_t
+count_named(const cJSON *json, const char *name)
+{
+    const cJSON *events[200];
+    size_t n = tasks_of(json, events, 200), k = 0;
+
+    for (size_t e = 0; e < n; e++)
+        k += strcmp(string_of(events[e], "name"), name) == 0;
+    return k;
+}
+
+CREW_TEST(trace, every_kind_of_run_is_named_after_the_users_function)
+{
+    crew_pool *pool = crew_test_pool(1);
+    struct coded coded = {.i = 0};
+    crew_future *task, *then, *each[3];
+    crew_group *group;
+    size_t sum = 0;
+    cJSON *json;
+
+    cr_assert_eq(crew_trace_start(pool, 100), 0);
+    cr_assert_eq(crew_submit(pool, trace_coded_task, &coded, &task), 0);
+    cr_assert_eq(crew_then(pool, task, trace_then, NULL, NULL, &then), 0);
+    cr_assert_eq(crew_submit_each(pool, 3, trace_each, NULL, NULL, 0, each), 0);
+    cr_assert_eq(crew_group_create(&group, pool, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(
+            crew_group_submit(group, trace_member, NULL, NULL, 0, NULL, NULL),
+            0);
+    cr_assert_eq(crew_group_wait(group, NULL), 0);
+    crew_group_destroy(group);
+    cr_assert_eq(crew_parallel_reduce(pool, 0, 8, 2, trace_reduce, add_sizes,
+                                      NULL, &sum, sizeof(sum), NULL),
+                 0);
+    cr_assert_eq(sum, 8);
+    cr_assert_eq(crew_future_wait(then), 0);
+    cr_assert_eq(crew_wait_all(each, 3, NULL), 0);
+    json = stop_and_parse(pool);
+    cr_assert_eq(count_named(json, "trace_coded_task"), 1);
+    cr_assert_eq(count_named(json, "trace_then"), 1);
+    cr_assert_eq(count_named(json, "trace_each"), 3);
+    cr_assert_eq(count_named(json, "trace_member"), 2);
+    cr_assert_eq(count_named(json, "trace_reduce"), 4);
+    cJSON_Delete(json);
+    crew_future_release(task);
+    crew_future_release(then);
+    crew_future_release_all(each, 3);
+    crew_pool_destroy(pool);
 }
 
 CREW_TEST(trace, a_stolen_spawned_call_is_recorded_where_it_ran)

@@ -21,6 +21,10 @@
  * a canceller has claimed and is resolving. Readers see it as pending. */
 #define CREW__CLAIMED 5u
 
+/* Any function, as traces and the watchdog name it: cast back to its
+ * own type before calling. */
+typedef void (*crew__function)(void);
+
 /*
  * What a kind of future does differently. Its first member is the job
  * class the scheduler calls to run a queued future (a task, a
@@ -51,6 +55,11 @@ struct crew__future_ops {
      * other than its own future (a member's group). NULL: nothing else
      * asks. */
     bool (*stop_requested)(const crew_future *future);
+    /* The user's function a run of this kind calls, where the closure's
+     * is the kind's own wrapper (a continuation's, a batch's task's), for
+     * traces and the watchdog to name; read before the run. NULL: the
+     * closure's. */
+    crew__function (*traced)(const crew_future *future);
 };
 
 /* A node on a future's completion list: fire(node, future) runs once,
